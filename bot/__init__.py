@@ -1,0 +1,1 @@
+"""Composition root: configuration, database, CLI, web server, scheduler."""

@@ -1,0 +1,276 @@
+"""`python -m bot ...` (also installed as `amazon-xero-bot`).
+
+Exit status: 0 done; 1 the work failed (an upstream error); 2 the command could not proceed
+(bad arguments, bad configuration, unknown names). Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any, NoReturn
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.container import Container
+from services.errors import ErrorKind, ServiceError
+from services.integrations import IntegrationSpec
+from services.marketplaces import Region
+from services.models import Integration
+
+EXIT_FAILED = 1
+EXIT_CANNOT_PROCEED = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: the message says what to fix.
+        self.exit(EXIT_CANNOT_PROCEED, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-01-31") from None
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def integration_json(container: Container, integration: Integration) -> dict[str, Any]:
+    """What the CLI shows of an integration; never a token."""
+    expires = container.integrations.authorization_expires_at(integration)
+    return {
+        "name": integration.name,
+        "status": integration.status,
+        "region": integration.region,
+        "marketplaces": list(integration.marketplaces),
+        "start_date": integration.start_date.isoformat(),
+        "invoice_status": integration.invoice_status,
+        "sales_account_code": integration.sales_account_code,
+        "shipping_account_code": integration.shipping_account_code,
+        "errors_channel": integration.errors_channel,
+        "summary_channel": integration.summary_channel,
+        "amazon_selling_partner_id": integration.amazon_selling_partner_id,
+        "amazon_authorized_at": _iso(integration.amazon_authorized_at),
+        "amazon_authorization_expires_at": _iso(expires),
+        "xero_tenant_id": integration.xero_tenant_id,
+        "xero_tenant_name": integration.xero_tenant_name,
+        "created_at": _iso(integration.created_at),
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _cmd_db_upgrade(container: Container, _args: argparse.Namespace) -> int:
+    container.migrate()
+    print("Database is at the latest schema.")
+    return 0
+
+
+def _cmd_integration_add(container: Container, args: argparse.Namespace) -> int:
+    amazon_token = args.amazon_refresh_token or os.environ.get("AMAZON_REFRESH_TOKEN", "")
+    xero_token = args.xero_refresh_token or os.environ.get("XERO_REFRESH_TOKEN", "")
+    for variable, value in (
+        ("AMAZON_REFRESH_TOKEN", amazon_token),
+        ("XERO_REFRESH_TOKEN", xero_token),
+    ):
+        if not value:
+            raise ConfigError(variable, "is required by `integration add` (environment or flag)")
+    spec = IntegrationSpec(
+        name=args.name,
+        region=Region(args.region),
+        marketplaces=tuple(args.marketplace),
+        start_date=args.start_date,
+        errors_channel=args.errors_channel,
+        summary_channel=args.summary_channel,
+    )
+    container.migrate()
+    integration = container.integrations.create_connected(
+        spec,
+        actor=_actor(),
+        selling_partner_id=args.selling_partner_id,
+        amazon_refresh_token=amazon_token,
+        xero_tenant_id=args.xero_tenant_id,
+        xero_refresh_token=xero_token,
+    )
+    print(f"Integration {integration.name} is {integration.status.replace('_', ' ')}.")
+    return 0
+
+
+def _cmd_integration_list(container: Container, args: argparse.Namespace) -> int:
+    container.migrate()
+    integrations = container.integrations.list()
+    if args.json:
+        print(json.dumps([integration_json(container, i) for i in integrations], indent=2))
+        return 0
+    if not integrations:
+        print("No integrations yet. Add one with `integration add` or /amazon setup in Slack.")
+        return 0
+    width = max(len(i.name) for i in integrations)
+    for integration in integrations:
+        print(
+            f"{integration.name:<{width}}  {integration.status:<21}  {integration.region}  "
+            f"{','.join(integration.marketplaces)}  from {integration.start_date.isoformat()}"
+        )
+    return 0
+
+
+def _cmd_integration_show(container: Container, args: argparse.Namespace) -> int:
+    container.migrate()
+    integration = container.integrations.get(args.name)
+    shown = integration_json(container, integration)
+    if args.json:
+        print(json.dumps(shown, indent=2))
+        return 0
+    width = max(len(key) for key in shown)
+    for key, value in shown.items():
+        print(f"{key:<{width}}  {value if value is not None else '-'}")
+    print("\nAudit log:")
+    for entry in container.integrations.audit_log(integration.id):
+        print(f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.actor}  {entry.action}")
+    return 0
+
+
+def _cmd_integration_stop(container: Container, args: argparse.Namespace) -> int:
+    container.migrate()
+    integration = container.integrations.stop(args.name, actor=_actor())
+    print(
+        f"{integration.name} is stopped: no data is pulled for the next period "
+        "until it is activated again."
+    )
+    return 0
+
+
+def _cmd_integration_activate(container: Container, args: argparse.Namespace) -> int:
+    container.migrate()
+    integration = container.integrations.activate(args.name, actor=_actor())
+    print(f"{integration.name} is active again.")
+    return 0
+
+
+def _cmd_integration_refresh(container: Container, args: argparse.Namespace) -> int:
+    from services.connect import Purpose
+
+    container.migrate()
+    integration = container.integrations.get(args.name)
+    url = container.connect.amazon_consent_url(integration, actor=_actor(), purpose=Purpose.REFRESH)
+    print(
+        "Open this link within 10 minutes, signed in to Seller Central as the seller, to renew "
+        f"the Amazon authorization of {integration.name}:\n{url}"
+    )
+    return 0
+
+
+def _cmd_run(container: Container, _args: argparse.Namespace) -> int:
+    from bot.server import serve
+
+    return serve(container)
+
+
+def _cmd_demo(_container: Container, _args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo()
+
+
+def _cmd_sandbox(_container: Container, args: argparse.Namespace) -> int:
+    from sandbox.world import serve_forever
+
+    return serve_forever(port_base=args.port_base)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="amazon-xero-bot", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser(
+        "run", help="serve Slack, the OAuth callbacks and the scheduler"
+    ).set_defaults(handler=_cmd_run)
+    commands.add_parser(
+        "demo", help="connect a sandbox integration end to end, offline"
+    ).set_defaults(handler=_cmd_demo)
+    sandbox = commands.add_parser("sandbox", help="serve the Amazon, Xero and Slack stand-ins")
+    sandbox.add_argument("--port-base", type=int, default=8701, help="first of three ports")
+    sandbox.set_defaults(handler=_cmd_sandbox)
+
+    database = commands.add_parser("db", help="database maintenance")
+    db_commands = database.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    db_commands.add_parser("upgrade", help="apply the migrations").set_defaults(
+        handler=_cmd_db_upgrade
+    )
+
+    integration = commands.add_parser("integration", help="manage integrations")
+    actions = integration.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    add = actions.add_parser("add", help="add an active integration from existing tokens")
+    add.add_argument("--name", required=True)
+    add.add_argument("--region", required=True, choices=[r.value for r in Region])
+    add.add_argument("--marketplace", required=True, action="append", metavar="ID")
+    add.add_argument("--start-date", required=True, type=_date, metavar="YYYY-MM-DD")
+    add.add_argument("--selling-partner-id", required=True)
+    add.add_argument("--xero-tenant-id", required=True)
+    add.add_argument("--errors-channel")
+    add.add_argument("--summary-channel")
+    add.add_argument(
+        "--amazon-refresh-token", help="prefer AMAZON_REFRESH_TOKEN: flags show in process lists"
+    )
+    add.add_argument(
+        "--xero-refresh-token", help="prefer XERO_REFRESH_TOKEN: flags show in process lists"
+    )
+    add.set_defaults(handler=_cmd_integration_add)
+
+    listing = actions.add_parser("list", help="list integrations")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_cmd_integration_list)
+    show = actions.add_parser("show", help="show one integration and its audit log")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_cmd_integration_show)
+    handlers: dict[str, tuple[str, Callable[[Container, argparse.Namespace], int]]] = {
+        "stop": ("stop pulling data from the next period on", _cmd_integration_stop),
+        "activate": ("resume a stopped integration", _cmd_integration_activate),
+        "refresh": (
+            "print a new Amazon consent link (renews the 365 days)",
+            _cmd_integration_refresh,
+        ),
+    }
+    for action, (help_text, handler) in handlers.items():
+        sub = actions.add_parser(action, help=help_text)
+        sub.add_argument("name")
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    prog = "amazon-xero-bot"
+    try:
+        container = Container(settings or load_settings())
+        return int(args.handler(container, args))
+    except ConfigError as error:
+        print(f"{prog}: configuration error: {error}", file=sys.stderr)
+        return EXIT_CANNOT_PROCEED
+    except ServiceError as error:
+        print(f"{prog}: {error.message}", file=sys.stderr)
+        cannot_proceed = error.kind in (ErrorKind.VALIDATION, ErrorKind.NOT_FOUND, ErrorKind.AUTH)
+        return EXIT_CANNOT_PROCEED if cannot_proceed else EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130

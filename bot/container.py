@@ -1,0 +1,124 @@
+"""Builds the services from the settings: the one place where the object graph is wired."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import db
+from bot.config import DATA_DIR, Settings
+from services.amazon import LwaClient, SpApiClient
+from services.connect import AmazonApp, ConnectService
+from services.crypto import TokenCipher
+from services.integrations import IntegrationService, XeroTokenStore
+from services.marketplaces import Region
+from services.models import Integration
+from services.xero import XeroAuth, XeroClient
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = DATA_DIR / "token-encryption.key"
+
+
+def load_or_create_key(settings: Settings, key_file: Path = KEY_FILE) -> str:
+    """TOKEN_ENCRYPTION_KEY, or a key generated once into the data directory."""
+    if settings.token_encryption_key:
+        return settings.token_encryption_key
+    if key_file.is_file():
+        return key_file.read_text().strip()
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key().decode()
+    # Created owner-only; losing this file makes the stored refresh tokens unreadable.
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    log.warning(
+        "TOKEN_ENCRYPTION_KEY is not set: generated one into %s. Back it up, or set the "
+        "variable; without it the stored tokens cannot be read.",
+        key_file,
+    )
+    return key
+
+
+@dataclass
+class Container:
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        return db.make_engine(self.settings.database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return db.make_sessions(self.engine)
+
+    def migrate(self) -> None:
+        db.upgrade(self.engine)
+
+    @cached_property
+    def cipher(self) -> TokenCipher:
+        return TokenCipher(load_or_create_key(self.settings))
+
+    @cached_property
+    def integrations(self) -> IntegrationService:
+        return IntegrationService(self.sessions, self.cipher)
+
+    @cached_property
+    def lwa(self) -> LwaClient:
+        self.settings.require("AMAZON_LWA_CLIENT_ID", "AMAZON_LWA_CLIENT_SECRET")
+        return LwaClient(
+            token_url=self.settings.amazon_lwa_url,
+            client_id=self.settings.amazon_lwa_client_id or "",
+            client_secret=self.settings.amazon_lwa_client_secret or "",
+        )
+
+    @cached_property
+    def xero_auth(self) -> XeroAuth:
+        self.settings.require("XERO_CLIENT_ID", "XERO_CLIENT_SECRET")
+        return XeroAuth(
+            login_url=self.settings.xero_login_url,
+            identity_url=self.settings.xero_identity_url,
+            api_url=self.settings.xero_api_url,
+            client_id=self.settings.xero_client_id or "",
+            client_secret=self.settings.xero_client_secret or "",
+        )
+
+    @cached_property
+    def connect(self) -> ConnectService:
+        self.settings.require("AMAZON_SPAPI_APPLICATION_ID")
+        return ConnectService(
+            self.sessions,
+            self.integrations,
+            lwa=self.lwa,
+            amazon_app=AmazonApp(
+                application_id=self.settings.amazon_spapi_application_id or "",
+                is_draft=self.settings.amazon_app_is_draft,
+                seller_central_url=self.settings.seller_central_url,
+            ),
+            xero_auth=self.xero_auth,
+            public_base_url=self.settings.public_base_url,
+        )
+
+    def spapi(self, integration: Integration) -> SpApiClient:
+        return SpApiClient(
+            endpoint=self.settings.spapi_endpoint(Region(integration.region)),
+            lwa=self.lwa,
+            refresh_token=self.integrations.amazon_refresh_token(integration),
+        )
+
+    def xero(self, integration: Integration) -> XeroClient:
+        if integration.xero_tenant_id is None:
+            raise ValueError(f"{integration.name} has no Xero tenant")
+        return XeroClient(
+            auth=self.xero_auth,
+            api_url=self.settings.xero_api_url,
+            tenant_id=integration.xero_tenant_id,
+            token_store=XeroTokenStore(self.integrations, integration.id),
+        )

@@ -1,0 +1,25 @@
+"""`python -m bot run`: the web server, on waitress."""
+
+from __future__ import annotations
+
+import logging
+
+from waitress import serve as waitress_serve
+
+from bot.container import Container
+from bot.web import create_web_app
+
+log = logging.getLogger(__name__)
+
+
+def serve(container: Container) -> int:
+    container.migrate()
+    settings = container.settings
+    app = create_web_app(container)
+    log.info(
+        "serving on port %s; OAuth callbacks under %s/oauth/",
+        settings.port,
+        settings.public_base_url,
+    )
+    waitress_serve(app, host="0.0.0.0", port=settings.port, threads=8)
+    return 0

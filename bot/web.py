@@ -1,0 +1,100 @@
+"""The web server: Amazon and Xero OAuth callbacks and the health check (Slack joins in later).
+
+Served by waitress, a production WSGI server, never Flask's development server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, render_template_string, request
+from sqlalchemy import text
+
+from bot.container import Container
+from services.connect import AMAZON_CALLBACK_PATH, XERO_CALLBACK_PATH, CallbackOutcome
+from services.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}
+h1{font-size:1.4rem}.ok{color:#1a7f37}.fail{color:#b42318}</style></head>
+<body><h1 class="{{ 'ok' if ok else 'fail' }}">{{ title }}</h1><p id="message">{{ message }}</p>
+<p>You can close this window and return to Slack.</p></body></html>"""
+
+
+def _page(title: str, message: str, *, ok: bool, status: int) -> Response:
+    html = render_template_string(_PAGE, title=title, message=message, ok=ok)
+    return Response(html, status=status, mimetype="text/html")
+
+
+def _outcome_page(outcome: CallbackOutcome) -> Response:
+    title = "Connected" if outcome.connected else "Step complete"
+    return _page(title, outcome.message, ok=True, status=200)
+
+
+def _failure_page(error: ServiceError) -> Response:
+    status = 400 if not error.retryable else 502
+    return _page("Connection not completed", error.message, ok=False, status=status)
+
+
+class LateBoundApp:
+    """A WSGI app set after its server is listening, when the server's URL is needed to build it."""
+
+    def __init__(self) -> None:
+        self.app: Callable[..., Any] | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self.app is None:
+            raise RuntimeError("the web app is not built yet")
+        return self.app(environ, start_response)
+
+
+def create_web_app(container: Container) -> Flask:
+    app = Flask("amazon-xero-bot")
+
+    @app.get("/healthz")
+    def healthz() -> tuple[dict[str, str], int]:
+        try:
+            with container.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            log.exception("health check: database unreachable")
+            return {"status": "unavailable", "database": "unreachable"}, 503
+        return {"status": "ok", "database": "ok"}, 200
+
+    @app.get(AMAZON_CALLBACK_PATH)
+    def amazon_callback() -> Response:
+        try:
+            outcome = container.connect.complete_amazon(
+                state=request.args.get("state", ""),
+                code=request.args.get("spapi_oauth_code", ""),
+                selling_partner_id=request.args.get("selling_partner_id", ""),
+            )
+        except ServiceError as error:
+            return _failure_page(error)
+        return _outcome_page(outcome)
+
+    @app.get(XERO_CALLBACK_PATH)
+    def xero_callback() -> Response:
+        if request.args.get("error"):
+            # The user declined at Xero (error=access_denied); the state stays unused.
+            return _page(
+                "Connection not completed",
+                "Xero access was not granted, so nothing was connected. Start again from Slack "
+                "when you are ready.",
+                ok=False,
+                status=400,
+            )
+        try:
+            outcome = container.connect.complete_xero(
+                state=request.args.get("state", ""), code=request.args.get("code", "")
+            )
+        except ServiceError as error:
+            return _failure_page(error)
+        return _outcome_page(outcome)
+
+    return app

@@ -1,0 +1,1 @@
+"""Slack listeners: parse the payload, ack fast, call a service, render Block Kit."""

@@ -1,0 +1,34 @@
+"""Run a WSGI app on a loopback port in a background thread (tests, demo, sandbox command)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from waitress.server import create_server
+
+WsgiApp = Callable[..., Any]
+
+
+class LoopbackServer:
+    """A waitress server bound to 127.0.0.1; port 0 picks a free one."""
+
+    def __init__(self, app: WsgiApp, port: int = 0, threads: int = 8) -> None:
+        self._server = create_server(app, host="127.0.0.1", port=port, threads=threads)
+        self.port: int = self._server.effective_port  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> LoopbackServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.close()
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,213 @@
+"""Consent flows: send a user to Amazon's and Xero's consent pages and take the callbacks.
+
+Each redirect carries a random single-use `state` bound to one integration that expires after
+10 minutes; a callback whose state is unknown, used or expired changes nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.amazon import LwaClient, consent_url
+from services.errors import ErrorKind, ServiceError
+from services.integrations import IntegrationService
+from services.models import Integration, IntegrationStatus, OAuthState
+from services.xero import XeroAuth
+
+STATE_LIFETIME = timedelta(minutes=10)
+AMAZON_CALLBACK_PATH = "/oauth/amazon/callback"
+XERO_CALLBACK_PATH = "/oauth/xero/callback"
+
+
+class Provider(StrEnum):
+    AMAZON = "amazon"
+    XERO = "xero"
+
+
+class Purpose(StrEnum):
+    CONNECT = "connect"
+    REFRESH = "refresh"
+
+
+@dataclass(frozen=True)
+class AmazonApp:
+    application_id: str
+    is_draft: bool
+    seller_central_url: Callable[[str], str]  # marketplace id -> Seller Central base URL
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    integration: Integration
+    provider: Provider
+    purpose: Purpose
+    message: str
+
+    @property
+    def connected(self) -> bool:
+        return self.integration.status == IntegrationStatus.ACTIVE
+
+
+class ConnectService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        integrations: IntegrationService,
+        *,
+        lwa: LwaClient,
+        amazon_app: AmazonApp,
+        xero_auth: XeroAuth,
+        public_base_url: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._integrations = integrations
+        self._lwa = lwa
+        self._amazon_app = amazon_app
+        self._xero_auth = xero_auth
+        self._base_url = public_base_url.rstrip("/")
+        self._clock = clock
+
+    @property
+    def amazon_redirect_uri(self) -> str:
+        return self._base_url + AMAZON_CALLBACK_PATH
+
+    @property
+    def xero_redirect_uri(self) -> str:
+        return self._base_url + XERO_CALLBACK_PATH
+
+    def amazon_consent_url(
+        self, integration: Integration, *, actor: str, purpose: Purpose = Purpose.CONNECT
+    ) -> str:
+        state = self._new_state(integration, Provider.AMAZON, purpose, actor)
+        return consent_url(
+            seller_central_url=self._amazon_app.seller_central_url(integration.marketplaces[0]),
+            application_id=self._amazon_app.application_id,
+            state=state,
+            redirect_uri=self.amazon_redirect_uri,
+            draft=self._amazon_app.is_draft,
+        )
+
+    def xero_consent_url(self, integration: Integration, *, actor: str) -> str:
+        state = self._new_state(integration, Provider.XERO, Purpose.CONNECT, actor)
+        return self._xero_auth.authorize_url(state=state, redirect_uri=self.xero_redirect_uri)
+
+    def complete_amazon(self, *, state: str, code: str, selling_partner_id: str) -> CallbackOutcome:
+        oauth_state = self._consume(state, Provider.AMAZON)
+        if not code or not selling_partner_id:
+            raise ServiceError(
+                ErrorKind.VALIDATION,
+                "Amazon did not send an authorization code. Start the connection again from Slack.",
+                retryable=False,
+            )
+        refresh_token = self._lwa.exchange_code(code, self.amazon_redirect_uri)
+        integration = self._integrations.record_amazon_authorization(
+            oauth_state.integration_id,
+            selling_partner_id=selling_partner_id,
+            refresh_token=refresh_token,
+            actor=oauth_state.created_by,
+        )
+        purpose = Purpose(oauth_state.purpose)
+        if purpose == Purpose.REFRESH:
+            message = (
+                f"Amazon authorization for {integration.name} is renewed for another 365 days."
+            )
+        else:
+            message = f"Amazon Seller Central is connected to {integration.name}."
+        return CallbackOutcome(
+            integration, Provider.AMAZON, purpose, _with_next_step(message, integration)
+        )
+
+    def complete_xero(self, *, state: str, code: str) -> CallbackOutcome:
+        oauth_state = self._consume(state, Provider.XERO)
+        if not code:
+            raise ServiceError(
+                ErrorKind.VALIDATION,
+                "Xero did not send an authorization code. Start the connection again from Slack.",
+                retryable=False,
+            )
+        tokens = self._xero_auth.exchange_code(code, self.xero_redirect_uri)
+        tenants = self._xero_auth.connections(tokens.access_token)
+        if not tenants:
+            raise ServiceError(
+                ErrorKind.AUTH,
+                "Xero access was granted but no organisation was chosen. Connect again and pick "
+                "the organisation to post to.",
+                retryable=False,
+            )
+        # Xero lists connections oldest first; the one just authorized is the last.
+        tenant = tenants[-1]
+        integration = self._integrations.record_xero_connection(
+            oauth_state.integration_id,
+            tenant_id=tenant.tenant_id,
+            tenant_name=tenant.name,
+            refresh_token=tokens.refresh_token,
+            actor=oauth_state.created_by,
+        )
+        message = f"Xero organisation {tenant.name} is connected to {integration.name}."
+        return CallbackOutcome(
+            integration, Provider.XERO, Purpose.CONNECT, _with_next_step(message, integration)
+        )
+
+    def _new_state(
+        self, integration: Integration, provider: Provider, purpose: Purpose, actor: str
+    ) -> str:
+        state = secrets.token_urlsafe(32)
+        now = self._clock()
+        with self._sessions.begin() as session:
+            session.add(
+                OAuthState(
+                    state=state,
+                    provider=provider,
+                    purpose=purpose,
+                    integration_id=integration.id,
+                    created_by=actor,
+                    created_at=now,
+                    expires_at=now + STATE_LIFETIME,
+                )
+            )
+        return state
+
+    def _consume(self, state: str, provider: Provider) -> OAuthState:
+        """Mark the state used in one conditional UPDATE, so two callbacks cannot both win."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            claimed = session.execute(
+                update(OAuthState)
+                .where(
+                    OAuthState.state == state,
+                    OAuthState.provider == provider,
+                    OAuthState.used_at.is_(None),
+                    OAuthState.expires_at > now,
+                )
+                .values(used_at=now)
+            ).rowcount
+            oauth_state = session.get(OAuthState, state) if state else None
+        if claimed == 1 and oauth_state is not None:
+            return oauth_state
+        if oauth_state is None or oauth_state.provider != provider:
+            problem = "This link is not one the bot issued"
+        elif oauth_state.used_at is not None:
+            problem = "This link was already used"
+        else:
+            problem = "This link expired (links are valid for 10 minutes)"
+        raise ServiceError(
+            ErrorKind.AUTH,
+            f"{problem}. Nothing was changed. Start the connection again from Slack.",
+            retryable=False,
+        )
+
+
+def _with_next_step(message: str, integration: Integration) -> str:
+    if integration.status == IntegrationStatus.ACTIVE:
+        return f"{message} The integration is active."
+    if integration.xero_refresh_token_encrypted is None:
+        return f"{message} Next, connect Xero."
+    return f"{message} Next, connect Amazon Seller Central."

@@ -1,0 +1,33 @@
+"""Errors as values: a kind, a message a finance person can read, and whether a retry can help.
+
+The same object feeds the ledger, the CLI and the Slack error posts.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    VALIDATION = "validation"
+    AUTH = "auth"
+    RATE_LIMIT = "rate_limit"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    BAD_DATA = "bad_data"
+    NOT_FOUND = "not_found"
+
+
+_RETRYABLE_BY_DEFAULT = {ErrorKind.RATE_LIMIT, ErrorKind.UPSTREAM_UNAVAILABLE}
+
+
+class ServiceError(Exception):
+    """A failure the product explains to its user rather than a programming error."""
+
+    def __init__(self, kind: ErrorKind, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retryable = kind in _RETRYABLE_BY_DEFAULT if retryable is None else retryable
+
+    def __repr__(self) -> str:
+        return f"ServiceError({self.kind.value!r}, {self.message!r}, retryable={self.retryable})"

@@ -1,0 +1,495 @@
+"""The integration lifecycle: set up, update settings, stop, activate, record authorizations.
+
+States: pending_authorization -> active (both Amazon and Xero connected) <-> stopped;
+active -> authorization_expired when Amazon's 365-day authorization lapses; a refresh
+(new Amazon consent) makes it active again. Every change is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.crypto import TokenCipher
+from services.errors import ErrorKind, ServiceError
+from services.marketplaces import MARKETPLACES, Region
+from services.models import AuditEntry, Integration, IntegrationStatus, InvoiceStatus
+
+AMAZON_AUTHORIZATION_LIFETIME = timedelta(days=365)
+NAME_MAX_LENGTH = 50
+LOCAL_WORKSPACE = "local"  # integrations made from the CLI, outside any Slack workspace
+
+Clock = Callable[[], datetime]
+
+
+class InvalidInput(ServiceError):
+    """Bad input, field by field, so a Slack modal can show each message on its field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(ErrorKind.VALIDATION, " ".join(errors.values()), retryable=False)
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class PostingSettings:
+    invoice_status: InvoiceStatus = InvoiceStatus.AUTHORISED
+    sales_account_code: str = "200"
+    shipping_account_code: str = "200"
+    # "DE:19" -> Xero TaxType; overrides the map built from the organisation's tax rates.
+    tax_overrides: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IntegrationSpec:
+    name: str
+    region: Region
+    marketplaces: tuple[str, ...]
+    start_date: date
+    errors_channel: str | None = None
+    summary_channel: str | None = None
+    posting: PostingSettings = field(default_factory=PostingSettings)
+
+
+def _validate(spec: IntegrationSpec, today: date) -> IntegrationSpec:
+    errors: dict[str, str] = {}
+    name = " ".join(spec.name.split())
+    if not 1 <= len(name) <= NAME_MAX_LENGTH:
+        errors["name"] = f"The name must be 1 to {NAME_MAX_LENGTH} characters."
+    if not spec.marketplaces:
+        errors["marketplaces"] = "Choose at least one marketplace."
+    for marketplace_id in spec.marketplaces:
+        known = MARKETPLACES.get(marketplace_id)
+        if known is None:
+            errors["marketplaces"] = f"{marketplace_id} is not an Amazon marketplace id."
+        elif known.region != spec.region:
+            errors["marketplaces"] = (
+                f"{known.domain} belongs to the {known.region.value.upper()} region, "
+                f"not {spec.region.value.upper()}."
+            )
+    if spec.start_date > today:
+        errors["start_date"] = "The start date cannot be in the future."
+    posting = spec.posting
+    for field_name in ("sales_account_code", "shipping_account_code"):
+        if not getattr(posting, field_name).strip():
+            errors[field_name] = "An account code is required."
+    if errors:
+        raise InvalidInput(errors)
+    return replace(spec, name=name, marketplaces=tuple(dict.fromkeys(spec.marketplaces)))
+
+
+class IntegrationService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        cipher: TokenCipher,
+        *,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._cipher = cipher
+        self._clock = clock
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list(self, workspace_id: str = LOCAL_WORKSPACE) -> list[Integration]:
+        with self._sessions() as session:
+            query = select(Integration).where(Integration.workspace_id == workspace_id)
+            return list(session.scalars(query.order_by(Integration.name)))
+
+    def get(self, name: str, workspace_id: str = LOCAL_WORKSPACE) -> Integration:
+        with self._sessions() as session:
+            return self._find(session, name, workspace_id)
+
+    def get_by_id(self, integration_id: int) -> Integration:
+        with self._sessions() as session:
+            integration = session.get(Integration, integration_id)
+            if integration is None:
+                raise ServiceError(ErrorKind.NOT_FOUND, f"No integration with id {integration_id}.")
+            return integration
+
+    def amazon_refresh_token(self, integration: Integration) -> str:
+        if integration.amazon_refresh_token_encrypted is None:
+            raise ServiceError(
+                ErrorKind.AUTH,
+                f"{integration.name} is not connected to Amazon yet.",
+                retryable=False,
+            )
+        return self._cipher.decrypt(integration.amazon_refresh_token_encrypted)
+
+    def xero_refresh_token(self, integration_id: int) -> str:
+        integration = self.get_by_id(integration_id)
+        if integration.xero_refresh_token_encrypted is None:
+            raise ServiceError(
+                ErrorKind.AUTH, f"{integration.name} is not connected to Xero yet.", retryable=False
+            )
+        return self._cipher.decrypt(integration.xero_refresh_token_encrypted)
+
+    def authorization_expires_at(self, integration: Integration) -> datetime | None:
+        if integration.amazon_authorized_at is None:
+            return None
+        return integration.amazon_authorized_at + AMAZON_AUTHORIZATION_LIFETIME
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def create(
+        self,
+        spec: IntegrationSpec,
+        *,
+        actor: str,
+        workspace_id: str = LOCAL_WORKSPACE,
+    ) -> Integration:
+        spec = _validate(spec, self._clock().date())
+        with self._sessions.begin() as session:
+            self._ensure_name_free(session, spec.name, workspace_id)
+            integration = Integration(
+                workspace_id=workspace_id,
+                name=spec.name,
+                region=spec.region.value,
+                marketplaces=list(spec.marketplaces),
+                start_date=spec.start_date,
+                status=IntegrationStatus.PENDING_AUTHORIZATION,
+                invoice_status=spec.posting.invoice_status,
+                sales_account_code=spec.posting.sales_account_code.strip(),
+                shipping_account_code=spec.posting.shipping_account_code.strip(),
+                tax_overrides=dict(spec.posting.tax_overrides),
+                errors_channel=spec.errors_channel,
+                summary_channel=spec.summary_channel,
+                created_by=actor,
+            )
+            session.add(integration)
+            session.flush()
+            self._audit(session, actor, "integration.created", integration, _spec_details(spec))
+            return integration
+
+    def create_connected(
+        self,
+        spec: IntegrationSpec,
+        *,
+        actor: str,
+        selling_partner_id: str,
+        amazon_refresh_token: str,
+        xero_tenant_id: str,
+        xero_refresh_token: str,
+        workspace_id: str = LOCAL_WORKSPACE,
+    ) -> Integration:
+        """For operators who obtained both refresh tokens elsewhere: active at once."""
+        for variable, value in (
+            ("selling partner id", selling_partner_id),
+            ("Amazon refresh token", amazon_refresh_token),
+            ("Xero tenant id", xero_tenant_id),
+            ("Xero refresh token", xero_refresh_token),
+        ):
+            if not value.strip():
+                raise InvalidInput({variable: f"The {variable} is required."})
+        integration = self.create(spec, actor=actor, workspace_id=workspace_id)
+        self.record_amazon_authorization(
+            integration.id,
+            selling_partner_id=selling_partner_id,
+            refresh_token=amazon_refresh_token,
+            actor=actor,
+        )
+        return self.record_xero_connection(
+            integration.id,
+            tenant_id=xero_tenant_id,
+            tenant_name=None,
+            refresh_token=xero_refresh_token,
+            actor=actor,
+        )
+
+    def update_settings(
+        self,
+        name: str,
+        *,
+        actor: str,
+        workspace_id: str = LOCAL_WORKSPACE,
+        **changes: Any,
+    ) -> Integration:
+        with self._sessions.begin() as session:
+            integration = self._find(session, name, workspace_id)
+            current = _spec_of(integration)
+            posting_fields = set(PostingSettings.__dataclass_fields__)
+            posting = replace(
+                current.posting, **{k: v for k, v in changes.items() if k in posting_fields}
+            )
+            spec_changes = {k: v for k, v in changes.items() if k not in posting_fields}
+            unknown = set(spec_changes) - set(IntegrationSpec.__dataclass_fields__)
+            if unknown:
+                raise ValueError(f"unknown settings: {sorted(unknown)}")
+            spec = _validate(
+                replace(current, posting=posting, **spec_changes), self._clock().date()
+            )
+            if spec.name != integration.name:
+                self._ensure_name_free(session, spec.name, workspace_id)
+            before = _spec_details(current)
+            _apply(integration, spec)
+            after = _spec_details(spec)
+            changed = {
+                k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]
+            }
+            self._audit(session, actor, "integration.settings_updated", integration, changed)
+            return integration
+
+    def stop(self, name: str, *, actor: str, workspace_id: str = LOCAL_WORKSPACE) -> Integration:
+        """No data is pulled for the next period until the integration is activated again."""
+        with self._sessions.begin() as session:
+            integration = self._find(session, name, workspace_id)
+            if integration.status == IntegrationStatus.STOPPED:
+                raise ServiceError(
+                    ErrorKind.VALIDATION, f"{integration.name} is already stopped.", retryable=False
+                )
+            if integration.status != IntegrationStatus.ACTIVE:
+                raise ServiceError(
+                    ErrorKind.VALIDATION,
+                    f"{integration.name} is {_describe(integration.status)}; only an active "
+                    "integration can be stopped.",
+                    retryable=False,
+                )
+            integration.status = IntegrationStatus.STOPPED
+            self._audit(session, actor, "integration.stopped", integration, {})
+            return integration
+
+    def activate(
+        self, name: str, *, actor: str, workspace_id: str = LOCAL_WORKSPACE
+    ) -> Integration:
+        with self._sessions.begin() as session:
+            integration = self._find(session, name, workspace_id)
+            if integration.status == IntegrationStatus.ACTIVE:
+                raise ServiceError(
+                    ErrorKind.VALIDATION, f"{integration.name} is already active.", retryable=False
+                )
+            if integration.status != IntegrationStatus.STOPPED:
+                raise ServiceError(
+                    ErrorKind.VALIDATION,
+                    f"{integration.name} is {_describe(integration.status)}: "
+                    + (
+                        "refresh it to authorize Amazon again."
+                        if integration.status == IntegrationStatus.AUTHORIZATION_EXPIRED
+                        else "connect Amazon and Xero first."
+                    ),
+                    retryable=False,
+                )
+            integration.status = IntegrationStatus.ACTIVE
+            self._audit(session, actor, "integration.activated", integration, {})
+            return integration
+
+    def record_amazon_authorization(
+        self, integration_id: int, *, selling_partner_id: str, refresh_token: str, actor: str
+    ) -> Integration:
+        """A (new) Amazon consent: the token is replaced and the 365-day clock restarts."""
+        with self._sessions.begin() as session:
+            integration = self._lock(session, integration_id)
+            previous = integration.amazon_selling_partner_id
+            if previous and previous != selling_partner_id:
+                raise ServiceError(
+                    ErrorKind.VALIDATION,
+                    f"{integration.name} is connected to Amazon seller {previous}, but this "
+                    f"consent was given by seller {selling_partner_id}. Sign in to Seller Central "
+                    "as the original seller, or set up a new integration.",
+                    retryable=False,
+                )
+            integration.amazon_selling_partner_id = selling_partner_id
+            integration.amazon_refresh_token_encrypted = self._cipher.encrypt(refresh_token)
+            integration.amazon_authorized_at = self._clock()
+            action = "amazon.reauthorized" if previous else "amazon.authorized"
+            self._activate_if_connected(integration)
+            self._audit(
+                session, actor, action, integration, {"selling_partner_id": selling_partner_id}
+            )
+            return integration
+
+    def record_xero_connection(
+        self,
+        integration_id: int,
+        *,
+        tenant_id: str,
+        tenant_name: str | None,
+        refresh_token: str,
+        actor: str,
+    ) -> Integration:
+        with self._sessions.begin() as session:
+            integration = self._lock(session, integration_id)
+            integration.xero_tenant_id = tenant_id
+            integration.xero_tenant_name = tenant_name
+            integration.xero_refresh_token_encrypted = self._cipher.encrypt(refresh_token)
+            integration.xero_connected_at = self._clock()
+            self._activate_if_connected(integration)
+            self._audit(
+                session,
+                actor,
+                "xero.connected",
+                integration,
+                {"tenant_id": tenant_id, "tenant_name": tenant_name},
+            )
+            return integration
+
+    def save_xero_refresh_token(self, integration_id: int, refresh_token: str) -> None:
+        """Xero rotates refresh tokens: the new one is committed before it is ever used."""
+        with self._sessions.begin() as session:
+            integration = self._lock(session, integration_id)
+            integration.xero_refresh_token_encrypted = self._cipher.encrypt(refresh_token)
+
+    def expire_lapsed_authorizations(self) -> list[Integration]:
+        """Mark integrations whose Amazon authorization is over 365 days old."""
+        cutoff = self._clock() - AMAZON_AUTHORIZATION_LIFETIME
+        with self._sessions.begin() as session:
+            lapsed = list(
+                session.scalars(
+                    select(Integration).where(
+                        Integration.status.in_(
+                            [IntegrationStatus.ACTIVE, IntegrationStatus.STOPPED]
+                        ),
+                        Integration.amazon_authorized_at <= cutoff,
+                    )
+                )
+            )
+            for integration in lapsed:
+                integration.status = IntegrationStatus.AUTHORIZATION_EXPIRED
+                self._audit(session, "system", "amazon.authorization_expired", integration, {})
+            return lapsed
+
+    def audit_log(self, integration_id: int) -> list[AuditEntry]:
+        with self._sessions() as session:
+            query = (
+                select(AuditEntry)
+                .where(AuditEntry.integration_id == integration_id)
+                .order_by(AuditEntry.id)
+            )
+            return list(session.scalars(query))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _find(self, session: Session, name: str, workspace_id: str) -> Integration:
+        integration = session.scalar(
+            select(Integration).where(
+                Integration.workspace_id == workspace_id, Integration.name == name.strip()
+            )
+        )
+        if integration is None:
+            names = session.scalars(
+                select(Integration.name)
+                .where(Integration.workspace_id == workspace_id)
+                .order_by(Integration.name)
+            ).all()
+            known = ", ".join(names) if names else "none yet"
+            raise ServiceError(
+                ErrorKind.NOT_FOUND,
+                f"There is no integration named {name!r}. Integrations: {known}.",
+                retryable=False,
+            )
+        return integration
+
+    def _lock(self, session: Session, integration_id: int) -> Integration:
+        integration = session.get(Integration, integration_id, with_for_update=True)
+        if integration is None:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"No integration with id {integration_id}.")
+        return integration
+
+    def _ensure_name_free(self, session: Session, name: str, workspace_id: str) -> None:
+        taken = session.scalar(
+            select(Integration.id).where(
+                Integration.workspace_id == workspace_id, Integration.name == name
+            )
+        )
+        if taken is not None:
+            raise InvalidInput({"name": f"An integration named {name!r} already exists."})
+
+    def _activate_if_connected(self, integration: Integration) -> None:
+        connected = (
+            integration.amazon_refresh_token_encrypted is not None
+            and integration.xero_refresh_token_encrypted is not None
+        )
+        if connected and integration.status in (
+            IntegrationStatus.PENDING_AUTHORIZATION,
+            IntegrationStatus.AUTHORIZATION_EXPIRED,
+        ):
+            integration.status = IntegrationStatus.ACTIVE
+
+    def _audit(
+        self,
+        session: Session,
+        actor: str,
+        action: str,
+        integration: Integration,
+        details: dict[str, Any],
+    ) -> None:
+        session.add(
+            AuditEntry(
+                at=self._clock(),
+                actor=actor,
+                action=action,
+                integration_id=integration.id,
+                details=details,
+            )
+        )
+
+
+def _describe(status: str) -> str:
+    return status.replace("_", " ")
+
+
+def _spec_of(integration: Integration) -> IntegrationSpec:
+    return IntegrationSpec(
+        name=integration.name,
+        region=Region(integration.region),
+        marketplaces=tuple(integration.marketplaces),
+        start_date=integration.start_date,
+        errors_channel=integration.errors_channel,
+        summary_channel=integration.summary_channel,
+        posting=PostingSettings(
+            invoice_status=InvoiceStatus(integration.invoice_status),
+            sales_account_code=integration.sales_account_code,
+            shipping_account_code=integration.shipping_account_code,
+            tax_overrides=dict(integration.tax_overrides),
+        ),
+    )
+
+
+def _apply(integration: Integration, spec: IntegrationSpec) -> None:
+    integration.name = spec.name
+    integration.region = spec.region.value
+    integration.marketplaces = list(spec.marketplaces)
+    integration.start_date = spec.start_date
+    integration.errors_channel = spec.errors_channel
+    integration.summary_channel = spec.summary_channel
+    integration.invoice_status = spec.posting.invoice_status
+    integration.sales_account_code = spec.posting.sales_account_code.strip()
+    integration.shipping_account_code = spec.posting.shipping_account_code.strip()
+    integration.tax_overrides = dict(spec.posting.tax_overrides)
+
+
+def _spec_details(spec: IntegrationSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "region": spec.region.value,
+        "marketplaces": list(spec.marketplaces),
+        "start_date": spec.start_date.isoformat(),
+        "errors_channel": spec.errors_channel,
+        "summary_channel": spec.summary_channel,
+        "invoice_status": spec.posting.invoice_status.value,
+        "sales_account_code": spec.posting.sales_account_code,
+        "shipping_account_code": spec.posting.shipping_account_code,
+        "tax_overrides": dict(spec.posting.tax_overrides),
+    }
+
+
+def names_of(integrations: Sequence[Integration]) -> list[str]:
+    return [integration.name for integration in integrations]
+
+
+class XeroTokenStore:
+    """Where a XeroClient keeps an integration's rotating refresh token: the database."""
+
+    def __init__(self, integrations: IntegrationService, integration_id: int) -> None:
+        self._integrations = integrations
+        self._integration_id = integration_id
+
+    def load_refresh_token(self) -> str:
+        return self._integrations.xero_refresh_token(self._integration_id)
+
+    def save_refresh_token(self, token: str) -> None:
+        self._integrations.save_xero_refresh_token(self._integration_id, token)

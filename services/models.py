@@ -1,0 +1,183 @@
+"""The persistent state: integrations, OAuth states, sync runs, the ledger and the audit log.
+
+The ledger has one row per Amazon transaction and records what became of it in Xero; it is
+what makes posting exactly-once and what answers "was this already posted?" without a Xero call.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores no offset, so it is added back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    # Named constraints make Alembic migrations portable between SQLite and PostgreSQL.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class IntegrationStatus(StrEnum):
+    PENDING_AUTHORIZATION = "pending_authorization"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    AUTHORIZATION_EXPIRED = "authorization_expired"
+
+
+class InvoiceStatus(StrEnum):
+    AUTHORISED = "AUTHORISED"
+    DRAFT = "DRAFT"
+
+
+class Integration(Base):
+    __tablename__ = "integrations"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(50))
+    region: Mapped[str] = mapped_column(String(2))
+    marketplaces: Mapped[list[str]]
+    start_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(32))
+    invoice_status: Mapped[str] = mapped_column(String(16), default=InvoiceStatus.AUTHORISED)
+    sales_account_code: Mapped[str] = mapped_column(String(10))
+    shipping_account_code: Mapped[str] = mapped_column(String(10))
+    tax_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    errors_channel: Mapped[str | None] = mapped_column(String(80))
+    summary_channel: Mapped[str | None] = mapped_column(String(80))
+    amazon_selling_partner_id: Mapped[str | None] = mapped_column(String(32))
+    amazon_refresh_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    amazon_authorized_at: Mapped[datetime | None]
+    xero_tenant_id: Mapped[str | None] = mapped_column(String(64))
+    xero_tenant_name: Mapped[str | None] = mapped_column(String(255))
+    xero_refresh_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    xero_connected_at: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OAuthState(Base):
+    """A single-use `state` for a consent redirect; it binds the callback to one integration."""
+
+    __tablename__ = "oauth_states"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(16))
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+    __table_args__ = (UniqueConstraint("integration_id", "period"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM, the calendar month in UTC
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class LedgerStatus(StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    POSTED = "posted"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class LedgerItem(Base):
+    """One Amazon transaction and the Xero document made from it."""
+
+    __tablename__ = "ledger_items"
+    __table_args__ = (UniqueConstraint("integration_id", "source_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)
+    source_key: Mapped[str] = mapped_column(String(200))
+    transaction_type: Mapped[str] = mapped_column(String(32))
+    amazon_order_id: Mapped[str | None] = mapped_column(String(64))
+    document_type: Mapped[str | None] = mapped_column(String(16))
+    document_number: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    xero_id: Mapped[str | None] = mapped_column(String(64))
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    integration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="SET NULL"), index=True
+    )
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,86 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set),
+the sandbox world, and a bot container wired to both."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine
+
+from bot.config import Settings, load_settings
+from bot.container import Container
+from bot.web import LateBoundApp, create_web_app
+from sandbox.server import LoopbackServer
+from sandbox.world import SandboxWorld
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+NO_DOTENV = Path("/nonexistent/.env")
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("REQUIRE_POSTGRES"):
+            pytest.fail("REQUIRE_POSTGRES is set but TEST_DATABASE_URL is not")
+        pytest.skip("TEST_DATABASE_URL is not set")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            # Each test starts from an empty schema, as a fresh deployment would.
+            connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+            connection.exec_driver_sql("CREATE SCHEMA public")
+    except Exception as error:
+        if os.environ.get("REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL at TEST_DATABASE_URL is unusable: {error}")
+        pytest.skip(f"PostgreSQL at TEST_DATABASE_URL is unusable: {error}")
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    return _postgres_url()
+
+
+@pytest.fixture
+def world() -> Iterator[SandboxWorld]:
+    with SandboxWorld() as sandbox_world:
+        yield sandbox_world
+
+
+@pytest.fixture
+def web_app() -> Iterator[tuple[LateBoundApp, LoopbackServer]]:
+    app = LateBoundApp()
+    with LoopbackServer(app) as server:
+        yield app, server
+
+
+def make_settings(world: SandboxWorld, database_url: str, **overrides: str) -> Settings:
+    env = world.env() | {
+        "DATABASE_URL": database_url,
+        "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    return load_settings(env | overrides, dotenv=NO_DOTENV)
+
+
+@pytest.fixture
+def container(
+    world: SandboxWorld,
+    database_url: str,
+    web_app: tuple[LateBoundApp, LoopbackServer],
+) -> Iterator[Container]:
+    """The bot wired to the sandbox, its OAuth callbacks served on a loopback port."""
+    late_app, server = web_app
+    built = Container(make_settings(world, database_url, PUBLIC_BASE_URL=server.url))
+    built.migrate()
+    late_app.app = create_web_app(built)
+    yield built
+    built.engine.dispose()
