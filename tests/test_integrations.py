@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot import db
+from services.crypto import TokenCipher
+from services.errors import ErrorKind, ServiceError
+from services.integrations import IntegrationService, IntegrationSpec, InvalidInput
+from services.marketplaces import Region
+from services.models import Integration, IntegrationStatus
+
+DE, FR, US = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "ATVPDKIKX0DER"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def service(database_url: str, clock: Clock) -> Iterator[IntegrationService]:
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    yield IntegrationService(
+        db.make_sessions(engine), TokenCipher(Fernet.generate_key()), clock=clock
+    )
+    engine.dispose()
+
+
+def spec(name: str = "Acme EU", **changes: object) -> IntegrationSpec:
+    values: dict[str, object] = {
+        "name": name,
+        "region": Region.EU,
+        "marketplaces": (DE, FR),
+        "start_date": date(2026, 1, 1),
+    }
+    values.update(changes)
+    return IntegrationSpec(**values)  # type: ignore[arg-type]
+
+
+def connect(service: IntegrationService, integration: Integration) -> Integration:
+    service.record_amazon_authorization(
+        integration.id, selling_partner_id="A2SELLER", refresh_token="Atzr|amazon", actor="U1"
+    )
+    return service.record_xero_connection(
+        integration.id, tenant_id="t-1", tenant_name="Acme Ltd", refresh_token="xero-1", actor="U1"
+    )
+
+
+def test_setup_then_both_consents_make_it_active(service: IntegrationService) -> None:
+    integration = service.create(spec(), actor="U1")
+    assert integration.status == IntegrationStatus.PENDING_AUTHORIZATION
+    service.record_amazon_authorization(
+        integration.id, selling_partner_id="A2SELLER", refresh_token="Atzr|amazon", actor="U1"
+    )
+    assert service.get("Acme EU").status == IntegrationStatus.PENDING_AUTHORIZATION
+    active = service.record_xero_connection(
+        integration.id, tenant_id="t-1", tenant_name="Acme Ltd", refresh_token="xero-1", actor="U1"
+    )
+    assert active.status == IntegrationStatus.ACTIVE
+    assert service.amazon_refresh_token(active) == "Atzr|amazon"
+    assert service.xero_refresh_token(active.id) == "xero-1"
+    # Stored encrypted: the plaintext is nowhere in the row.
+    assert b"Atzr|amazon" not in (active.amazon_refresh_token_encrypted or b"")
+    assert b"xero-1" not in (active.xero_refresh_token_encrypted or b"")
+    actions = [entry.action for entry in service.audit_log(integration.id)]
+    assert actions == ["integration.created", "amazon.authorized", "xero.connected"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"name": ""}, "name", "1 to 50 characters"),
+        ({"name": "x" * 51}, "name", "1 to 50 characters"),
+        ({"marketplaces": ()}, "marketplaces", "at least one"),
+        ({"marketplaces": ("NOPE",)}, "marketplaces", "not an Amazon marketplace id"),
+        ({"marketplaces": (DE, US)}, "marketplaces", "amazon.com belongs to the NA region"),
+        ({"start_date": date(2026, 11, 23)}, "start_date", "cannot be in the future"),
+    ],
+)
+def test_bad_setup_is_reported_on_its_field(
+    service: IntegrationService, changes: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        service.create(spec(**changes), actor="U1")
+    assert message in raised.value.errors[field]
+    assert raised.value.kind == ErrorKind.VALIDATION
+    assert service.list() == []
+
+
+def test_names_are_unique_per_workspace_and_tidied(service: IntegrationService) -> None:
+    service.create(spec("  Acme   EU "), actor="U1")
+    assert service.get("Acme EU").name == "Acme EU"
+    with pytest.raises(InvalidInput, match="already exists"):
+        service.create(spec("Acme EU"), actor="U1")
+    other = service.create(spec("Acme EU"), actor="U1", workspace_id="T2")
+    assert other.workspace_id == "T2"
+
+
+def test_unknown_name_lists_the_known_ones(service: IntegrationService) -> None:
+    service.create(spec("Acme EU"), actor="U1")
+    service.create(spec("Beta DE"), actor="U1")
+    with pytest.raises(ServiceError) as raised:
+        service.get("Acme")
+    assert raised.value.kind == ErrorKind.NOT_FOUND
+    assert "Integrations: Acme EU, Beta DE." in raised.value.message
+
+
+def test_stop_and_activate(service: IntegrationService) -> None:
+    integration = service.create(spec(), actor="U1")
+    with pytest.raises(ServiceError, match="only an active integration can be stopped"):
+        service.stop("Acme EU", actor="U1")
+    connect(service, integration)
+    assert service.stop("Acme EU", actor="U2").status == IntegrationStatus.STOPPED
+    with pytest.raises(ServiceError, match="already stopped"):
+        service.stop("Acme EU", actor="U2")
+    assert service.activate("Acme EU", actor="U3").status == IntegrationStatus.ACTIVE
+    with pytest.raises(ServiceError, match="already active"):
+        service.activate("Acme EU", actor="U3")
+    entries = service.audit_log(integration.id)
+    assert [(e.actor, e.action) for e in entries[-2:]] == [
+        ("U2", "integration.stopped"),
+        ("U3", "integration.activated"),
+    ]
+
+
+def test_update_settings_validates_and_audits_the_change(service: IntegrationService) -> None:
+    service.create(spec(), actor="U1")
+    updated = service.update_settings(
+        "Acme EU", actor="U2", sales_account_code="4000", marketplaces=(DE,)
+    )
+    assert (updated.sales_account_code, updated.marketplaces) == ("4000", [DE])
+    with pytest.raises(InvalidInput):
+        service.update_settings("Acme EU", actor="U2", start_date=date(2030, 1, 1))
+    last = service.audit_log(updated.id)[-1]
+    assert last.action == "integration.settings_updated"
+    assert last.details == {
+        "marketplaces": {"from": [DE, FR], "to": [DE]},
+        "sales_account_code": {"from": "200", "to": "4000"},
+    }
+
+
+def test_authorization_lapses_after_365_days_and_refresh_restarts_the_clock(
+    service: IntegrationService, clock: Clock
+) -> None:
+    integration = connect(service, service.create(spec(), actor="U1"))
+    authorized_at = clock.now
+    assert service.authorization_expires_at(integration) == authorized_at + timedelta(days=365)
+
+    clock.now += timedelta(days=364)
+    assert service.expire_lapsed_authorizations() == []
+    clock.now += timedelta(days=1)
+    assert [i.name for i in service.expire_lapsed_authorizations()] == ["Acme EU"]
+    assert service.get("Acme EU").status == IntegrationStatus.AUTHORIZATION_EXPIRED
+    with pytest.raises(ServiceError, match="refresh it"):
+        service.activate("Acme EU", actor="U1")
+
+    refreshed = service.record_amazon_authorization(
+        integration.id, selling_partner_id="A2SELLER", refresh_token="Atzr|new", actor="U1"
+    )
+    assert refreshed.status == IntegrationStatus.ACTIVE
+    assert refreshed.amazon_authorized_at == clock.now
+    assert service.amazon_refresh_token(refreshed) == "Atzr|new"
+    assert service.audit_log(integration.id)[-1].action == "amazon.reauthorized"
+
+
+def test_a_consent_from_another_seller_is_refused(service: IntegrationService) -> None:
+    integration = connect(service, service.create(spec(), actor="U1"))
+    with pytest.raises(ServiceError, match="seller A2SELLER"):
+        service.record_amazon_authorization(
+            integration.id, selling_partner_id="A9OTHER", refresh_token="Atzr|x", actor="U1"
+        )
+    assert service.amazon_refresh_token(service.get("Acme EU")) == "Atzr|amazon"
+
+
+def test_a_changed_key_is_an_auth_error_not_a_crash(service: IntegrationService) -> None:
+    integration = connect(service, service.create(spec(), actor="U1"))
+    other = TokenCipher(Fernet.generate_key())
+    with pytest.raises(ServiceError, match="TOKEN_ENCRYPTION_KEY changed") as raised:
+        other.decrypt(integration.amazon_refresh_token_encrypted or b"")
+    assert raised.value.kind == ErrorKind.AUTH
+
+
+def test_datetimes_come_back_timezone_aware(service: IntegrationService) -> None:
+    integration = connect(service, service.create(spec(), actor="U1"))
+    stored = service.get(integration.name)
+    assert stored.amazon_authorized_at is not None
+    assert stored.amazon_authorized_at.tzinfo is not None
+    assert stored.created_at.utcoffset() == timedelta(0)
+
