@@ -199,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="amazon-xero-bot", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    commands.add_parser(
-        "run", help="serve Slack, the OAuth callbacks and the scheduler"
-    ).set_defaults(handler=_cmd_run)
+    commands.add_parser("run", help="serve the OAuth callbacks and /healthz").set_defaults(
+        handler=_cmd_run
+    )
     commands.add_parser(
         "demo", help="connect a sandbox integration end to end, offline"
     ).set_defaults(handler=_cmd_demo)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet
 
 from bot.config import DATA_DIR, load_settings
 from bot.container import Container
@@ -42,6 +43,8 @@ def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print)
         env = world.env() | {
             "DATABASE_URL": f"sqlite:///{database}",
             "PUBLIC_BASE_URL": web.url,
+            # The demo database is new every run, so a fresh key is all it needs.
+            "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         }
         container = Container(load_settings(env, dotenv=Path("/nonexistent")))
         container.migrate()

@@ -1,0 +1,176 @@
+"""Every CLI path, in process (fast) and once through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from bot.cli import main
+from bot.config import Settings
+from sandbox.world import SandboxWorld
+from tests.conftest import make_settings
+
+ADD = [
+    "integration", "add", "--name", "Acme EU", "--region", "eu",
+    "--marketplace", "A1PA6795UKMFR9", "--marketplace", "A13V1IB3VIYZZH",
+    "--start-date", "2026-01-01", "--selling-partner-id", "A2SELLER",
+    "--xero-tenant-id", "tenant-1",
+]  # fmt: skip
+
+
+@pytest.fixture
+def settings(world: SandboxWorld, database_url: str) -> Settings:
+    return make_settings(world, database_url)
+
+
+@pytest.fixture
+def tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMAZON_REFRESH_TOKEN", "Atzr|operator-token")
+    monkeypatch.setenv("XERO_REFRESH_TOKEN", "xero-operator-token")
+
+
+def run(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv), settings=settings)
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_add_list_show_stop_activate(
+    settings: Settings, capsys: pytest.CaptureFixture[str], tokens: None
+) -> None:
+    assert run(settings, capsys, *ADD)[:2] == (0, "Integration Acme EU is active.\n")
+    code, out, _ = run(settings, capsys, "integration", "list", "--json")
+    assert code == 0
+    [listed] = json.loads(out)
+    assert listed["name"] == "Acme EU"
+    assert listed["status"] == "active"
+    assert listed["region"] == "eu"
+    assert listed["marketplaces"] == ["A1PA6795UKMFR9", "A13V1IB3VIYZZH"]
+    assert listed["start_date"] == "2026-01-01"
+    assert "operator-token" not in out
+
+    code, out, _ = run(settings, capsys, "integration", "show", "Acme EU")
+    assert code == 0
+    assert "integration.created" in out and "xero.connected" in out
+    assert "operator-token" not in out
+
+    code, out, _ = run(settings, capsys, "integration", "stop", "Acme EU")
+    assert (code, "is stopped" in out) == (0, True)
+    code, out, _ = run(settings, capsys, "integration", "list", "--json")
+    assert json.loads(out)[0]["status"] == "stopped"
+    assert run(settings, capsys, "integration", "activate", "Acme EU")[0] == 0
+
+
+def test_refresh_prints_a_fresh_consent_link(
+    settings: Settings, capsys: pytest.CaptureFixture[str], tokens: None
+) -> None:
+    run(settings, capsys, *ADD)
+    code, out, _ = run(settings, capsys, "integration", "refresh", "Acme EU")
+    assert code == 0
+    link = out.strip().splitlines()[-1]
+    query = parse_qs(urlparse(link).query)
+    assert query["application_id"] == [settings.amazon_spapi_application_id]
+    assert query["state"][0]
+    assert "operator-token" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: command"),
+        (["launch"], "invalid choice: 'launch'"),
+        (["integration"], "the following arguments are required: action"),
+        (["integration", "add", "--name", "X"], "the following arguments are required"),
+        ([*ADD[:-2]], "the following arguments are required: --xero-tenant-id"),
+        ([*ADD[:4], "mars", *ADD[5:]], "argument --region: invalid choice: 'mars'"),
+        (
+            [*ADD[:10], "2026-13-01", *ADD[11:]],
+            "argument --start-date: '2026-13-01' is not a date like 2026-01-31",
+        ),
+        ([*ADD[:10], "2999-01-01", *ADD[11:]], "The start date cannot be in the future."),
+        ([*ADD[:6], "NOPE", *ADD[7:]], "NOPE is not an Amazon marketplace id."),
+        ([*ADD[:6], "ATVPDKIKX0DER", *ADD[7:]], "amazon.com belongs to the NA region, not EU."),
+        (["integration", "show", "Nope"], "There is no integration named 'Nope'"),
+        (["integration", "stop", "Nope"], "There is no integration named 'Nope'"),
+        (["integration", "activate", "Nope"], "There is no integration named 'Nope'"),
+        (["integration", "refresh", "Nope"], "There is no integration named 'Nope'"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    tokens: None,
+    argv: list[str],
+    message: str,
+) -> None:
+    code, _, err = run(settings, capsys, *argv)
+    assert code == 2
+    assert message in one_line(err)
+
+
+def test_state_errors_are_status_2(
+    settings: Settings, capsys: pytest.CaptureFixture[str], tokens: None
+) -> None:
+    run(settings, capsys, *ADD)
+    code, _, err = run(settings, capsys, *ADD)
+    assert (code, "An integration named 'Acme EU' already exists." in one_line(err)) == (2, True)
+    code, _, err = run(settings, capsys, "integration", "activate", "Acme EU")
+    assert (code, one_line(err)) == (2, "amazon-xero-bot: Acme EU is already active.")
+    run(settings, capsys, "integration", "stop", "Acme EU")
+    code, _, err = run(settings, capsys, "integration", "stop", "Acme EU")
+    assert (code, one_line(err)) == (2, "amazon-xero-bot: Acme EU is already stopped.")
+
+
+def test_add_needs_the_tokens(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AMAZON_REFRESH_TOKEN", raising=False)
+    monkeypatch.setenv("XERO_REFRESH_TOKEN", "x")
+    code, _, err = run(settings, capsys, *ADD)
+    assert code == 2
+    assert "AMAZON_REFRESH_TOKEN: is required by `integration add`" in one_line(err)
+    # The flag works too (documented as visible in process lists).
+    assert run(settings, capsys, *ADD, "--amazon-refresh-token", "Atzr|flag")[0] == 0
+
+
+def test_refresh_without_amazon_app_settings_is_a_configuration_error(
+    world: SandboxWorld, database_url: str, capsys: pytest.CaptureFixture[str], tokens: None
+) -> None:
+    settings = make_settings(world, database_url, AMAZON_SPAPI_APPLICATION_ID="")
+    run(settings, capsys, *ADD)
+    code, _, err = run(settings, capsys, "integration", "refresh", "Acme EU")
+    assert code == 2
+    assert "AMAZON_SPAPI_APPLICATION_ID: is required for this command" in one_line(err)
+
+
+def test_the_installed_entry_point(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
+    script = Path(sys.executable).with_name("amazon-xero-bot")
+    upgrade = subprocess.run(
+        [str(script), "db", "upgrade"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "latest schema" in upgrade.stdout
+    # Without TOKEN_ENCRYPTION_KEY a key is generated into the data directory, with a warning.
+    listing = subprocess.run(
+        [sys.executable, "-m", "bot", "integration", "list", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert (listing.returncode, json.loads(listing.stdout)) == (0, [])
