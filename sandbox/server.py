@@ -25,7 +25,18 @@ class LoopbackServer:
         return self
 
     def stop(self) -> None:
-        self._server.close()
+        server = self._server
+        socket_map = server._map  # type: ignore[union-attr]
+
+        def close_all() -> None:
+            for dispatcher in list(socket_map.values()):
+                dispatcher.close()
+
+        # Sockets are closed by the loop's own thread (closing them from here races its poll);
+        # with nothing left to watch the loop ends.
+        server.trigger.pull_trigger(close_all)  # type: ignore[union-attr]
+        self._thread.join(timeout=10)
+        server.task_dispatcher.shutdown()  # type: ignore[union-attr]
 
     def __enter__(self) -> LoopbackServer:
         return self.start()
