@@ -23,6 +23,13 @@ ADD = [
 ]  # fmt: skip
 
 
+def add_with(flag: str, value: str) -> list[str]:
+    """ADD with the first value of `flag` replaced."""
+    argv = list(ADD)
+    argv[argv.index(flag) + 1] = value
+    return argv
+
+
 @pytest.fixture
 def settings(world: SandboxWorld, database_url: str) -> Settings:
     return make_settings(world, database_url)
@@ -96,14 +103,17 @@ def test_refresh_prints_a_fresh_consent_link(
         (["integration"], "the following arguments are required: action"),
         (["integration", "add", "--name", "X"], "the following arguments are required"),
         ([*ADD[:-2]], "the following arguments are required: --xero-tenant-id"),
-        ([*ADD[:4], "mars", *ADD[5:]], "argument --region: invalid choice: 'mars'"),
+        (add_with("--region", "mars"), "argument --region: invalid choice: 'mars'"),
         (
-            [*ADD[:10], "2026-13-01", *ADD[11:]],
+            add_with("--start-date", "2026-13-01"),
             "argument --start-date: '2026-13-01' is not a date like 2026-01-31",
         ),
-        ([*ADD[:10], "2999-01-01", *ADD[11:]], "The start date cannot be in the future."),
-        ([*ADD[:6], "NOPE", *ADD[7:]], "NOPE is not an Amazon marketplace id."),
-        ([*ADD[:6], "ATVPDKIKX0DER", *ADD[7:]], "amazon.com belongs to the NA region, not EU."),
+        (add_with("--start-date", "2999-01-01"), "The start date cannot be in the future."),
+        (add_with("--marketplace", "NOPE"), "NOPE is not an Amazon marketplace id."),
+        (
+            add_with("--marketplace", "ATVPDKIKX0DER"),
+            "amazon.com belongs to the NA region, not EU.",
+        ),
         (["integration", "show", "Nope"], "There is no integration named 'Nope'"),
         (["integration", "stop", "Nope"], "There is no integration named 'Nope'"),
         (["integration", "activate", "Nope"], "There is no integration named 'Nope'"),

@@ -1,0 +1,729 @@
+"""Xero: OAuth 2 (consent, code exchange, rotating refresh tokens) and the Accounting API calls
+the bot makes, kept within Xero's per-organisation limits.
+
+Rules kept here because breaking them loses data or the connection:
+- Refresh tokens rotate: each refresh returns a new one and the used one dies (after a 30-minute
+  grace). The new one is saved through the TokenStore before the new access token is used, so a
+  crash can never leave an integration holding only a dead token.
+- Xero allows 5 calls in flight, 60 a minute and 5,000 a day per organisation. The first two are
+  enforced here for every client of the organisation in this process; the day allowance is read
+  from Xero's X-DayLimit-Remaining header and, once spent, stops calls instead of hammering.
+- Documents go in batches of at most 50 with summarizeErrors=false (one bad document does not
+  sink the other 49) and an Idempotency-Key (a retried batch is not posted twice).
+- Money crosses the wire as exact decimals, never through float; answers are parsed the same way.
+Token values never appear in messages or logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+from urllib.parse import urlencode
+
+import requests
+
+from services.errors import ErrorKind, ServiceError
+from services.http import (
+    Clock,
+    Sleep,
+    SlidingWindow,
+    exponential_backoff,
+    retry_after_seconds,
+    send_with_retries,
+)
+
+log = logging.getLogger(__name__)
+
+LOGIN_URL = "https://login.xero.com"
+IDENTITY_URL = "https://identity.xero.com"
+API_URL = "https://api.xero.com"
+ACCOUNTING_PATH = "/api.xro/2.0"
+
+# Xero's granular scopes, the only ones offered to apps created since 2 March 2026 (older apps
+# must move to them by September 2027): accounting.invoices covers Invoices, CreditNotes and
+# their allocations; accounting.settings covers TaxRates (creating them too), Organisation,
+# Accounts and Currencies. offline_access is what yields a refresh token.
+SCOPES: tuple[str, ...] = (
+    "offline_access",
+    "accounting.invoices",
+    "accounting.contacts",
+    "accounting.settings",
+)
+
+MAX_BATCH = 50
+CONCURRENT_LIMIT = 5
+MINUTE_LIMIT = 60
+# Once Xero reports the day's calls spent, how long to stop before letting one call probe again
+# (Xero's day window is rolling, so allowance comes back gradually).
+DAY_LIMIT_PAUSE = 15 * 60.0
+ATTEMPTS = 5
+TIMEOUT = 30.0
+# Refresh a little before Xero's expiry so a token does not die between check and use.
+EXPIRY_MARGIN = timedelta(seconds=60)
+PAGE_SIZE = 100
+# Numbers per InvoiceNumbers lookup, and names or numbers per `where` lookup: keeps URLs short.
+NUMBERS_PER_LOOKUP = 50
+TERMS_PER_WHERE = 25
+
+Endpoint = Literal["Invoices", "CreditNotes", "Contacts"]
+# Per endpoint: the element's Xero id field and the field our callers know it by.
+_KEY_FIELDS: Mapping[str, tuple[str, str]] = {
+    "Invoices": ("InvoiceID", "InvoiceNumber"),
+    "CreditNotes": ("CreditNoteID", "CreditNoteNumber"),
+    "Contacts": ("ContactID", "Name"),
+}
+
+_RECONNECT = "Reconnect Xero from Slack to continue."
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    name: str
+    tenant_type: str
+
+
+@dataclass(frozen=True)
+class DocumentResult:
+    """Xero's answer for one document of a batch, in the order the documents were sent."""
+
+    ok: bool
+    xero_id: str | None
+    number: str | None
+    element: dict[str, Any]
+    errors: list[str]
+
+
+class TokenStore(Protocol):
+    def load_refresh_token(self) -> str: ...
+
+    def save_refresh_token(self, token: str) -> None: ...
+
+
+# --- wire formats -----------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS_DATE = re.compile(r"/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/")
+
+
+def parse_xero_date(value: str) -> datetime:
+    """Xero's dates as aware datetimes: /Date(1573755038314+0000)/ (milliseconds since the epoch,
+    with the offset to show it in) and the ISO-8601 strings some fields use (naive means UTC)."""
+    match = _MS_DATE.fullmatch(value.strip())
+    if match is not None:
+        millis, sign, hours, minutes = match.groups()
+        moment = _EPOCH + timedelta(milliseconds=int(millis))
+        if sign is None:
+            return moment
+        offset = timedelta(hours=int(hours), minutes=int(minutes))
+        return moment.astimezone(timezone(-offset if sign == "-" else offset))
+    parsed = datetime.fromisoformat(value.strip())
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def to_json(value: object) -> str:
+    """JSON for Xero with Decimals written as exact numbers. Floats are refused: money is Decimal,
+    and a float that slipped in would post a rounded amount without anyone noticing."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot send {value} to Xero")
+        return format(value, "f")
+    if isinstance(value, float):
+        raise TypeError("amounts for Xero must be Decimal, not float")
+    if isinstance(value, date):
+        return json.dumps(value.isoformat())
+    if isinstance(value, Mapping):
+        items = (f"{to_json(str(key))}:{to_json(item)}" for key, item in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(to_json(item) for item in value) + "]"
+    if value is None or isinstance(value, bool | int | str):
+        return json.dumps(value)
+    raise TypeError(f"cannot send {type(value).__name__} to Xero")
+
+
+def _where_literal(text: str) -> str:
+    """A string literal for Xero's `where` filter: double-quoted, backslash-escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json(parse_float=Decimal)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _validation_messages(body: Mapping[str, Any]) -> list[str]:
+    """The messages of a Xero 400: each element's ValidationErrors, else the top-level Message."""
+    messages: list[str] = []
+    for element in body.get("Elements") or []:
+        for error in element.get("ValidationErrors") or []:
+            message = error.get("Message")
+            if message and message not in messages:
+                messages.append(message)
+    if not messages and body.get("Message"):
+        messages.append(str(body["Message"]))
+    return messages
+
+
+def _day_spent() -> ServiceError:
+    return ServiceError(
+        ErrorKind.RATE_LIMIT,
+        "Xero's daily allowance of API calls for this organisation is used up; posting will "
+        "carry on once Xero frees some (within 24 hours).",
+        retryable=True,
+    )
+
+
+def _backoff(response: requests.Response | None, attempt: int) -> float:
+    """Wait as long as Xero asks on a 429; otherwise back off exponentially."""
+    if response is not None and response.status_code == 429:
+        asked = retry_after_seconds(response)
+        if asked is not None:
+            return asked
+    return exponential_backoff(attempt)
+
+
+# --- OAuth ------------------------------------------------------------------------------------
+
+
+class XeroAuth:
+    """Xero's OAuth 2 endpoints: the consent page, the token endpoint and /connections."""
+
+    def __init__(
+        self,
+        *,
+        login_url: str,
+        identity_url: str,
+        api_url: str,
+        client_id: str,
+        client_secret: str,
+        session: requests.Session | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self._login_url = login_url.rstrip("/")
+        self._identity_url = identity_url.rstrip("/")
+        self._api_url = api_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._session = session or requests.Session()
+        self._sleep = sleep
+
+    def authorize_url(
+        self, *, state: str, redirect_uri: str, scopes: Sequence[str] = SCOPES
+    ) -> str:
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self._client_id,
+                "redirect_uri": redirect_uri,
+                "scope": " ".join(scopes),
+                "state": state,
+            }
+        )
+        return f"{self._login_url}/identity/connect/authorize?{query}"
+
+    def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
+        return self._token(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        )
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    def connections(self, access_token: str) -> list[Tenant]:
+        """The organisations this authorisation reaches, oldest connection first."""
+        response = send_with_retries(
+            lambda: self._session.get(
+                f"{self._api_url}/connections",
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+                timeout=TIMEOUT,
+            ),
+            service="Xero",
+            attempts=ATTEMPTS,
+            wait_for=_backoff,
+            sleep=self._sleep,
+        )
+        if response.status_code in (401, 403):
+            raise ServiceError(
+                ErrorKind.AUTH,
+                f"Xero did not accept the new authorisation. {_RECONNECT}",
+                retryable=False,
+            )
+        if not response.ok:
+            raise ServiceError(
+                ErrorKind.UPSTREAM_UNAVAILABLE,
+                f"Xero could not list the connected organisations (HTTP {response.status_code}).",
+            )
+        rows = response.json()
+        return [
+            Tenant(
+                tenant_id=row["tenantId"],
+                name=row.get("tenantName") or "",
+                tenant_type=row["tenantType"],
+            )
+            for row in rows
+        ]
+
+    def _token(self, form: dict[str, str]) -> TokenSet:
+        # Retrying a refresh whose answer was lost is safe: Xero accepts the used refresh token
+        # again for 30 minutes.
+        response = send_with_retries(
+            lambda: self._session.post(
+                f"{self._identity_url}/connect/token",
+                data=form,
+                auth=(self._client_id, self._client_secret),
+                headers={"Accept": "application/json"},
+                timeout=TIMEOUT,
+            ),
+            service="Xero",
+            attempts=ATTEMPTS,
+            wait_for=_backoff,
+            sleep=self._sleep,
+        )
+        if response.status_code in (400, 401):
+            error = _json_object(response).get("error")
+            if error == "invalid_grant" and form["grant_type"] == "authorization_code":
+                raise ServiceError(
+                    ErrorKind.AUTH,
+                    "The Xero sign-in expired or was already used. Connect Xero again from Slack.",
+                    retryable=False,
+                )
+            if error == "invalid_grant":
+                raise ServiceError(
+                    ErrorKind.AUTH,
+                    "Xero no longer accepts this connection's authorisation (revoked, unused for "
+                    f"60 days, or superseded). {_RECONNECT}",
+                    retryable=False,
+                )
+            if error in ("invalid_client", "unauthorized_client"):
+                raise ServiceError(
+                    ErrorKind.AUTH,
+                    "Xero rejected the app's credentials: check XERO_CLIENT_ID and "
+                    "XERO_CLIENT_SECRET.",
+                    retryable=False,
+                )
+            raise ServiceError(
+                ErrorKind.AUTH,
+                f"Xero refused the sign-in ({error or response.status_code}). {_RECONNECT}",
+                retryable=False,
+            )
+        if not response.ok:
+            raise ServiceError(
+                ErrorKind.UPSTREAM_UNAVAILABLE,
+                f"Xero's sign-in service answered HTTP {response.status_code}.",
+            )
+        body = response.json()
+        if not body.get("refresh_token"):
+            raise ServiceError(
+                ErrorKind.AUTH,
+                "Xero granted no offline access (the offline_access scope is missing), so the "
+                f"connection cannot be kept. {_RECONNECT}",
+                retryable=False,
+            )
+        expires_in = int(body.get("expires_in", 1800))
+        return TokenSet(
+            access_token=body["access_token"],
+            refresh_token=body["refresh_token"],
+            expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+        )
+
+
+# --- per-organisation state shared by all clients in the process --------------------------------
+
+
+@dataclass
+class _TenantState:
+    in_flight: threading.BoundedSemaphore
+    per_minute: SlidingWindow
+    # One refresh at a time per organisation, so clients sharing a stored refresh token each
+    # load the newest one rather than racing to use the same one twice.
+    refresh_lock: threading.Lock = field(default_factory=threading.Lock)
+    day_limit_remaining: int | None = None
+    day_paused_until: float | None = None
+
+
+_TENANTS: dict[str, _TenantState] = {}
+_TENANTS_LOCK = threading.Lock()
+
+
+def _tenant_state(tenant_id: str, *, clock: Clock, sleep: Sleep) -> _TenantState:
+    """Xero's limits are per organisation, so every client of one shares this (the first
+    client's clock and sleep drive the shared minute window)."""
+    with _TENANTS_LOCK:
+        state = _TENANTS.get(tenant_id)
+        if state is None:
+            state = _TenantState(
+                in_flight=threading.BoundedSemaphore(CONCURRENT_LIMIT),
+                per_minute=SlidingWindow(MINUTE_LIMIT, 60.0, clock=clock, sleep=sleep),
+            )
+            _TENANTS[tenant_id] = state
+        return state
+
+
+# --- the Accounting API -----------------------------------------------------------------------
+
+
+class XeroClient:
+    """One organisation's Accounting API, authorised by the integration's stored refresh token."""
+
+    def __init__(
+        self,
+        *,
+        auth: XeroAuth,
+        api_url: str,
+        tenant_id: str,
+        token_store: TokenStore,
+        session: requests.Session | None = None,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._auth = auth
+        self._base = api_url.rstrip("/") + ACCOUNTING_PATH
+        self.tenant_id = tenant_id
+        self._token_store = token_store
+        self._session = session or requests.Session()
+        self._sleep = sleep
+        self._clock = clock
+        self._state = _tenant_state(tenant_id, clock=clock, sleep=sleep)
+        # Access tokens stay with the client: another integration may reach the same
+        # organisation through its own connection, whose refresh token must keep being used.
+        self._current: TokenSet | None = None
+        self._count_lock = threading.Lock()
+        self.api_calls = 0
+
+    @property
+    def day_limit_remaining(self) -> int | None:
+        """What Xero last said is left of the organisation's daily allowance (None: not yet)."""
+        return self._state.day_limit_remaining
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: object = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Call the Accounting API and return its JSON answer (amounts as Decimal)."""
+        url = f"{self._base}/{path.lstrip('/')}"
+        body = None if json is None else to_json(json)
+        tokens = self._tokens()
+        response = self._send(method, url, params, body, idempotency_key, tokens)
+        if response.status_code == 401:
+            # Access tokens can die before their time (revoked, keys rotated): refresh once.
+            tokens = self._tokens(stale=tokens)
+            response = self._send(method, url, params, body, idempotency_key, tokens)
+        return self._answer(response, method, path)
+
+    def _tokens(self, *, stale: TokenSet | None = None) -> TokenSet:
+        with self._state.refresh_lock:
+            current = self._current
+            if (
+                current is not None
+                and current is not stale
+                and current.expires_at - EXPIRY_MARGIN > datetime.now(UTC)
+            ):
+                return current
+            fresh = self._auth.refresh(self._token_store.load_refresh_token())
+            # Saved before the new access token is used: if saving fails we stop here, and the
+            # token still stored stays usable for Xero's 30-minute grace.
+            self._token_store.save_refresh_token(fresh.refresh_token)
+            self._current = fresh
+            log.info("refreshed Xero access for tenant %s", self.tenant_id)
+            return fresh
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: str | None,
+        idempotency_key: str | None,
+        tokens: TokenSet,
+    ) -> requests.Response:
+        headers = {
+            "Authorization": f"Bearer {tokens.access_token}",
+            "xero-tenant-id": self.tenant_id,
+            "Accept": "application/json",
+        }
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+
+        def attempt() -> requests.Response:
+            self._check_day_allowance()
+            with self._state.in_flight:
+                self._state.per_minute.acquire()
+                with self._count_lock:
+                    self.api_calls += 1
+                response = self._session.request(
+                    method, url, params=params, data=body, headers=headers, timeout=TIMEOUT
+                )
+            self._note_limits(response)
+            log.debug("Xero %s %s -> %s", method, url, response.status_code)
+            return response
+
+        return send_with_retries(
+            attempt, service="Xero", attempts=ATTEMPTS, wait_for=_backoff, sleep=self._sleep
+        )
+
+    def _check_day_allowance(self) -> None:
+        paused_until = self._state.day_paused_until
+        if paused_until is not None and self._clock() < paused_until:
+            raise _day_spent()
+
+    def _note_limits(self, response: requests.Response) -> None:
+        state = self._state
+        remaining = response.headers.get("X-DayLimit-Remaining")
+        if remaining is not None and remaining.isdigit():
+            state.day_limit_remaining = int(remaining)
+            if state.day_limit_remaining == 0:
+                state.day_paused_until = self._clock() + DAY_LIMIT_PAUSE
+        if (
+            response.status_code == 429
+            and response.headers.get("X-Rate-Limit-Problem", "").lower() == "day"
+        ):
+            # Waiting hours inside a retry loop would hold a worker; stop and say so instead.
+            state.day_limit_remaining = 0
+            state.day_paused_until = self._clock() + (
+                retry_after_seconds(response) or DAY_LIMIT_PAUSE
+            )
+            raise _day_spent()
+
+    def _answer(self, response: requests.Response, method: str, path: str) -> dict[str, Any]:
+        status = response.status_code
+        if 200 <= status < 300:
+            if not response.content:
+                return {}
+            body = _json_object(response)
+            if not body:
+                raise ServiceError(
+                    ErrorKind.UPSTREAM_UNAVAILABLE,
+                    f"Xero's answer to {method} {path} was not the JSON it should be.",
+                    retryable=False,
+                )
+            return body
+        if status == 400:
+            messages = _validation_messages(_json_object(response))
+            raise ServiceError(
+                ErrorKind.VALIDATION,
+                "Xero rejected the request: " + ("; ".join(messages) or f"HTTP {status}"),
+                retryable=False,
+            )
+        if status == 401:
+            raise ServiceError(
+                ErrorKind.AUTH,
+                f"Xero no longer accepts the app's access to this organisation. {_RECONNECT}",
+                retryable=False,
+            )
+        if status == 403:
+            raise ServiceError(
+                ErrorKind.AUTH,
+                "This Xero organisation is no longer connected to the app, or the connection "
+                f"lacks the permission needed. {_RECONNECT}",
+                retryable=False,
+            )
+        if status == 404:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"Xero has nothing at {path}.", retryable=False)
+        raise ServiceError(
+            ErrorKind.UPSTREAM_UNAVAILABLE,
+            f"Xero answered HTTP {status} to {method} {path}.",
+            retryable=False,
+        )
+
+    def _all_pages(self, endpoint: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            reply = self.request("GET", endpoint, params={**params, "page": str(page)})
+            items = reply.get(endpoint) or []
+            found.extend(items)
+            page_count = (reply.get("pagination") or {}).get("pageCount")
+            done = page >= page_count if isinstance(page_count, int) else len(items) < PAGE_SIZE
+            if done:
+                return found
+            page += 1
+
+    def _find_where(
+        self, endpoint: str, field_name: str, values: Iterable[str]
+    ) -> list[dict[str, Any]]:
+        unique = list(dict.fromkeys(values))
+        found: list[dict[str, Any]] = []
+        for chunk in _chunks(unique, TERMS_PER_WHERE):
+            where = " OR ".join(f"{field_name}=={_where_literal(v)}" for v in chunk)
+            found.extend(self._all_pages(endpoint, {"where": where}))
+        return found
+
+    # --- documents ------------------------------------------------------------------------------
+
+    def create_documents(
+        self,
+        endpoint: Endpoint,
+        documents: Sequence[Mapping[str, Any]],
+        *,
+        idempotency_key: str,
+        method: Literal["PUT", "POST"] = "PUT",
+    ) -> list[DocumentResult]:
+        """Send up to 50 Invoices, CreditNotes or Contacts; one result per document, in order.
+
+        PUT only creates; POST also updates documents named by id (or invoice number).
+        """
+        if endpoint not in _KEY_FIELDS:
+            raise ValueError(f"create_documents does not handle {endpoint}")
+        if len(documents) > MAX_BATCH:
+            raise ValueError(
+                f"Xero takes at most {MAX_BATCH} {endpoint} a request, not {len(documents)}"
+            )
+        if not documents:
+            return []
+        reply = self.request(
+            method,
+            endpoint,
+            params={"summarizeErrors": "false"},
+            json={endpoint: list(documents)},
+            idempotency_key=idempotency_key,
+        )
+        elements = reply.get(endpoint)
+        if not isinstance(elements, list) or len(elements) != len(documents):
+            answered = len(elements) if isinstance(elements, list) else 0
+            raise ServiceError(
+                ErrorKind.UPSTREAM_UNAVAILABLE,
+                f"Xero answered for {answered} of the {len(documents)} {endpoint} sent; check "
+                "Xero before sending them again.",
+                retryable=False,
+            )
+        id_field, number_field = _KEY_FIELDS[endpoint]
+        results = []
+        for element in elements:
+            errors = [
+                str(error.get("Message", "")) for error in element.get("ValidationErrors") or []
+            ]
+            ok = element.get("StatusAttributeString") != "ERROR" and not errors
+            results.append(
+                DocumentResult(
+                    ok=ok,
+                    xero_id=element.get(id_field) if ok else None,
+                    number=element.get(number_field),
+                    element=element,
+                    errors=errors,
+                )
+            )
+        return results
+
+    def find_invoices_by_number(self, numbers: Iterable[str]) -> list[dict[str, Any]]:
+        """Invoices (any type or status) whose number is one of `numbers`."""
+        unique = list(dict.fromkeys(numbers))
+        # InvoiceNumbers is comma-separated, so a number holding a comma must go through `where`.
+        plain = [n for n in unique if "," not in n]
+        found: list[dict[str, Any]] = []
+        for chunk in _chunks(plain, NUMBERS_PER_LOOKUP):
+            found.extend(self._all_pages("Invoices", {"InvoiceNumbers": ",".join(chunk)}))
+        found.extend(self._find_where("Invoices", "InvoiceNumber", [n for n in unique if "," in n]))
+        return found
+
+    def find_credit_notes_by_number(self, numbers: Iterable[str]) -> list[dict[str, Any]]:
+        """Credit notes whose number is one of `numbers` (Xero has no number list parameter)."""
+        return self._find_where("CreditNotes", "CreditNoteNumber", numbers)
+
+    def find_contacts_by_name(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        """Active contacts named one of `names`; Xero matches names regardless of case."""
+        return self._find_where("Contacts", "Name", names)
+
+    def allocate_credit_note(
+        self,
+        credit_note_id: str,
+        *,
+        invoice_id: str,
+        amount: Decimal,
+        date: date,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Apply `amount` of an AUTHORISED credit note to an AUTHORISED invoice of the same
+        contact and currency. Returns Xero's allocation."""
+        if not isinstance(amount, Decimal):
+            raise TypeError("allocation amounts must be Decimal")
+        reply = self.request(
+            "PUT",
+            f"CreditNotes/{credit_note_id}/Allocations",
+            json={
+                "Allocations": [
+                    {"Invoice": {"InvoiceID": invoice_id}, "Amount": amount, "Date": date}
+                ]
+            },
+            idempotency_key=idempotency_key,
+        )
+        return dict(reply["Allocations"][0])
+
+    # --- settings -------------------------------------------------------------------------------
+
+    def tax_rates(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "TaxRates").get("TaxRates") or [])
+
+    def create_tax_rate(
+        self,
+        name: str,
+        rate: Decimal,
+        *,
+        report_tax_type: str = "OUTPUT",
+        component_name: str = "VAT",
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a single-component tax rate; Xero answers with its new TaxType code.
+
+        report_tax_type says which box of the VAT return it feeds (OUTPUT for sales in the UK).
+        """
+        if not isinstance(rate, Decimal):
+            raise TypeError("tax rates must be Decimal")
+        reply = self.request(
+            "PUT",
+            "TaxRates",
+            json={
+                "TaxRates": [
+                    {
+                        "Name": name,
+                        "ReportTaxType": report_tax_type,
+                        "TaxComponents": [
+                            {"Name": component_name, "Rate": rate, "IsCompound": False}
+                        ],
+                    }
+                ]
+            },
+            idempotency_key=idempotency_key,
+        )
+        return dict(reply["TaxRates"][0])
+
+    def organisation(self) -> dict[str, Any]:
+        return dict(self.request("GET", "Organisation")["Organisations"][0])
+
+    def accounts(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "Accounts").get("Accounts") or [])
+
+    def currencies(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "Currencies").get("Currencies") or [])
