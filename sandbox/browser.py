@@ -38,8 +38,13 @@ class _FirstForm(HTMLParser):
             self._done = True
 
 
-def submit_consent(browser: requests.Session, url: str) -> requests.Response:
-    """GET the consent page, submit its form, follow redirects to wherever it leads."""
+def submit_consent(
+    browser: requests.Session, url: str, *, choose: dict[str, str | list[str]] | None = None
+) -> requests.Response:
+    """GET the consent page, submit its form, follow redirects to wherever it leads.
+
+    `choose` sets form fields as a person would pick them (a list selects several options).
+    """
     page = browser.get(url, timeout=10)
     page.raise_for_status()
     form = _FirstForm()
@@ -47,6 +52,7 @@ def submit_consent(browser: requests.Session, url: str) -> requests.Response:
     if form.action is None:
         raise RuntimeError(f"no form on the consent page {page.url}")
     target = urljoin(page.url, form.action)
+    fields: dict[str, str | list[str]] = {**form.fields, **(choose or {})}
     if form.method == "post":
-        return browser.post(target, data=form.fields, timeout=10)
-    return browser.get(target, params=form.fields, timeout=10)
+        return browser.post(target, data=fields, timeout=10)
+    return browser.get(target, params=fields, timeout=10)

@@ -925,7 +925,8 @@ class XeroSandbox:
                     "updatedDateUtc": c.updated.strftime("%Y-%m-%dT%H:%M:%S.%f0"),
                 }
                 for c in sorted(self._connections.values(), key=lambda c: c.created)
-                if c.tenant_id in token.grant.tenant_ids and wanted_event in (None, c.auth_event_id)
+                # Like Xero: every organisation connected to the app, not only this consent's.
+                if wanted_event in (None, c.auth_event_id)
             ]
         return Response(json.dumps(rows), mimetype="application/json")
 

@@ -19,7 +19,7 @@ from services.amazon import LwaClient, consent_url
 from services.errors import ErrorKind, ServiceError
 from services.integrations import IntegrationService
 from services.models import Integration, IntegrationStatus, OAuthState
-from services.xero import XeroAuth
+from services.xero import XeroAuth, auth_event_id
 
 STATE_LIFETIME = timedelta(minutes=10)
 AMAZON_CALLBACK_PATH = "/oauth/amazon/callback"
@@ -134,16 +134,19 @@ class ConnectService:
                 retryable=False,
             )
         tokens = self._xero_auth.exchange_code(code, self.xero_redirect_uri)
-        tenants = self._xero_auth.connections(tokens.access_token)
-        if not tenants:
+        # Only the organisations chosen in this consent, not older connections of the app.
+        tenants = self._xero_auth.connections(
+            tokens.access_token, auth_event_id=auth_event_id(tokens.access_token)
+        )
+        if len(tenants) != 1:
+            chosen = "no organisation was" if not tenants else f"{len(tenants)} were"
             raise ServiceError(
-                ErrorKind.AUTH,
-                "Xero access was granted but no organisation was chosen. Connect again and pick "
-                "the organisation to post to.",
+                ErrorKind.VALIDATION,
+                f"Xero access was granted but {chosen} chosen. Connect again and pick exactly "
+                "the one organisation this integration posts to.",
                 retryable=False,
             )
-        # Xero lists connections oldest first; the one just authorized is the last.
-        tenant = tenants[-1]
+        [tenant] = tenants
         integration = self._integrations.record_xero_connection(
             oauth_state.integration_id,
             tenant_id=tenant.tenant_id,

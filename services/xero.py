@@ -16,6 +16,8 @@ Token values never appear in messages or logs.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import re
@@ -119,6 +121,23 @@ class TokenStore(Protocol):
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS_DATE = re.compile(r"/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/")
+
+
+def auth_event_id(access_token: str) -> str | None:
+    """The consent that issued this access token (its `authentication_event_id` claim).
+
+    The token came straight from Xero's token endpoint, so reading the claim without checking
+    the signature is enough to tell which organisations that consent connected.
+    """
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    event = claims.get("authentication_event_id") if isinstance(claims, dict) else None
+    return event if isinstance(event, str) else None
 
 
 def parse_xero_date(value: str) -> datetime:
@@ -253,11 +272,16 @@ class XeroAuth:
     def refresh(self, refresh_token: str) -> TokenSet:
         return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
-    def connections(self, access_token: str) -> list[Tenant]:
-        """The organisations this authorisation reaches, oldest connection first."""
+    def connections(self, access_token: str, *, auth_event_id: str | None = None) -> list[Tenant]:
+        """The organisations this authorisation reaches, oldest connection first.
+
+        With `auth_event_id`, only those connected by that consent (Xero's authEventId filter).
+        """
+        params = {"authEventId": auth_event_id} if auth_event_id else None
         response = send_with_retries(
             lambda: self._session.get(
                 f"{self._api_url}/connections",
+                params=params,
                 headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
                 timeout=TIMEOUT,
             ),

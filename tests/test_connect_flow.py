@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -9,12 +10,16 @@ import requests
 from sqlalchemy import update
 
 from bot.container import Container
+from bot.web import LateBoundApp, create_web_app
 from sandbox.browser import submit_consent
+from sandbox.server import LoopbackServer
 from sandbox.world import SandboxWorld
+from sandbox.xero import SandboxOrg, XeroSandbox
 from services.connect import Purpose
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration, IntegrationStatus, OAuthState
+from tests.conftest import make_settings
 
 SPEC = IntegrationSpec(
     name="Acme EU",
@@ -157,8 +162,6 @@ def test_refresh_replaces_the_amazon_token_and_restarts_the_clock(container: Con
 
 
 def test_draft_apps_send_version_beta(world: SandboxWorld, database_url: str) -> None:
-    from tests.conftest import make_settings
-
     draft = Container(make_settings(world, database_url, AMAZON_APP_IS_DRAFT="true"))
     draft.migrate()
     integration = draft.integrations.create(SPEC, actor="U0ADMIN")
@@ -171,3 +174,43 @@ def test_health_check(container: Container) -> None:
     response = requests.get(f"{container.settings.public_base_url}/healthz", timeout=10)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
+
+
+def test_each_xero_consent_connects_the_organisation_chosen_in_it(
+    world: SandboxWorld, database_url: str, web_app: tuple[LateBoundApp, LoopbackServer]
+) -> None:
+    first, second = SandboxOrg(name="Acme Ltd"), SandboxOrg(name="Acme GmbH")
+    xero = XeroSandbox(tenants=[first, second])
+    late_app, web = web_app
+    with LoopbackServer(xero.app) as xero_server:
+        settings = make_settings(
+            world,
+            database_url,
+            PUBLIC_BASE_URL=web.url,
+            XERO_API_URL=xero_server.url,
+            XERO_IDENTITY_URL=xero_server.url,
+            XERO_LOGIN_URL=xero_server.url,
+        )
+        container = Container(settings)
+        container.migrate()
+        late_app.app = create_web_app(container)
+        browser = requests.Session()
+        uk = container.integrations.create(SPEC, actor="U0ADMIN")
+        de = container.integrations.create(replace(SPEC, name="Acme DE"), actor="U0ADMIN")
+
+        fr = container.integrations.create(replace(SPEC, name="Acme FR"), actor="U0ADMIN")
+        for integration, org in ((uk, first), (de, second), (fr, first)):
+            url = container.connect.xero_consent_url(integration, actor="U0ADMIN")
+            assert submit_consent(browser, url, choose={"tenant": org.tenant_id}).ok
+        # Acme FR re-consented to the older connection: the newest one must not be picked.
+        assert container.integrations.get("Acme EU").xero_tenant_name == "Acme Ltd"
+        assert container.integrations.get("Acme DE").xero_tenant_name == "Acme GmbH"
+        assert container.integrations.get("Acme FR").xero_tenant_name == "Acme Ltd"
+
+        both = container.integrations.create(replace(SPEC, name="Both"), actor="U0ADMIN")
+        url = container.connect.xero_consent_url(both, actor="U0ADMIN")
+        page = submit_consent(browser, url, choose={"tenant": [first.tenant_id, second.tenant_id]})
+        assert page.status_code == 400
+        assert "2 were chosen" in page.text
+        assert container.integrations.get("Both").xero_tenant_id is None
+        container.engine.dispose()
