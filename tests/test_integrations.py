@@ -199,4 +199,3 @@ def test_datetimes_come_back_timezone_aware(service: IntegrationService) -> None
     assert stored.amazon_authorized_at is not None
     assert stored.amazon_authorized_at.tzinfo is not None
     assert stored.created_at.utcoffset() == timedelta(0)
-

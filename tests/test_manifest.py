@@ -11,8 +11,10 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.conftest import SHARED
+
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "specs" / "slack-manifest"
+SPEC = SHARED / "specs" / "slack-manifest"
 # The top-level manifest.schema.json only dispatches on _metadata.major_version through remote
 # $refs; the versioned schema is the one to validate against offline.
 SCHEMA = SPEC / "schemas" / "manifest.schema.1.0.0.json"

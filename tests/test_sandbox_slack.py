@@ -18,11 +18,10 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from sandbox.server import LoopbackServer
 from sandbox.slack import SlackSandbox
+from tests.conftest import SHARED
 
 TOKEN = "xoxb-sandbox-token"
-SAMPLE_VIEWS = (
-    Path(__file__).resolve().parents[2] / "shared" / "samples" / "slack" / "python-slack-sdk-views"
-)
+SAMPLE_VIEWS = SHARED / "samples" / "slack" / "python-slack-sdk-views"
 TS = re.compile(r"^\d{10}\.\d{6}$")
 
 

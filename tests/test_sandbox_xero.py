@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
@@ -26,9 +25,10 @@ from referencing.jsonschema import DRAFT4
 
 from sandbox.server import LoopbackServer
 from sandbox.xero import DEFAULT_SCOPE, SandboxOrg, XeroSandbox, to_json
+from tests.conftest import SHARED
 from tests.xero_helpers import REDIRECT_URI, consent, credit_note, invoice, redirect_params
 
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs" / "xero"
+SPECS = SHARED / "specs" / "xero"
 ENVELOPE = ("Id", "Status", "ProviderName", "DateTimeUTC")
 JSON = dict[str, Any]
 

@@ -1,0 +1,748 @@
+"""The Amazon sandbox against Amazon's own specs and samples.
+
+Every JSON answer is validated against the response schema the Reports / Tokens API model
+declares for that operation and status (objects closed to unknown fields, so a misspelt field
+fails), and the generated reports are checked against the real headers in the samples.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import gzip
+import itertools
+import json
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+from jsonschema import Draft4Validator
+from stdnum.util import get_cc_module
+
+from sandbox.amazon import AmazonSandbox
+from sandbox.amazon_reports import (
+    ALL_ORDERS_HEADER,
+    SETTLEMENT_HEADER,
+    VAT_FAMILIES,
+    VAT_HEADER,
+    generate_all_orders_report,
+    generate_settlement_report,
+    generate_vat_report,
+)
+from sandbox.server import LoopbackServer
+from services.amazon import USAGE_PLANS
+from tests.conftest import SHARED
+
+SPECS = SHARED / "specs" / "amazon-sp-api"
+SAMPLES = SHARED / "samples" / "amazon"
+REPORTS = "/reports/2021-06-30"
+EU = ["A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3", "A2NODRKZP88ZB9", "A13V1IB3VIYZZH"]
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+REDIRECT = "https://bot.example/amazon/callback"
+
+
+def _load(relative: str) -> Any:
+    return json.loads((SPECS / relative).read_text())
+
+
+def _sample(relative: str) -> Path:
+    return SAMPLES / relative
+
+
+def _closed(schema: Any) -> Any:
+    """The schema with every object that lists its properties closed to any others."""
+    if isinstance(schema, dict):
+        closed = {key: _closed(value) for key, value in schema.items()}
+        if "properties" in closed and "additionalProperties" not in closed:
+            closed["additionalProperties"] = False
+        return closed
+    if isinstance(schema, list):
+        return [_closed(item) for item in schema]
+    return schema
+
+
+class Spec:
+    def __init__(self, relative: str) -> None:
+        self.model = _load(relative)
+        self.definitions = _closed(copy.deepcopy(self.model["definitions"]))
+
+    def operation(self, operation_id: str) -> dict[str, Any]:
+        for methods in self.model["paths"].values():
+            for operation in methods.values():
+                if isinstance(operation, dict) and operation.get("operationId") == operation_id:
+                    return operation
+        raise KeyError(operation_id)
+
+    def check(self, operation_id: str, response: requests.Response) -> Any:
+        """The response is one the spec declares, headers and body; returns the body."""
+        declared = self.operation(operation_id)["responses"]
+        status = str(response.status_code)
+        assert status in declared, f"{operation_id} may not answer {status}"
+        assert response.headers.get("x-amzn-RequestId")
+        headers = declared[status].get("headers", {})
+        if "x-amzn-RateLimit-Limit" in response.headers:
+            assert "x-amzn-RateLimit-Limit" in headers
+            assert float(response.headers["x-amzn-RateLimit-Limit"]) > 0
+        schema = declared[status].get("schema")
+        if schema is None:
+            assert response.content == b""
+            return None
+        body = response.json()
+        validator = Draft4Validator(
+            {**schema, "definitions": self.definitions},
+            format_checker=Draft4Validator.FORMAT_CHECKER,
+        )
+        errors = [e.message for e in validator.iter_errors(body)]
+        assert not errors, f"{operation_id} {status}: {errors}"
+        return body
+
+
+@pytest.fixture(scope="module")
+def reports_spec() -> Spec:
+    return Spec("models/reports-api-model/reports_2021-06-30.json")
+
+
+@pytest.fixture(scope="module")
+def tokens_spec() -> Spec:
+    return Spec("models/tokens-api-model/tokens_2021-03-01.json")
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = NOW.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> WallClock:
+    return WallClock()
+
+
+@pytest.fixture
+def sandbox(clock: WallClock) -> AmazonSandbox:
+    return AmazonSandbox(clock=clock, orders_per_report=30)
+
+
+@pytest.fixture
+def server(sandbox: AmazonSandbox) -> Iterator[LoopbackServer]:
+    with LoopbackServer(sandbox.app) as running:
+        yield running
+
+
+def _tokens(sandbox: AmazonSandbox, server: LoopbackServer) -> dict[str, Any]:
+    response = requests.post(
+        f"{server.url}/auth/o2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": sandbox.authorization_code(REDIRECT),
+            "redirect_uri": REDIRECT,
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+        },
+    )
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.fixture
+def token(sandbox: AmazonSandbox, server: LoopbackServer) -> str:
+    return str(_tokens(sandbox, server)["access_token"])
+
+
+def _sp(server: LoopbackServer, method: str, path: str, token: str, **kwargs: Any) -> Any:
+    headers = {"x-amz-access-token": token} if token else {}
+    return requests.request(method, server.url + path, headers=headers, timeout=10, **kwargs)
+
+
+def _vat_body() -> dict[str, Any]:
+    return {
+        "reportType": "GET_VAT_TRANSACTION_DATA",
+        "marketplaceIds": EU[:2],
+        "dataStartTime": "2026-10-01T00:00:00Z",
+        "dataEndTime": "2026-10-31T23:59:59Z",
+    }
+
+
+# --- usage plans ------------------------------------------------------------------------------
+
+
+def test_usage_plans_match_the_specs(reports_spec: Spec, tokens_spec: Spec) -> None:
+    for spec in (reports_spec, tokens_spec):
+        for methods in spec.model["paths"].values():
+            for operation in methods.values():
+                if not isinstance(operation, dict) or operation["operationId"] not in USAGE_PLANS:
+                    continue
+                table = re.search(r"\|\s*([\d.]+)\s*\|\s*(\d+)\s*\|", operation["description"])
+                assert table, operation["operationId"]
+                rate, burst = float(table.group(1)), int(table.group(2))
+                assert USAGE_PLANS[operation["operationId"]] == (rate, burst)
+
+
+# --- Login with Amazon and the consent page -------------------------------------------------
+
+
+def test_lwa_code_and_refresh_grants(sandbox: AmazonSandbox, server: LoopbackServer) -> None:
+    tokens = _tokens(sandbox, server)
+    assert set(tokens) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert tokens["access_token"].startswith("Atza|")
+    assert tokens["refresh_token"].startswith("Atzr|")
+    assert (tokens["token_type"], tokens["expires_in"]) == ("bearer", 3600)
+    assert sandbox.issued_refresh_tokens == [tokens["refresh_token"]]
+
+    refreshed = requests.post(
+        f"{server.url}/auth/o2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+        },
+    ).json()
+    assert refreshed["access_token"].startswith("Atza|")
+    assert refreshed["access_token"] != tokens["access_token"]
+
+
+def test_lwa_errors_are_oauth_errors(
+    sandbox: AmazonSandbox, server: LoopbackServer, clock: WallClock
+) -> None:
+    url = f"{server.url}/auth/o2/token"
+    client = {"client_id": sandbox.client_id, "client_secret": sandbox.client_secret}
+    code = sandbox.authorization_code(REDIRECT)
+    grant = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+    assert requests.post(url, data={**grant, **client}).status_code == 200
+
+    reused = requests.post(url, data={**grant, **client})
+    assert reused.status_code == 400
+    assert reused.json()["error"] == "invalid_grant"
+    assert reused.json()["error_description"]
+
+    wrong = requests.post(url, data={**grant, **client, "client_secret": "nope"})
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")
+
+    stale = sandbox.authorization_code(REDIRECT)
+    clock.now += 301
+    expired = requests.post(url, data={**grant, "code": stale, **client})
+    assert (expired.status_code, expired.json()["error"]) == (400, "invalid_grant")
+
+    unknown = requests.post(
+        url, data={"grant_type": "refresh_token", "refresh_token": "Atzr|x", **client}
+    )
+    assert (unknown.status_code, unknown.json()["error"]) == (400, "invalid_grant")
+    odd = requests.post(url, data={"grant_type": "password", **client})
+    assert (odd.status_code, odd.json()["error"]) == (400, "unsupported_grant_type")
+
+
+def test_consent_page_redirects_with_an_authorization_code(
+    sandbox: AmazonSandbox, server: LoopbackServer
+) -> None:
+    params = {"application_id": sandbox.application_id, "state": "s-123", "redirect_uri": REDIRECT}
+    page = requests.get(f"{server.url}/apps/authorize/consent", params=params)
+    assert page.status_code == 200
+    assert f"Authorize {sandbox.application_name}" in page.text
+    assert "Confirm" in page.text and "<form" in page.text
+
+    confirmed = requests.post(
+        f"{server.url}/apps/authorize/consent", data=params, allow_redirects=False
+    )
+    assert confirmed.status_code == 302
+    location = urlparse(confirmed.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == REDIRECT
+    query = {key: values[0] for key, values in parse_qs(location.query).items()}
+    assert query["state"] == "s-123"
+    assert query["selling_partner_id"] == sandbox.selling_partner_id
+    exchanged = requests.post(
+        f"{server.url}/auth/o2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": query["spapi_oauth_code"],
+            "redirect_uri": REDIRECT,
+            "client_id": sandbox.client_id,
+            "client_secret": sandbox.client_secret,
+        },
+    )
+    assert exchanged.status_code == 200
+
+
+def test_consent_page_refuses_what_amazon_refuses(clock: WallClock) -> None:
+    sandbox = AmazonSandbox(clock=clock, draft_app=True, redirect_uris=[REDIRECT])
+    with LoopbackServer(sandbox.app) as server:
+        url = f"{server.url}/apps/authorize/consent"
+        good = {"application_id": sandbox.application_id, "state": "s", "version": "beta"}
+
+        unknown = requests.get(url, params={**good, "application_id": "amzn1.sp.solution.other"})
+        assert unknown.status_code == 400
+        assert "application was not found" in unknown.text
+
+        draft = requests.get(url, params={**good, "version": ""})
+        assert draft.status_code == 400 and "MD1000" in draft.text and "version=beta" in draft.text
+
+        elsewhere = requests.get(url, params={**good, "redirect_uri": "https://evil.example/"})
+        assert elsewhere.status_code == 400 and "MD5101" in elsewhere.text
+
+        beta = requests.get(url, params=good)  # no redirect_uri: the registered one is used
+        assert beta.status_code == 200 and "Confirm" in beta.text
+        posted = requests.post(url, data=good, allow_redirects=False)
+        assert posted.headers["Location"].startswith(REDIRECT + "?")
+
+
+# --- Reports API against the spec -----------------------------------------------------------
+
+
+def test_report_lifecycle_matches_the_spec(
+    sandbox: AmazonSandbox,
+    server: LoopbackServer,
+    token: str,
+    reports_spec: Spec,
+    tokens_spec: Spec,
+) -> None:
+    created = reports_spec.check(
+        "createReport", _sp(server, "POST", f"{REPORTS}/reports", token, json=_vat_body())
+    )
+    report_id = created["reportId"]
+    statuses = []
+    for _ in range(3):
+        response = _sp(server, "GET", f"{REPORTS}/reports/{report_id}", token)
+        report = reports_spec.check("getReport", response)
+        statuses.append(report["processingStatus"])
+    assert statuses == ["IN_QUEUE", "IN_PROGRESS", "DONE"]
+    assert report["marketplaceIds"] == EU[:2]
+    assert report["dataStartTime"] == "2026-10-01T00:00:00+00:00"
+    document_id = report["reportDocumentId"]
+    document_path = f"{REPORTS}/documents/{document_id}"
+
+    # The VAT report is restricted: an access token is not enough, an RDT is.
+    refused = _sp(server, "GET", document_path, token)
+    assert refused.status_code == 403
+    assert reports_spec.check("getReportDocument", refused)["errors"][0]["code"] == "Unauthorized"
+    rdt_response = _sp(
+        server,
+        "POST",
+        "/tokens/2021-03-01/restrictedDataToken",
+        token,
+        json={"restrictedResources": [{"method": "GET", "path": document_path}]},
+    )
+    rdt = tokens_spec.check("createRestrictedDataToken", rdt_response)
+    assert rdt["expiresIn"] == 3600
+    document = reports_spec.check(
+        "getReportDocument", _sp(server, "GET", document_path, rdt["restrictedDataToken"])
+    )
+    assert document["compressionAlgorithm"] == "GZIP"
+    assert document["reportDocumentId"] == document_id
+
+    download = requests.get(document["url"])
+    assert download.status_code == 200
+    assert download.headers["Content-Type"].startswith("text/plain")
+    text = gzip.decompress(download.content).decode("utf-8")
+    assert text.split("\n", 1)[0].split("\t") == list(VAT_HEADER)
+
+
+def test_restricted_data_token_only_opens_its_own_path(
+    sandbox: AmazonSandbox,
+    server: LoopbackServer,
+    token: str,
+    tokens_spec: Spec,
+    reports_spec: Spec,
+) -> None:
+    sandbox.report_processing_polls = 0
+    ids = []
+    for _ in range(2):
+        report_id = _sp(server, "POST", f"{REPORTS}/reports", token, json=_vat_body()).json()
+        ids.append(_sp(server, "GET", f"{REPORTS}/reports/{report_id['reportId']}", token).json())
+    first, second = (f"{REPORTS}/documents/{r['reportDocumentId']}" for r in ids)
+    rdt = _sp(
+        server,
+        "POST",
+        "/tokens/2021-03-01/restrictedDataToken",
+        token,
+        json={"restrictedResources": [{"method": "GET", "path": first}]},
+    ).json()
+    key = rdt["restrictedDataToken"]
+    assert _sp(server, "GET", first, key).status_code == 200
+    assert reports_spec.check("getReportDocument", _sp(server, "GET", second, key))
+    assert _sp(server, "GET", second, key).status_code == 403
+    assert _sp(server, "GET", f"{REPORTS}/reports/{ids[0]['reportId']}", key).status_code == 403
+
+    not_restricted = _sp(
+        server,
+        "POST",
+        "/tokens/2021-03-01/restrictedDataToken",
+        token,
+        json={"restrictedResources": [{"method": "GET", "path": f"{REPORTS}/reports"}]},
+    )
+    assert tokens_spec.check("createRestrictedDataToken", not_restricted)
+    assert not_restricted.status_code == 400
+
+
+def test_error_answers_match_the_spec(
+    sandbox: AmazonSandbox, server: LoopbackServer, token: str, reports_spec: Spec
+) -> None:
+    def error(operation: str, response: requests.Response, status: int) -> dict[str, Any]:
+        assert response.status_code == status
+        return dict(reports_spec.check(operation, response)["errors"][0])
+
+    missing = error("getReport", _sp(server, "GET", f"{REPORTS}/reports/1", ""), 403)
+    assert missing == {
+        "code": "Unauthorized",
+        "message": "Access to requested resource is denied.",
+        "details": "",
+    }
+    sandbox.expire_access_tokens()
+    expired = error("getReport", _sp(server, "GET", f"{REPORTS}/reports/1", token), 403)
+    assert "expired" in expired["details"]
+    token = str(_tokens(sandbox, server)["access_token"])
+
+    assert error("getReport", _sp(server, "GET", f"{REPORTS}/reports/1", token), 404)
+    settlement = {**_vat_body(), "reportType": "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"}
+    refused = error(
+        "createReport", _sp(server, "POST", f"{REPORTS}/reports", token, json=settlement), 400
+    )
+    assert refused == {
+        "code": "InvalidInput",
+        "details": "",
+        "message": "Request for report type 1118 is not allowed at this time",
+    }
+    bad_market = {**_vat_body(), "marketplaceIds": ["NOPE"]}
+    error("createReport", _sp(server, "POST", f"{REPORTS}/reports", token, json=bad_market), 400)
+    wrong_region = {**_vat_body(), "marketplaceIds": ["ATVPDKIKX0DER"]}
+    error("createReport", _sp(server, "POST", f"{REPORTS}/reports", token, json=wrong_region), 400)
+    error("createReport", _sp(server, "POST", f"{REPORTS}/reports", token, data="x"), 415)
+    error("getReports", _sp(server, "GET", f"{REPORTS}/reports", token), 400)
+    mixed = {"nextToken": "abc", "pageSize": "10"}
+    error("getReports", _sp(server, "GET", f"{REPORTS}/reports", token, params=mixed), 400)
+    big = {"reportTypes": "GET_VAT_TRANSACTION_DATA", "pageSize": "101"}
+    error("getReports", _sp(server, "GET", f"{REPORTS}/reports", token, params=big), 400)
+
+
+def test_usage_plans_are_enforced_with_429(
+    clock: WallClock, reports_spec: Spec, tokens_spec: Spec
+) -> None:
+    strict = {"getReport": (0.001, 2), "createRestrictedDataToken": (0.001, 1)}
+    sandbox = AmazonSandbox(clock=clock, usage_plans=strict)
+    with LoopbackServer(sandbox.app) as server:
+        token = str(_tokens(sandbox, server)["access_token"])
+        answers = [_sp(server, "GET", f"{REPORTS}/reports/1", token) for _ in range(3)]
+        assert [a.status_code for a in answers] == [404, 404, 429]
+        quota = reports_spec.check("getReport", answers[2])
+        assert quota["errors"][0]["code"] == "QuotaExceeded"
+        body = {"restrictedResources": [{"method": "GET", "path": f"{REPORTS}/documents/x"}]}
+        path = "/tokens/2021-03-01/restrictedDataToken"
+        assert _sp(server, "POST", path, token, json=body).status_code == 200
+        throttled = _sp(server, "POST", path, token, json=body)
+        assert throttled.status_code == 429
+        tokens_spec.check("createRestrictedDataToken", throttled)
+
+    relaxed = AmazonSandbox(clock=clock, usage_plans=strict, enforce_rate_limits=False)
+    with LoopbackServer(relaxed.app) as server:
+        token = str(_tokens(relaxed, server)["access_token"])
+        answers = [_sp(server, "GET", f"{REPORTS}/reports/1", token) for _ in range(4)]
+        assert {a.status_code for a in answers} == {404}
+
+
+def test_fatal_cancelled_and_cancelReport(
+    sandbox: AmazonSandbox, server: LoopbackServer, token: str, reports_spec: Spec
+) -> None:
+    sandbox.end_next_report_with("FATAL")
+    sandbox.end_next_report_with("CANCELLED")
+    for expected in ("FATAL", "CANCELLED"):
+        report_id = _sp(server, "POST", f"{REPORTS}/reports", token, json=_vat_body()).json()
+        for _ in range(3):
+            response = _sp(server, "GET", f"{REPORTS}/reports/{report_id['reportId']}", token)
+            report = reports_spec.check("getReport", response)
+        assert report["processingStatus"] == expected
+        assert "reportDocumentId" not in report
+        assert "processingEndTime" in report
+
+    queued = _sp(server, "POST", f"{REPORTS}/reports", token, json=_vat_body()).json()["reportId"]
+    cancelled = _sp(server, "DELETE", f"{REPORTS}/reports/{queued}", token)
+    assert cancelled.status_code == 200
+    reports_spec.check("cancelReport", cancelled)
+    assert sandbox.report(queued)["processingStatus"] == "CANCELLED"
+    again = _sp(server, "DELETE", f"{REPORTS}/reports/{queued}", token)
+    assert again.status_code == 400
+    reports_spec.check("cancelReport", again)
+
+
+def test_settlement_reports_exist_and_paginate(
+    sandbox: AmazonSandbox, server: LoopbackServer, token: str, reports_spec: Spec
+) -> None:
+    params: dict[str, str] = {
+        "reportTypes": "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2",
+        "processingStatuses": "DONE",
+        "pageSize": "4",
+    }
+    seen: list[dict[str, Any]] = []
+    pages = 0
+    while True:
+        body = reports_spec.check(
+            "getReports", _sp(server, "GET", f"{REPORTS}/reports", token, params=params)
+        )
+        pages += 1
+        seen.extend(body["reports"])
+        if "nextToken" not in body:
+            break
+        params = {"nextToken": body["nextToken"]}
+    assert len(seen) == len(sandbox.settlement_report_ids) > 4
+    assert pages == -(-len(seen) // 4)
+    created = [r["createdTime"] for r in seen]
+    assert created == sorted(created, reverse=True)
+    for report in seen:
+        assert report["processingStatus"] == "DONE" and report["reportDocumentId"]
+        start = datetime.fromisoformat(report["dataStartTime"])
+        end = datetime.fromisoformat(report["dataEndTime"])
+        assert (end - start).days == 13
+    germany = {
+        "reportTypes": "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2",
+        "marketplaceIds": "A1PA6795UKMFR9",
+        "createdSince": "2026-10-01T00:00:00Z",
+    }
+    recent = _sp(server, "GET", f"{REPORTS}/reports", token, params=germany).json()["reports"]
+    assert recent and all(r["marketplaceIds"] == ["A1PA6795UKMFR9"] for r in recent)
+    assert all(r["createdTime"] >= "2026-10-01" for r in recent)
+
+    document = _sp(server, "GET", f"{REPORTS}/documents/{recent[0]['reportDocumentId']}", token)
+    lines = gzip.decompress(requests.get(document.json()["url"]).content).decode().splitlines()
+    assert lines[0].split("\t") == list(SETTLEMENT_HEADER)
+
+
+def test_document_urls_are_signed_and_expire(
+    sandbox: AmazonSandbox, server: LoopbackServer, token: str, clock: WallClock
+) -> None:
+    report_id = sandbox.settlement_report_ids[0]
+    document_id = sandbox.report(report_id)["reportDocumentId"]
+    url = _sp(server, "GET", f"{REPORTS}/documents/{document_id}", token).json()["url"]
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=300" in url
+    signature = parse_qs(urlparse(url).query)["X-Amz-Signature"][0]
+    tampered = url.replace(signature, "0" * len(signature))
+    refused = requests.get(tampered)
+    assert refused.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in refused.text
+    clock.now += 301
+    expired = requests.get(url)
+    assert expired.status_code == 403 and "<Code>AccessDenied</Code>" in expired.text
+
+
+def test_all_orders_report_for_north_america(
+    sandbox: AmazonSandbox, server: LoopbackServer, token: str
+) -> None:
+    sandbox.report_processing_polls = 0
+    body = {
+        "reportType": "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL",
+        "marketplaceIds": ["ATVPDKIKX0DER"],
+        "dataStartTime": "2026-11-01T00:00:00Z",
+        "dataEndTime": "2026-11-08T00:00:00Z",
+    }
+    report_id = _sp(server, "POST", f"{REPORTS}/reports", token, json=body).json()["reportId"]
+    document_id = _sp(server, "GET", f"{REPORTS}/reports/{report_id}", token).json()[
+        "reportDocumentId"
+    ]
+    url = _sp(server, "GET", f"{REPORTS}/documents/{document_id}", token).json()["url"]
+    lines = gzip.decompress(requests.get(url).content).decode().splitlines()
+    assert lines[0].split("\t") == list(ALL_ORDERS_HEADER)
+    assert len(lines) > 30
+    europe = {**body, "marketplaceIds": ["A1PA6795UKMFR9"]}
+    assert _sp(server, "POST", f"{REPORTS}/reports", token, json=europe).status_code == 400
+
+
+# --- the VAT transactions report --------------------------------------------------------------
+
+
+def _vat_rows(orders: int = 120, seed: int = 7) -> list[dict[str, str]]:
+    lines = list(
+        generate_vat_report(period="2026-10", marketplace_ids=EU, seed=seed, orders=orders)
+    )
+    header = lines[0].split("\t")
+    rows = []
+    for line in lines[1:]:
+        fields = line.split("\t")
+        assert len(fields) == 92
+        rows.append(dict(zip(header, fields, strict=True)))
+    return rows
+
+
+def test_vat_header_is_the_real_reports_header() -> None:
+    sample = _sample("vat-transactions-row/sheet_with_strict_ooxml.derived.csv")
+    with sample.open(newline="", encoding="utf-8") as handle:
+        real = next(csv.reader(handle))
+    assert len(real) == 92
+    assert list(VAT_HEADER) == real
+    first = next(generate_vat_report(period="2026-10", marketplace_ids=EU, seed=1, orders=1))
+    assert first.split("\t") == real
+    assert "DEPATURE_CITY" in real  # Amazon's spelling, kept
+
+
+def test_vat_amounts_add_up_on_every_row() -> None:
+    amount = re.compile(r"^-?\d+\.\d{2}$")
+    for row in _vat_rows():
+        for family in (*VAT_FAMILIES, "TOTAL_ACTIVITY_VALUE"):
+            prefixes = ("", "PROMO_", "TOTAL_") if family != "TOTAL_ACTIVITY_VALUE" else ("",)
+            for prefix in prefixes:
+                name = prefix + family
+                excl, vat, incl = (
+                    row[f"{name}_AMT_VAT_EXCL"],
+                    row[f"{name}_VAT_AMT"],
+                    row[f"{name}_AMT_VAT_INCL"],
+                )
+                assert amount.match(excl) and amount.match(vat) and amount.match(incl), name
+                assert Decimal(excl) + Decimal(vat) == Decimal(incl), (name, row)
+            if family != "TOTAL_ACTIVITY_VALUE":
+                for part in ("_AMT_VAT_EXCL", "_VAT_AMT", "_AMT_VAT_INCL"):
+                    base, promo = Decimal(row[family + part]), Decimal(row[f"PROMO_{family}{part}"])
+                    assert base + promo == Decimal(row[f"TOTAL_{family}{part}"])
+                rate = row[f"{family}_VAT_RATE_PERCENT"]
+                assert re.fullmatch(r"0\.\d{1,3}", rate), rate
+        for part in ("_AMT_VAT_EXCL", "_VAT_AMT", "_AMT_VAT_INCL"):
+            total = sum(Decimal(row[f"TOTAL_{family}{part}"]) for family in VAT_FAMILIES)
+            assert total == Decimal(row[f"TOTAL_ACTIVITY_VALUE{part}"])
+
+
+def test_vat_report_covers_the_cases_a_seller_meets() -> None:
+    rows = _vat_rows()
+    types = {row["TRANSACTION_TYPE"] for row in rows}
+    assert types == {"SALE", "REFUND", "FC_TRANSFER", "INBOUND", "RETURN"}
+    sales = [row for row in rows if row["TRANSACTION_TYPE"] == "SALE"]
+    assert {row["TRANSACTION_CURRENCY_CODE"] for row in sales} == {"EUR", "GBP", "PLN", "SEK"}
+    for row in rows:
+        assert row["ACTIVITY_PERIOD"] == "2026-OCT"
+        assert re.fullmatch(r"\d\d-10-2026", row["TRANSACTION_COMPLETE_DATE"])
+        assert row["ACTIVITY_TRANSACTION_ID"]
+
+    b2b = [row for row in sales if row["BUYER_VAT_NUMBER"]]
+    assert b2b
+    for row in b2b:
+        country = row["BUYER_VAT_NUMBER_COUNTRY"]
+        assert row["BUYER_VAT_NUMBER"].startswith(country)
+        assert get_cc_module(country.lower(), "vat").is_valid(row["BUYER_VAT_NUMBER"])
+    reverse = [r for r in b2b if r["BUYER_VAT_NUMBER_COUNTRY"] != r["DEPARTURE_COUNTRY"]]
+    assert reverse and all(r["TOTAL_ACTIVITY_VALUE_VAT_AMT"] == "0.00" for r in reverse)
+    assert all(r["PRICE_OF_ITEMS_VAT_RATE_PERCENT"] == "0.0" for r in reverse)
+
+    names = {
+        "DE": "GERMANY",
+        "FR": "FRANCE",
+        "IT": "ITALY",
+        "ES": "SPAIN",
+        "NL": "NETHERLANDS",
+        "BE": "BELGIUM",
+        "AT": "AUSTRIA",
+        "IE": "IRELAND",
+        "PL": "POLAND",
+        "SE": "SWEDEN",
+    }
+    oss = [
+        r
+        for r in sales
+        if r["DEPARTURE_COUNTRY"] != r["ARRIVAL_COUNTRY"]
+        and not r["BUYER_VAT_NUMBER"]
+        and r["EXPORT_OUTSIDE_EU"] == "NO"
+    ]
+    assert oss
+    assert all(r["TAXABLE_JURISDICTION"] == names[r["ARRIVAL_COUNTRY"]] for r in oss)
+    domestic = [r for r in sales if r["DEPARTURE_COUNTRY"] == r["ARRIVAL_COUNTRY"] == "DE"]
+    assert domestic and all(r["TAXABLE_JURISDICTION"] == "GERMANY" for r in domestic)
+    exports = [r for r in sales if r["EXPORT_OUTSIDE_EU"] == "YES"]
+    assert exports and all(r["TOTAL_ACTIVITY_VALUE_VAT_AMT"] == "0.00" for r in exports)
+    assert all(r["ARRIVAL_COUNTRY"] not in names for r in exports)
+
+    sold = {row["TRANSACTION_EVENT_ID"] for row in sales}
+    refunds = [row for row in rows if row["TRANSACTION_TYPE"] == "REFUND"]
+    assert refunds
+    for row in refunds:
+        assert row["TRANSACTION_EVENT_ID"] in sold
+        assert Decimal(row["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"]) < 0
+
+    by_order: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for row in sales:
+        by_order[row["TRANSACTION_EVENT_ID"]].append(row)
+    assert all(re.fullmatch(r"\d{3}-\d{7}-\d{7}", order) for order in by_order)
+    multi = [items for items in by_order.values() if len(items) > 1]
+    assert any(len({i["VAT_INV_NUMBER"] for i in items}) == 1 for items in multi)
+    assert any(len({i["ACTIVITY_TRANSACTION_ID"] for i in items}) > 1 for items in multi)
+    assert all(
+        re.fullmatch(r"[A-Z]{2}-AEU-2026-\d+", r["VAT_INV_NUMBER"])
+        for r in sales
+        if r["VAT_INV_NUMBER"]
+    )
+    assert any(not r["VAT_INV_NUMBER"] for r in sales)
+
+    b2c = [r for r in sales if not r["BUYER_VAT_NUMBER"]]
+    assert any(r["BUYER_NAME"] for r in b2c) and any(not r["BUYER_NAME"] for r in b2c)
+    homonyms: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for row in b2c:
+        if row["BUYER_NAME"]:
+            homonyms[row["BUYER_NAME"]].add((row["ARRIVAL_CITY"], row["ARRIVAL_POST_CODE"]))
+    assert any(len(addresses) > 1 for addresses in homonyms.values())
+    assert any(r["PROMO_PRICE_OF_ITEMS_AMT_VAT_INCL"] != "0.00" for r in sales)
+    assert any(r["GIFT_WRAP_AMT_VAT_INCL"] != "0.00" for r in sales)
+    assert any(r["SHIP_CHARGE_AMT_VAT_INCL"] != "0.00" for r in sales)
+    assert any(r["VAT_INV_CONVERTED_AMT"] for r in sales)
+
+
+def test_vat_report_is_deterministic_and_streamed() -> None:
+    assert _vat_rows(orders=30, seed=3) == _vat_rows(orders=30, seed=3)
+    assert _vat_rows(orders=30, seed=3) != _vat_rows(orders=30, seed=4)
+    started = time.perf_counter()
+    huge = generate_vat_report(period="2026-10", marketplace_ids=EU, seed=1, orders=1_000_000)
+    assert len(list(itertools.islice(huge, 2_000))) == 2_000
+    assert time.perf_counter() - started < 5  # nothing is built up front
+
+
+# --- settlement and all-orders files ----------------------------------------------------------
+
+
+def test_settlement_header_is_the_samples() -> None:
+    sample = _sample("settlement-v2/settlement-sample.txt")
+    assert sample.read_text().split("\n", 1)[0].split("\t") == list(SETTLEMENT_HEADER)
+
+
+@pytest.mark.parametrize("marketplace_id", ["A1PA6795UKMFR9", "A1F83G8C2ARO7P", "ATVPDKIKX0DER"])
+def test_settlement_totals_add_up(marketplace_id: str) -> None:
+    period = (datetime(2026, 10, 19, tzinfo=UTC), datetime(2026, 11, 1, 23, 59, 59, tzinfo=UTC))
+    lines = list(
+        generate_settlement_report(period=period, marketplace_id=marketplace_id, seed=5, orders=80)
+    )
+    header = lines[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
+    summary, details = rows[0], rows[1:]
+    assert summary["settlement-start-date"] == "2026-10-19 00:00:00 UTC"
+    assert summary["settlement-end-date"] == "2026-11-01 23:59:59 UTC"
+    assert summary["deposit-date"] == "2026-11-04 00:00:00 UTC"
+    total = sum(Decimal(row["amount"]) for row in details)
+    assert Decimal(summary["total-amount"]) == total
+    assert len({row["settlement-id"] for row in rows}) == 1
+    kinds = {row["transaction-type"] for row in details}
+    assert {"Order", "Refund", "ServiceFee", "Transfer"} <= kinds
+    descriptions = {(row["amount-type"], row["amount-description"]) for row in details}
+    assert {
+        ("ItemPrice", "Principal"),
+        ("ItemPrice", "Tax"),
+        ("ItemFees", "Commission"),
+        ("ItemFees", "RefundCommission"),
+    } <= descriptions
+    for row in details:
+        assert re.fullmatch(r"-?\d+\.\d{2}", row["amount"])
+        assert "2026-10-19" <= row["posted-date-time"][:10] <= "2026-11-01"
+        assert row["currency"] == summary["currency"]
+
+
+def test_all_orders_header_is_the_samples() -> None:
+    sample = _sample(
+        "airbyte-sp-api-records/GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL"
+        ".reconstructed.tsv"
+    )
+    assert sample.read_text().split("\n", 1)[0].split("\t") == list(ALL_ORDERS_HEADER)
+    period = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 8, tzinfo=UTC))
+    lines = list(
+        generate_all_orders_report(period=period, marketplace_id="ATVPDKIKX0DER", seed=1, orders=20)
+    )
+    assert all(len(line.split("\t")) == len(ALL_ORDERS_HEADER) for line in lines)
+    with pytest.raises(ValueError):
+        next(generate_all_orders_report(period=period, marketplace_id="A1PA6795UKMFR9", seed=1))
