@@ -594,6 +594,22 @@ def parse_where(text: str) -> Predicate:
 # --- the sandbox ------------------------------------------------------------------------------
 
 
+def _blank_contact(contact_id: str) -> JSON:
+    """A new active contact with the fields Xero fills in itself."""
+    return {
+        "ContactID": contact_id,
+        "ContactStatus": "ACTIVE",
+        "IsSupplier": False,
+        "IsCustomer": False,
+        "Addresses": [],
+        "Phones": [],
+        "ContactGroups": [],
+        "ContactPersons": [],
+        "HasAttachments": False,
+        "HasValidationErrors": False,
+    }
+
+
 class XeroSandbox:
     """Xero on one port. Point XERO_LOGIN_URL, XERO_IDENTITY_URL and XERO_API_URL at it."""
 
@@ -1411,18 +1427,7 @@ class XeroSandbox:
             errors.append(f"Organisation is not subscribed to currency {currency}")
         if errors:
             return
-        contact = {
-            "ContactID": existing["ContactID"] if existing else new_id(),
-            "ContactStatus": "ACTIVE",
-            "IsSupplier": False,
-            "IsCustomer": False,
-            "Addresses": [],
-            "Phones": [],
-            "ContactGroups": [],
-            "ContactPersons": [],
-            "HasAttachments": False,
-            "HasValidationErrors": False,
-        }
+        contact = _blank_contact(existing["ContactID"] if existing else new_id())
         for text_field in (
             "Name",
             "FirstName",
@@ -1484,18 +1489,8 @@ class XeroSandbox:
             name = str(given["Name"])
             contact = self._contact_named(org, name)
             if contact is None:
-                contact = {
-                    "ContactID": new_id(),
+                contact = _blank_contact(new_id()) | {
                     "Name": name,
-                    "ContactStatus": "ACTIVE",
-                    "IsSupplier": False,
-                    "IsCustomer": False,
-                    "Addresses": [],
-                    "Phones": [],
-                    "ContactGroups": [],
-                    "ContactPersons": [],
-                    "HasAttachments": False,
-                    "HasValidationErrors": False,
                     "UpdatedDateUTC": xero_date(self._now()),
                 }
                 if given.get("ContactNumber"):
