@@ -16,6 +16,9 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, NoReturn
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
 from bot.config import ConfigError, Settings, load_settings
 from bot.container import Container
 from services.errors import ErrorKind, ServiceError
@@ -263,10 +266,21 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
     )
     prog = "amazon-xero-bot"
     try:
-        container = Container(settings or load_settings())
-        return int(args.handler(container, args))
+        settings = settings or load_settings()
+        return int(args.handler(Container(settings), args))
     except ConfigError as error:
         print(f"{prog}: configuration error: {error}", file=sys.stderr)
+        return EXIT_CANNOT_PROCEED
+    except OperationalError as error:
+        assert settings is not None  # the database is only reached once settings loaded
+        url = make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "no answer"
+        print(f"{prog}: cannot use the database at {url}: {reason}", file=sys.stderr)
+        return EXIT_CANNOT_PROCEED
+    except OSError as error:
+        # A port already in use, a data directory that cannot be written, and the like.
+        where = f": {error.filename}" if error.filename else ""
+        print(f"{prog}: {error.strerror or error}{where}", file=sys.stderr)
         return EXIT_CANNOT_PROCEED
     except ServiceError as error:
         print(f"{prog}: {error.message}", file=sys.stderr)

@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def serve(container: Container) -> int:
+    # Build what the callbacks need now: a missing setting stops start-up, not a user's consent.
+    container.connect  # noqa: B018
     container.migrate()
     settings = container.settings
     app = create_web_app(container)

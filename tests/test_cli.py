@@ -184,3 +184,40 @@ def test_the_installed_entry_point(tmp_path: Path) -> None:
         text=True,
     )
     assert (listing.returncode, json.loads(listing.stdout)) == (0, [])
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(
+    world: SandboxWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(
+        world, "postgresql+psycopg://bot:s3cret@127.0.0.1:9/nowhere?connect_timeout=2"
+    )
+    code, _, err = run(settings, capsys, "integration", "list")
+    assert code == 2
+    line = one_line(err)
+    assert line.startswith(
+        "amazon-xero-bot: cannot use the database at postgresql+psycopg://bot:***@"
+    )
+    assert "s3cret" not in err
+
+
+def test_run_checks_its_settings_before_serving(
+    world: SandboxWorld, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(world, database_url, XERO_CLIENT_SECRET="")
+    code, _, err = run(settings, capsys, "run")
+    assert (code, one_line(err)) == (
+        2,
+        "amazon-xero-bot: configuration error: XERO_CLIENT_SECRET: is required for this "
+        "command; see .env.example",
+    )
+
+
+def test_a_port_in_use_is_one_line(
+    world: SandboxWorld, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = world.amazon_server.port
+    settings = make_settings(world, database_url, PORT=str(taken))
+    code, _, err = run(settings, capsys, "run")
+    assert code == 2
+    assert "address already in use" in one_line(err).lower()
