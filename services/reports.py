@@ -1,0 +1,1047 @@
+"""Amazon report files -> normalized transactions, one row at a time.
+
+Reads the three reports the bot posts from (VAT transactions, settlement V2, all-orders) as
+Seller Central or SP-API deliver them, and yields a `Transaction` per data row, or a `RowError`
+for a row that cannot be read; a bad row never stops the rows after it. Nothing holds more
+than one row (one refund, for the settlement report), so a million-row file streams in
+constant memory; only an .xlsx workbook's table of distinct texts is kept whole.
+
+Decisions callers should know:
+- Amounts are cents, rounded half-up from whatever the file holds (spreadsheets write
+  19.989999999999998 for 19.99), signed as Amazon signs them: refunds are negative. Where a
+  figure is blank it is derived from the others (net = gross - VAT, ...); with both net and
+  VAT blank (Amazon did not calculate the VAT) the VAT comes from the rate, or is 0.
+- net + VAT must equal the VAT-inclusive amount within one cent. Amazon rounds each figure on
+  its own, so a one-cent gap happens; it is closed by trusting Amazon's VAT-inclusive and VAT
+  figures (net = gross - VAT), so every document totals to Amazon's gross to the cent.
+- VAT report schemes: EXPORT when EXPORT_OUTSIDE_EU is YES; REVERSE_CHARGE for a buyer VAT
+  number, no VAT and different departure and arrival countries; OSS for an EU-to-EU distance
+  sale with VAT; everything else DOMESTIC. US marketplace sales and refunds are FACILITATOR
+  (Amazon collects the sales tax), as is any refund with marketplace-facilitator tax rows.
+- Settlement V2: only customer refunds become transactions (type REFUND), one per run of
+  consecutive rows with the same order, adjustment, shipment, order item and posting time;
+  fees, orders (sales come from the all-orders report) and the summary line are skipped. The
+  refund's quantity is made negative, as the VAT report writes it.
+- All-orders: one SALE per shipped item; cancelled items are "CANCELLED", unshipped ones
+  "PENDING", Multi-Channel Fulfilment orders from other shops "NON_AMAZON" (all skipped).
+  Promotion discounts are negative whichever sign the file uses.
+- Dates are read as DD-MM-YYYY, DD.MM.YYYY or YYYY-MM-DD, with an optional time and zone;
+  a time with a zone counts as its UTC date. Slashed dates are refused: 03/04/2026 means
+  different days in Europe and the US.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import functools
+import gzip
+import posixpath
+import re
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, TypeVar
+from xml.etree import ElementTree
+
+from services.errors import ErrorKind, ServiceError
+from services.marketplaces import BY_DOMAIN
+from services.transactions import (
+    CENT,
+    POSTED_TYPES,
+    Buyer,
+    Charge,
+    ChargeKind,
+    RowError,
+    SourceRef,
+    TaxScheme,
+    Transaction,
+    TransactionType,
+)
+
+T = TypeVar("T")
+
+ZERO = Decimal("0.00")
+RATE_PLACES = Decimal("0.0001")  # a rate worked out from amounts
+READ_CHUNK = 64 * 1024
+
+
+class ReportKind(StrEnum):
+    VAT_TRANSACTIONS = "GET_VAT_TRANSACTION_DATA"
+    SETTLEMENT_V2 = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
+    ALL_ORDERS = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
+
+
+# Columns a header must have to be taken for each report (compared after _key()).
+_SIGNATURES: tuple[tuple[ReportKind, frozenset[str]], ...] = (
+    (
+        ReportKind.VAT_TRANSACTIONS,
+        frozenset({"transaction-type", "transaction-event-id", "transaction-currency-code"}),
+    ),
+    (
+        ReportKind.SETTLEMENT_V2,
+        frozenset({"settlement-id", "amount-type", "amount-description", "amount"}),
+    ),
+    (
+        ReportKind.ALL_ORDERS,
+        frozenset({"amazon-order-id", "order-status", "purchase-date", "item-price"}),
+    ),
+)
+_ORDER_ID_COLUMN = {
+    ReportKind.VAT_TRANSACTIONS: "TRANSACTION_EVENT_ID",
+    ReportKind.SETTLEMENT_V2: "order-id",
+    ReportKind.ALL_ORDERS: "amazon-order-id",
+}
+_DELIMITER_NAMES = {"\t": "tab", ";": "semicolon", ",": "comma"}
+
+# fmt: off
+_EU = frozenset({
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
+    "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+})
+# TAXABLE_JURISDICTION spells countries out in capitals; a few have more than one spelling.
+_COUNTRY_NAMES = {
+    "AUSTRIA": "AT", "BELGIUM": "BE", "BULGARIA": "BG", "CYPRUS": "CY", "CZECH REPUBLIC": "CZ",
+    "CZECHIA": "CZ", "GERMANY": "DE", "DENMARK": "DK", "ESTONIA": "EE", "SPAIN": "ES",
+    "FINLAND": "FI", "FRANCE": "FR", "GREECE": "GR", "CROATIA": "HR", "HUNGARY": "HU",
+    "IRELAND": "IE", "ITALY": "IT", "LITHUANIA": "LT", "LUXEMBOURG": "LU", "LATVIA": "LV",
+    "MALTA": "MT", "NETHERLANDS": "NL", "THE NETHERLANDS": "NL", "POLAND": "PL",
+    "PORTUGAL": "PT", "ROMANIA": "RO", "SWEDEN": "SE", "SLOVENIA": "SI", "SLOVAKIA": "SK",
+    "SLOVAK REPUBLIC": "SK", "UNITED KINGDOM": "GB", "GREAT BRITAIN": "GB", "UK": "GB",
+    "SWITZERLAND": "CH", "NORWAY": "NO", "EL": "GR",
+}
+# fmt: on
+# Where Amazon collects and remits the sales tax itself, as marketplace facilitator.
+_FACILITATOR_COUNTRIES = frozenset({"US"})
+
+
+# --- public API -------------------------------------------------------------------------------
+
+
+def detect_kind(header_line: str) -> ReportKind:
+    """Which report a file is, from its first line (tab, comma or semicolon separated)."""
+    return _read_header(header_line).kind
+
+
+def parse_report(lines: Iterable[str], *, file_name: str) -> Iterator[Transaction | RowError]:
+    """One Transaction or RowError per data row of a report, streamed; blank rows yield
+    nothing. A file whose first line is not a known header raises ServiceError (BAD_DATA)."""
+    iterator = iter(lines)
+    consumed = 0
+    for first in iterator:
+        consumed += 1
+        if first.strip("\ufeff \t\r\n"):
+            break
+    else:
+        raise ServiceError(
+            ErrorKind.BAD_DATA, f"{file_name} is empty: it has no header line.", retryable=False
+        )
+    try:
+        header = _read_header(first)
+    except ServiceError as error:
+        raise ServiceError(error.kind, f"{file_name}: {error.message}", retryable=False) from None
+    rows = _rows(iterator, header, file_name, consumed)
+    if header.kind == ReportKind.SETTLEMENT_V2:
+        yield from _settlement_items(rows, file_name)
+        return
+    build = _vat_transaction if header.kind == ReportKind.VAT_TRANSACTIONS else _order_transaction
+    for row in rows:
+        if isinstance(row, RowError):
+            yield row
+            continue
+        source = SourceRef(file_name, row.line)
+        try:
+            yield build(row, source)
+        except _BadValue as bad:
+            yield RowError(source, bad.column, bad.message, row.order_id() or None)
+
+
+def read_report_file(path: Path) -> Iterator[str]:
+    """The text lines of a report downloaded from Seller Central, streamed: plain text in
+    UTF-8 (with or without BOM) or Windows-1252, gzip, or an .xlsx workbook's first sheet
+    (strict or transitional OOXML) as tab-separated lines, one per spreadsheet row."""
+    with path.open("rb") as file:
+        magic = file.read(4)
+    if magic.startswith(b"PK"):
+        yield from _xlsx_lines(path)
+        return
+    if magic.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.open(path, "rb") as stream:
+                yield from decode_lines(_chunks(stream.read))
+        except (OSError, EOFError, zlib.error):
+            raise ServiceError(
+                ErrorKind.BAD_DATA,
+                f"{path.name} is damaged or truncated gzip data.",
+                retryable=False,
+            ) from None
+        return
+    with path.open("rb") as stream:
+        yield from decode_lines(_chunks(stream.read))
+
+
+def decode_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Lines (without terminators) of text arriving as byte chunks, decoded as a stream.
+
+    Read as UTF-8 (a BOM is dropped) and, from the first byte that is not UTF-8, as
+    Windows-1252: Seller Central files come in either, and the two agree on ASCII, so the
+    lines already read stay right. Lines end at "\\n" only ("\\r\\n" accepted): a field may
+    hold other separators.
+    """
+    rest = ""
+    for text in _decode(chunks):
+        if not text:
+            continue
+        parts = (rest + text).split("\n")
+        rest = parts.pop()
+        for line in parts:
+            yield line.removesuffix("\r")
+    if rest:
+        yield rest.removesuffix("\r")
+
+
+# --- header and rows --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def _key(name: str) -> str:
+    """A column name as compared: case, "_", "-" and spaces do not matter."""
+    return re.sub(r"[\s_-]+", "-", name.strip().lower())
+
+
+@dataclass(frozen=True)
+class _Header:
+    kind: ReportKind
+    delimiter: str
+    names: tuple[str, ...]
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        positions: dict[str, int] = {}
+        for position, name in enumerate(self.names):
+            positions.setdefault(_key(name), position)
+        return positions
+
+
+def _read_header(line: str) -> _Header:
+    text = line.lstrip("\ufeff").rstrip("\r\n")
+    for delimiter in _DELIMITER_NAMES:
+        if delimiter not in text:
+            continue
+        names = next(csv.reader([text], delimiter=delimiter), [])
+        keys = {_key(name) for name in names}
+        for kind, needed in _SIGNATURES:
+            if needed <= keys:
+                return _Header(kind, delimiter, tuple(name.strip() for name in names))
+    start = text[:60] + ("..." if len(text) > 60 else "")
+    raise ServiceError(
+        ErrorKind.BAD_DATA,
+        "the first line is not the header of a report this app reads. Expected the column "
+        "names of Amazon's VAT transactions report (TRANSACTION_TYPE, TRANSACTION_EVENT_ID, "
+        "...), settlement report flat file V2 (settlement-id, amount-type, amount, ...) or "
+        f"all-orders report (amazon-order-id, order-status, ...); the file starts with {start!r}.",
+        retryable=False,
+    )
+
+
+class _Row:
+    """One data row; columns are looked up by name, a missing trailing column reads as ""."""
+
+    __slots__ = ("header", "line", "values")
+
+    def __init__(self, header: _Header, line: int, values: list[str]) -> None:
+        self.header = header
+        self.line = line
+        self.values = values
+
+    def text(self, column: str) -> str:
+        position = self.header.index.get(_key(column))
+        if position is None or position >= len(self.values):
+            return ""
+        return self.values[position].strip()
+
+    def label(self, column: str) -> str:
+        """The column as this file spells it, for messages."""
+        position = self.header.index.get(_key(column))
+        return column if position is None else self.header.names[position]
+
+    def order_id(self) -> str:
+        return self.text(_ORDER_ID_COLUMN[self.header.kind])
+
+
+class _BadValue(Exception):
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(message)
+        self.column = column
+        self.message = message
+
+
+def _rows(
+    lines: Iterator[str], header: _Header, file_name: str, offset: int
+) -> Iterator[_Row | RowError]:
+    """Non-blank rows after the header, numbered by the file line they start on."""
+    reader = csv.reader(lines, delimiter=header.delimiter)
+    width = len(header.names)
+    end = offset
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            end = offset + reader.line_num
+            yield RowError(SourceRef(file_name, end), None, f"the line cannot be read: {error}")
+            continue
+        start, end = end + 1, offset + reader.line_num
+        if not any(value.strip() for value in values):
+            continue
+        row = _Row(header, start, values)
+        if len(values) > width and any(value.strip() for value in values[width:]):
+            # A stray delimiter inside a value shifts every column after it: refuse the row.
+            yield RowError(
+                SourceRef(file_name, start),
+                None,
+                f"the row has {len(values)} fields but the header has {width} columns; a value "
+                f"may contain a stray {_DELIMITER_NAMES[header.delimiter]}.",
+                row.order_id() or None,
+            )
+            continue
+        yield row
+
+
+# --- values -----------------------------------------------------------------------------------
+
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_COMMA_DECIMAL = re.compile(r"([+-]?)(\d+),(\d+)")
+_DOT_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")  # 1,234.56
+_COMMA_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d+)?")  # 1.234,56
+_DATE = re.compile(
+    r"(?:(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
+    r"|(?P<day2>\d{1,2})(?P<sep>[-.])(?P<month2>\d{1,2})(?P=sep)(?P<year2>\d{4}))"
+    r"(?:[T ](?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.\d+)?)?)?"
+    r"\s*(?P<zone>Z|UTC|GMT|[+-]\d{2}:?\d{2})?",
+    re.IGNORECASE,
+)
+
+
+def _to_decimal(text: str, what: str) -> Decimal:
+    """A number written by Amazon or by a spreadsheet in any locale, when unambiguous."""
+    compact = text.replace(" ", "").replace("\u00a0", "").replace("\u202f", "")
+    if _PLAIN_NUMBER.fullmatch(compact):
+        return Decimal(compact)
+    comma = _COMMA_DECIMAL.fullmatch(compact)
+    if comma:
+        sign, whole, fraction = comma.groups()
+        if len(fraction) == 3 and len(whole) <= 3 and not whole.startswith("0"):
+            raise ValueError(
+                f"{text!r} is ambiguous: the comma may separate thousands or decimals "
+                f"(write {whole}{fraction} or {whole}.{fraction})"
+            )
+        return Decimal(f"{sign}{whole}.{fraction}")
+    if _DOT_THOUSANDS.fullmatch(compact):
+        return Decimal(compact.replace(",", ""))
+    if _COMMA_THOUSANDS.fullmatch(compact):
+        return Decimal(compact.replace(".", "").replace(",", "."))
+    raise ValueError(f"{text!r} is not {what}")
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+def _to_money(text: str) -> Decimal:
+    try:
+        return _cents(_to_decimal(text, "an amount"))
+    except InvalidOperation:  # too many digits to be money
+        raise ValueError(f"{text!r} is not an amount") from None
+
+
+@functools.lru_cache(maxsize=256)  # a report holds a handful of distinct rates
+def _to_rate(text: str) -> Decimal:
+    """A VAT rate as a fraction; Amazon writes 0.19, people and spreadsheets 19 or 19%."""
+    percent = text.endswith("%")
+    value = _to_decimal(text.removesuffix("%").strip(), "a VAT rate")
+    if percent or value >= 1:  # no VAT rate is 100 %, so 1 and above are percentages
+        value /= 100
+    if not 0 <= value < 1:
+        raise ValueError(f"{text!r} is not a VAT rate")
+    return value.quantize(Decimal("0.000001"), ROUND_HALF_UP).normalize()
+
+
+def _to_quantity(text: str) -> int:
+    value = _to_decimal(text, "a quantity")
+    if abs(value) >= 10**9:
+        raise ValueError(f"{text!r} is not a quantity")
+    if value != value.to_integral_value():
+        raise ValueError(f"{text!r} is not a whole quantity")
+    return int(value)
+
+
+def _to_date(text: str) -> date:
+    match = _DATE.fullmatch(text)
+    wrong = ValueError(f"{text!r} is not a date (expected DD-MM-YYYY, DD.MM.YYYY or YYYY-MM-DD)")
+    if match is None:
+        raise wrong
+    parts = match.groupdict()
+    try:
+        day = date(
+            int(parts["year"] or parts["year2"]),
+            int(parts["month"] or parts["month2"]),
+            int(parts["day"] or parts["day2"]),
+        )
+        if parts["hour"] is None:
+            return day
+        moment = datetime.combine(
+            day, time(int(parts["hour"]), int(parts["minute"]), int(parts["second"] or 0))
+        )
+    except ValueError:
+        raise wrong from None
+    zone = (parts["zone"] or "").upper()
+    if zone in ("", "Z", "UTC", "GMT"):
+        return day
+    digits = zone[1:].replace(":", "")
+    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return (moment + offset if zone.startswith("-") else moment - offset).date()  # UTC date
+
+
+def _value(row: _Row, column: str, parse: Callable[[str], T]) -> T | None:
+    """The parsed value of a column, None when blank; an unreadable value is a _BadValue."""
+    text = row.text(column)
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise _BadValue(row.label(column), str(error)) from None
+
+
+def _required(row: _Row, column: str, needed: bool, kind: str) -> str:
+    text = row.text(column)
+    if needed and not text:
+        raise _BadValue(row.label(column), f"empty, but a {kind} row needs it")
+    return text
+
+
+def _currency(row: _Row, column: str, needed: bool, kind: str) -> str:
+    text = _required(row, column, needed, kind).upper()
+    if text and not re.fullmatch(r"[A-Z]{3}", text):
+        raise _BadValue(row.label(column), f"{text!r} is not a currency code")
+    return text
+
+
+def _quantity(row: _Row, column: str, needed: bool, kind: str) -> int:
+    _required(row, column, needed, kind)
+    return _value(row, column, _to_quantity) or 0
+
+
+def _country(row: _Row, column: str) -> str | None:
+    """An ISO alpha-2 code from a code or an English country name; None when blank."""
+    text = row.text(column).upper()
+    if not text:
+        return None
+    if text in _COUNTRY_NAMES:
+        return _COUNTRY_NAMES[text]
+    if re.fullmatch(r"[A-Z]{2}", text):
+        return text
+    raise _BadValue(row.label(column), f"{text!r} is not a country this app knows")
+
+
+def _charge(kind: ChargeKind, net: Decimal, tax: Decimal) -> Charge | None:
+    """A charge from its net and tax; the rate is worked out from them."""
+    if not net and not tax:
+        return None
+    rate = (tax / net).quantize(RATE_PLACES, ROUND_HALF_UP) if net and tax else ZERO
+    return Charge(kind, net, tax, net + tax, rate)
+
+
+# --- VAT transactions report ------------------------------------------------------------------
+
+# (charge, prefix of its three amount columns, family whose VAT rate applies)
+_VAT_CHARGES: tuple[tuple[ChargeKind, str, str], ...] = (
+    (ChargeKind.ITEM, "PRICE_OF_ITEMS", "PRICE_OF_ITEMS"),
+    (ChargeKind.ITEM_PROMOTION, "PROMO_PRICE_OF_ITEMS", "PRICE_OF_ITEMS"),
+    (ChargeKind.SHIPPING, "SHIP_CHARGE", "SHIP_CHARGE"),
+    (ChargeKind.SHIPPING_PROMOTION, "PROMO_SHIP_CHARGE", "SHIP_CHARGE"),
+    (ChargeKind.GIFT_WRAP, "GIFT_WRAP", "GIFT_WRAP"),
+    (ChargeKind.GIFT_WRAP_PROMOTION, "PROMO_GIFT_WRAP", "GIFT_WRAP"),
+)
+# Of the dates a row has, the one the transaction counts on; movements have only the last two.
+_VAT_DATES = (
+    "TRANSACTION_COMPLETE_DATE",
+    "TAX_CALCULATION_DATE",
+    "TRANSACTION_DEPART_DATE",
+    "TRANSACTION_ARRIVAL_DATE",
+)
+
+
+def _vat_transaction(row: _Row, source: SourceRef) -> Transaction:
+    kind = row.text("TRANSACTION_TYPE").upper()
+    if not kind:
+        raise _BadValue(row.label("TRANSACTION_TYPE"), "empty: every row needs a type")
+    # Stock movements and returns are only counted: be lenient about what they leave blank.
+    posted = kind in POSTED_TYPES
+    order_id = _required(row, "TRANSACTION_EVENT_ID", posted, kind)
+    activity_id = _required(row, "ACTIVITY_TRANSACTION_ID", posted, kind)
+    currency = _currency(row, "TRANSACTION_CURRENCY_CODE", posted, kind)
+    day = _vat_date(row)
+    quantity = _quantity(row, "QTY", posted, kind)
+    charges = tuple(
+        charge
+        for charge in (_vat_charge(row, *spec) for spec in _VAT_CHARGES)
+        if charge is not None
+    )
+    vat_country = row.text("BUYER_VAT_NUMBER_COUNTRY").upper()
+    vat_number = _vat_number(row.text("BUYER_VAT_NUMBER"), vat_country)
+    if vat_number and not vat_country:
+        vat_country = "GR" if vat_number.startswith("EL") else vat_number[:2]
+    buyer = Buyer(
+        name=row.text("BUYER_NAME") or None,
+        vat_number=vat_number,
+        vat_country=vat_country if vat_number else None,
+        address=row.text("ARRIVAL_ADDRESS") or None,
+        city=row.text("ARRIVAL_CITY") or None,
+        postcode=row.text("ARRIVAL_POST_CODE") or None,
+        country=row.text("ARRIVAL_COUNTRY").upper() or None,
+    )
+    return Transaction(
+        source=source,
+        type=kind,
+        marketplace=row.text("MARKETPLACE").lower() or None,
+        order_id=order_id,
+        activity_id=activity_id,
+        invoice_number=row.text("VAT_INV_NUMBER") or None,
+        date=day,
+        currency=currency,
+        sku=row.text("SELLER_SKU") or None,
+        description=row.text("ITEM_DESCRIPTION") or None,
+        quantity=quantity,
+        charges=charges,
+        tax_country=(
+            _country(row, "VAT_CALCULATION_IMPUTATION_COUNTRY")
+            or _country(row, "TAXABLE_JURISDICTION")
+        ),
+        scheme=_vat_scheme(row, charges, vat_number),
+        buyer=buyer,
+    )
+
+
+def _vat_date(row: _Row) -> date:
+    for column in _VAT_DATES:
+        day = _value(row, column, _to_date)
+        if day is not None:
+            return day
+    raise _BadValue(
+        row.label(_VAT_DATES[0]), f"empty, and so are {', '.join(_VAT_DATES[1:])}: no date"
+    )
+
+
+def _vat_charge(row: _Row, kind: ChargeKind, prefix: str, family: str) -> Charge | None:
+    incl = f"{prefix}_AMT_VAT_INCL"
+    net = _value(row, f"{prefix}_AMT_VAT_EXCL", _to_money)
+    tax = _value(row, f"{prefix}_VAT_AMT", _to_money)
+    gross = _value(row, incl, _to_money)
+    rate = _value(row, f"{family}_VAT_RATE_PERCENT", _to_rate)
+    if gross is None:
+        net = net if net is not None else ZERO
+        tax = tax if tax is not None else _cents(net * (rate or 0))
+    else:
+        if tax is None:
+            if net is not None:
+                tax = gross - net
+            else:
+                tax = _cents(gross * rate / (1 + rate)) if rate else ZERO
+        elif net is not None and abs(net + tax - gross) > CENT:
+            raise _BadValue(
+                row.label(incl),
+                f"{net} net + {tax} VAT = {net + tax}, not the VAT-inclusive {gross}",
+            )
+        # Amazon rounds each figure on its own, so net + VAT may miss the VAT-inclusive
+        # amount by a cent: trust the VAT-inclusive and VAT figures (what the customer paid
+        # and the invoice's VAT) and make net the difference, so documents total to the cent.
+        net = gross - tax
+    charge = _charge(kind, net, tax)
+    if charge is None or rate is None:
+        return charge
+    return Charge(kind, charge.net, charge.tax, charge.gross, rate)
+
+
+def _vat_number(number: str, country: str) -> str | None:
+    """One string with the country prefix, e.g. DE123456789 (Greece's prefix is EL)."""
+    compact = re.sub(r"[\s./-]", "", number).upper()
+    if not compact:
+        return None
+    if compact[:2].isalpha() or not country:
+        return compact
+    return ("EL" if country == "GR" else country) + compact
+
+
+def _vat_scheme(row: _Row, charges: tuple[Charge, ...], vat_number: str | None) -> TaxScheme:
+    if row.text("EXPORT_OUTSIDE_EU").upper() in ("YES", "Y", "TRUE"):
+        return TaxScheme.EXPORT
+    depart = (row.text("SALE_DEPART_COUNTRY") or row.text("DEPARTURE_COUNTRY")).upper()
+    arrive = (row.text("SALE_ARRIVAL_COUNTRY") or row.text("ARRIVAL_COUNTRY")).upper()
+    across = bool(depart and arrive and depart != arrive)
+    taxed = any(charge.tax for charge in charges)
+    if across and vat_number and not taxed:
+        return TaxScheme.REVERSE_CHARGE
+    if across and taxed and depart in _EU and arrive in _EU:
+        return TaxScheme.OSS
+    return TaxScheme.DOMESTIC
+
+
+# --- settlement report V2 ---------------------------------------------------------------------
+
+_REFUND_TYPES = frozenset({"refund", "chargeback refund", "a-to-z guarantee claim"})
+# What the customer got back, by (amount-type, amount-description): (charge, is it the tax).
+# Goodwill and restocking fees change what the customer gets back for the item, untaxed.
+_REFUND_CHARGES: dict[tuple[str, str], tuple[ChargeKind, bool]] = {
+    ("itemprice", "principal"): (ChargeKind.ITEM, False),
+    ("itemprice", "tax"): (ChargeKind.ITEM, True),
+    ("itemprice", "goodwill"): (ChargeKind.ITEM, False),
+    ("itemprice", "restockingfee"): (ChargeKind.ITEM, False),
+    ("itemprice", "shipping"): (ChargeKind.SHIPPING, False),
+    ("itemprice", "shippingtax"): (ChargeKind.SHIPPING, True),
+    ("itemprice", "giftwrap"): (ChargeKind.GIFT_WRAP, False),
+    ("itemprice", "giftwraptax"): (ChargeKind.GIFT_WRAP, True),
+    ("promotion", "principal"): (ChargeKind.ITEM_PROMOTION, False),
+    ("promotion", "shipping"): (ChargeKind.SHIPPING_PROMOTION, False),
+    ("promotion", "giftwrap"): (ChargeKind.GIFT_WRAP_PROMOTION, False),
+}
+# The rows of one refunded item share these; they come one after the other in the file.
+_REFUND_KEY = (
+    "transaction-type",
+    "order-id",
+    "adjustment-id",
+    "shipment-id",
+    "order-item-code",
+    "merchant-adjustment-item-id",
+    "posted-date-time",
+    "posted-date",
+)
+
+
+def _settlement_items(
+    rows: Iterator[_Row | RowError], file_name: str
+) -> Iterator[Transaction | RowError]:
+    group: list[_Row] = []
+    group_key: tuple[str, ...] | None = None
+    for row in rows:
+        if isinstance(row, RowError):
+            yield row
+            continue
+        refund = row.text("transaction-type").lower() in _REFUND_TYPES
+        key = tuple(row.text(column) for column in _REFUND_KEY) if refund else None
+        if key != group_key:
+            if group:
+                yield from _refund(group, file_name)
+            group, group_key = [], key
+        if key is not None:
+            group.append(row)
+    if group:
+        yield from _refund(group, file_name)
+
+
+def _refund(rows: list[_Row], file_name: str) -> Iterator[Transaction | RowError]:
+    """The refund of one item, from its consecutive rows; fees in them are not the customer's."""
+    first = rows[0]
+    amounts: dict[ChargeKind, list[Decimal]] = {}
+    facilitator = False
+    quantity = 0
+    current = first
+    try:
+        for current in rows:
+            amount_type = current.text("amount-type").lower()
+            description = current.text("amount-description").lower()
+            if amount_type == "itemwithheldtax" or description.startswith(
+                ("marketplacefacilitator", "lowvaluegoodstax")
+            ):
+                facilitator = True
+                continue
+            if amount_type not in ("itemprice", "promotion"):
+                continue  # Amazon's fees and their refunds
+            spec = _REFUND_CHARGES.get((amount_type, description))
+            if spec is None:
+                raise _BadValue(
+                    current.label("amount-description"),
+                    f"{current.text('amount-description')!r} under "
+                    f"{current.text('amount-type')!r} is not a refund charge this app knows",
+                )
+            kind, is_tax = spec
+            amount = _value(current, "amount", _to_money) or ZERO
+            pair = amounts.setdefault(kind, [ZERO, ZERO])
+            pair[int(is_tax)] += amount
+            quantity = quantity or _value(current, "quantity-purchased", _to_quantity) or 0
+        current = first
+        kind_name = first.text("transaction-type")
+        order_id = _required(first, "order-id", True, kind_name)
+        currency = _currency(first, "currency", True, kind_name)
+        posted = _value(first, "posted-date", _to_date) or _value(
+            first, "posted-date-time", _to_date
+        )
+        if posted is None:
+            raise _BadValue(first.label("posted-date"), f"empty, but a {kind_name} row needs it")
+    except _BadValue as bad:
+        yield RowError(
+            SourceRef(file_name, current.line), bad.column, bad.message, first.order_id() or None
+        )
+        return
+    charges = tuple(
+        charge
+        for kind in ChargeKind  # in the order of the contract, whatever the rows' order
+        if kind in amounts and (charge := _charge(kind, *amounts[kind])) is not None
+    )
+    if not charges:
+        return  # only Amazon's fees moved: nothing for the customer's document
+    marketplace = first.text("marketplace-name").lower() or None
+    place = BY_DOMAIN.get(marketplace or "")
+    country = place.country if place else None
+    facilitator = facilitator or country in _FACILITATOR_COUNTRIES
+    yield Transaction(
+        source=SourceRef(file_name, first.line),
+        type=TransactionType.REFUND,
+        marketplace=marketplace,
+        order_id=order_id,
+        activity_id=(
+            first.text("adjustment-id")
+            or first.text("shipment-id")
+            or f"{order_id}@{first.text('posted-date-time') or first.text('posted-date')}"
+        ),
+        invoice_number=None,
+        date=posted,
+        currency=currency,
+        sku=first.text("sku") or None,
+        description=None,
+        quantity=-abs(quantity),
+        charges=charges,
+        tax_country=country,
+        scheme=TaxScheme.FACILITATOR if facilitator else TaxScheme.DOMESTIC,
+        buyer=Buyer(),
+    )
+
+
+# --- all-orders report ------------------------------------------------------------------------
+
+
+def _order_type(row: _Row) -> str:
+    """SALE for a shipped item; the item's status wins over the order's (partial shipments)."""
+    if row.text("sales-channel").lower() == "non-amazon":
+        return "NON_AMAZON"  # Multi-Channel Fulfilment of another shop's order
+    status = (row.text("item-status") or row.text("order-status")).lower()
+    if status.startswith("shipped"):  # also "Shipped - Delivered to Buyer" and the like
+        return TransactionType.SALE
+    if status in ("cancelled", "canceled"):
+        return "CANCELLED"
+    if status.startswith(("pending", "unshipped", "partiallyshipped", "shipping")):
+        return "PENDING"
+    return re.sub(r"\W+", "_", status.upper()).strip("_") or "UNKNOWN"
+
+
+def _order_transaction(row: _Row, source: SourceRef) -> Transaction:
+    kind = _order_type(row)
+    posted = kind in POSTED_TYPES
+    order_id = _required(row, "amazon-order-id", posted, kind)
+    day = _value(row, "purchase-date", _to_date)
+    if day is None:
+        raise _BadValue(row.label("purchase-date"), "empty, but every row needs it")
+
+    def money(column: str) -> Decimal:
+        return _value(row, column, _to_money) or ZERO
+
+    def discount(column: str) -> Decimal:
+        return -abs(money(column))  # a discount, whichever sign the file gives it
+
+    parts = (
+        (ChargeKind.ITEM, money("item-price"), money("item-tax")),
+        (ChargeKind.ITEM_PROMOTION, discount("item-promotion-discount"), ZERO),
+        (ChargeKind.SHIPPING, money("shipping-price"), money("shipping-tax")),
+        (ChargeKind.SHIPPING_PROMOTION, discount("ship-promotion-discount"), ZERO),
+        (ChargeKind.GIFT_WRAP, money("gift-wrap-price"), money("gift-wrap-tax")),
+    )
+    charges = tuple(
+        charge
+        for charge_kind, net, tax in parts
+        if (charge := _charge(charge_kind, net, tax)) is not None
+    )
+    marketplace = None if kind == "NON_AMAZON" else row.text("sales-channel").lower() or None
+    place = BY_DOMAIN.get(marketplace or "")
+    country = place.country if place else None
+    return Transaction(
+        source=source,
+        type=kind,
+        marketplace=marketplace,
+        order_id=order_id,
+        activity_id=order_id,  # all items of an order make one invoice
+        invoice_number=None,
+        date=day,
+        currency=_currency(row, "currency", posted, kind),
+        sku=row.text("sku") or None,
+        description=row.text("product-name") or None,
+        quantity=_quantity(row, "quantity", posted, kind),
+        charges=charges,
+        tax_country=country,
+        scheme=TaxScheme.FACILITATOR if country in _FACILITATOR_COUNTRIES else TaxScheme.DOMESTIC,
+        buyer=Buyer(
+            city=row.text("ship-city") or None,
+            postcode=row.text("ship-postal-code") or None,
+            country=row.text("ship-country").upper() or None,
+        ),
+    )
+
+
+# --- reading files ----------------------------------------------------------------------------
+
+
+def _chunks(read: Callable[[int], bytes]) -> Iterator[bytes]:
+    while chunk := read(READ_CHUNK):
+        yield chunk
+
+
+def _decode(chunks: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 until the first byte that is not, Windows-1252 from that byte on; no BOM."""
+    held = b""  # the start of a character split across chunks
+    fallback: codecs.IncrementalDecoder | None = None
+    started = False
+    for chunk in chunks:
+        if fallback is not None:
+            yield fallback.decode(chunk)
+            continue
+        data = held + chunk
+        try:
+            text, used = codecs.utf_8_decode(data, "strict", False)
+        except UnicodeDecodeError as error:
+            fallback = codecs.getincrementaldecoder("cp1252")(errors="replace")
+            text, used = data[: error.start].decode("utf-8"), len(data)
+            text += fallback.decode(data[error.start :])
+        held = data[used:]
+        if not started and text:
+            text, started = text.removeprefix("\ufeff"), True
+        yield text
+    if held:
+        try:
+            yield held.decode("utf-8")
+        except UnicodeDecodeError:
+            yield held.decode("cp1252", errors="replace")
+
+
+def _local(tag: str) -> str:
+    """An XML tag without its namespace: strict and transitional OOXML differ only there."""
+    return tag.rpartition("}")[2]
+
+
+# Built-in number formats that show a date or time (ECMA-376, 18.8.30).
+_DATE_FORMAT_IDS = frozenset({*range(14, 23), *range(27, 37), 45, 46, 47, *range(50, 59)})
+_NEEDS_QUOTES = re.compile(r'[\t\n\r"]')
+
+
+def _xlsx_lines(path: Path) -> Iterator[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            workbook = _target(_relationships(archive, ""), "officeDocument") or "xl/workbook.xml"
+            root = ElementTree.fromstring(archive.read(workbook))
+            sheets = [element for element in root.iter() if _local(element.tag) == "sheet"]
+            if not sheets:
+                raise KeyError("no worksheet")
+            sheet_id = next(
+                value for name, value in sheets[0].attrib.items() if name.endswith("}id")
+            )
+            date1904 = any(
+                _local(element.tag) == "workbookPr"
+                and element.get("date1904", "").lower() in ("1", "true")
+                for element in root.iter()
+            )
+            relations = _relationships(archive, workbook)
+            sheet = next(relation.target for relation in relations if relation.id == sheet_id)
+            strings = _shared_strings(archive, _target(relations, "sharedStrings"))
+            date_styles = _date_styles(archive, _target(relations, "styles"))
+            with archive.open(sheet) as stream:
+                yield from _sheet_lines(stream, strings, date_styles, date1904)
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        IndexError,
+        StopIteration,
+        ValueError,
+        ElementTree.ParseError,
+    ):
+        raise ServiceError(
+            ErrorKind.BAD_DATA,
+            f"{path.name} is not an Excel workbook this app can read (.xlsx).",
+            retryable=False,
+        ) from None
+
+
+@dataclass(frozen=True)
+class _Relation:
+    id: str
+    type: str  # the last part of the type URI: "worksheet", "styles", "sharedStrings", ...
+    target: str  # the part's name in the archive
+
+
+def _relationships(archive: zipfile.ZipFile, part: str) -> list[_Relation]:
+    folder, name = posixpath.split(part)
+    try:
+        root = ElementTree.fromstring(archive.read(posixpath.join(folder, "_rels", f"{name}.rels")))
+    except KeyError:
+        return []
+    relations = []
+    for element in root:
+        target = element.get("Target", "")
+        if target.startswith("/"):
+            target = target.lstrip("/")
+        else:
+            target = posixpath.normpath(posixpath.join(folder, target))
+        kind = element.get("Type", "").rpartition("/")[2]
+        relations.append(_Relation(element.get("Id", ""), kind, target))
+    return relations
+
+
+def _target(relations: list[_Relation], kind: str) -> str | None:
+    return next((relation.target for relation in relations if relation.type == kind), None)
+
+
+def _rich_text(element: ElementTree.Element) -> str:
+    """The text of a shared or inline string: its runs, without phonetic guides."""
+    parts = []
+    for child in element:
+        tag = _local(child.tag)
+        if tag == "t":
+            parts.append(child.text or "")
+        elif tag == "r":
+            parts.extend(run.text or "" for run in child if _local(run.tag) == "t")
+    return "".join(parts)
+
+
+def _shared_strings(archive: zipfile.ZipFile, part: str | None) -> list[str]:
+    # The sheet refers to them by index, so they are all kept: one copy of each distinct text.
+    strings: list[str] = []
+    if part is None:
+        return strings
+    with archive.open(part) as stream:
+        for _event, element in ElementTree.iterparse(stream):
+            if _local(element.tag) == "si":
+                strings.append(_rich_text(element))
+                element.clear()
+    return strings
+
+
+def _date_styles(archive: zipfile.ZipFile, part: str | None) -> frozenset[int]:
+    """Indexes of the cell styles that show numbers as dates (Excel keeps dates as numbers)."""
+    if part is None:
+        return frozenset()
+    root = ElementTree.fromstring(archive.read(part))
+    custom: dict[str, str] = {}
+    styles: list[str] = []
+    for element in root.iter():
+        tag = _local(element.tag)
+        if tag == "numFmt":
+            custom[element.get("numFmtId", "")] = element.get("formatCode", "")
+        elif tag == "cellXfs":
+            styles = [xf.get("numFmtId", "0") for xf in element if _local(xf.tag) == "xf"]
+    return frozenset(
+        position
+        for position, format_id in enumerate(styles)
+        if (int(format_id) in _DATE_FORMAT_IDS if format_id.isdigit() else False)
+        or _is_date_format(custom.get(format_id, ""))
+    )
+
+
+def _is_date_format(code: str) -> bool:
+    # Quoted text, escaped characters and [colour]/[$currency] sections are not date parts.
+    bare = re.sub(r'"[^"]*"|\\.|\[[^\]]*\]', "", code)
+    return bool(re.search(r"[dmyhs]", bare, re.IGNORECASE))
+
+
+def _sheet_lines(
+    stream: IO[bytes], strings: list[str], date_styles: frozenset[int], date1904: bool
+) -> Iterator[str]:
+    """Tab-separated lines, line N being spreadsheet row N; empty rows at the end are dropped."""
+    emitted = last_row = 0
+    container: ElementTree.Element | None = None
+    for event, element in ElementTree.iterparse(stream, events=("start", "end")):
+        tag = _local(element.tag)
+        if event == "start":
+            if tag == "sheetData":
+                container = element
+            continue
+        if tag != "row":
+            continue
+        reference = element.get("r")
+        last_row = int(reference) if reference else last_row + 1
+        cells: dict[int, str] = {}
+        column = -1
+        for cell in element:
+            if _local(cell.tag) != "c":
+                continue
+            reference = cell.get("r")
+            column = _column_index(reference) if reference else column + 1
+            text = _cell_text(cell, strings, date_styles, date1904)
+            if text:
+                cells[column] = text
+        if container is not None:
+            container.clear()  # rows already read: keep memory flat
+        if not cells:
+            continue
+        # Empty rows before this one become empty lines, so line numbers stay row numbers.
+        for _ in range(last_row - 1 - emitted):
+            yield ""
+        fields = [cells.get(position, "") for position in range(max(cells) + 1)]
+        yield "\t".join(_quoted(field) for field in fields)
+        emitted = last_row
+
+
+def _quoted(field: str) -> str:
+    """A field as the csv module reads it back: quoted if it holds a tab, quote or newline."""
+    if _NEEDS_QUOTES.search(field):
+        return '"' + field.replace('"', '""') + '"'
+    return field
+
+
+def _column_index(reference: str) -> int:
+    """0 for A1, 26 for AA7, ..."""
+    index = 0
+    for letter in reference:
+        if not letter.isalpha():
+            break
+        index = index * 26 + ord(letter.upper()) - ord("A") + 1
+    return index - 1
+
+
+def _cell_text(
+    cell: ElementTree.Element, strings: list[str], date_styles: frozenset[int], date1904: bool
+) -> str:
+    kind = cell.get("t", "n")
+    value: str | None = None
+    for child in cell:
+        tag = _local(child.tag)
+        if tag == "v":
+            value = child.text
+        elif tag == "is":
+            return _rich_text(child)
+    if value is None:
+        return ""
+    if kind == "s":
+        return strings[int(value)]
+    if kind == "b":
+        return "TRUE" if value == "1" else "FALSE"
+    if kind != "n":
+        return value  # text, a formula's text, an error such as #N/A, or an ISO date (strict)
+    number = Decimal(value)
+    if not number.is_finite():
+        return value
+    if int(cell.get("s", "0")) in date_styles:
+        return _serial_date(number, date1904)
+    return format(number, "f")  # 19.989999999999998, never 1.9989999999999998E1
+
+
+def _serial_date(serial: Decimal, date1904: bool) -> str:
+    """An Excel date serial as ISO text (1900 system: day 1 is 1900-01-01, with its leap bug)."""
+    base = datetime(1904, 1, 1) if date1904 else datetime(1899, 12, 30)
+    days = int(serial)
+    seconds = int(((serial - days) * 86400).to_integral_value(ROUND_HALF_UP))
+    moment = base + timedelta(days=days, seconds=seconds)
+    return moment.date().isoformat() if not seconds else moment.isoformat(sep=" ")

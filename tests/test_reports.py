@@ -1,0 +1,1152 @@
+"""Report parsing: Amazon's real samples, the sandbox's generated reports, and what real files
+do to a parser (encodings, locales, spreadsheets, misspelt and missing columns)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import itertools
+import json
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+
+from sandbox.amazon_reports import (
+    ALL_ORDERS_HEADER,
+    SETTLEMENT_HEADER,
+    VAT_HEADER,
+    generate_all_orders_report,
+    generate_settlement_report,
+    generate_vat_report,
+)
+from services.errors import ErrorKind, ServiceError
+from services.reports import (
+    ReportKind,
+    decode_lines,
+    detect_kind,
+    parse_report,
+    read_report_file,
+)
+from services.transactions import (
+    Buyer,
+    Charge,
+    ChargeKind,
+    RowError,
+    SourceRef,
+    TaxScheme,
+    Transaction,
+)
+from tests.conftest import SHARED
+
+SAMPLES = SHARED / "samples" / "amazon"
+VAT_XLSX = SAMPLES / "vat-transactions-row" / "sheet_with_strict_ooxml.xlsx"
+VAT_CSV = SAMPLES / "vat-transactions-row" / "sheet_with_strict_ooxml.derived.csv"
+SETTLEMENT = SAMPLES / "settlement-v2" / "settlement-sample.txt"
+AIRBYTE = SAMPLES / "airbyte-sp-api-records"
+ALL_ORDERS = AIRBYTE / "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL.reconstructed.tsv"
+
+DE, GB, FR, PL, SE, IT, ES = (
+    "A1PA6795UKMFR9",
+    "A1F83G8C2ARO7P",
+    "A13V1IB3VIYZZH",
+    "A1C3SOZRARQ6R3",
+    "A2NODRKZP88ZB9",
+    "APJ6JRA9NG5V4",
+    "A1RKKUPIHCS9HS",
+)
+US, CA = "ATVPDKIKX0DER", "A2EUQ1WTGCTBG2"
+JUNE = (datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 16, tzinfo=UTC))
+D = Decimal
+
+# A domestic German sale, as the VAT report writes it.
+SALE: dict[str, str] = {
+    "MARKETPLACE": "amazon.de",
+    "TRANSACTION_TYPE": "SALE",
+    "TRANSACTION_EVENT_ID": "302-1234567-7654321",
+    "ACTIVITY_TRANSACTION_ID": "Ab12Cd34E",
+    "TAX_CALCULATION_DATE": "31-03-2026",
+    "TRANSACTION_DEPART_DATE": "31-03-2026",
+    "TRANSACTION_COMPLETE_DATE": "31-03-2026",
+    "SELLER_SKU": "NX-SCALE",
+    "ITEM_DESCRIPTION": "Küchenwaage 5 kg",
+    "QTY": "1",
+    "PRICE_OF_ITEMS_AMT_VAT_EXCL": "16.80",
+    "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "0.19",
+    "PRICE_OF_ITEMS_VAT_AMT": "3.19",
+    "PRICE_OF_ITEMS_AMT_VAT_INCL": "19.99",
+    "TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL": "19.99",
+    "TRANSACTION_CURRENCY_CODE": "EUR",
+    "DEPATURE_CITY": "Leipzig",
+    "DEPARTURE_COUNTRY": "DE",
+    "ARRIVAL_CITY": "Berlin",
+    "ARRIVAL_COUNTRY": "DE",
+    "ARRIVAL_POST_CODE": "10115",
+    "SALE_DEPART_COUNTRY": "DE",
+    "SALE_ARRIVAL_COUNTRY": "DE",
+    "VAT_CALCULATION_IMPUTATION_COUNTRY": "DE",
+    "TAXABLE_JURISDICTION": "GERMANY",
+    "VAT_INV_NUMBER": "DE-AEU-2026-1",
+    "EXPORT_OUTSIDE_EU": "NO",
+    "BUYER_NAME": "Anna Schmidt",
+    "ARRIVAL_ADDRESS": "Invalidenstraße 12",
+}
+SALE_ITEM = Charge(ChargeKind.ITEM, D("16.80"), D("3.19"), D("19.99"), D("0.19"))
+
+
+def vat_line(values: dict[str, str], header: tuple[str, ...] = VAT_HEADER, sep: str = "\t") -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=sep, lineterminator="\n").writerow(
+        [values.get(column, "") for column in header]
+    )
+    return buffer.getvalue().removesuffix("\n")
+
+
+def vat_file(*rows: dict[str, str], header: tuple[str, ...] = VAT_HEADER) -> list[str]:
+    return [vat_line({c: c for c in header}, header), *(vat_line(row, header) for row in rows)]
+
+
+def parse(lines: list[str], name: str = "vat.txt") -> list[Transaction | RowError]:
+    return list(parse_report(lines, file_name=name))
+
+
+def only_transaction(lines: list[str]) -> Transaction:
+    items = parse(lines)
+    assert len(items) == 1 and isinstance(items[0], Transaction), items
+    return items[0]
+
+
+def only_error(lines: list[str]) -> RowError:
+    items = parse(lines)
+    assert len(items) == 1 and isinstance(items[0], RowError), items
+    return items[0]
+
+
+def transactions(items: list[Transaction | RowError]) -> list[Transaction]:
+    errors = [item for item in items if isinstance(item, RowError)]
+    assert errors == []
+    return [item for item in items if isinstance(item, Transaction)]
+
+
+# --- the real samples ------------------------------------------------------------------------
+
+SAMPLE_SALE = Transaction(
+    source=SourceRef("sheet_with_strict_ooxml.xlsx", 2),
+    type="SALE",
+    marketplace="amazon.es",
+    order_id="408-9590879-6335512",
+    activity_id="DcsTwLyp7",
+    invoice_number=None,
+    date=date(2020, 3, 31),
+    currency="EUR",
+    sku="HC-CG-UK",
+    description=(
+        "Oliver James Molinillo de Caf√© Manual | La Mejor Colecci√≥n de Henry Charles | "
+        "De Acero Inoxidable con Moledores Ajustable de Cer√°mica - Tama√±o Compacto hogar, "
+        "la Oficina o los Viajes"
+    ),
+    quantity=1,
+    charges=(
+        # Amazon computed no VAT (both VAT columns are blank): the price is all net.
+        Charge(ChargeKind.ITEM, D("19.99"), D("0.00"), D("19.99"), D(0)),
+        Charge(ChargeKind.SHIPPING, D("0.31"), D("0.00"), D("0.31"), D(0)),
+        Charge(ChargeKind.SHIPPING_PROMOTION, D("-0.31"), D("0.00"), D("-0.31"), D(0)),
+    ),
+    tax_country=None,
+    scheme=TaxScheme.DOMESTIC,
+    buyer=Buyer(city="LISBOA", postcode="1700-233", country="PT"),
+)
+
+
+def test_real_vat_report_in_strict_ooxml() -> None:
+    lines = list(read_report_file(VAT_XLSX))
+    assert len(lines) == 2  # the ~6,800 formatted but empty rows make no lines
+    assert lines[0].split("\t")[:2] == ["UNIQUE_ACCOUNT_IDENTIFIER", "ACTIVITY_PERIOD"]
+    assert len(lines[1].split("\t")) == 70  # up to the last filled cell, SALE_ARRIVAL_COUNTRY
+
+    items = parse(lines, VAT_XLSX.name)
+
+    assert items == [SAMPLE_SALE]
+    assert SAMPLE_SALE.gross == D("19.99") and SAMPLE_SALE.tax == 0
+
+
+def test_real_vat_report_csv_gives_the_same_transaction() -> None:
+    items = list(parse_report(read_report_file(VAT_CSV), file_name=VAT_CSV.name))
+
+    assert items == [replace(SAMPLE_SALE, source=SourceRef(VAT_CSV.name, 2))]
+
+
+def test_real_settlement_sample_gives_its_refund() -> None:
+    items = transactions(parse(list(read_report_file(SETTLEMENT)), SETTLEMENT.name))
+
+    assert items == [
+        Transaction(
+            source=SourceRef(SETTLEMENT.name, 14),
+            type="REFUND",
+            marketplace="amazon.com",
+            order_id="112-5561209-7742044",
+            activity_id="DS7K9LM1A",  # no adjustment id in this file: the refund's shipment
+            invoice_number=None,
+            date=date(2026, 6, 22),
+            currency="USD",
+            sku="NX-HD-1200",
+            description=None,
+            quantity=-1,  # quantity-purchased is 1: negative, as the VAT report writes refunds
+            charges=(Charge(ChargeKind.ITEM, D("-129.99"), D("0.00"), D("-129.99"), D(0)),),
+            tax_country="US",
+            scheme=TaxScheme.FACILITATOR,
+            buyer=Buyer(),
+        )
+    ]
+    # The customer's money in the file (refund rows, not Amazon's fees) is what we post.
+    with SETTLEMENT.open(newline="") as file:
+        rows = list(csv.DictReader(file, delimiter="\t"))
+    refunded = sum(
+        D(row["amount"])
+        for row in rows
+        if row["transaction-type"] == "Refund" and row["amount-type"] in ("ItemPrice", "Promotion")
+    )
+    assert sum(item.gross for item in items) == refunded == D("-129.99")
+
+
+def test_real_all_orders_sample_cancelled_orders_are_skipped() -> None:
+    records = [
+        json.loads(line)["data"]
+        for line in (AIRBYTE / "expected_records_subset.jsonl").read_text().splitlines()
+        if json.loads(line)["stream"] == "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_LAST_UPDATE_GENERAL"
+    ]
+
+    items = transactions(parse(list(read_report_file(ALL_ORDERS)), ALL_ORDERS.name))
+
+    assert len(items) == len(records) == 15
+    for item, record in zip(items, records, strict=True):
+        assert item.type == "CANCELLED"
+        assert item.order_id == item.activity_id == record["amazon-order-id"]
+        assert item.date == date.fromisoformat(record["purchase-date"][:10])
+        assert item.currency == record["currency"]
+        assert item.sku == record["sku"] and item.description == record["product-name"]
+        assert item.quantity == int(record["quantity"])
+        price = D(record["item-price"] or 0) + D(record["item-tax"] or 0)
+        assert item.gross == price
+        assert item.buyer == Buyer(
+            city=record["ship-city"],
+            postcode=record["ship-postal-code"],
+            country=record["ship-country"],
+        )
+        assert item.tax_country == "US" and item.scheme == TaxScheme.FACILITATOR
+
+
+# --- the sandbox's reports --------------------------------------------------------------------
+
+
+def test_generated_vat_report_reads_without_errors_and_totals_to_amazon() -> None:
+    lines = list(
+        generate_vat_report(period="2026-03", marketplace_ids=[DE, GB, FR, PL, SE], seed=11)
+    )
+
+    items = transactions(parse(lines))
+
+    assert len(items) == len(lines) - 1
+    for item in items:
+        for charge in item.charges:
+            assert charge.net + charge.tax == charge.gross
+            assert charge.gross == charge.gross.quantize(D("0.01"))
+    gross: dict[str, Decimal] = defaultdict(Decimal)
+    for item in items:
+        gross[item.currency] += item.gross
+    amazon: dict[str, Decimal] = defaultdict(Decimal)
+    for row in csv.DictReader(lines, delimiter="\t"):
+        amazon[row["TRANSACTION_CURRENCY_CODE"]] += D(row["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"])
+    assert gross == amazon
+    assert set(gross) == {"EUR", "GBP", "PLN", "SEK"}
+
+    assert {item.scheme for item in items} == {
+        TaxScheme.DOMESTIC,
+        TaxScheme.OSS,
+        TaxScheme.REVERSE_CHARGE,
+        TaxScheme.EXPORT,
+    }
+    assert set(Counter(item.type for item in items)) == {
+        "SALE",
+        "REFUND",
+        "RETURN",
+        "FC_TRANSFER",
+        "INBOUND",
+    }
+    posted = [item for item in items if item.type in ("SALE", "REFUND")]
+    assert all(item.tax_country and item.buyer.country for item in posted)
+    assert all(item.quantity < 0 for item in posted if item.type == "REFUND")
+    reverse = [item for item in items if item.scheme == TaxScheme.REVERSE_CHARGE]
+    assert all(
+        item.buyer.vat_number and item.buyer.vat_number[:2] == item.buyer.vat_country
+        for item in reverse
+    )
+    oss = [item for item in items if item.scheme == TaxScheme.OSS]
+    assert all(item.tax_country == item.buyer.country for item in oss if item.type == "SALE")
+
+
+@pytest.mark.parametrize(
+    ("market", "scheme"), [(US, TaxScheme.FACILITATOR), (DE, TaxScheme.DOMESTIC)]
+)
+def test_generated_settlement_report_gives_the_refunds(market: str, scheme: TaxScheme) -> None:
+    lines = list(generate_settlement_report(period=JUNE, marketplace_id=market, seed=5, orders=400))
+
+    items = transactions(parse(lines, "settlement.txt"))
+
+    rows = list(csv.DictReader(lines, delimiter="\t"))
+    refunds = [row for row in rows if row["transaction-type"] == "Refund"]
+    assert len(items) == len({(row["order-id"], row["shipment-id"]) for row in refunds}) > 10
+    assert all(item.type == "REFUND" and item.scheme == scheme for item in items)
+    customer = [row for row in refunds if row["amount-type"] in ("ItemPrice", "Promotion")]
+    assert sum(item.gross for item in items) == sum(D(row["amount"]) for row in customer)
+    assert sum(item.tax for item in items) == sum(
+        D(row["amount"]) for row in customer if row["amount-description"] == "Tax"
+    )
+    for item in items:
+        assert item.gross < 0 and item.quantity < 0
+        assert all(charge.net + charge.tax == charge.gross for charge in item.charges)
+
+
+@pytest.mark.parametrize(
+    ("market", "scheme"), [(US, TaxScheme.FACILITATOR), (CA, TaxScheme.DOMESTIC)]
+)
+def test_generated_all_orders_report_gives_shipped_items_as_sales(
+    market: str, scheme: TaxScheme
+) -> None:
+    lines = list(generate_all_orders_report(period=JUNE, marketplace_id=market, seed=5, orders=300))
+
+    items = transactions(parse(lines, "orders.txt"))
+
+    rows = list(csv.DictReader(lines, delimiter="\t"))
+    assert len(items) == len(rows)
+    expected = {"Shipped": "SALE", "Cancelled": "CANCELLED", "Pending": "PENDING"}
+    assert [item.type for item in items] == [expected[row["order-status"]] for row in rows]
+    assert {item.scheme for item in items} == {scheme}
+    sales = [item for item in items if item.type == "SALE"]
+    shipped = [row for row in rows if row["order-status"] == "Shipped"]
+    columns = (
+        "item-price",
+        "item-tax",
+        "shipping-price",
+        "shipping-tax",
+        "item-promotion-discount",
+    )
+    assert sum(item.gross for item in sales) == sum(
+        D(row[column] or 0) for row in shipped for column in columns
+    )
+    assert any(
+        charge.kind == ChargeKind.ITEM_PROMOTION for item in sales for charge in item.charges
+    )
+    assert all(item.activity_id == item.order_id and item.quantity > 0 for item in sales)
+
+
+# --- tolerances -------------------------------------------------------------------------------
+
+
+def test_bom_and_crlf() -> None:
+    header, row = vat_file(SALE)
+
+    item = only_transaction(["\ufeff" + header + "\r\n", row + "\r\n"])
+
+    assert item.charges == (SALE_ITEM,)
+    assert item.source == SourceRef("vat.txt", 2)
+
+
+def test_the_sale_reads_completely() -> None:
+    item = only_transaction(vat_file(SALE))
+
+    assert item == Transaction(
+        source=SourceRef("vat.txt", 2),
+        type="SALE",
+        marketplace="amazon.de",
+        order_id="302-1234567-7654321",
+        activity_id="Ab12Cd34E",
+        invoice_number="DE-AEU-2026-1",
+        date=date(2026, 3, 31),
+        currency="EUR",
+        sku="NX-SCALE",
+        description="Küchenwaage 5 kg",
+        quantity=1,
+        charges=(SALE_ITEM,),
+        tax_country="DE",
+        scheme=TaxScheme.DOMESTIC,
+        buyer=Buyer(
+            name="Anna Schmidt",
+            address="Invalidenstraße 12",
+            city="Berlin",
+            postcode="10115",
+            country="DE",
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "day"),
+    [
+        ("31-03-2026", date(2026, 3, 31)),
+        ("31.03.2026", date(2026, 3, 31)),
+        ("2026-03-31", date(2026, 3, 31)),
+        ("1.4.2026", date(2026, 4, 1)),
+        ("2026-03-31T08:14:22", date(2026, 3, 31)),
+        ("2026-03-31 08:14:22 UTC", date(2026, 3, 31)),
+        ("2026-03-31T23:30:00-02:00", date(2026, 4, 1)),  # 01:30 UTC on the 1st
+        ("2026-04-01T00:30:00+02:00", date(2026, 3, 31)),
+        ("2026-03-31T08:14:22Z", date(2026, 3, 31)),
+    ],
+)
+def test_date_formats(written: str, day: date) -> None:
+    item = only_transaction(vat_file({**SALE, "TRANSACTION_COMPLETE_DATE": written}))
+
+    assert item.date == day
+
+
+def test_date_falls_back_to_tax_calculation_then_departure() -> None:
+    no_complete = {**SALE, "TRANSACTION_COMPLETE_DATE": "", "TAX_CALCULATION_DATE": "30-03-2026"}
+    departure_only = {
+        **no_complete,
+        "TAX_CALCULATION_DATE": "",
+        "TRANSACTION_DEPART_DATE": "29-03-2026",
+    }
+
+    items = transactions(parse(vat_file(no_complete, departure_only)))
+
+    assert [item.date for item in items] == [date(2026, 3, 30), date(2026, 3, 29)]
+
+
+def test_decimal_commas_and_percentages_in_a_semicolon_file() -> None:
+    german = {
+        **SALE,
+        "PRICE_OF_ITEMS_AMT_VAT_EXCL": "1.680,67",
+        "PRICE_OF_ITEMS_VAT_AMT": "319,33",
+        "PRICE_OF_ITEMS_AMT_VAT_INCL": "2.000,00",
+        "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "19%",
+        "ITEM_DESCRIPTION": "Waage; digital",
+    }
+    lines = [vat_line({c: c for c in VAT_HEADER}, sep=";"), vat_line(german, sep=";")]
+
+    item = only_transaction(lines)
+
+    assert item.charges == (
+        Charge(ChargeKind.ITEM, D("1680.67"), D("319.33"), D("2000.00"), D("0.19")),
+    )
+    assert item.description == "Waage; digital"
+
+
+@pytest.mark.parametrize(
+    ("written", "amount"),
+    [
+        ("19,99", D("19.99")),
+        ("1,234.56", D("1234.56")),
+        ("1.234,56", D("1234.56")),
+        ("1 234,56", D("1234.56")),
+        ("1,234,567.00", D("1234567.00")),
+        ("0,055", D("0.06")),
+        ("19.989999999999998", D("19.99")),  # a spreadsheet's float
+        ("20.004999", D("20.00")),
+        ("20.005", D("20.01")),  # half-up
+        ("-3.335", D("-3.34")),
+        ("2E1", D("20.00")),
+    ],
+)
+def test_amount_formats(written: str, amount: Decimal) -> None:
+    row = {**SALE, "PRICE_OF_ITEMS_AMT_VAT_INCL": written, "PRICE_OF_ITEMS_AMT_VAT_EXCL": ""}
+    row |= {"PRICE_OF_ITEMS_VAT_AMT": "0", "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "0"}
+
+    item = only_transaction(vat_file(row))
+
+    assert item.gross == amount
+
+
+@pytest.mark.parametrize("written", ["0.19", "19", "19%", "19 %", "19,0", "0.19000000000000003"])
+def test_rate_formats(written: str) -> None:
+    item = only_transaction(vat_file({**SALE, "PRICE_OF_ITEMS_VAT_RATE_PERCENT": written}))
+
+    assert item.charges[0].rate == D("0.19")
+
+
+def test_reduced_rates_keep_their_precision() -> None:
+    row = {**SALE, "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "5.5", "PRICE_OF_ITEMS_AMT_VAT_EXCL": ""}
+    row |= {"PRICE_OF_ITEMS_VAT_AMT": "", "PRICE_OF_ITEMS_AMT_VAT_INCL": "21.10"}
+
+    item = only_transaction(vat_file(row))
+
+    # Only the VAT-inclusive price is given: VAT is worked out from the rate.
+    assert item.charges == (Charge(ChargeKind.ITEM, D("20.00"), D("1.10"), D("21.10"), D("0.055")),)
+
+
+def test_float_noise_from_a_spreadsheet() -> None:
+    noisy = {
+        **SALE,
+        "PRICE_OF_ITEMS_AMT_VAT_EXCL": "16.799999999999997",
+        "PRICE_OF_ITEMS_VAT_AMT": "3.1900000000000004",
+        "PRICE_OF_ITEMS_AMT_VAT_INCL": "19.989999999999998",
+        "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "0.19000000000000003",
+        "QTY": "1.0",
+    }
+
+    item = only_transaction(vat_file(noisy))
+
+    assert item.charges == (SALE_ITEM,) and item.quantity == 1
+
+
+def test_one_cent_gap_trusts_the_vat_inclusive_amount() -> None:
+    row = {**SALE, "PRICE_OF_ITEMS_AMT_VAT_EXCL": "16.81"}  # 16.81 + 3.19 = 20.00, not 19.99
+
+    item = only_transaction(vat_file(row))
+
+    assert item.charges == (SALE_ITEM,)
+
+
+def test_missing_trailing_columns_read_as_empty() -> None:
+    header, row = vat_file(SALE)
+    cut = "\t".join(row.split("\t")[: VAT_HEADER.index("TRANSACTION_CURRENCY_CODE") + 1])
+
+    item = only_transaction([header, cut])
+
+    assert item.charges == (SALE_ITEM,)
+    assert item.buyer == Buyer() and item.tax_country is None and item.invoice_number is None
+
+
+def test_column_names_in_any_case_and_spelling() -> None:
+    fixed = tuple("DEPARTURE_CITY" if c == "DEPATURE_CITY" else c for c in VAT_HEADER)
+    lower = tuple(c.lower() for c in VAT_HEADER)
+    expected = only_transaction(vat_file(SALE))
+
+    for header in (fixed, lower):
+        lines = [vat_line({c: c for c in header}, header), vat_line(SALE)]
+        assert only_transaction(lines) == expected
+
+
+def test_quoted_fields_in_a_comma_file() -> None:
+    row = {**SALE, "ITEM_DESCRIPTION": 'Waage "Präzision", 5 kg', "BUYER_NAME": "Schmidt, Anna"}
+    lines = [vat_line({c: c for c in VAT_HEADER}, sep=","), vat_line(row, sep=",")]
+
+    item = only_transaction(lines)
+
+    assert item.description == 'Waage "Präzision", 5 kg'
+    assert item.buyer.name == "Schmidt, Anna"
+
+
+def test_a_quoted_field_over_two_lines_is_numbered_by_its_first_line() -> None:
+    header, first = vat_file(SALE)
+    broken = vat_line({**SALE, "ITEM_DESCRIPTION": "Waage\nrot"})
+    lines = [header, *broken.split("\n"), first]
+
+    items = transactions(parse(lines))
+
+    assert [item.source.line for item in items] == [2, 4]
+    assert items[0].description == "Waagerot"  # a line iterator carries no line endings
+
+
+def test_blank_rows_yield_nothing() -> None:
+    header, row = vat_file(SALE)
+
+    items = parse([header, "", row, "\t" * 91, "   ", row])
+
+    assert [item.source.line for item in items] == [3, 6]
+
+
+def test_skipped_types_are_read_leniently() -> None:
+    transfer = {
+        "TRANSACTION_TYPE": "FC_TRANSFER",
+        "TRANSACTION_EVENT_ID": "12345678901",
+        "TRANSACTION_DEPART_DATE": "02-03-2026",
+        "TRANSACTION_ARRIVAL_DATE": "04-03-2026",
+        "QTY": "",
+        "PRICE_OF_ITEMS_AMT_VAT_INCL": "64.00",
+        "TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL": "64.00",
+    }
+    inbound = {"TRANSACTION_TYPE": "Inbound", "TRANSACTION_ARRIVAL_DATE": "05-03-2026"}
+
+    first, second = transactions(parse(vat_file(transfer, inbound)))
+
+    assert (first.type, first.date, first.currency, first.quantity) == (
+        "FC_TRANSFER",
+        date(2026, 3, 2),
+        "",
+        0,
+    )
+    assert first.gross == D("64.00") and first.tax_country is None
+    assert (second.type, second.date, second.charges) == ("INBOUND", date(2026, 3, 5), ())
+
+
+@pytest.mark.parametrize(
+    ("changes", "scheme", "tax_country"),
+    [
+        ({}, TaxScheme.DOMESTIC, "DE"),
+        (
+            {
+                "SALE_ARRIVAL_COUNTRY": "FR",
+                "ARRIVAL_COUNTRY": "FR",
+                "TAXABLE_JURISDICTION": "FRANCE",
+            }
+            | {"VAT_CALCULATION_IMPUTATION_COUNTRY": "", "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "0.2"},
+            TaxScheme.OSS,
+            "FR",
+        ),
+        (
+            {
+                "SALE_ARRIVAL_COUNTRY": "IT",
+                "ARRIVAL_COUNTRY": "IT",
+                "BUYER_VAT_NUMBER_COUNTRY": "IT",
+            }
+            | {"BUYER_VAT_NUMBER": "IT 0143 8580 154", "PRICE_OF_ITEMS_VAT_AMT": "0.00"}
+            | {"PRICE_OF_ITEMS_AMT_VAT_EXCL": "19.99", "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "0"},
+            TaxScheme.REVERSE_CHARGE,
+            "DE",
+        ),
+        (
+            {"SALE_ARRIVAL_COUNTRY": "CH", "ARRIVAL_COUNTRY": "CH", "EXPORT_OUTSIDE_EU": "YES"},
+            TaxScheme.EXPORT,
+            "DE",
+        ),
+        (
+            {"SALE_DEPART_COUNTRY": "GB", "SALE_ARRIVAL_COUNTRY": "GB", "TAXABLE_JURISDICTION": ""}
+            | {"VAT_CALCULATION_IMPUTATION_COUNTRY": "UNITED KINGDOM"},
+            TaxScheme.DOMESTIC,
+            "GB",
+        ),
+        (
+            {"VAT_CALCULATION_IMPUTATION_COUNTRY": "", "TAXABLE_JURISDICTION": "CZECH REPUBLIC"},
+            TaxScheme.DOMESTIC,
+            "CZ",
+        ),
+    ],
+)
+def test_schemes_and_tax_country(
+    changes: dict[str, str], scheme: TaxScheme, tax_country: str
+) -> None:
+    item = only_transaction(vat_file({**SALE, **changes}))
+
+    assert (item.scheme, item.tax_country) == (scheme, tax_country)
+
+
+@pytest.mark.parametrize(
+    ("number", "country", "expected"),
+    [
+        ("DE123456789", "DE", "DE123456789"),
+        ("123456789", "DE", "DE123456789"),
+        ("U 123.456.78", "AT", "ATU12345678"),
+        ("B-1234567-8", "ES", "ESB12345678"),
+        ("094259216", "GR", "EL094259216"),
+        ("fr 40 303265045", "", "FR40303265045"),
+    ],
+)
+def test_buyer_vat_number_carries_its_country_prefix(
+    number: str, country: str, expected: str
+) -> None:
+    row = {**SALE, "BUYER_VAT_NUMBER": number, "BUYER_VAT_NUMBER_COUNTRY": country}
+
+    buyer = only_transaction(vat_file(row)).buyer
+
+    assert buyer.vat_number == expected
+    assert buyer.vat_country == (country or expected[:2])
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "written", "message"),
+    [
+        (
+            "TRANSACTION_COMPLETE_DATE",
+            "31/02/2026",
+            "'31/02/2026' is not a date (expected DD-MM-YYYY, DD.MM.YYYY or YYYY-MM-DD)",
+        ),
+        (
+            "TRANSACTION_COMPLETE_DATE",
+            "31-02-2026",
+            "'31-02-2026' is not a date (expected DD-MM-YYYY, DD.MM.YYYY or YYYY-MM-DD)",
+        ),
+        ("PRICE_OF_ITEMS_VAT_AMT", "3,19 EUR", "'3,19 EUR' is not an amount"),
+        ("PRICE_OF_ITEMS_AMT_VAT_EXCL", "NaN", "'NaN' is not an amount"),
+        (
+            "PRICE_OF_ITEMS_AMT_VAT_INCL",
+            "1,999",
+            "'1,999' is ambiguous: the comma may separate thousands or decimals "
+            "(write 1999 or 1.999)",
+        ),
+        ("PRICE_OF_ITEMS_VAT_RATE_PERCENT", "190%", "'190%' is not a VAT rate"),
+        ("QTY", "1.5", "'1.5' is not a whole quantity"),
+        ("TRANSACTION_CURRENCY_CODE", "EURO", "'EURO' is not a currency code"),
+        ("TRANSACTION_CURRENCY_CODE", "", "empty, but a SALE row needs it"),
+        ("ACTIVITY_TRANSACTION_ID", "", "empty, but a SALE row needs it"),
+        ("TAXABLE_JURISDICTION", "ATLANTIS", "'ATLANTIS' is not a country this app knows"),
+    ],
+)
+def test_unreadable_values_are_row_errors(column: str, written: str, message: str) -> None:
+    row = {**SALE, column: written}
+    if column == "TAXABLE_JURISDICTION":
+        row["VAT_CALCULATION_IMPUTATION_COUNTRY"] = ""
+
+    error = only_error(vat_file(row))
+
+    assert error == RowError(SourceRef("vat.txt", 2), column, message, "302-1234567-7654321")
+
+
+def test_net_plus_vat_must_make_the_vat_inclusive_amount() -> None:
+    row = {**SALE, "PRICE_OF_ITEMS_AMT_VAT_EXCL": "16.70"}
+
+    error = only_error(vat_file(row))
+
+    assert error == RowError(
+        SourceRef("vat.txt", 2),
+        "PRICE_OF_ITEMS_AMT_VAT_INCL",
+        "16.70 net + 3.19 VAT = 19.89, not the VAT-inclusive 19.99",
+        "302-1234567-7654321",
+    )
+    assert error.describe() == (
+        "vat.txt, line 2, column PRICE_OF_ITEMS_AMT_VAT_INCL: "
+        "16.70 net + 3.19 VAT = 19.89, not the VAT-inclusive 19.99"
+    )
+
+
+def test_errors_name_the_column_as_the_file_spells_it() -> None:
+    header = tuple(c.lower() for c in VAT_HEADER)
+    lines = [vat_line({c: c for c in header}, header), vat_line({**SALE, "QTY": "x"})]
+
+    error = only_error(lines)
+
+    assert error.column == "qty"
+
+
+def test_a_bad_row_in_the_middle_does_not_stop_the_rest() -> None:
+    bad = {**SALE, "TRANSACTION_EVENT_ID": "302-0000000-0000000", "TAX_CALCULATION_DATE": ""}
+    bad["TRANSACTION_COMPLETE_DATE"] = "2026-13-01"
+    lines = vat_file(SALE, SALE, bad, SALE)
+    lines.insert(3, "\t".join(["x"] * 95))  # more fields than the header: a stray tab
+
+    items = parse(lines)
+
+    assert [type(item).__name__ for item in items] == [
+        "Transaction",
+        "Transaction",
+        "RowError",
+        "RowError",
+        "Transaction",
+    ]
+    too_wide, bad_date = items[2], items[3]
+    assert isinstance(too_wide, RowError) and isinstance(bad_date, RowError)
+    assert too_wide.source.line == 4 and too_wide.column is None
+    assert "95 fields but the header has 92 columns" in too_wide.message
+    assert bad_date == RowError(
+        SourceRef("vat.txt", 5),
+        "TRANSACTION_COMPLETE_DATE",
+        "'2026-13-01' is not a date (expected DD-MM-YYYY, DD.MM.YYYY or YYYY-MM-DD)",
+        "302-0000000-0000000",
+    )
+    assert items[4].source.line == 6
+
+
+def test_a_line_the_csv_module_cannot_read_is_a_row_error() -> None:
+    header, row = vat_file(SALE)
+
+    items = parse([header, row.replace("Berlin", "Ber\rlin"), row])
+
+    assert isinstance(items[0], RowError) and items[0].source.line == 2
+    assert isinstance(items[1], Transaction) and items[1].source.line == 3
+
+
+def test_unknown_header_is_bad_data() -> None:
+    with pytest.raises(ServiceError) as raised:
+        list(parse_report(["date,description,amount", "1,2,3"], file_name="bank.csv"))
+
+    assert raised.value.kind == ErrorKind.BAD_DATA and raised.value.retryable is False
+    assert raised.value.message.startswith("bank.csv: the first line is not the header")
+    assert "TRANSACTION_EVENT_ID" in raised.value.message
+    assert "settlement-id" in raised.value.message
+    assert "amazon-order-id" in raised.value.message
+
+
+def test_empty_file_is_bad_data() -> None:
+    with pytest.raises(ServiceError, match=r"empty\.txt is empty"):
+        list(parse_report(["", "  "], file_name="empty.txt"))
+
+
+def test_header_only_file_yields_nothing() -> None:
+    assert parse(vat_file()) == []
+
+
+@pytest.mark.parametrize(
+    ("header", "kind"),
+    [
+        ("\t".join(VAT_HEADER), ReportKind.VAT_TRANSACTIONS),
+        ("\ufeff" + ",".join(c.lower() for c in VAT_HEADER), ReportKind.VAT_TRANSACTIONS),
+        (";".join(f'"{c}"' for c in VAT_HEADER) + "\r\n", ReportKind.VAT_TRANSACTIONS),
+        ("\t".join(SETTLEMENT_HEADER), ReportKind.SETTLEMENT_V2),
+        (
+            ",".join(c.upper().replace("-", "_") for c in SETTLEMENT_HEADER),
+            ReportKind.SETTLEMENT_V2,
+        ),
+        ("\t".join(ALL_ORDERS_HEADER), ReportKind.ALL_ORDERS),
+        ("\ufeff" + ";".join(ALL_ORDERS_HEADER), ReportKind.ALL_ORDERS),
+    ],
+)
+def test_detect_kind(header: str, kind: ReportKind) -> None:
+    assert detect_kind(header) == kind
+    assert kind.value.startswith("GET_")
+
+
+def test_detect_kind_refuses_the_v1_settlement_layout() -> None:
+    v1 = "settlement-id\ttotal-amount\ttransaction-type\torder-id\tprice-type\tprice-amount"
+
+    with pytest.raises(ServiceError):
+        detect_kind(v1)
+
+
+# --- settlement details -----------------------------------------------------------------------
+
+
+def settlement_line(**values: str) -> str:
+    """A settlement row; keyword names are the columns with "_" for "-"."""
+    named = {"settlement-id": "1234567890", "currency": "EUR"}
+    named |= {key.replace("_", "-"): value for key, value in values.items()}
+    return "\t".join(named.get(column, "") for column in SETTLEMENT_HEADER)
+
+
+def refund_row(description: str, amount: str, amount_type: str = "ItemPrice", **extra: str) -> str:
+    values = {
+        "transaction_type": "Refund",
+        "order_id": "028-1234567-1234567",
+        "adjustment_id": "amzn1:crow:abc",
+        "marketplace_name": "amazon.de",
+        "amount_type": amount_type,
+        "amount_description": description,
+        "amount": amount,
+        "posted_date": "17.06.2026 08:14:22 UTC",  # as German settlement files write it
+        "posted_date_time": "17.06.2026 08:14:22 UTC",
+        "order_item_code": "55182930114",
+        "sku": "NX-TEA-SET",
+        "quantity_purchased": "2",
+    }
+    return settlement_line(**(values | extra))
+
+
+def test_settlement_refund_with_every_customer_charge() -> None:
+    lines = [
+        "\t".join(SETTLEMENT_HEADER),
+        settlement_line(total_amount="-80.00"),
+        settlement_line(transaction_type="Order", order_id="028-1", amount_type="ItemPrice"),
+        refund_row("Principal", "-41.97"),
+        refund_row("Tax", "-7.98"),
+        refund_row("Shipping", "-3.35"),
+        refund_row("ShippingTax", "-0.64"),
+        refund_row("Principal", "4.20", "Promotion"),
+        refund_row("Commission", "6.30", "ItemFees"),
+        refund_row("RefundCommission", "-1.26", "ItemFees"),
+        refund_row("Principal", "-41.97", adjustment_id="amzn1:crow:def"),
+        refund_row("Tax", "-7.98", adjustment_id="amzn1:crow:def"),
+        refund_row(
+            "MarketplaceFacilitatorTax-Principal",
+            "7.98",
+            "ItemWithheldTax",
+            adjustment_id="amzn1:crow:def",
+        ),
+    ]
+
+    first, second = transactions(parse(lines, "settlement.txt"))
+
+    assert first.source == SourceRef("settlement.txt", 4)
+    assert (first.activity_id, first.date, first.quantity) == (
+        "amzn1:crow:abc",
+        date(2026, 6, 17),
+        -2,
+    )
+    assert first.charges == (
+        Charge(ChargeKind.ITEM, D("-41.97"), D("-7.98"), D("-49.95"), D("0.1901")),
+        Charge(ChargeKind.ITEM_PROMOTION, D("4.20"), D("0.00"), D("4.20"), D(0)),
+        Charge(ChargeKind.SHIPPING, D("-3.35"), D("-0.64"), D("-3.99"), D("0.1910")),
+    )
+    assert (first.scheme, first.tax_country, first.currency) == (TaxScheme.DOMESTIC, "DE", "EUR")
+    assert second.source.line == 11 and second.activity_id == "amzn1:crow:def"
+    assert second.scheme == TaxScheme.FACILITATOR  # Amazon withheld the tax on this one
+
+
+def test_settlement_refund_with_an_unknown_customer_charge_is_a_row_error() -> None:
+    lines = [
+        "\t".join(SETTLEMENT_HEADER),
+        refund_row("Principal", "-10.00"),
+        refund_row("ExportCharge", "-1.00"),
+        refund_row("Principal", "-5.00", order_id="028-7654321-7654321"),
+        refund_row("Principal", "-1,00x", order_id="028-1111111-1111111"),
+    ]
+
+    items = parse(lines, "settlement.txt")
+
+    assert items[0] == RowError(
+        SourceRef("settlement.txt", 3),
+        "amount-description",
+        "'ExportCharge' under 'ItemPrice' is not a refund charge this app knows",
+        "028-1234567-1234567",
+    )
+    assert isinstance(items[1], Transaction) and items[1].gross == D("-5.00")
+    assert items[2] == RowError(
+        SourceRef("settlement.txt", 5), "amount", "'-1,00x' is not an amount", "028-1111111-1111111"
+    )
+
+
+def test_settlement_refund_of_fees_only_yields_nothing() -> None:
+    lines = ["\t".join(SETTLEMENT_HEADER), refund_row("RefundCommission", "-1.00", "ItemFees")]
+
+    assert parse(lines) == []
+
+
+# --- all-orders details -----------------------------------------------------------------------
+
+
+def order_row(**values: str) -> str:
+    base = {
+        "amazon-order-id": "113-1234567-1234567",
+        "purchase-date": "2026-06-30T20:15:00-07:00",
+        "order-status": "Shipped",
+        "sales-channel": "Amazon.com",
+        "product-name": "Coffee scale",
+        "sku": "NX-SCALE",
+        "item-status": "Shipped",
+        "quantity": "2",
+        "currency": "USD",
+        "item-price": "34.00",
+        "item-tax": "2.81",
+        "shipping-price": "4.99",
+        "shipping-tax": "0.41",
+        "ship-city": "Portland",
+        "ship-state": "OR",
+        "ship-postal-code": "97205",
+        "ship-country": "US",
+    }
+    values = base | {key.replace("_", "-"): value for key, value in values.items()}
+    return "\t".join(values.get(column, "") for column in ALL_ORDERS_HEADER)
+
+
+@pytest.mark.parametrize("discount", ["-3.40", "3.40"])
+def test_all_orders_shipped_item(discount: str) -> None:
+    lines = ["\t".join(ALL_ORDERS_HEADER), order_row(item_promotion_discount=discount)]
+
+    item = only_transaction(lines)
+
+    assert (item.type, item.date, item.quantity) == ("SALE", date(2026, 7, 1), 2)  # UTC date
+    assert item.charges == (
+        Charge(ChargeKind.ITEM, D("34.00"), D("2.81"), D("36.81"), D("0.0826")),
+        Charge(ChargeKind.ITEM_PROMOTION, D("-3.40"), D("0.00"), D("-3.40"), D(0)),
+        Charge(ChargeKind.SHIPPING, D("4.99"), D("0.41"), D("5.40"), D("0.0822")),
+    )
+    assert item.buyer == Buyer(city="Portland", postcode="97205", country="US")
+    assert (item.scheme, item.tax_country, item.marketplace) == (
+        TaxScheme.FACILITATOR,
+        "US",
+        "amazon.com",
+    )
+
+
+@pytest.mark.parametrize(
+    ("order_status", "item_status", "channel", "kind"),
+    [
+        ("Shipped - Delivered to Buyer", "", "Amazon.com", "SALE"),
+        ("Shipped", "Cancelled", "Amazon.com", "CANCELLED"),
+        ("PartiallyShipped", "Unshipped", "Amazon.com", "PENDING"),
+        ("Pending", "", "Amazon.com", "PENDING"),
+        ("Canceled", "", "Amazon.com", "CANCELLED"),
+        ("Shipped", "Shipped", "Non-Amazon", "NON_AMAZON"),
+    ],
+)
+def test_all_orders_statuses(order_status: str, item_status: str, channel: str, kind: str) -> None:
+    row = order_row(order_status=order_status, item_status=item_status, sales_channel=channel)
+
+    assert only_transaction(["\t".join(ALL_ORDERS_HEADER), row]).type == kind
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def test_gzip_and_plain_files_read_the_same(tmp_path: Path) -> None:
+    lines = list(generate_settlement_report(period=JUNE, marketplace_id=DE, seed=2, orders=50))
+    text = "\n".join(lines) + "\n"
+    plain, packed = tmp_path / "report.txt", tmp_path / "report.txt.gz"
+    plain.write_text(text, encoding="utf-8")
+    packed.write_bytes(gzip.compress(text.encode()) + gzip.compress(b""))  # two members
+
+    assert list(read_report_file(plain)) == list(read_report_file(packed)) == lines
+
+
+def test_windows_1252_and_bom_files(tmp_path: Path) -> None:
+    header, row = vat_file(SALE)
+    latin, bom = tmp_path / "latin.txt", tmp_path / "bom.csv"
+    latin.write_bytes(f"{header}\r\n{row}\r\n".encode("cp1252"))
+    bom.write_bytes(f"{header}\n{row}".encode("utf-8-sig"))
+
+    for path in (latin, bom):
+        item = only_transaction(list(read_report_file(path)))
+        assert item.description == "Küchenwaage 5 kg"
+        assert item.buyer.address == "Invalidenstraße 12"
+
+
+def test_decoding_switches_to_windows_1252_at_the_first_non_utf8_byte() -> None:
+    chunks = [b"\xef\xbb\xbfcaf\xc3", b"\xa9\r\nna\xc3\xafve\n", b"caf\xe9 \x80\n", b"\xc3\xa9"]
+
+    assert list(decode_lines(chunks)) == ["café", "naïve", "café €", "Ã©"]
+
+
+def test_damaged_files_are_bad_data(tmp_path: Path) -> None:
+    truncated, broken = tmp_path / "cut.txt.gz", tmp_path / "broken.xlsx"
+    truncated.write_bytes(gzip.compress(b"x" * 100_000)[:-12])
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+
+    for path in (truncated, broken):
+        with pytest.raises(ServiceError) as raised:
+            list(read_report_file(path))
+        assert raised.value.kind == ErrorKind.BAD_DATA and path.name in raised.value.message
+
+
+def write_xlsx(path: Path, rows: dict[int, list[object]]) -> None:
+    """A transitional-OOXML workbook as Excel writes one: shared strings, dates as serials."""
+    strings: list[str] = []
+    sheet_rows = []
+    for number, values in sorted(rows.items()):
+        cells = []
+        for position, value in enumerate(values):
+            ref = f"{column_letters(position)}{number}"
+            if value is None or value == "":
+                cells.append(f'<c r="{ref}" s="1"/>')  # formatted but empty
+            elif isinstance(value, date):
+                serial = (value - date(1899, 12, 30)).days
+                cells.append(f'<c r="{ref}" s="2"><v>{serial}</v></c>')
+            elif isinstance(value, int | float | Decimal):
+                cells.append(f'<c r="{ref}"><v>{value}</v></c>')
+            elif str(value).startswith("number:"):  # a number as Excel may store it, 1.999E1
+                cells.append(f'<c r="{ref}"><v>{str(value).removeprefix("number:")}</v></c>')
+            elif str(value).startswith("inline:"):
+                text = escape(str(value).removeprefix("inline:"))
+                cells.append(f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>')
+            else:
+                strings.append(str(value))
+                cells.append(f'<c r="{ref}" t="s"><v>{len(strings) - 1}</v></c>')
+        sheet_rows.append(f'<row r="{number}">{"".join(cells)}</row>')
+    main = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    package = "http://schemas.openxmlformats.org/package/2006/relationships"
+    shared = "".join(
+        f"<si><r><t>{escape(text[:3])}</t></r><r><t>{escape(text[3:])}</t></r>"
+        "<rPh><t>ignored</t></rPh></si>"
+        for text in strings
+    )
+    parts = {
+        "_rels/.rels": f'<Relationships xmlns="{package}"><Relationship Id="rId1" '
+        f'Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook {main} xmlns:r="{rel}"><workbookPr/><sheets>'
+        '<sheet name="VAT" sheetId="1" r:id="rId7"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{package}">'
+        f'<Relationship Id="rId2" Type="{rel}/styles" Target="styles.xml"/>'
+        f'<Relationship Id="rId7" Type="{rel}/worksheet" Target="/xl/worksheets/data.xml"/>'
+        f'<Relationship Id="rId3" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/>'
+        "</Relationships>",
+        "xl/styles.xml": f'<styleSheet {main}><numFmts count="1">'
+        '<numFmt numFmtId="164" formatCode="dd/mm/yyyy;@"/></numFmts>'
+        '<cellXfs count="3"><xf numFmtId="0"/><xf numFmtId="49"/><xf numFmtId="164"/>'
+        "</cellXfs></styleSheet>",
+        "xl/sharedStrings.xml": f'<sst {main} count="{len(strings)}">{shared}</sst>',
+        "xl/worksheets/data.xml": f"<worksheet {main}><sheetData>{''.join(sheet_rows)}"
+        "</sheetData></worksheet>",
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, xml in parts.items():
+            archive.writestr(name, '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + xml)
+
+
+def column_letters(position: int) -> str:
+    letters = ""
+    position += 1
+    while position:
+        position, remainder = divmod(position - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return letters
+
+
+def test_transitional_xlsx_as_excel_saves_it(tmp_path: Path) -> None:
+    def cells(values: dict[str, object]) -> list[object]:
+        return [values.get(column, "") for column in VAT_HEADER]
+
+    typed: dict[str, object] = {
+        **SALE,
+        "TRANSACTION_COMPLETE_DATE": date(2026, 3, 31),
+        "TAX_CALCULATION_DATE": date(2026, 3, 30),
+        "QTY": 1,
+        "PRICE_OF_ITEMS_AMT_VAT_EXCL": Decimal("16.799999999999997"),
+        "PRICE_OF_ITEMS_VAT_AMT": Decimal("3.19"),
+        "PRICE_OF_ITEMS_AMT_VAT_INCL": "number:1.999E1",
+        "PRICE_OF_ITEMS_VAT_RATE_PERCENT": Decimal("0.19"),
+        "ITEM_DESCRIPTION": 'inline:Waage\t"Präzision"',
+        "ARRIVAL_POST_CODE": 10115,
+    }
+    path = tmp_path / "vat.xlsx"
+    write_xlsx(
+        path,
+        {
+            1: list(VAT_HEADER),
+            2: cells(typed),
+            3: [None, None, None],
+            5: cells({**typed, "TRANSACTION_EVENT_ID": "302-7654321-1234567"}),
+            6: [None] * 10,
+            7: [],
+        },
+    )
+
+    lines = list(read_report_file(path))
+    items = transactions(parse(lines, "vat.xlsx"))
+
+    assert len(lines) == 5  # rows 1 to 5; rows 3 and 4 are empty lines, 6 and 7 are dropped
+    assert [item.source.line for item in items] == [2, 5]
+    item = items[0]
+    assert item.date == date(2026, 3, 31)
+    assert item.charges == (SALE_ITEM,)
+    assert item.description == 'Waage\t"Präzision"'
+    assert item.buyer.postcode == "10115"
+    assert item == replace(
+        only_transaction(vat_file({**SALE, "ITEM_DESCRIPTION": 'Waage\t"Präzision"'})),
+        source=SourceRef("vat.xlsx", 2),
+    )
+
+
+# --- streaming --------------------------------------------------------------------------------
+
+
+def test_parse_report_consumes_its_lines_lazily() -> None:
+    header, row = vat_file(SALE)
+    read = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal read
+        for index in range(200_000):
+            read += 1
+            yield header if index == 0 else row
+
+    source = lines()
+    first = list(itertools.islice(parse_report(source, file_name="big.txt"), 10))
+
+    assert len(first) == 10 and all(isinstance(item, Transaction) for item in first)
+    assert read <= 12
+    assert next(source) == row  # the rest is still unread
+
+
+def test_settlement_parsing_is_lazy_too() -> None:
+    rows = itertools.chain(
+        ["\t".join(SETTLEMENT_HEADER)],
+        (
+            refund_row("Principal", "-1.00", adjustment_id=f"adj-{index}")
+            for index in range(200_000)
+        ),
+    )
+
+    first = list(itertools.islice(parse_report(rows, file_name="s.txt"), 10))
+
+    assert [item.activity_id for item in first if isinstance(item, Transaction)] == [
+        f"adj-{index}" for index in range(10)
+    ]
+    assert next(rows).count("adj-") == 1
