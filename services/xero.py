@@ -101,6 +101,14 @@ class Tenant:
 
 
 @dataclass(frozen=True)
+class NewTaxRate:
+    name: str
+    rate: Decimal  # a percentage: 19 for 19%
+    report_tax_type: str = "OUTPUT"
+    component_name: str = "VAT"
+
+
+@dataclass(frozen=True)
 class DocumentResult:
     """Xero's answer for one document of a batch, in the order the documents were sent."""
 
@@ -710,38 +718,34 @@ class XeroClient:
     def tax_rates(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "TaxRates").get("TaxRates") or [])
 
-    def create_tax_rate(
-        self,
-        name: str,
-        rate: Decimal,
-        *,
-        report_tax_type: str = "OUTPUT",
-        component_name: str = "VAT",
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        """Create a single-component tax rate; Xero answers with its new TaxType code.
+    def create_tax_rates(
+        self, rates: Sequence[NewTaxRate], *, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Create single-component tax rates in one call; Xero answers with their TaxType codes.
 
-        report_tax_type says which box of the VAT return it feeds (OUTPUT for sales in the UK).
+        report_tax_type says which box of the VAT return a rate feeds (OUTPUT for UK sales).
         """
-        if not isinstance(rate, Decimal):
-            raise TypeError("tax rates must be Decimal")
+        for rate in rates:
+            if not isinstance(rate.rate, Decimal):
+                raise TypeError("tax rates must be Decimal")
         reply = self.request(
             "PUT",
             "TaxRates",
             json={
                 "TaxRates": [
                     {
-                        "Name": name,
-                        "ReportTaxType": report_tax_type,
+                        "Name": rate.name,
+                        "ReportTaxType": rate.report_tax_type,
                         "TaxComponents": [
-                            {"Name": component_name, "Rate": rate, "IsCompound": False}
+                            {"Name": rate.component_name, "Rate": rate.rate, "IsCompound": False}
                         ],
                     }
+                    for rate in rates
                 ]
             },
             idempotency_key=idempotency_key,
         )
-        return dict(reply["TaxRates"][0])
+        return [dict(element) for element in reply["TaxRates"]]
 
     def organisation(self) -> dict[str, Any]:
         return dict(self.request("GET", "Organisation")["Organisations"][0])

@@ -16,6 +16,7 @@ from sandbox.xero import XeroSandbox
 from services.errors import ErrorKind, ServiceError
 from services.xero import (
     SCOPES,
+    NewTaxRate,
     Tenant,
     TokenSet,
     XeroAuth,
@@ -455,12 +456,18 @@ def test_settings(serve: Serve) -> None:
 
     assert client.organisation()["BaseCurrency"] == "GBP"
     assert {a["Code"] for a in client.accounts()} >= {"200", "610", "820"}
-    created = client.create_tax_rate("23% VAT (PL OSS)", Decimal("23"), idempotency_key="t")
-    assert created["TaxType"].startswith("TAX")
+    created, other = client.create_tax_rates(
+        [
+            NewTaxRate("23% VAT (PL OSS)", Decimal("23")),
+            NewTaxRate("5% VAT (PL OSS)", Decimal("5")),
+        ],
+        idempotency_key="t",
+    )
+    assert created["TaxType"].startswith("TAX") and other["TaxType"] != created["TaxType"]
     assert created["EffectiveRate"] == Decimal("23.0000")
     assert created["TaxType"] in {t["TaxType"] for t in client.tax_rates()}
     with pytest.raises(ServiceError) as raised:
-        client.create_tax_rate("23% VAT (PL OSS)", Decimal("23"))
+        client.create_tax_rates([NewTaxRate("23% VAT (PL OSS)", Decimal("23"))])
     assert raised.value.kind is ErrorKind.VALIDATION
     assert "already in use" in raised.value.message
 

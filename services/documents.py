@@ -1,0 +1,497 @@
+"""Accounting documents from Amazon transactions, and the exact JSON Xero gets for each.
+
+A SALE becomes one sales invoice per order shipment (the rows sharing the order id and Amazon's
+invoice number, or the shipment's activity id when Amazon issued no invoice); a REFUND becomes
+one credit note per refund activity; nothing else is posted. Every line carries Amazon's net as
+its LineAmount and Amazon's VAT as its TaxAmount, so Xero's totals are Amazon's to the cent
+whatever Xero's own rounding would have given. Pure functions, no I/O.
+
+Contacts: a buyer with a valid VAT number is a business contact keyed by that number; a named
+consumer gets a contact keyed by a hash of name, postcode and country; everyone else goes to one
+"Amazon <country> customers" contact per marketplace. The engine stores key -> ContactID and asks
+`contact_name` for a name, attempt by attempt, until Xero accepts one that is not taken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from stdnum.eu import vat as eu_vat
+from stdnum.gb import vat as gb_vat
+
+from services.errors import ErrorKind, ServiceError
+from services.integrations import PostingSettings
+from services.marketplaces import BY_DOMAIN
+from services.models import DocumentKind
+from services.transactions import (
+    CENT,
+    POSTED_TYPES,
+    Charge,
+    ChargeKind,
+    TaxScheme,
+    Transaction,
+    TransactionType,
+)
+
+CONTACT_NAME_MAX = 255  # Xero's limit on Contact.Name
+STATUSES = frozenset({"DRAFT", "SUBMITTED", "AUTHORISED"})  # the ones Xero creates documents in
+FACILITATOR_LINE = "Sales tax collected and remitted by Amazon (marketplace facilitator)"
+
+_SHIPPING_KINDS = frozenset(
+    {
+        ChargeKind.SHIPPING,
+        ChargeKind.SHIPPING_PROMOTION,
+        ChargeKind.GIFT_WRAP,
+        ChargeKind.GIFT_WRAP_PROMOTION,
+    }
+)
+_LABELS = {
+    ChargeKind.SHIPPING: "Shipping",
+    ChargeKind.SHIPPING_PROMOTION: "Shipping promotion",
+    ChargeKind.GIFT_WRAP: "Gift wrap",
+    ChargeKind.GIFT_WRAP_PROMOTION: "Gift wrap promotion",
+}
+
+
+# --- which document a row belongs to ----------------------------------------------------------
+
+
+def document_key(t: Transaction) -> str | None:
+    """The document a row belongs to: "INV:<order>:<invoice number or activity>" for sales,
+    "CN:<activity>" for refunds, None for rows that are not posted."""
+    if t.type not in POSTED_TYPES:
+        return None
+    if t.type == TransactionType.SALE:
+        return f"INV:{t.order_id}:{t.invoice_number or t.activity_id}"
+    return f"CN:{t.activity_id}"
+
+
+def document_number(t: Transaction) -> str:
+    """Amazon's invoice number when it issued one, else one made from the activity id."""
+    if t.type == TransactionType.SALE:
+        return t.invoice_number or f"AMZ-{t.activity_id}"
+    if t.type == TransactionType.REFUND:
+        return t.invoice_number or f"AMZ-CN-{t.activity_id}"
+    raise ValueError(f"{t.type} transactions are not posted to Xero")
+
+
+# --- tax keys ---------------------------------------------------------------------------------
+
+
+def _percent_text(rate: Decimal) -> str:
+    return format(rate.normalize(), "f")
+
+
+@dataclass(frozen=True)
+class TaxKey:
+    """How a line is taxed: the taxing country, the rate as a percentage (19 for 19%) and the
+    scheme. Its string form, e.g. "DE:19:domestic", is what users write in tax overrides.
+
+    Facilitator lines carry rate 0: the seller accounts for no tax on them (see build_document).
+    A country of None means the organisation's own country."""
+
+    country: str | None
+    rate: Decimal
+    scheme: TaxScheme
+
+    def __str__(self) -> str:
+        return f"{self.country or ''}:{_percent_text(self.rate)}:{self.scheme.value}"
+
+    @classmethod
+    def parse(cls, text: str) -> TaxKey:
+        parts = [part.strip() for part in text.split(":")]
+        problem = ValueError(
+            f"{text!r} is not a tax key: write COUNTRY:RATE:SCHEME, e.g. DE:19:domestic, with a "
+            f"scheme among {', '.join(s.value for s in TaxScheme)}"
+        )
+        if len(parts) != 3:
+            raise problem
+        country, rate_text, scheme_text = parts
+        if country and not re.fullmatch(r"[A-Za-z]{2}", country):
+            raise problem
+        try:
+            rate = Decimal(rate_text)
+            scheme = TaxScheme(scheme_text.lower())
+        except (InvalidOperation, ValueError):
+            raise problem from None
+        if not rate.is_finite() or rate < 0:
+            raise problem
+        return cls(country.upper() or None, rate, scheme)
+
+
+# --- contacts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContactSpec:
+    """A Xero contact as the buyer's data defines it. `key` is the buyer's stable identity; `name`
+    the plain name to try first (see contact_name)."""
+
+    key: str
+    name: str
+    tax_number: str | None = None
+    address: str | None = None
+    city: str | None = None
+    postcode: str | None = None
+    country: str | None = None
+
+
+def _clean(text: str | None) -> str | None:
+    collapsed = " ".join((text or "").split())
+    return collapsed or None
+
+
+def _fold(text: str | None) -> str:
+    """Spelling variants of one buyer's data (case, spacing, Unicode forms) fold together."""
+    return " ".join(unicodedata.normalize("NFKC", text or "").casefold().split())
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _valid_vat_number(number: str | None, country: str | None = None) -> str | None:
+    """The number in its compact form with country prefix when it is a valid EU or UK VAT
+    number (check digits included), else None."""
+    text = re.sub(r"[\s.,/-]", "", number or "").upper()
+    if not text:
+        return None
+    if not text[:2].isalpha() and country:
+        text = country.upper() + text
+    if text.startswith("GB"):
+        return "GB" + gb_vat.compact(text) if gb_vat.is_valid(text) else None
+    return eu_vat.compact(text) if eu_vat.is_valid(text) else None
+
+
+def _marketplace_country(marketplace: str | None) -> str | None:
+    domain = (marketplace or "").strip().lower().removeprefix("www.")
+    known = BY_DOMAIN.get(domain)
+    return known.country if known else None
+
+
+def contact_for(t: Transaction) -> ContactSpec:
+    """Business buyer (valid VAT number), named consumer, or the marketplace's anonymous buyers.
+
+    An invalid VAT number is ignored: the buyer is then a consumer, named or anonymous."""
+    buyer = t.buyer
+    name = _clean(buyer.name)
+    country = _clean(buyer.country.upper() if buyer.country else None)
+
+    def located(key: str, name: str, tax_number: str | None = None) -> ContactSpec:
+        return ContactSpec(
+            key=key,
+            name=name,
+            tax_number=tax_number,
+            address=_clean(buyer.address),
+            city=_clean(buyer.city),
+            postcode=_clean(buyer.postcode),
+            country=country,
+        )
+
+    vat = _valid_vat_number(buyer.vat_number, buyer.vat_country)
+    if vat is not None:
+        return located(f"vat:{vat}", name or vat, vat)
+    if name is not None:
+        postcode = re.sub(r"[^0-9A-Z]", "", (buyer.postcode or "").upper())
+        identity = "|".join((_fold(name), postcode, country or ""))
+        return located(f"buyer:{_digest(identity)[:16]}", name)
+    market = _marketplace_country(t.marketplace)
+    if market is None:
+        return ContactSpec(key="anon", name="Amazon customers")
+    return ContactSpec(key=f"anon:{market}", name=f"Amazon {market} customers")
+
+
+def _fit(name: str, extra: str) -> str:
+    return name[: CONTACT_NAME_MAX - len(extra)].rstrip() + extra
+
+
+def contact_name(spec: ContactSpec, attempt: int) -> str:
+    """The name to try at `attempt` (0, 1, ...): the plain name, then the name qualified by the
+    VAT number or the place ("Anna Schmidt (Berlin 10115)"), then that with a short tag of the
+    buyer's key ("... [3fa91c]", "... [3fa91c-2]"). Deterministic, so a re-run asks for the same
+    names in the same order; distinct buyers get distinct names from attempt 1 or 2 on."""
+    if attempt < 0:
+        raise ValueError("attempt counts from 0")
+    qualifier = (
+        spec.tax_number or " ".join(filter(None, (spec.city, spec.postcode))) or spec.country
+    )
+    forms = [_fit(spec.name, "")]
+    if qualifier == spec.name:  # a business known only by its VAT number
+        qualifier = None
+    if qualifier:
+        forms.append(_fit(spec.name, f" ({qualifier})"))
+    if attempt < len(forms):
+        return forms[attempt]
+    tag = _digest(spec.key)[:6]
+    extra = attempt - len(forms) + 1
+    if extra > 1:
+        tag = f"{tag}-{extra}"
+    return _fit(spec.name, (f" ({qualifier})" if qualifier else "") + f" [{tag}]")
+
+
+def contact_payload(spec: ContactSpec, name: str) -> dict[str, Any]:
+    """A Xero Contact for PUT (create) or, with the engine's ContactID added, POST (update).
+
+    ContactNumber holds the buyer's key so the contact can be recognised in Xero itself;
+    IsCustomer is left out: Xero sets it and refuses it as input."""
+    payload: dict[str, Any] = {"Name": name, "ContactNumber": spec.key}
+    if spec.tax_number:
+        payload["TaxNumber"] = spec.tax_number
+    address = {
+        field: value
+        for field, value in (
+            ("AddressLine1", spec.address),
+            ("City", spec.city),
+            ("PostalCode", spec.postcode),
+            ("Country", spec.country),
+        )
+        if value
+    }
+    if address:
+        payload["Addresses"] = [{"AddressType": "STREET", **address}]
+    return payload
+
+
+# --- documents --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DocumentLine:
+    """One line as posted: net and tax already signed for the document (credit notes positive).
+
+    quantity is Amazon's item count (1 for shipping, gift wrap and promotions)."""
+
+    description: str
+    account_code: str
+    tax_key: TaxKey
+    net: Decimal
+    tax: Decimal
+    quantity: int = 1
+
+
+@dataclass(frozen=True)
+class Document:
+    """One Xero sales invoice or credit note.
+
+    gross is Amazon's VAT-inclusive total (positive on credit notes) and what Xero's Total will
+    be; tax is what Xero's TotalTax will be: Amazon's VAT, less any sales tax Amazon collected
+    and remitted itself (collected_by_amazon, posted as a tax-free line of its own)."""
+
+    key: str
+    kind: DocumentKind
+    number: str
+    order_id: str
+    date: date
+    currency: str
+    contact: ContactSpec
+    lines: tuple[DocumentLine, ...]
+    gross: Decimal
+    tax: Decimal
+    country: str | None
+    marketplace: str | None
+    collected_by_amazon: Decimal = Decimal("0.00")
+
+
+def _bad(message: str) -> ServiceError:
+    return ServiceError(ErrorKind.BAD_DATA, message, retryable=False)
+
+
+def _where(t: Transaction) -> str:
+    return f"{t.source.file}, line {t.source.line}"
+
+
+def _check_charge(t: Transaction, charge: Charge) -> None:
+    label = f"Order {t.order_id} ({_where(t)}), {charge.kind.value}"
+    for amount in (charge.net, charge.tax, charge.gross):
+        if amount != amount.quantize(CENT):
+            raise _bad(f"{label}: {amount} is not a whole number of cents.")
+    if charge.net + charge.tax != charge.gross:
+        raise _bad(
+            f"{label}: net {charge.net} plus VAT {charge.tax} does not make the total "
+            f"{charge.gross}."
+        )
+    if charge.rate == 0 and charge.tax != 0:
+        raise _bad(f"{label}: VAT of {charge.tax} at a 0% rate.")
+
+
+def _item_text(t: Transaction) -> str:
+    if t.description and t.sku:
+        return f"{t.description} (SKU {t.sku})"
+    return t.description or t.sku or "Item"
+
+
+def _signed(amount: Decimal, credit: bool) -> Decimal:
+    # Unary minus, not -1 *, so that a zero stays 0.00 rather than becoming -0.00.
+    return -amount if credit else amount
+
+
+def _line(t: Transaction, charge: Charge, posting: PostingSettings, credit: bool) -> DocumentLine:
+    if charge.kind == ChargeKind.ITEM:
+        description = _item_text(t)
+    elif charge.kind == ChargeKind.ITEM_PROMOTION:
+        description = f"Promotion on {_item_text(t)}"
+    else:
+        description = _LABELS[charge.kind]
+    facilitator = t.scheme == TaxScheme.FACILITATOR
+    rate = Decimal(0) if facilitator else charge.rate * 100
+    return DocumentLine(
+        description=description,
+        account_code=(
+            posting.shipping_account_code
+            if charge.kind in _SHIPPING_KINDS
+            else posting.sales_account_code
+        ),
+        tax_key=TaxKey(t.tax_country, rate, t.scheme),
+        net=_signed(charge.net, credit),
+        tax=Decimal("0.00") if facilitator else _signed(charge.tax, credit),
+        quantity=(abs(t.quantity) or 1) if charge.kind == ChargeKind.ITEM else 1,
+    )
+
+
+def _one(values: set[str | None]) -> str | None:
+    return next(iter(values)) if len(values) == 1 else None
+
+
+def build_document(transactions: Sequence[Transaction], posting: PostingSettings) -> Document:
+    """The invoice or credit note made of rows sharing one document_key.
+
+    Marketplace-facilitator sales tax (US, CA, AU...) is collected and remitted by Amazon: the
+    seller never owes it, so it must not reach Xero's tax reports or its tax liability account.
+    Its lines therefore carry no tax (a 0% non-reporting tax type, see services.taxes), and the
+    tax the customer paid is one line of its own, without tax, to the sales account, where
+    Amazon's withholding of that tax in the settlement, booked to the same account, clears it.
+    The invoice total is still exactly what the customer paid.
+
+    Raises ValueError when the rows are not one document's, and ServiceError(BAD_DATA) when
+    Amazon's figures are inconsistent (mixed currencies, amounts that do not add up)."""
+    if not transactions:
+        raise ValueError("a document needs at least one transaction")
+    first = transactions[0]
+    key = document_key(first)
+    if key is None:
+        raise ValueError(f"{first.type} transactions are not posted to Xero")
+    others = {document_key(t) for t in transactions} - {key}
+    if others:
+        raise ValueError(f"rows of {key} mixed with rows of {sorted(others, key=str)}")
+    credit = first.type == TransactionType.REFUND
+    number = document_number(first)
+    orders = sorted({t.order_id for t in transactions})
+    if len(orders) > 1:
+        raise _bad(f"Refund {number} is for several orders ({', '.join(orders)}).")
+    currencies = sorted({t.currency for t in transactions})
+    if len(currencies) > 1:
+        raise _bad(
+            f"Order {first.order_id}: the rows of {number} mix currencies "
+            f"{' and '.join(currencies)}."
+        )
+
+    lines: list[DocumentLine] = []
+    zero_items: list[DocumentLine] = []
+    collected: dict[TaxKey, Decimal] = {}
+    for t in transactions:
+        for charge in t.charges:
+            _check_charge(t, charge)
+            line = _line(t, charge, posting, credit)
+            if charge.gross or charge.net or charge.tax:
+                lines.append(line)
+            elif charge.kind == ChargeKind.ITEM:
+                zero_items.append(line)
+            if t.scheme == TaxScheme.FACILITATOR and charge.tax:
+                amount = _signed(charge.tax, credit)
+                collected[line.tax_key] = collected.get(line.tax_key, Decimal(0)) + amount
+    # A document of nothing but zeros still shows what was sold or refunded.
+    lines = lines or zero_items
+    lines.extend(
+        DocumentLine(FACILITATOR_LINE, posting.sales_account_code, tax_key, amount, Decimal("0.00"))
+        for tax_key, amount in collected.items()
+        if amount
+    )
+    if not lines:
+        raise _bad(f"Order {first.order_id}: {number} has no amounts to post.")
+    gross = sum((line.net + line.tax for line in lines), Decimal("0.00"))
+    if gross < 0:
+        what = "refund" if credit else "sale"
+        raise _bad(
+            f"Order {first.order_id}: the {what} {number} adds up to {_signed(gross, credit)} "
+            f"{first.currency}; a {what} must be {'negative' if credit else 'positive'}."
+        )
+    return Document(
+        key=key,
+        kind=DocumentKind.CREDIT_NOTE if credit else DocumentKind.INVOICE,
+        number=number,
+        order_id=first.order_id,
+        date=min(t.date for t in transactions),
+        currency=first.currency,
+        contact=contact_for(first),
+        lines=tuple(lines),
+        gross=gross,
+        tax=sum((line.tax for line in lines), Decimal("0.00")),
+        country=_one({t.tax_country for t in transactions}),
+        marketplace=_one({t.marketplace for t in transactions}),
+        collected_by_amazon=sum(collected.values(), Decimal("0.00")),
+    )
+
+
+def tax_keys(doc: Document) -> set[TaxKey]:
+    return {line.tax_key for line in doc.lines}
+
+
+def _line_payload(line: DocumentLine, tax_types: Mapping[TaxKey, str]) -> dict[str, Any]:
+    tax_type = tax_types.get(line.tax_key)
+    if tax_type is None:
+        raise ValueError(f"no Xero tax type for {line.tax_key}")
+    # Xero keeps UnitAmount to 2 decimals and LineAmount = Quantity x UnitAmount must hold: a net
+    # that does not divide into whole cents is posted as one unit, the count in the text.
+    quantity = Decimal(line.quantity)
+    unit = (line.net / quantity).quantize(CENT)
+    description = line.description
+    if unit * quantity != line.net:
+        description = f"{line.quantity} × {description}"
+        quantity, unit = Decimal(1), line.net
+    return {
+        "Description": description,
+        "Quantity": quantity,
+        "UnitAmount": unit,
+        "LineAmount": line.net,
+        "AccountCode": line.account_code,
+        "TaxType": tax_type,
+        "TaxAmount": line.tax,
+    }
+
+
+def document_payload(
+    doc: Document, *, contact_id: str, tax_types: Mapping[TaxKey, str], status: str
+) -> dict[str, Any]:
+    """The Invoices or CreditNotes element for Xero, amounts as Decimal (XeroClient writes them
+    exactly). Amounts are tax-exclusive with Amazon's tax on each line."""
+    status = str(status)
+    if status not in STATUSES:
+        raise ValueError(f"Xero creates documents as {', '.join(sorted(STATUSES))}, not {status}")
+    payload: dict[str, Any] = {
+        "Type": "ACCREC" if doc.kind == DocumentKind.INVOICE else "ACCRECCREDIT",
+        "Contact": {"ContactID": contact_id},
+        "Date": doc.date.isoformat(),
+    }
+    if doc.kind == DocumentKind.INVOICE:
+        # Amazon has already collected the money: the invoice is due the day it is issued.
+        payload["DueDate"] = doc.date.isoformat()
+        payload["InvoiceNumber"] = doc.number
+    else:
+        payload["CreditNoteNumber"] = doc.number
+    payload.update(
+        {
+            "Reference": doc.order_id,
+            "CurrencyCode": doc.currency,
+            "Status": status,
+            "LineAmountTypes": "Exclusive",
+            "LineItems": [_line_payload(line, tax_types) for line in doc.lines],
+        }
+    )
+    return payload
