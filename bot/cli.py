@@ -13,18 +13,23 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
+from babel.numbers import format_currency
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.container import Container
+from bot.progress import ProgressBar
 from services.errors import ErrorKind, ServiceError
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration
+from services.sync import RunResult, period_bounds, previous_period
+from services.xero import to_json
 
 EXIT_FAILED = 1
 EXIT_CANNOT_PROCEED = 2
@@ -180,6 +185,113 @@ def _cmd_integration_refresh(container: Container, args: argparse.Namespace) -> 
     return 0
 
 
+def _print_result(result: RunResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_json()))
+        return
+    print(result.message)
+    rows = [
+        ("invoices created", str(result.invoices_created)),
+        ("credit notes created", str(result.credit_notes_created)),
+        ("contacts created / updated", f"{result.contacts_created} / {result.contacts_updated}"),
+        ("credit notes allocated", str(result.allocations_made)),
+        ("already in Xero", str(result.already_posted)),
+        ("skipped", ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())) or "0"),
+        ("failed", str(result.failed)),
+    ]
+    for currency, totals in sorted(result.totals.items()):
+        rows.append(
+            (
+                f"{currency} totals",
+                f"sales {format_currency(totals.sales_gross, currency, locale='en_GB')}, "
+                f"refunds {format_currency(totals.refunds_gross, currency, locale='en_GB')}, "
+                f"VAT {format_currency(totals.tax, currency, locale='en_GB')}",
+            )
+        )
+    rows.append(
+        (
+            "API calls",
+            f"Amazon {result.amazon_api_calls}, Xero {result.xero_api_calls} "
+            f"in {result.duration_seconds:.1f} s",
+        )
+    )
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+    if result.failed:
+        print(f"  Retry the failed items with: amazon-xero-bot retry --run {result.run_id}")
+
+
+def _with_progress(as_json: bool) -> ProgressBar | None:
+    return None if as_json else ProgressBar()
+
+
+def _cmd_sync(container: Container, args: argparse.Namespace) -> int:
+    container.migrate()
+    integration = container.integrations.get(args.name)
+    period = args.period or previous_period(datetime.now(UTC))
+    bar = _with_progress(args.json)
+    try:
+        result = container.sync.sync_period(integration, period, progress=bar or _silent)
+    finally:
+        if bar:
+            bar.close()
+    _print_result(result, args.json)
+    return result.exit_code
+
+
+def _cmd_import_report(container: Container, args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise ServiceError(ErrorKind.VALIDATION, f"{path}: no such file.", retryable=False)
+    container.migrate()
+    integration = container.integrations.get(args.integration)
+    if args.dry_run:
+        counts: dict[str, int] = {}
+        for document in container.sync.dry_run(integration, path):
+            counts[document["_endpoint"]] = counts.get(document["_endpoint"], 0) + 1
+            if args.json:
+                print(to_json(document))
+        if not args.json:
+            listed = ", ".join(f"{n} {endpoint}" for endpoint, n in counts.items()) or "nothing"
+            print(f"Dry run of {path.name}: would send {listed}. Nothing was sent.")
+        return 0
+    bar = _with_progress(args.json)
+    try:
+        result = container.sync.import_report(integration, path, progress=bar or _silent)
+    finally:
+        if bar:
+            bar.close()
+    _print_result(result, args.json)
+    return result.exit_code
+
+
+def _cmd_retry(container: Container, args: argparse.Namespace) -> int:
+    container.migrate()
+    if args.run is not None:
+        result = container.sync.retry_run(args.run)
+        _print_result(result, as_json=False)
+        return result.exit_code
+    item = container.sync.retry_item(args.item_id)
+    if item.status == "posted":
+        print(f"Item {item.id} is in Xero: {item.document_number} ({item.xero_id}).")
+        return 0
+    print(f"Item {item.id} still failed: {item.error_message}")
+    return EXIT_FAILED
+
+
+def _silent(_phase: str, _done: int, _total: int) -> None:
+    return None
+
+
+def _period(value: str) -> str:
+    try:
+        period_bounds(value)
+    except ServiceError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a period like 2026-10") from None
+    return value
+
+
 def _cmd_run(container: Container, _args: argparse.Namespace) -> int:
     from bot.server import serve
 
@@ -202,15 +314,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="amazon-xero-bot", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    commands.add_parser("run", help="serve the OAuth callbacks and /healthz").set_defaults(
-        handler=_cmd_run
-    )
+    commands.add_parser(
+        "run", help="serve the OAuth callbacks and /healthz, and run the monthly sync schedule"
+    ).set_defaults(handler=_cmd_run)
     commands.add_parser(
         "demo", help="connect a sandbox integration end to end, offline"
     ).set_defaults(handler=_cmd_demo)
     sandbox = commands.add_parser("sandbox", help="serve the Amazon, Xero and Slack stand-ins")
     sandbox.add_argument("--port-base", type=int, default=8701, help="first of three ports")
     sandbox.set_defaults(handler=_cmd_sandbox)
+
+    sync = commands.add_parser("sync", help="sync one month of an integration (or resume it)")
+    sync.add_argument("name")
+    sync.add_argument("--period", type=_period, metavar="YYYY-MM", help="default: last month")
+    sync.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    sync.set_defaults(handler=_cmd_sync)
+
+    importing = commands.add_parser(
+        "import-report", help="post a report downloaded from Seller Central"
+    )
+    importing.add_argument("file", metavar="FILE")
+    importing.add_argument("--integration", required=True, metavar="NAME")
+    importing.add_argument(
+        "--dry-run", action="store_true", help="show what would be sent; call nothing"
+    )
+    importing.add_argument("--json", action="store_true")
+    importing.set_defaults(handler=_cmd_import_report)
+
+    retry = commands.add_parser("retry", help="post failed items again")
+    target = retry.add_mutually_exclusive_group(required=True)
+    target.add_argument("item_id", nargs="?", type=int, metavar="ITEM_ID")
+    target.add_argument("--run", type=int, metavar="RUN_ID", help="every failed item of a run")
+    retry.set_defaults(handler=_cmd_retry)
 
     database = commands.add_parser("db", help="database maintenance")
     db_commands = database.add_subparsers(dest="db_command", required=True, parser_class=_Parser)

@@ -20,6 +20,7 @@ from services.crypto import TokenCipher
 from services.integrations import IntegrationService, XeroTokenStore
 from services.marketplaces import Region
 from services.models import Integration
+from services.sync import SyncEngine
 from services.xero import XeroAuth, XeroClient
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,10 @@ class Container:
             xero_auth=self.xero_auth,
             public_base_url=self.settings.public_base_url,
         )
+
+    @cached_property
+    def sync(self) -> SyncEngine:
+        return SyncEngine(self.sessions, self.integrations, spapi=self.spapi, xero=self.xero)
 
     def spapi(self, integration: Integration) -> SpApiClient:
         return SpApiClient(

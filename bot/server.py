@@ -1,4 +1,4 @@
-"""`python -m bot run`: the web server, on waitress."""
+"""`python -m bot run`: the web server, on waitress, and the monthly sync scheduler."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 from waitress import serve as waitress_serve
 
 from bot.container import Container
+from bot.scheduler import SyncScheduler
 from bot.web import create_web_app
 
 log = logging.getLogger(__name__)
@@ -23,5 +24,10 @@ def serve(container: Container) -> int:
         settings.port,
         settings.public_base_url,
     )
-    waitress_serve(app, host="0.0.0.0", port=settings.port, threads=8)
+    scheduler = SyncScheduler(container)
+    scheduler.start()
+    try:
+        waitress_serve(app, host="0.0.0.0", port=settings.port, threads=8)
+    finally:
+        scheduler.stop()
     return 0

@@ -101,6 +101,12 @@ class IntegrationService:
             query = select(Integration).where(Integration.workspace_id == workspace_id)
             return list(session.scalars(query.order_by(Integration.name)))
 
+    def list_active(self) -> list[Integration]:
+        """Every active integration of every workspace: what the scheduler syncs."""
+        with self._sessions() as session:
+            query = select(Integration).where(Integration.status == IntegrationStatus.ACTIVE)
+            return list(session.scalars(query.order_by(Integration.id)))
+
     def get(self, name: str, workspace_id: str = LOCAL_WORKSPACE) -> Integration:
         with self._sessions() as session:
             return self._find(session, name, workspace_id)

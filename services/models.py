@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -95,6 +96,8 @@ class Integration(Base):
     sales_account_code: Mapped[str] = mapped_column(String(10))
     shipping_account_code: Mapped[str] = mapped_column(String(10))
     tax_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The last tax map built from the organisation's tax rates: TaxKey string -> TaxType.
+    xero_tax_types: Mapped[dict[str, Any]] = mapped_column(default=dict)
     errors_channel: Mapped[str | None] = mapped_column(String(80))
     summary_channel: Mapped[str | None] = mapped_column(String(80))
     amazon_selling_partner_id: Mapped[str | None] = mapped_column(String(32))
@@ -124,16 +127,30 @@ class OAuthState(Base):
     used_at: Mapped[datetime | None]
 
 
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # every document posted (or nothing to post)
+    PARTIAL = "partial"  # finished, some items failed
+    FAILED = "failed"  # could not proceed (authorization, Amazon report failed...)
+    WAITING = "waiting"  # Amazon's report is not ready yet; retried later
+
+
 class SyncRun(Base):
+    """One integration's sync of one period (YYYY-MM), or of one imported report file."""
+
     __tablename__ = "sync_runs"
     __table_args__ = (UniqueConstraint("integration_id", "period"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
-    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM, the calendar month in UTC
+    period: Mapped[str] = mapped_column(String(40))  # YYYY-MM, or import:<file digest>
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    # A running run renews its lease; a lease that lapsed means its process died.
+    lease_until: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_kind: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -147,8 +164,25 @@ class LedgerStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+class DocumentKind(StrEnum):
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+class AllocationStatus(StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+    WAITING = "waiting"  # the invoice is not in Xero yet, or still a draft
+    NOT_POSSIBLE = "not_possible"  # the invoice has too little left to pay
+
+
 class LedgerItem(Base):
-    """One Amazon transaction and the Xero document made from it."""
+    """One Xero document to make from Amazon's transactions, and what became of it.
+
+    `source_key` is the document key (e.g. INV:<order>:<invoice number>); rows that cannot be
+    read are items too (ROW:<file>:<line>) so that they are reported and counted as failed.
+    """
 
     __tablename__ = "ledger_items"
     __table_args__ = (UniqueConstraint("integration_id", "source_key"),)
@@ -158,15 +192,57 @@ class LedgerItem(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)
     source_key: Mapped[str] = mapped_column(String(200))
     transaction_type: Mapped[str] = mapped_column(String(32))
-    amazon_order_id: Mapped[str | None] = mapped_column(String(64))
+    amazon_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
     document_type: Mapped[str | None] = mapped_column(String(16))
     document_number: Mapped[str | None] = mapped_column(String(255))
+    contact_key: Mapped[str | None] = mapped_column(String(200))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    country: Mapped[str | None] = mapped_column(String(2))
+    # Integer cents: exact on every backend (SQLite has no decimal type).
+    gross_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    tax_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(16), index=True)
     xero_id: Mapped[str | None] = mapped_column(String(64))
+    allocation_status: Mapped[str | None] = mapped_column(String(16))
     error_kind: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
     retryable: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AmazonTransaction(Base):
+    """One row of an Amazon report, normalized; repeated rows collapse onto one key."""
+
+    __tablename__ = "amazon_transactions"
+    __table_args__ = (UniqueConstraint("integration_id", "row_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)
+    row_key: Mapped[str] = mapped_column(String(64))
+    document_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    transaction_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]]
+
+
+class XeroContact(Base):
+    """A buyer's contact in Xero: found again by its key, so a re-run never duplicates it."""
+
+    __tablename__ = "xero_contacts"
+    __table_args__ = (UniqueConstraint("integration_id", "contact_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    contact_key: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]]
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(255))
+    name_attempt: Mapped[int] = mapped_column(Integer, default=0)
+    xero_contact_id: Mapped[str | None] = mapped_column(String(64))
+    # pending (to create or update), in_flight, posted, failed
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error_message: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -26,3 +26,24 @@ def test_migrations_build_the_models_schema_and_tear_it_down(database_url: str) 
         assert set(inspect(engine).get_table_names()) >= TABLES
     finally:
         engine.dispose()
+
+
+def test_upgrading_keeps_existing_rows(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    try:
+        db.upgrade(engine, "0001")
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO integrations (workspace_id, name, region, marketplaces, start_date,"
+                " status, invoice_status, sales_account_code, shipping_account_code,"
+                " tax_overrides, created_by, created_at, updated_at) VALUES ('local', 'Old',"
+                " 'eu', '[]', '2026-01-01', 'active', 'AUTHORISED', '200', '200', '{}', 'cli',"
+                " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        db.upgrade(engine)
+        with engine.connect() as connection:
+            row = connection.exec_driver_sql("SELECT name, xero_tax_types FROM integrations").one()
+        assert row[0] == "Old"
+        assert row[1] in ({}, "{}")
+    finally:
+        engine.dispose()

@@ -1,0 +1,116 @@
+"""The monthly schedule: on SYNC_DAY_OF_MONTH at SYNC_HOUR_UTC, sync last month everywhere.
+
+`run_due` is idempotent: it syncs every period that is due and not done, oldest first, so the
+same function is the monthly job, the catch-up at start, the retry of a report that was not
+ready, and the backfill of a new integration from its start date.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import select
+
+from bot.container import Container
+from services.errors import ServiceError
+from services.models import Integration, RunStatus, SyncRun
+from services.sync import RunResult, period_bounds, period_of, periods_between
+
+log = logging.getLogger(__name__)
+
+RETRY_EVERY = timedelta(hours=3)
+MISFIRE_GRACE = timedelta(hours=12)
+
+
+class SyncScheduler:
+    def __init__(
+        self, container: Container, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._container = container
+        self._clock = clock
+        self._scheduler: BackgroundScheduler | None = None
+
+    def due_periods(self, integration: Integration) -> list[str]:
+        """Periods whose scheduled sync time has passed and that are not done, oldest first."""
+        settings = self._container.settings
+        now = self._clock()
+        last = period_of(now.date().replace(day=1) - timedelta(days=1))
+        scheduled = datetime(
+            now.year, now.month, settings.sync_day_of_month, settings.sync_hour_utc, tzinfo=UTC
+        )
+        if now < scheduled:
+            # Last month is not due before this month's sync day.
+            last = period_of(period_bounds(last)[0].date() - timedelta(days=1))
+        first = period_of(integration.start_date)
+        if first > last:
+            return []
+        with self._container.sessions() as session:
+            runs = {
+                run.period: run
+                for run in session.scalars(
+                    select(SyncRun).where(SyncRun.integration_id == integration.id)
+                )
+            }
+        due = []
+        for period in periods_between(first, last):
+            run = runs.get(period)
+            if run is None:
+                due.append(period)
+            elif run.status in (RunStatus.WAITING, RunStatus.FAILED):
+                if run.next_attempt_at is not None and run.next_attempt_at <= now:
+                    due.append(period)
+            elif run.status == RunStatus.RUNNING and run.lease_until and run.lease_until < now:
+                due.append(period)  # its process died; resume it
+        return due
+
+    def run_due(self) -> list[RunResult]:
+        results: list[RunResult] = []
+        integrations = self._container.integrations
+        for lapsed in integrations.expire_lapsed_authorizations():
+            log.warning("Amazon authorization of %s lapsed; refresh it", lapsed.name)
+        for integration in integrations.list_active():
+            for period in self.due_periods(integration):
+                try:
+                    result = self._container.sync.sync_period(integration, period)
+                except ServiceError as error:
+                    log.warning("sync of %s %s not started: %s", integration.name, period, error)
+                    break
+                log.info("sync %s %s: %s", integration.name, period, result.message)
+                results.append(result)
+                if result.status in (RunStatus.WAITING, RunStatus.FAILED):
+                    break  # keep the months in order: the later ones wait for this one
+        return results
+
+    def start(self) -> None:
+        settings = self._container.settings
+        scheduler = BackgroundScheduler(timezone=UTC)
+        options = {
+            "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
+            "coalesce": True,
+            "max_instances": 1,
+        }
+        scheduler.add_job(
+            self.run_due,
+            CronTrigger(day=settings.sync_day_of_month, hour=settings.sync_hour_utc, minute=0),
+            id="monthly-sync",
+            **options,
+        )
+        # Catch-up now, then retries of reports that were not ready or runs that failed.
+        scheduler.add_job(
+            self.run_due,
+            IntervalTrigger(seconds=int(RETRY_EVERY.total_seconds())),
+            id="catch-up",
+            next_run_time=self._clock(),
+            **options,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)

@@ -1,0 +1,1408 @@
+"""The monthly sync: Amazon report -> ledger -> Xero documents, each posted exactly once.
+
+The ledger makes it exactly-once. Every Amazon row is recorded under a content key, every
+document under its document key, every buyer under a contact key (unique per integration).
+A document is marked in flight (committed) before it is sent, and posted or failed (committed)
+after Xero answers. Anything found in flight later, after a crash at any instant, is first
+looked up in Xero by its number and only sent again if Xero does not have it. Batches carry a
+deterministic Idempotency-Key so that a retried request is answered from Xero's cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.amazon import SpApiClient
+from services.documents import (
+    ContactSpec,
+    Document,
+    build_document,
+    contact_for,
+    contact_name,
+    contact_payload,
+    document_key,
+    document_payload,
+    tax_keys,
+)
+from services.errors import ErrorKind, ServiceError
+from services.integrations import IntegrationService, PostingSettings
+from services.ledger import (
+    RowKeys,
+    cents,
+    chunks,
+    from_cents,
+    insert_ignore,
+    transaction_from_json,
+    transaction_to_json,
+)
+from services.marketplaces import Region
+from services.models import (
+    AllocationStatus,
+    AmazonTransaction,
+    DocumentKind,
+    Integration,
+    IntegrationStatus,
+    InvoiceStatus,
+    LedgerItem,
+    LedgerStatus,
+    RunStatus,
+    SyncRun,
+    XeroContact,
+)
+from services.reports import ReportKind, parse_report, read_report_file
+from services.taxes import TaxMap
+from services.transactions import RowError, Transaction
+from services.xero import XeroClient
+
+BATCH = 50  # Xero takes at most 50 documents a request
+INGEST_CHUNK = 1000
+LEASE = timedelta(minutes=10)
+VAT_REPORT_READY_DAY = 3  # Amazon's VAT transactions report for a month is ready from the 3rd
+NOT_READY_RETRY = timedelta(hours=3)
+FAILED_RUN_RETRY = timedelta(hours=6)
+CONTACT_NAME_ATTEMPTS = 5
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_NAME_TAKEN = "is already assigned to another contact"
+# Outcomes Xero may have acted on although we never saw its answer.
+_UNCERTAIN = {ErrorKind.UPSTREAM_UNAVAILABLE.value, ErrorKind.RATE_LIMIT.value}
+
+Progress = Callable[[str, int, int], None]  # phase, done, total
+
+
+def _no_progress(_phase: str, _done: int, _total: int) -> None:
+    return None
+
+
+@dataclass
+class CurrencyTotals:
+    sales_gross: Decimal = Decimal("0.00")
+    refunds_gross: Decimal = Decimal("0.00")
+    tax: Decimal = Decimal("0.00")
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    integration: str
+    period: str
+    status: RunStatus
+    message: str = ""
+    invoices_created: int = 0
+    credit_notes_created: int = 0
+    contacts_created: int = 0
+    contacts_updated: int = 0
+    allocations_made: int = 0
+    already_posted: int = 0
+    failed: int = 0
+    documents: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, CurrencyTotals] = field(default_factory=dict)
+    countries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    xero_api_calls: int = 0
+    amazon_api_calls: int = 0
+    duration_seconds: float = 0.0
+    error_kind: str | None = None
+    error_message: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == RunStatus.SUCCEEDED:
+            return 0
+        return 1 if self.status == RunStatus.PARTIAL else 2
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "integration": self.integration,
+            "period": self.period,
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "message": self.message,
+            "invoices_created": self.invoices_created,
+            "credit_notes_created": self.credit_notes_created,
+            "contacts_created": self.contacts_created,
+            "contacts_updated": self.contacts_updated,
+            "allocations_made": self.allocations_made,
+            "skipped": dict(self.skipped),
+            "failed": self.failed,
+            "already_posted": self.already_posted,
+            "documents": self.documents,
+            "xero_api_calls": self.xero_api_calls,
+            "amazon_api_calls": self.amazon_api_calls,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "totals": {
+                currency: {
+                    "sales_gross": str(t.sales_gross),
+                    "refunds_gross": str(t.refunds_gross),
+                    "tax": str(t.tax),
+                }
+                for currency, t in sorted(self.totals.items())
+            },
+            "countries": self.countries,
+            "error": (
+                {"kind": self.error_kind, "message": self.error_message}
+                if self.error_kind
+                else None
+            ),
+        }
+
+
+def period_bounds(period: str) -> tuple[datetime, datetime]:
+    """[start, end) of a calendar month in UTC."""
+    match = _PERIOD.match(period)
+    if match is None:
+        raise ServiceError(
+            ErrorKind.VALIDATION, f"{period!r} is not a period like 2026-10.", retryable=False
+        )
+    year, month = int(match[1]), int(match[2])
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def period_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def previous_period(now: datetime) -> str:
+    first = now.date().replace(day=1)
+    return period_of(first - timedelta(days=1))
+
+
+def periods_between(first: str, last: str) -> list[str]:
+    periods, current = [], first
+    while current <= last:
+        periods.append(current)
+        current = period_of(period_bounds(current)[1].date())
+    return periods
+
+
+def period_label(period: str) -> str:
+    start, _ = period_bounds(period)
+    return f"{start:%B %Y}"
+
+
+@dataclass
+class _Counters:
+    """What this invocation did; the database holds what the run as a whole did."""
+
+    invoices: int = 0
+    credit_notes: int = 0
+    contacts_created: int = 0
+    contacts_updated: int = 0
+    allocations: int = 0
+    already_posted: int = 0
+    countries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        integrations: IntegrationService,
+        *,
+        spapi: Callable[[Integration], SpApiClient],
+        xero: Callable[[Integration], XeroClient],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._integrations = integrations
+        self._spapi = spapi
+        self._xero = xero
+        self._clock = clock
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def sync_period(
+        self, integration: Integration, period: str, *, progress: Progress = _no_progress
+    ) -> RunResult:
+        """Run (or resume) one month of one integration."""
+        integration = self._integrations.get_by_id(integration.id)
+        start, end = period_bounds(period)
+        self._check_can_sync(integration, start, end)
+        run = self._claim(integration, period)
+        if run.status == RunStatus.SUCCEEDED:
+            return self._finished_already(integration, run)
+        started = time.monotonic()
+        counters = _Counters()
+        amazon_calls = 0
+        xero = self._xero(integration)
+        try:
+            if not run.summary.get("ingested"):
+                if integration.region == Region.EU and not self._vat_report_ready(end):
+                    return self._wait(integration, run, end)
+                amazon = self._spapi(integration)
+                try:
+                    self._ingest_from_amazon(integration, run, amazon, start, end, progress)
+                finally:
+                    amazon_calls = amazon.api_calls
+            self._post(integration, run, xero, counters, progress)
+        except ServiceError as error:
+            return self._fail(integration, run, error, counters, xero, amazon_calls, started)
+        return self._finish(integration, run, counters, xero, amazon_calls, started)
+
+    def import_report(
+        self, integration: Integration, path: Path, *, progress: Progress = _no_progress
+    ) -> RunResult:
+        """Post a report downloaded from Seller Central through the same pipeline."""
+        integration = self._integrations.get_by_id(integration.id)
+        if integration.status != IntegrationStatus.ACTIVE:
+            raise self._not_active(integration)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        run = self._claim(integration, f"import:{digest}")
+        if run.status == RunStatus.SUCCEEDED:
+            return self._finished_already(integration, run)
+        started = time.monotonic()
+        counters = _Counters()
+        xero = self._xero(integration)
+        try:
+            if not run.summary.get("ingested"):
+                items = parse_report(read_report_file(path), file_name=path.name)
+                self._ingest(integration, run, items, progress)
+                self._mark_ingested(run)
+            self._post(integration, run, xero, counters, progress)
+        except ServiceError as error:
+            return self._fail(integration, run, error, counters, xero, 0, started)
+        return self._finish(integration, run, counters, xero, 0, started)
+
+    def dry_run(self, integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
+        """Every payload an import would send, in order, without calling anything."""
+        posting = _posting(integration)
+        tax_types = {key: value for key, value in integration.xero_tax_types.items()}
+        tax_types.update(integration.tax_overrides)
+        groups: dict[str, list[Transaction]] = defaultdict(list)
+        for item in parse_report(read_report_file(path), file_name=path.name):
+            if isinstance(item, Transaction) and (key := document_key(item)):
+                groups[key].append(item)
+        documents = [build_document(rows, posting) for rows in groups.values()]
+        contacts: dict[str, ContactSpec] = {doc.contact.key: doc.contact for doc in documents}
+        for spec in contacts.values():
+            yield {"_endpoint": "Contacts", **contact_payload(spec, contact_name(spec, 0))}
+        for kind, endpoint in (
+            (DocumentKind.INVOICE, "Invoices"),
+            (DocumentKind.CREDIT_NOTE, "CreditNotes"),
+        ):
+            for doc in documents:
+                if doc.kind != kind:
+                    continue
+                known = {k: tax_types.get(str(k), f"<new tax rate for {k}>") for k in tax_keys(doc)}
+                payload = document_payload(
+                    doc, contact_id="", tax_types=known, status=posting.invoice_status.value
+                )
+                payload["Contact"] = {"Name": contact_name(doc.contact, 0)}
+                yield {"_endpoint": endpoint, **payload}
+
+    def retry_item(self, item_id: int) -> LedgerItem:
+        """Post one failed document again; returns it as it stands afterwards."""
+        with self._sessions() as session:
+            item = session.get(LedgerItem, item_id)
+            if item is None:
+                raise ServiceError(
+                    ErrorKind.NOT_FOUND, f"There is no ledger item {item_id}.", retryable=False
+                )
+            run = session.get(SyncRun, item.run_id)
+        assert run is not None
+        integration = self._integrations.get_by_id(item.integration_id)
+        if item.status == LedgerStatus.POSTED:
+            return item
+        if item.error_kind == ErrorKind.BAD_DATA:
+            raise ServiceError(
+                ErrorKind.BAD_DATA,
+                f"{item.error_message} Correct the report and import it again.",
+                retryable=False,
+            )
+        self._reopen(integration, run, [item_id])
+        self.retry_run(run.id, only=[item_id])
+        with self._sessions() as session:
+            refreshed = session.get(LedgerItem, item_id)
+            assert refreshed is not None
+            return refreshed
+
+    def retry_run(
+        self, run_id: int, *, only: list[int] | None = None, progress: Progress = _no_progress
+    ) -> RunResult:
+        """Post the failed documents of a run again (all of them, or `only` those)."""
+        with self._sessions() as session:
+            run = session.get(SyncRun, run_id)
+        if run is None:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"There is no run {run_id}.", retryable=False)
+        integration = self._integrations.get_by_id(run.integration_id)
+        if only is None:
+            with self._sessions() as session:
+                failed = session.scalars(
+                    select(LedgerItem.id).where(
+                        LedgerItem.run_id == run_id,
+                        LedgerItem.status == LedgerStatus.FAILED,
+                        LedgerItem.error_kind != ErrorKind.BAD_DATA,
+                    )
+                ).all()
+            self._reopen(integration, run, list(failed))
+        if run.status == RunStatus.FAILED and not run.summary.get("ingested"):
+            return self.sync_period(integration, run.period, progress=progress)
+        run = self._claim(integration, run.period, resume_finished=True)
+        started = time.monotonic()
+        counters = _Counters()
+        xero = self._xero(integration)
+        try:
+            self._post(integration, run, xero, counters, progress)
+        except ServiceError as error:
+            return self._fail(integration, run, error, counters, xero, 0, started)
+        return self._finish(integration, run, counters, xero, 0, started)
+
+    # -- the run record --------------------------------------------------------------------
+
+    def _check_can_sync(self, integration: Integration, start: datetime, end: datetime) -> None:
+        if integration.status != IntegrationStatus.ACTIVE:
+            raise self._not_active(integration)
+        if end > self._clock():
+            raise ServiceError(
+                ErrorKind.VALIDATION,
+                f"{start:%B %Y} is not over yet; it can be synced from {end:%-d %B %Y}.",
+                retryable=False,
+            )
+        if end.date() <= integration.start_date.replace(day=1):
+            raise ServiceError(
+                ErrorKind.VALIDATION,
+                f"{integration.name} pulls data from {integration.start_date:%-d %B %Y}; "
+                f"{start:%B %Y} is before that.",
+                retryable=False,
+            )
+
+    @staticmethod
+    def _not_active(integration: Integration) -> ServiceError:
+        if integration.status == IntegrationStatus.AUTHORIZATION_EXPIRED:
+            return ServiceError(
+                ErrorKind.AUTH,
+                f"The Amazon authorization of {integration.name} has lapsed: refresh it first.",
+                retryable=False,
+            )
+        return ServiceError(
+            ErrorKind.VALIDATION,
+            f"{integration.name} is {integration.status.replace('_', ' ')}, so no data is "
+            "pulled. Activate it first.",
+            retryable=False,
+        )
+
+    def _claim(
+        self, integration: Integration, period: str, *, resume_finished: bool = False
+    ) -> SyncRun:
+        """Create or take over the run of this period; refuse while another process holds it."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            insert_ignore(
+                session,
+                SyncRun.__table__,
+                [
+                    {
+                        "integration_id": integration.id,
+                        "period": period,
+                        "status": RunStatus.WAITING,
+                        "started_at": now,
+                        "attempts": 0,
+                        "summary": {},
+                    }
+                ],
+                ["integration_id", "period"],
+            )
+            run = session.scalars(
+                select(SyncRun)
+                .where(SyncRun.integration_id == integration.id, SyncRun.period == period)
+                .with_for_update()
+            ).one()
+            if run.status == RunStatus.SUCCEEDED and not resume_finished:
+                return run
+            # One conditional UPDATE decides between two racing claimers.
+            claimed = session.execute(
+                update(SyncRun)
+                .where(
+                    SyncRun.id == run.id,
+                    (SyncRun.status != RunStatus.RUNNING) | (SyncRun.lease_until < now),
+                )
+                .values(
+                    status=RunStatus.RUNNING,
+                    lease_until=now + LEASE,
+                    attempts=SyncRun.attempts + 1,
+                    error_kind=None,
+                    error_message=None,
+                )
+            ).rowcount
+            if claimed != 1:
+                raise ServiceError(
+                    ErrorKind.VALIDATION,
+                    f"The {_describe_period(period)} sync of {integration.name} is already "
+                    "running.",
+                    retryable=False,
+                )
+            session.refresh(run)
+            return run
+
+    def _renew(self, run: SyncRun) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run.id)
+                .values(lease_until=self._clock() + LEASE)
+            )
+
+    def _mark_ingested(self, run: SyncRun) -> None:
+        run.summary = {**run.summary, "ingested": True}
+        with self._sessions.begin() as session:
+            session.execute(update(SyncRun).where(SyncRun.id == run.id).values(summary=run.summary))
+
+    def _vat_report_ready(self, end: datetime) -> bool:
+        return self._clock() >= end + timedelta(days=VAT_REPORT_READY_DAY - 1)
+
+    def _wait(self, integration: Integration, run: SyncRun, end: datetime) -> RunResult:
+        ready = end + timedelta(days=VAT_REPORT_READY_DAY - 1)
+        next_attempt = max(ready, self._clock() + NOT_READY_RETRY)
+        message = (
+            f"Amazon's VAT transactions report for {_describe_period(run.period)} is ready from "
+            f"{ready:%-d %B}; the sync will try again at {next_attempt:%-d %B %H:%M} UTC."
+        )
+        with self._sessions.begin() as session:
+            session.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run.id)
+                .values(
+                    status=RunStatus.WAITING,
+                    lease_until=None,
+                    next_attempt_at=next_attempt,
+                    error_message=message,
+                )
+            )
+        return RunResult(run.id, integration.name, run.period, RunStatus.WAITING, message)
+
+    def _finished_already(self, integration: Integration, run: SyncRun) -> RunResult:
+        result = self._summarize(integration, run, _Counters(), RunStatus.SUCCEEDED)
+        result.already_posted = result.documents
+        result.message = (
+            f"The {_describe_period(run.period)} sync of {integration.name} already finished: "
+            f"all {result.documents} documents are in Xero; nothing was posted."
+        )
+        return result
+
+    def _fail(
+        self,
+        integration: Integration,
+        run: SyncRun,
+        error: ServiceError,
+        counters: _Counters,
+        xero: XeroClient,
+        amazon_calls: int,
+        started: float,
+    ) -> RunResult:
+        """The run could not proceed; what was posted stays posted and the run resumes later."""
+        retry_at = self._clock() + FAILED_RUN_RETRY if error.retryable else None
+        with self._sessions.begin() as session:
+            session.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run.id)
+                .values(
+                    status=RunStatus.FAILED,
+                    lease_until=None,
+                    next_attempt_at=retry_at,
+                    error_kind=error.kind.value,
+                    error_message=error.message,
+                    finished_at=self._clock(),
+                )
+            )
+        result = self._summarize(integration, run, counters, RunStatus.FAILED)
+        result.error_kind, result.error_message = error.kind.value, error.message
+        result.message = (
+            f"The {_describe_period(run.period)} sync could not proceed: {error.message}"
+        )
+        result.xero_api_calls, result.amazon_api_calls = xero.api_calls, amazon_calls
+        result.duration_seconds = time.monotonic() - started
+        return result
+
+    def _finish(
+        self,
+        integration: Integration,
+        run: SyncRun,
+        counters: _Counters,
+        xero: XeroClient,
+        amazon_calls: int,
+        started: float,
+    ) -> RunResult:
+        result = self._summarize(integration, run, counters, RunStatus.SUCCEEDED)
+        status = RunStatus.PARTIAL if result.failed else RunStatus.SUCCEEDED
+        result.status = status
+        result.xero_api_calls, result.amazon_api_calls = xero.api_calls, amazon_calls
+        result.duration_seconds = time.monotonic() - started
+        posted = result.invoices_created + result.credit_notes_created
+        result.message = (
+            f"{_describe_period(run.period)}: {posted} documents posted, "
+            f"{result.already_posted} already in Xero, {result.failed} failed."
+        )
+        summary = {**run.summary, "result": result.to_json()}
+        with self._sessions.begin() as session:
+            session.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run.id)
+                .values(
+                    status=status,
+                    lease_until=None,
+                    next_attempt_at=None,
+                    finished_at=self._clock(),
+                    summary=summary,
+                )
+            )
+        return result
+
+    # -- reading Amazon --------------------------------------------------------------------
+
+    def _ingest_from_amazon(
+        self,
+        integration: Integration,
+        run: SyncRun,
+        amazon: SpApiClient,
+        start: datetime,
+        end: datetime,
+        progress: Progress,
+    ) -> None:
+        data_end = end - timedelta(seconds=1)
+        self._drop_unreadable(run)
+        if integration.region == Region.EU:
+            kinds = [ReportKind.VAT_TRANSACTIONS]
+        else:
+            kinds = [ReportKind.ALL_ORDERS]
+        for kind in kinds:
+            report_id = amazon.create_report(kind.value, integration.marketplaces, start, data_end)
+            try:
+                report = amazon.wait_for_report(report_id)
+            except ServiceError as error:
+                if error.kind == ErrorKind.NOT_FOUND:
+                    continue  # Amazon cancels a report that has no data: nothing to post
+                raise
+            document = amazon.get_report_document(
+                report.report_document_id or "", restricted=kind == ReportKind.VAT_TRANSACTIONS
+            )
+            lines = amazon.iter_report_lines(document)
+            items = parse_report(lines, file_name=report.name)
+            self._ingest(integration, run, items, progress, since=integration.start_date)
+        if integration.region != Region.EU:
+            # Refunds come from settlement reports, which Amazon makes on its own schedule.
+            settlements = amazon.get_reports(
+                [ReportKind.SETTLEMENT_V2.value],
+                created_since=start,
+                created_until=min(end + timedelta(days=30), self._clock()),
+                marketplace_ids=integration.marketplaces,
+            )
+            for report in settlements:
+                document = amazon.get_report_document(report.report_document_id or "")
+                items = parse_report(amazon.iter_report_lines(document), file_name=report.name)
+                in_period = (
+                    item
+                    for item in items
+                    if isinstance(item, RowError) or start.date() <= item.date < end.date()
+                )
+                self._ingest(integration, run, in_period, progress, since=integration.start_date)
+        self._mark_ingested(run)
+
+    def _drop_unreadable(self, run: SyncRun) -> None:
+        """A re-read report reports its unreadable rows again; keep only the new ones."""
+        with self._sessions.begin() as session:
+            session.execute(
+                delete(LedgerItem).where(
+                    LedgerItem.run_id == run.id, LedgerItem.error_kind == ErrorKind.BAD_DATA
+                )
+            )
+
+    def _ingest(
+        self,
+        integration: Integration,
+        run: SyncRun,
+        items: Iterable[Transaction | RowError],
+        progress: Progress,
+        *,
+        since: date | None = None,
+    ) -> None:
+        """Record rows, documents and buyers in chunks: constant memory, few round trips.
+
+        Rows dated before `since` (the integration's start date) are left out.
+        """
+        read = 0
+        row_key = RowKeys()
+        for chunk in chunks(items, INGEST_CHUNK):
+            rows: list[dict[str, Any]] = []
+            documents: dict[str, dict[str, Any]] = {}
+            contacts: dict[str, ContactSpec] = {}
+            unreadable: list[dict[str, Any]] = []
+            for item in chunk:
+                if isinstance(item, RowError):
+                    unreadable.append(self._unreadable_item(integration, run, item))
+                    continue
+                if since is not None and item.date < since:
+                    continue
+                payload = transaction_to_json(item)
+                key = document_key(item)
+                rows.append(
+                    {
+                        "integration_id": integration.id,
+                        "run_id": run.id,
+                        "row_key": row_key(payload),
+                        "document_key": key,
+                        "transaction_type": item.type,
+                        "payload": payload,
+                    }
+                )
+                if key is not None and key not in documents:
+                    contact = contact_for(item)
+                    contacts[contact.key] = contact
+                    documents[key] = self._new_item(integration, run, key, item, contact)
+            with self._sessions.begin() as session:
+                insert_ignore(
+                    session, AmazonTransaction.__table__, rows, ["integration_id", "row_key"]
+                )
+                insert_ignore(
+                    session,
+                    LedgerItem.__table__,
+                    [*documents.values(), *unreadable],
+                    ["integration_id", "source_key"],
+                )
+                # Documents that failed in another run (an import, say) are this run's now.
+                session.execute(
+                    update(LedgerItem)
+                    .where(
+                        LedgerItem.integration_id == integration.id,
+                        LedgerItem.source_key.in_(list(documents)),
+                        LedgerItem.status != LedgerStatus.POSTED,
+                        LedgerItem.run_id != run.id,
+                    )
+                    .values(run_id=run.id)
+                )
+                self._record_contacts(session, integration, contacts)
+            read += len(chunk)
+            progress("reading", read, 0)
+            self._renew(run)
+
+    @staticmethod
+    def _new_item(
+        integration: Integration,
+        run: SyncRun,
+        key: str,
+        transaction: Transaction,
+        contact: ContactSpec,
+    ) -> dict[str, Any]:
+        is_invoice = key.startswith("INV:")
+        return _item_row(
+            integration,
+            run,
+            source_key=key,
+            transaction_type=transaction.type,
+            amazon_order_id=transaction.order_id,
+            document_type=DocumentKind.INVOICE if is_invoice else DocumentKind.CREDIT_NOTE,
+            contact_key=contact.key,
+            currency=transaction.currency,
+            country=transaction.tax_country,
+            allocation_status=None if is_invoice else AllocationStatus.PENDING,
+        )
+
+    @staticmethod
+    def _unreadable_item(integration: Integration, run: SyncRun, error: RowError) -> dict[str, Any]:
+        return _item_row(
+            integration,
+            run,
+            source_key=f"ROW:{error.source.file}:{error.source.line}"[:200],
+            transaction_type="UNREADABLE",
+            amazon_order_id=error.order_id,
+            status=LedgerStatus.FAILED,
+            error_kind=ErrorKind.BAD_DATA,
+            error_message=error.describe(),
+        )
+
+    @staticmethod
+    def _record_contacts(
+        session: Session, integration: Integration, contacts: dict[str, ContactSpec]
+    ) -> None:
+        if not contacts:
+            return
+        known = {
+            contact.contact_key: contact
+            for contact in session.scalars(
+                select(XeroContact).where(
+                    XeroContact.integration_id == integration.id,
+                    XeroContact.contact_key.in_(list(contacts)),
+                )
+            )
+        }
+        new_rows = []
+        for key, spec in contacts.items():
+            spec_json = asdict(spec)
+            fingerprint = _fingerprint(spec_json)
+            existing = known.get(key)
+            if existing is None:
+                new_rows.append(
+                    {
+                        "integration_id": integration.id,
+                        "contact_key": key,
+                        "spec": spec_json,
+                        "fingerprint": fingerprint,
+                        "name_attempt": 0,
+                        "status": LedgerStatus.PENDING,
+                        "updated_at": datetime.now(UTC),
+                    }
+                )
+            elif existing.fingerprint != fingerprint:
+                # The buyer's details changed (a new address, say): update the contact.
+                existing.spec, existing.fingerprint = spec_json, fingerprint
+                if existing.status != LedgerStatus.IN_FLIGHT:
+                    existing.status = LedgerStatus.PENDING
+        insert_ignore(session, XeroContact.__table__, new_rows, ["integration_id", "contact_key"])
+
+    # -- posting to Xero -------------------------------------------------------------------
+
+    def _post(
+        self,
+        integration: Integration,
+        run: SyncRun,
+        xero: XeroClient,
+        counters: _Counters,
+        progress: Progress,
+    ) -> None:
+        counters.already_posted += self._count_already_posted(run)
+        self._reconcile_contacts(integration, xero)
+        self._reconcile_documents(integration, run, xero)
+        self._post_contacts(integration, run, xero, counters)
+        tax_map: TaxMap | None = None
+        total = self._count(run, LedgerStatus.PENDING)
+        done = 0
+        for kind in (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE):
+            while batch := self._next_batch(run, kind):
+                if tax_map is None:  # only when there is something to post: two calls
+                    tax_map = TaxMap.from_xero(
+                        xero.tax_rates(),
+                        integration.tax_overrides,
+                        home_country=xero.organisation().get("CountryCode") or "GB",
+                    )
+                self._post_batch(integration, run, xero, tax_map, kind, batch, counters)
+                done += len(batch)
+                progress("posting", done, total)
+                self._renew(run)
+        if tax_map is not None:
+            self._save_tax_map(integration, tax_map)
+        self._allocate(integration, run, xero, counters)
+
+    def _count(self, run: SyncRun, status: LedgerStatus) -> int:
+        with self._sessions() as session:
+            return (
+                session.scalar(
+                    select(func.count())
+                    .select_from(LedgerItem)
+                    .where(LedgerItem.run_id == run.id, LedgerItem.status == status)
+                )
+                or 0
+            )
+
+    def _count_already_posted(self, run: SyncRun) -> int:
+        """Documents of this run that an earlier invocation already put in Xero."""
+        return self._count(run, LedgerStatus.POSTED)
+
+    def _next_batch(self, run: SyncRun, kind: DocumentKind) -> list[LedgerItem]:
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(LedgerItem)
+                    .where(
+                        LedgerItem.run_id == run.id,
+                        LedgerItem.status == LedgerStatus.PENDING,
+                        LedgerItem.document_type == kind,
+                    )
+                    .order_by(LedgerItem.id)
+                    .limit(BATCH)
+                )
+            )
+
+    def _load_documents(
+        self, integration: Integration, items: list[LedgerItem]
+    ) -> dict[int, Document | ServiceError]:
+        posting = _posting(integration)
+        keys = {item.source_key: item.id for item in items}
+        rows: dict[str, list[Transaction]] = defaultdict(list)
+        with self._sessions() as session:
+            for row_key_, payload in session.execute(
+                select(AmazonTransaction.document_key, AmazonTransaction.payload)
+                .where(
+                    AmazonTransaction.integration_id == integration.id,
+                    AmazonTransaction.document_key.in_(list(keys)),
+                )
+                .order_by(AmazonTransaction.id)
+            ):
+                rows[row_key_].append(transaction_from_json(payload))
+        built: dict[int, Document | ServiceError] = {}
+        for key, item_id in keys.items():
+            try:
+                built[item_id] = build_document(rows[key], posting)
+            except ServiceError as error:
+                built[item_id] = error
+        return built
+
+    def _contact_ids(self, integration: Integration, keys: set[str]) -> dict[str, XeroContact]:
+        with self._sessions() as session:
+            return {
+                contact.contact_key: contact
+                for contact in session.scalars(
+                    select(XeroContact).where(
+                        XeroContact.integration_id == integration.id,
+                        XeroContact.contact_key.in_(list(keys)),
+                    )
+                )
+            }
+
+    def _post_batch(
+        self,
+        integration: Integration,
+        run: SyncRun,
+        xero: XeroClient,
+        tax_map: TaxMap,
+        kind: DocumentKind,
+        items: list[LedgerItem],
+        counters: _Counters,
+    ) -> None:
+        documents = self._load_documents(integration, items)
+        contacts = self._contact_ids(integration, {item.contact_key or "" for item in items})
+        buildable = [doc for doc in documents.values() if isinstance(doc, Document)]
+        # One look at the tax map per batch: missing rates are created together.
+        tax_types = tax_map.ensure(set().union(*(tax_keys(doc) for doc in buildable)), xero)
+        sendable: list[tuple[LedgerItem, Document, dict[str, Any]]] = []
+        for item in items:
+            built = documents[item.id]
+            if isinstance(built, ServiceError):
+                self._set_failed(item.id, built)
+                continue
+            contact = contacts.get(item.contact_key or "")
+            if contact is None or contact.xero_contact_id is None:
+                reason = (contact.error_message if contact else None) or "Xero has not confirmed it"
+                self._set_failed(
+                    item.id,
+                    ServiceError(
+                        ErrorKind.VALIDATION,
+                        f"The Xero contact for this document could not be made: {reason}",
+                        retryable=True,
+                    ),
+                )
+                continue
+            payload = document_payload(
+                built,
+                contact_id=contact.xero_contact_id,
+                tax_types=tax_types,
+                status=integration.invoice_status,
+            )
+            sendable.append((item, built, payload))
+        if not sendable:
+            return
+        attempts = self._mark_in_flight([(item, doc) for item, doc, _ in sendable])
+        endpoint = "Invoices" if kind == DocumentKind.INVOICE else "CreditNotes"
+        key_material = ",".join(f"{item.source_key}#{attempts[item.id]}" for item, _, _ in sendable)
+        try:
+            results = xero.create_documents(
+                endpoint,
+                [payload for _, _, payload in sendable],
+                idempotency_key=_idempotency_key(integration, endpoint, key_material),
+            )
+        except ServiceError as error:
+            if error.kind == ErrorKind.AUTH:
+                raise
+            # Xero may or may not have acted: the items stay uncertain (looked up before resend).
+            for item, _, _ in sendable:
+                self._set_failed(item.id, error)
+            return
+        with self._sessions.begin() as session:
+            for (item, doc, _), result in zip(sendable, results, strict=True):
+                if result.ok:
+                    session.execute(
+                        update(LedgerItem)
+                        .where(LedgerItem.id == item.id)
+                        .values(
+                            status=LedgerStatus.POSTED,
+                            xero_id=result.xero_id,
+                            error_kind=None,
+                            error_message=None,
+                            retryable=False,
+                        )
+                    )
+                    if kind == DocumentKind.INVOICE:
+                        counters.invoices += 1
+                    else:
+                        counters.credit_notes += 1
+                    _count_country(counters, doc)
+                else:
+                    session.execute(
+                        update(LedgerItem)
+                        .where(LedgerItem.id == item.id)
+                        .values(
+                            status=LedgerStatus.FAILED,
+                            error_kind=ErrorKind.VALIDATION,
+                            error_message="Xero: " + " ".join(result.errors),
+                            # Fixable in Xero (enable the currency, add the account...).
+                            retryable=True,
+                        )
+                    )
+
+    def _mark_in_flight(self, sent: list[tuple[LedgerItem, Document]]) -> dict[int, int]:
+        attempts: dict[int, int] = {}
+        with self._sessions.begin() as session:
+            for item, doc in sent:
+                attempts[item.id] = item.attempts + 1
+                session.execute(
+                    update(LedgerItem)
+                    .where(LedgerItem.id == item.id)
+                    .values(
+                        status=LedgerStatus.IN_FLIGHT,
+                        attempts=attempts[item.id],
+                        document_number=doc.number,
+                        gross_cents=cents(doc.gross),
+                        tax_cents=cents(doc.tax),
+                        country=doc.country,
+                        currency=doc.currency,
+                    )
+                )
+        return attempts
+
+    def _set_failed(self, item_id: int, error: ServiceError) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(LedgerItem.id == item_id)
+                .values(
+                    status=LedgerStatus.FAILED,
+                    error_kind=error.kind.value,
+                    error_message=error.message,
+                    retryable=error.retryable,
+                )
+            )
+
+    def _reconcile_documents(
+        self, integration: Integration, run: SyncRun, xero: XeroClient
+    ) -> None:
+        """Documents that may have reached Xero: posted if Xero has them, else sent again."""
+        with self._sessions() as session:
+            uncertain = list(
+                session.scalars(
+                    select(LedgerItem).where(
+                        LedgerItem.run_id == run.id,
+                        LedgerItem.document_number.is_not(None),
+                        (LedgerItem.status == LedgerStatus.IN_FLIGHT)
+                        | (
+                            (LedgerItem.status == LedgerStatus.PENDING)
+                            & LedgerItem.error_kind.in_(_UNCERTAIN)
+                        ),
+                    )
+                )
+            )
+        for kind, find in (
+            (DocumentKind.INVOICE, xero.find_invoices_by_number),
+            (DocumentKind.CREDIT_NOTE, xero.find_credit_notes_by_number),
+        ):
+            items = [item for item in uncertain if item.document_type == kind]
+            for chunk in chunks(items, BATCH):
+                found = {
+                    element.get("InvoiceNumber") or element.get("CreditNoteNumber"): element
+                    for element in find([item.document_number or "" for item in chunk])
+                    if element.get("Status") not in ("DELETED", "VOIDED")
+                }
+                with self._sessions.begin() as session:
+                    for item in chunk:
+                        element = found.get(item.document_number)
+                        values: dict[str, Any] = {"error_kind": None, "error_message": None}
+                        if element is not None:
+                            xero_id = element.get("InvoiceID") or element.get("CreditNoteID")
+                            values |= {"status": LedgerStatus.POSTED, "xero_id": xero_id}
+                        else:
+                            values |= {"status": LedgerStatus.PENDING}
+                        session.execute(
+                            update(LedgerItem).where(LedgerItem.id == item.id).values(**values)
+                        )
+
+    def _reopen(self, integration: Integration, run: SyncRun, item_ids: list[int]) -> None:
+        """Failed items become pending; those whose outcome is unknown stay marked uncertain."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(
+                    LedgerItem.id.in_(item_ids),
+                    LedgerItem.integration_id == integration.id,
+                    LedgerItem.status == LedgerStatus.FAILED,
+                )
+                .values(status=LedgerStatus.PENDING)
+            )
+            session.execute(
+                update(XeroContact)
+                .where(
+                    XeroContact.integration_id == integration.id,
+                    XeroContact.status == LedgerStatus.FAILED,
+                )
+                .values(status=LedgerStatus.PENDING, name_attempt=0)
+            )
+
+    # -- contacts --------------------------------------------------------------------------
+
+    def _reconcile_contacts(self, integration: Integration, xero: XeroClient) -> None:
+        with self._sessions() as session:
+            in_flight = list(
+                session.scalars(
+                    select(XeroContact).where(
+                        XeroContact.integration_id == integration.id,
+                        XeroContact.status == LedgerStatus.IN_FLIGHT,
+                    )
+                )
+            )
+        for chunk in chunks(in_flight, BATCH):
+            names = [contact.name or "" for contact in chunk]
+            found = {
+                element["Name"].casefold(): element["ContactID"]
+                for element in xero.find_contacts_by_name(names)
+            }
+            with self._sessions.begin() as session:
+                for contact in chunk:
+                    contact_id = found.get((contact.name or "").casefold())
+                    values: dict[str, Any] = (
+                        {"status": LedgerStatus.POSTED, "xero_contact_id": contact_id}
+                        if contact_id
+                        else {"status": LedgerStatus.PENDING}
+                    )
+                    session.execute(
+                        update(XeroContact).where(XeroContact.id == contact.id).values(**values)
+                    )
+
+    def _post_contacts(
+        self, integration: Integration, run: SyncRun, xero: XeroClient, counters: _Counters
+    ) -> None:
+        needed = (
+            select(LedgerItem.contact_key)
+            .where(LedgerItem.run_id == run.id, LedgerItem.status == LedgerStatus.PENDING)
+            .scalar_subquery()
+        )
+        for _round in range(CONTACT_NAME_ATTEMPTS):
+            with self._sessions() as session:
+                pending = list(
+                    session.scalars(
+                        select(XeroContact)
+                        .where(
+                            XeroContact.integration_id == integration.id,
+                            XeroContact.status == LedgerStatus.PENDING,
+                            XeroContact.contact_key.in_(needed),
+                        )
+                        .order_by(XeroContact.id)
+                    )
+                )
+            if not pending:
+                return
+            for chunk in chunks(pending, BATCH):
+                self._post_contact_batch(integration, xero, list(chunk), counters)
+
+    def _post_contact_batch(
+        self,
+        integration: Integration,
+        xero: XeroClient,
+        contacts: list[XeroContact],
+        counters: _Counters,
+    ) -> None:
+        payloads = []
+        with self._sessions.begin() as session:
+            for contact in contacts:
+                spec = ContactSpec(**contact.spec)
+                contact.name = contact_name(spec, contact.name_attempt)
+                payload = contact_payload(spec, contact.name)
+                if contact.xero_contact_id:
+                    payload["ContactID"] = contact.xero_contact_id
+                payloads.append(payload)
+                session.execute(
+                    update(XeroContact)
+                    .where(XeroContact.id == contact.id)
+                    .values(status=LedgerStatus.IN_FLIGHT, name=contact.name)
+                )
+        material = ",".join(f"{c.contact_key}#{c.name}#{c.fingerprint}" for c in contacts)
+        try:
+            results = xero.create_documents(
+                "Contacts",
+                payloads,
+                method="POST",
+                idempotency_key=_idempotency_key(integration, "Contacts", material),
+            )
+        except ServiceError as error:
+            if error.kind == ErrorKind.AUTH:
+                raise
+            return  # left in flight: looked up by name before the next attempt
+        with self._sessions.begin() as session:
+            for contact, result in zip(contacts, results, strict=True):
+                values: dict[str, Any]
+                if result.ok:
+                    if contact.xero_contact_id:
+                        counters.contacts_updated += 1
+                    else:
+                        counters.contacts_created += 1
+                    values = {
+                        "status": LedgerStatus.POSTED,
+                        "xero_contact_id": result.xero_id,
+                        "error_message": None,
+                    }
+                elif any(_NAME_TAKEN in message for message in result.errors):
+                    # Another buyer (or someone in Xero) has this name: try the next name.
+                    values = {
+                        "status": LedgerStatus.PENDING,
+                        "name_attempt": contact.name_attempt + 1,
+                    }
+                else:
+                    values = {
+                        "status": LedgerStatus.FAILED,
+                        "error_message": "Xero: " + " ".join(result.errors),
+                    }
+                session.execute(
+                    update(XeroContact).where(XeroContact.id == contact.id).values(**values)
+                )
+
+    def _save_tax_map(self, integration: Integration, tax_map: TaxMap) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Integration)
+                .where(Integration.id == integration.id)
+                .values(xero_tax_types=tax_map.as_dict())
+            )
+
+    # -- allocations -----------------------------------------------------------------------
+
+    def _allocate(
+        self, integration: Integration, run: SyncRun, xero: XeroClient, counters: _Counters
+    ) -> None:
+        """Allocate each posted credit note to its order's invoice when Xero allows it."""
+        with self._sessions() as session:
+            credit_notes = list(
+                session.scalars(
+                    select(LedgerItem).where(
+                        LedgerItem.run_id == run.id,
+                        LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
+                        LedgerItem.status == LedgerStatus.POSTED,
+                        LedgerItem.allocation_status.in_(
+                            [
+                                AllocationStatus.PENDING,
+                                AllocationStatus.WAITING,
+                                AllocationStatus.IN_FLIGHT,
+                            ]
+                        ),
+                    )
+                )
+            )
+            orders = {item.amazon_order_id for item in credit_notes}
+            invoices = {
+                invoice.amazon_order_id: invoice
+                for invoice in session.scalars(
+                    select(LedgerItem).where(
+                        LedgerItem.integration_id == integration.id,
+                        LedgerItem.document_type == DocumentKind.INVOICE,
+                        LedgerItem.status == LedgerStatus.POSTED,
+                        LedgerItem.amazon_order_id.in_(list(orders)),
+                    )
+                )
+            }
+        for chunk in chunks(credit_notes, BATCH):
+            targets = {
+                cn.id: invoices[cn.amazon_order_id]
+                for cn in chunk
+                if cn.amazon_order_id in invoices
+            }
+            numbers = sorted({inv.document_number or "" for inv in targets.values()})
+            found = xero.find_invoices_by_number(numbers) if numbers else []
+            state = {element["InvoiceID"]: element for element in found}
+            for credit_note in chunk:
+                self._allocate_one(
+                    integration, xero, credit_note, targets.get(credit_note.id), state, counters
+                )
+
+    def _allocate_one(
+        self,
+        integration: Integration,
+        xero: XeroClient,
+        credit_note: LedgerItem,
+        invoice: LedgerItem | None,
+        state: dict[str, dict[str, Any]],
+        counters: _Counters,
+    ) -> None:
+        element = state.get(invoice.xero_id or "") if invoice else None
+        amount = from_cents(credit_note.gross_cents)
+        if element is None:
+            self._set_allocation(credit_note.id, AllocationStatus.WAITING)
+            return
+        if credit_note.allocation_status == AllocationStatus.IN_FLIGHT and _already_allocated(
+            xero, credit_note, invoice
+        ):
+            self._set_allocation(credit_note.id, AllocationStatus.DONE)
+            return
+        if element.get("Status") != "AUTHORISED":
+            self._set_allocation(credit_note.id, AllocationStatus.WAITING)  # a draft: later
+            return
+        if Decimal(str(element.get("AmountDue", "0"))) < amount:
+            self._set_allocation(credit_note.id, AllocationStatus.NOT_POSSIBLE)
+            return
+        self._set_allocation(credit_note.id, AllocationStatus.IN_FLIGHT)
+        xero.allocate_credit_note(
+            credit_note.xero_id or "",
+            invoice_id=invoice.xero_id or "" if invoice else "",
+            amount=amount,
+            date=self._clock().date(),
+            idempotency_key=_idempotency_key(integration, "Allocations", credit_note.source_key),
+        )
+        element["AmountDue"] = Decimal(str(element["AmountDue"])) - amount
+        self._set_allocation(credit_note.id, AllocationStatus.DONE)
+        counters.allocations += 1
+
+    def _set_allocation(self, item_id: int, status: AllocationStatus) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem).where(LedgerItem.id == item_id).values(allocation_status=status)
+            )
+
+    # -- the result ------------------------------------------------------------------------
+
+    def _summarize(
+        self, integration: Integration, run: SyncRun, counters: _Counters, status: RunStatus
+    ) -> RunResult:
+        result = RunResult(
+            run_id=run.id,
+            integration=integration.name,
+            period=run.period,
+            status=status,
+            invoices_created=counters.invoices,
+            credit_notes_created=counters.credit_notes,
+            contacts_created=counters.contacts_created,
+            contacts_updated=counters.contacts_updated,
+            allocations_made=counters.allocations,
+            already_posted=counters.already_posted,
+        )
+        with self._sessions() as session:
+            totals: dict[str, CurrencyTotals] = defaultdict(CurrencyTotals)
+            for kind, currency, gross, tax, count in session.execute(
+                select(
+                    LedgerItem.document_type,
+                    LedgerItem.currency,
+                    func.sum(LedgerItem.gross_cents),
+                    func.sum(LedgerItem.tax_cents),
+                    func.count(),
+                )
+                .where(
+                    LedgerItem.run_id == run.id,
+                    LedgerItem.status == LedgerStatus.POSTED,
+                )
+                .group_by(LedgerItem.document_type, LedgerItem.currency)
+            ):
+                result.documents += count
+                entry = totals[currency]
+                if kind == DocumentKind.INVOICE:
+                    entry.sales_gross += from_cents(gross)
+                    entry.tax += from_cents(tax)
+                else:
+                    entry.refunds_gross += from_cents(gross)
+                    entry.tax -= from_cents(tax)
+            result.totals = dict(totals)
+            result.failed = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(LedgerItem)
+                    .where(LedgerItem.run_id == run.id, LedgerItem.status != LedgerStatus.POSTED)
+                )
+                or 0
+            )
+            result.skipped = dict(
+                Counter(
+                    {
+                        kind: count
+                        for kind, count in session.execute(
+                            select(AmazonTransaction.transaction_type, func.count())
+                            .where(
+                                AmazonTransaction.run_id == run.id,
+                                AmazonTransaction.document_key.is_(None),
+                            )
+                            .group_by(AmazonTransaction.transaction_type)
+                        )
+                    }
+                )
+            )
+        countries = dict(run.summary.get("countries", {}))
+        for country, data in counters.countries.items():
+            merged = countries.setdefault(country, {"documents": 0, "rates": []})
+            merged["documents"] += data["documents"]
+            merged["rates"] = sorted(set(merged["rates"]) | set(data["rates"]))
+        result.countries = countries
+        run.summary = {**run.summary, "countries": countries}
+        return result
+
+
+def _item_row(integration: Integration, run: SyncRun, **values: Any) -> dict[str, Any]:
+    """A ledger_items row for a bulk insert: every row of one insert has the same columns."""
+    row: dict[str, Any] = {
+        "integration_id": integration.id,
+        "run_id": run.id,
+        "amazon_order_id": None,
+        "document_type": None,
+        "document_number": None,
+        "contact_key": None,
+        "currency": None,
+        "country": None,
+        "gross_cents": 0,
+        "tax_cents": 0,
+        "status": LedgerStatus.PENDING,
+        "xero_id": None,
+        "allocation_status": None,
+        "error_kind": None,
+        "error_message": None,
+        "retryable": False,
+        "attempts": 0,
+        "updated_at": datetime.now(UTC),
+    }
+    unknown = set(values) - set(row) - {"source_key", "transaction_type"}
+    if unknown:
+        raise ValueError(f"not ledger_items columns: {sorted(unknown)}")
+    return row | values
+
+
+def _posting(integration: Integration) -> PostingSettings:
+    return PostingSettings(
+        invoice_status=InvoiceStatus(integration.invoice_status),
+        sales_account_code=integration.sales_account_code,
+        shipping_account_code=integration.shipping_account_code,
+        tax_overrides=dict(integration.tax_overrides),
+    )
+
+
+def _count_country(counters: _Counters, doc: Document) -> None:
+    country = doc.country or "??"
+    entry = counters.countries.setdefault(country, {"documents": 0, "rates": []})
+    entry["documents"] += 1
+    rates = {f"{key.rate.normalize():f}" for key in tax_keys(doc)}
+    entry["rates"] = sorted(set(entry["rates"]) | rates)
+
+
+def _already_allocated(
+    xero: XeroClient, credit_note: LedgerItem, invoice: LedgerItem | None
+) -> bool:
+    body = xero.request("GET", f"CreditNotes/{credit_note.xero_id}")
+    for element in body.get("CreditNotes", []):
+        for allocation in element.get("Allocations") or []:
+            if invoice and allocation.get("Invoice", {}).get("InvoiceID") == invoice.xero_id:
+                return True
+    return False
+
+
+def _idempotency_key(integration: Integration, endpoint: str, material: str) -> str:
+    digest = hashlib.sha256(f"{integration.id}:{endpoint}:{material}".encode()).hexdigest()
+    return f"axb-{digest[:40]}"
+
+
+def _fingerprint(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _describe_period(period: str) -> str:
+    return period_label(period) if _PERIOD.match(period) else "imported report"

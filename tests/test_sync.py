@@ -1,0 +1,345 @@
+"""The monthly sync end to end: sandbox Amazon -> ledger -> sandbox Xero, on both databases."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select, update
+
+from bot.container import Container
+from bot.scheduler import SyncScheduler
+from sandbox.amazon_reports import generate_vat_report
+from sandbox.browser import submit_consent
+from sandbox.world import SandboxWorld
+from services.errors import ServiceError
+from services.integrations import IntegrationSpec
+from services.marketplaces import Region
+from services.models import Integration, LedgerItem, RunStatus, SyncRun
+from services.sync import SyncEngine
+from services.xero import XeroClient
+from tests.conftest import SHARED
+
+PERIOD = "2026-10"
+EU = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3")  # DE, UK, PL
+ORDERS = 60
+
+Totals = dict[str, tuple[Decimal, Decimal, Decimal]]
+
+
+@pytest.fixture
+def shop(container: Container, world: SandboxWorld) -> Integration:
+    """An active EU integration connected through the sandbox consent pages."""
+    world.amazon.orders_per_report = ORDERS
+    # Polling with backoff is the Amazon client's own test; here reports are ready at once.
+    world.amazon.report_processing_polls = 0
+    world.xero.minute_limit = 100_000
+    org = world.xero.org()
+    org.currencies = (*org.currencies, "PLN", "SEK")
+    integration = container.integrations.create(
+        IntegrationSpec(
+            name="Acme EU", region=Region.EU, marketplaces=EU, start_date=date(2026, 1, 1)
+        ),
+        actor="U0ADMIN",
+    )
+    browser = requests.Session()
+    submit_consent(browser, container.connect.amazon_consent_url(integration, actor="U0ADMIN"))
+    submit_consent(browser, container.connect.xero_consent_url(integration, actor="U0ADMIN"))
+    return container.integrations.get("Acme EU")
+
+
+def report_rows(world: SandboxWorld, period: str = PERIOD) -> Iterator[dict[str, str]]:
+    """The report as Amazon's sandbox makes it, read without our parser."""
+    lines = generate_vat_report(
+        period=period, marketplace_ids=list(EU), seed=world.amazon.seed, orders=ORDERS
+    )
+    header = next(lines).split("\t")
+    for line in lines:
+        yield dict(zip(header, line.split("\t"), strict=False))
+
+
+def expected_totals(world: SandboxWorld, period: str = PERIOD) -> Totals:
+    sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
+    for row in report_rows(world, period):
+        gross = Decimal(row["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"])
+        vat = Decimal(row["TOTAL_ACTIVITY_VALUE_VAT_AMT"])
+        entry = sums[row["TRANSACTION_CURRENCY_CODE"]]
+        if row["TRANSACTION_TYPE"] == "SALE":
+            entry[0] += gross
+            entry[2] += vat
+        elif row["TRANSACTION_TYPE"] == "REFUND":
+            entry[1] -= gross
+            entry[2] += vat
+    return {currency: (s[0], s[1], s[2]) for currency, s in sums.items()}
+
+
+def expected_documents(world: SandboxWorld) -> tuple[int, int]:
+    invoices, credit_notes = set(), set()
+    for row in report_rows(world):
+        if row["TRANSACTION_TYPE"] == "SALE":
+            key = row["VAT_INV_NUMBER"] or row["ACTIVITY_TRANSACTION_ID"]
+            invoices.add((row["TRANSACTION_EVENT_ID"], key))
+        elif row["TRANSACTION_TYPE"] == "REFUND":
+            credit_notes.add(row["ACTIVITY_TRANSACTION_ID"])
+    return len(invoices), len(credit_notes)
+
+
+def result_totals(result: Any) -> Totals:
+    return {c: (t.sales_gross, t.refunds_gross, t.tax) for c, t in result.totals.items()}
+
+
+def xero_totals(world: SandboxWorld) -> dict[str, tuple[Decimal, Decimal]]:
+    sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 2)
+    for invoice in world.xero.documents("Invoices"):
+        sums[invoice["CurrencyCode"]][0] += Decimal(str(invoice["Total"]))
+    for credit_note in world.xero.documents("CreditNotes"):
+        sums[credit_note["CurrencyCode"]][1] += Decimal(str(credit_note["Total"]))
+    return {currency: (s[0], s[1]) for currency, s in sums.items()}
+
+
+def numbers(world: SandboxWorld, endpoint: str) -> Counter[str]:
+    field = "InvoiceNumber" if endpoint == "Invoices" else "CreditNoteNumber"
+    return Counter(document[field] for document in world.xero.documents(endpoint))
+
+
+def assert_exactly_once(world: SandboxWorld) -> None:
+    invoices, credit_notes = expected_documents(world)
+    assert len(numbers(world, "Invoices")) == invoices
+    assert set(numbers(world, "Invoices").values()) == {1}
+    assert len(numbers(world, "CreditNotes")) == credit_notes
+    assert set(numbers(world, "CreditNotes").values()) == {1}
+    names = Counter(contact["Name"] for contact in world.xero.org().contacts.values())
+    assert set(names.values()) == {1}
+    for credit_note in world.xero.documents("CreditNotes"):
+        assert len(credit_note.get("Allocations") or []) <= 1
+
+
+def test_a_month_reconciles_to_the_cent_and_a_rerun_posts_nothing(
+    container: Container, world: SandboxWorld, shop: Integration
+) -> None:
+    result = container.sync.sync_period(shop, PERIOD)
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    expected = expected_totals(world)
+    assert result_totals(result) == expected
+    assert xero_totals(world) == {c: (s, r) for c, (s, r, _tax) in expected.items()}
+    invoices, credit_notes = expected_documents(world)
+    assert (result.invoices_created, result.credit_notes_created) == (invoices, credit_notes)
+    assert set(result.skipped) >= {"FC_TRANSFER", "INBOUND", "RETURN"}
+    assert result.allocations_made > 0
+    assert_exactly_once(world)
+    # Batches, not one call per document (constant: tax rates, lookups, organisation).
+    documents = invoices + credit_notes
+    bound = (
+        math.ceil(invoices / 50)
+        + math.ceil(credit_notes / 50)
+        + math.ceil(result.contacts_created / 50)
+        + result.allocations_made
+        + 12
+    )
+    assert result.xero_api_calls <= bound, (result.xero_api_calls, bound, documents)
+
+    again = container.sync.sync_period(shop, PERIOD)
+    assert again.status == RunStatus.SUCCEEDED
+    assert (again.invoices_created, again.credit_notes_created, again.xero_api_calls) == (0, 0, 0)
+    assert again.already_posted == documents
+    assert "nothing was posted" in again.message
+    assert_exactly_once(world)
+
+
+class Crash(BaseException):
+    """A process dying: nothing in the engine may catch it."""
+
+
+STEPS = {
+    "contacts, before Xero hears": ("Contacts", "before"),
+    "contacts, after Xero answered": ("Contacts", "after"),
+    "invoices, before Xero hears": ("Invoices", "before"),
+    "invoices, after Xero answered": ("Invoices", "after"),
+    "credit notes, after Xero answered": ("CreditNotes", "after"),
+    "allocation, after Xero answered": ("Allocations", "after"),
+}
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_a_crash_at_any_step_then_a_rerun_posts_each_document_once(
+    container: Container,
+    world: SandboxWorld,
+    shop: Integration,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+) -> None:
+    endpoint, when = STEPS[step]
+    crashed = False
+    real_create = XeroClient.create_documents
+    real_allocate = XeroClient.allocate_credit_note
+
+    def crash_once(call: Callable[[], Any]) -> Any:
+        nonlocal crashed
+        if crashed:
+            return call()
+        crashed = True
+        if when == "before":
+            raise Crash
+        call()
+        raise Crash
+
+    def create(self: XeroClient, target: str, documents: Any, **kwargs: Any) -> Any:
+        call = lambda: real_create(self, target, documents, **kwargs)  # noqa: E731
+        return crash_once(call) if target == endpoint else call()
+
+    def allocate(self: XeroClient, *args: Any, **kwargs: Any) -> Any:
+        call = lambda: real_allocate(self, *args, **kwargs)  # noqa: E731
+        return crash_once(call) if endpoint == "Allocations" else call()
+
+    monkeypatch.setattr(XeroClient, "create_documents", create)
+    monkeypatch.setattr(XeroClient, "allocate_credit_note", allocate)
+    with pytest.raises(Crash):
+        container.sync.sync_period(shop, PERIOD)
+
+    with pytest.raises(ServiceError, match="already running"):
+        container.sync.sync_period(shop, PERIOD)
+    with container.sessions.begin() as session:  # the dead process's lease runs out
+        session.execute(update(SyncRun).values(lease_until=datetime.now(UTC) - timedelta(1)))
+    result = container.sync.sync_period(shop, PERIOD)
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    assert result_totals(result) == expected_totals(world)
+    assert_exactly_once(world)
+
+
+def test_rate_limits_server_errors_and_expired_tokens_change_nothing(
+    container: Container, world: SandboxWorld, shop: Integration
+) -> None:
+    world.xero.faults.add("/api.xro/2.0/Contacts", 503, times=1)
+    world.xero.faults.add("/api.xro/2.0/Invoices", 429, headers={"Retry-After": "1"}, times=2)
+    world.xero.faults.add("/api.xro/2.0/CreditNotes", 500, times=1)
+    world.amazon.faults.add("/reports/2021-06-30/reports", 429, times=1)
+    world.amazon.expire_access_tokens()
+    expired = False
+
+    def expire_mid_run(phase: str, done: int, total: int) -> None:
+        nonlocal expired
+        if phase == "posting" and not expired:
+            expired = True
+            world.xero.expire_access_tokens()
+
+    result = container.sync.sync_period(shop, PERIOD, progress=expire_mid_run)
+    assert expired
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    assert result_totals(result) == expected_totals(world)
+    assert_exactly_once(world)
+
+
+def test_a_disabled_currency_fails_alone_and_retry_posts_it_once_fixed(
+    container: Container, world: SandboxWorld, shop: Integration
+) -> None:
+    org = world.xero.org()
+    org.currencies = tuple(c for c in org.currencies if c != "PLN")
+    result = container.sync.sync_period(shop, PERIOD)
+    assert result.status == RunStatus.PARTIAL
+    assert result.exit_code == 1
+    with container.sessions() as session:
+        failed = list(session.scalars(select(LedgerItem).where(LedgerItem.status == "failed")))
+    assert failed and {item.currency for item in failed} == {"PLN"}
+    assert all("PLN" in (item.error_message or "") for item in failed)
+    assert all(item.retryable for item in failed)
+    assert result.failed == len(failed)
+
+    org.currencies = (*org.currencies, "PLN")
+    first = container.sync.retry_item(failed[0].id)
+    assert first.status == "posted" and first.xero_id
+    retried = container.sync.retry_run(result.run_id)
+    assert retried.status == RunStatus.SUCCEEDED, retried.to_json()
+    assert_exactly_once(world)
+    assert container.sync.sync_period(shop, PERIOD).already_posted > 0
+
+
+def test_malformed_rows_fail_alone(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    lines = list(generate_vat_report(period=PERIOD, marketplace_ids=list(EU), seed=7, orders=10))
+    header = lines[0].split("\t")
+    column = header.index("TRANSACTION_COMPLETE_DATE")
+    sale = next(i for i, line in enumerate(lines) if "\tSALE\t" in line)
+    cells = lines[sale].split("\t")
+    cells[column] = "31-02-2026"
+    lines[sale] = "\t".join(cells)
+    report = tmp_path / "vat-october.txt"
+    report.write_text("\n".join(lines) + "\n")
+
+    result = container.sync.import_report(shop, report)
+    assert result.status == RunStatus.PARTIAL
+    with container.sessions() as session:
+        [bad] = session.scalars(select(LedgerItem).where(LedgerItem.status == "failed")).all()
+    assert bad.error_kind == "bad_data"
+    assert f"vat-october.txt, line {sale + 1}, column TRANSACTION_COMPLETE_DATE" in (
+        bad.error_message or ""
+    )
+    assert result.invoices_created > 0
+    with pytest.raises(ServiceError, match="Correct the report"):
+        container.sync.retry_item(bad.id)
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        "vat-transactions-row/sheet_with_strict_ooxml.xlsx",
+        "vat-transactions-row/sheet_with_strict_ooxml.derived.csv",
+    ],
+)
+def test_the_real_vat_sample_imports(
+    container: Container, world: SandboxWorld, shop: Integration, sample: str
+) -> None:
+    result = container.sync.import_report(shop, SHARED / "samples" / "amazon" / sample)
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    assert result.invoices_created == 1
+    [invoice] = world.xero.documents("Invoices")
+    assert invoice["Reference"] == "408-9590879-6335512"
+    assert (invoice["CurrencyCode"], Decimal(str(invoice["Total"]))) == ("EUR", Decimal("19.99"))
+
+
+def test_a_month_not_ready_waits_and_says_so(
+    container: Container, world: SandboxWorld, shop: Integration
+) -> None:
+    early = SyncEngine(
+        container.sessions,
+        container.integrations,
+        spapi=container.spapi,
+        xero=container.xero,
+        clock=lambda: datetime(2026, 11, 2, 6, tzinfo=UTC),
+    )
+    result = early.sync_period(shop, PERIOD)
+    assert result.status == RunStatus.WAITING
+    assert "ready from 3 November" in result.message
+    assert world.amazon.calls == [] or all(
+        "/reports" not in path for _m, path in world.amazon.calls
+    )
+
+
+def test_the_scheduler_backfills_from_the_start_date_and_skips_stopped(
+    container: Container, world: SandboxWorld, shop: Integration
+) -> None:
+    container.integrations.update_settings("Acme EU", actor="U0ADMIN", start_date=date(2026, 8, 20))
+    scheduler = SyncScheduler(container, clock=lambda: datetime(2026, 11, 4, 7, tzinfo=UTC))
+    assert scheduler.due_periods(container.integrations.get("Acme EU")) == [
+        "2026-08",
+        "2026-09",
+        "2026-10",
+    ]
+    before_sync_day = SyncScheduler(container, clock=lambda: datetime(2026, 11, 4, 5, tzinfo=UTC))
+    assert before_sync_day.due_periods(container.integrations.get("Acme EU"))[-1] == "2026-09"
+
+    results = scheduler.run_due()
+    assert [r.period for r in results] == ["2026-08", "2026-09", "2026-10"]
+    assert all(r.status == RunStatus.SUCCEEDED for r in results)
+    assert scheduler.due_periods(container.integrations.get("Acme EU")) == []
+
+    container.integrations.stop("Acme EU", actor="U0ADMIN")
+    later = SyncScheduler(container, clock=lambda: datetime(2026, 12, 5, tzinfo=UTC))
+    assert later.run_due() == []
