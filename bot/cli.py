@@ -17,13 +17,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from babel.numbers import format_currency
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.container import Container
 from bot.progress import ProgressBar
+from bot.results import describe_result
 from services.errors import ErrorKind, ServiceError
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
@@ -189,37 +189,8 @@ def _print_result(result: RunResult, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result.to_json()))
         return
-    print(result.message)
-    rows = [
-        ("invoices created", str(result.invoices_created)),
-        ("credit notes created", str(result.credit_notes_created)),
-        ("contacts created / updated", f"{result.contacts_created} / {result.contacts_updated}"),
-        ("credit notes allocated", str(result.allocations_made)),
-        ("already in Xero", str(result.already_posted)),
-        ("skipped", ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())) or "0"),
-        ("failed", str(result.failed)),
-    ]
-    for currency, totals in sorted(result.totals.items()):
-        rows.append(
-            (
-                f"{currency} totals",
-                f"sales {format_currency(totals.sales_gross, currency, locale='en_GB')}, "
-                f"refunds {format_currency(totals.refunds_gross, currency, locale='en_GB')}, "
-                f"VAT {format_currency(totals.tax, currency, locale='en_GB')}",
-            )
-        )
-    rows.append(
-        (
-            "API calls",
-            f"Amazon {result.amazon_api_calls}, Xero {result.xero_api_calls} "
-            f"in {result.duration_seconds:.1f} s",
-        )
-    )
-    width = max(len(label) for label, _ in rows)
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
-    if result.failed:
-        print(f"  Retry the failed items with: amazon-xero-bot retry --run {result.run_id}")
+    for line in describe_result(result):
+        print(line)
 
 
 def _with_progress(as_json: bool) -> ProgressBar | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import requests
@@ -16,12 +16,14 @@ from cryptography.fernet import Fernet
 
 from bot.config import DATA_DIR, load_settings
 from bot.container import Container
+from bot.results import describe_result, money
 from bot.web import LateBoundApp, create_web_app
 from sandbox.browser import submit_consent
 from sandbox.server import LoopbackServer
 from sandbox.world import SandboxWorld
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
+from services.sync import period_label, previous_period
 
 DEMO_DATABASE = DATA_DIR / "demo.sqlite3"
 DEMO_ACTOR = "demo:finance-admin"
@@ -35,6 +37,7 @@ def _page_message(response: requests.Response) -> str:
 
 def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print) -> int:
     logging.getLogger().setLevel(logging.WARNING)
+    period = previous_period(datetime.now(UTC))
     database.parent.mkdir(parents=True, exist_ok=True)
     for stale in database.parent.glob(database.name + "*"):
         stale.unlink()
@@ -54,8 +57,9 @@ def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print)
         spec = IntegrationSpec(
             name="Acme EU",
             region=Region.EU,
-            marketplaces=("A1PA6795UKMFR9", "A13V1IB3VIYZZH", "A1F83G8C2ARO7P"),
-            start_date=datetime.now(UTC).date().replace(day=1),
+            # amazon.pl sells in PLN, which the sandbox organisation has not enabled yet.
+            marketplaces=("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3"),
+            start_date=date.fromisoformat(period + "-01"),
         )
         integration = container.integrations.create(spec, actor=DEMO_ACTOR)
         out(f"1. Set up integration {integration.name!r}: {integration.status}")
@@ -84,5 +88,28 @@ def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print)
         out("Audit log:")
         for entry in container.integrations.audit_log(connected.id):
             out(f"   {entry.at:%H:%M:%S} {entry.actor:<18} {entry.action}")
+
+        out(f"5. Sync {period_label(period)} (Amazon's VAT transactions report -> Xero):")
+        result = container.sync.sync_period(connected, period)
+        for line in describe_result(result):
+            out("   " + line)
+        for item in container.sync.failed_items(result.run_id)[:3]:
+            out(f"   failed: {item.document_number or item.source_key}: {item.error_message}")
+
+        out("6. Finance enables PLN in Xero (Settings > Currencies) and retries the failed items:")
+        org = world.xero.org()
+        org.currencies = (*org.currencies, "PLN")
+        for line in describe_result(container.sync.retry_run(result.run_id)):
+            out("   " + line)
+
+        invoices = world.xero.documents("Invoices")
+        credit_notes = world.xero.documents("CreditNotes")
+        out(f"7. In Xero: {len(invoices)} invoices, {len(credit_notes)} credit notes, e.g.:")
+        for document in [*invoices[:3], *credit_notes[:2]]:
+            number = document.get("InvoiceNumber") or document.get("CreditNoteNumber")
+            out(
+                f"   {document['Type']:<12} {number:<22} {document['Contact']['Name'][:28]:<28} "
+                f"{money(document['Total'], document['CurrencyCode']):>12}  {document['Status']}"
+            )
         container.engine.dispose()
     return 0

@@ -182,7 +182,11 @@ class AmazonSandbox:
         gzip_documents: bool = True,
         document_charset: str = "UTF-8",
         declare_charset: bool = True,
-        settlement_marketplace_ids: Sequence[str] = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P"),
+        settlement_marketplace_ids: Sequence[str] = (
+            "A1PA6795UKMFR9",
+            "A1F83G8C2ARO7P",
+            "ATVPDKIKX0DER",
+        ),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client_id = client_id

@@ -304,6 +304,13 @@ class SyncEngine:
                 payload["Contact"] = {"Name": contact_name(doc.contact, 0)}
                 yield {"_endpoint": endpoint, **payload}
 
+    def failed_items(self, run_id: int) -> list[LedgerItem]:
+        with self._sessions() as session:
+            query = select(LedgerItem).where(
+                LedgerItem.run_id == run_id, LedgerItem.status == LedgerStatus.FAILED
+            )
+            return list(session.scalars(query.order_by(LedgerItem.id)))
+
     def retry_item(self, item_id: int) -> LedgerItem:
         """Post one failed document again; returns it as it stands afterwards."""
         with self._sessions() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -13,7 +14,8 @@ import pytest
 from bot.cli import main
 from bot.config import Settings
 from sandbox.world import SandboxWorld
-from tests.conftest import make_settings
+from services.amazon import LwaClient
+from tests.conftest import SHARED, make_settings
 
 ADD = [
     "integration", "add", "--name", "Acme EU", "--region", "eu",
@@ -221,3 +223,97 @@ def test_a_port_in_use_is_one_line(
     code, _, err = run(settings, capsys, "run")
     assert code == 2
     assert "address already in use" in one_line(err).lower()
+
+
+@pytest.fixture
+def connected(world: SandboxWorld, settings: Settings, capsys: pytest.CaptureFixture[str]) -> str:
+    """An integration added from tokens the sandboxes issued (as an operator would)."""
+    from sandbox.xero import DEFAULT_SCOPE
+
+    world.amazon.orders_per_report = 20
+    world.amazon.report_processing_polls = 0
+    amazon_token = LwaClient(
+        token_url=settings.amazon_lwa_url,
+        client_id=world.amazon.client_id,
+        client_secret=world.amazon.client_secret,
+    ).exchange_code(world.amazon.authorization_code(REDIRECT), REDIRECT)
+    xero_token = world.xero.authorize_offline(scope=DEFAULT_SCOPE)
+    argv = add_with("--xero-tenant-id", world.xero.tenant_id)
+    argv[argv.index("--selling-partner-id") + 1] = world.amazon.selling_partner_id
+    argv += ["--marketplace", "A1C3SOZRARQ6R3"]  # amazon.pl: PLN, not enabled in the sandbox
+    argv += ["--amazon-refresh-token", amazon_token, "--xero-refresh-token", xero_token]
+    assert run(settings, capsys, *argv)[0] == 0
+    return "Acme EU"
+
+
+REDIRECT = "https://bot.example/oauth/amazon/callback"
+
+
+def test_sync_prints_one_json_object_and_exits_by_outcome(
+    settings: Settings, capsys: pytest.CaptureFixture[str], connected: str
+) -> None:
+    code, out, _ = run(settings, capsys, "sync", connected, "--period", "2026-10", "--json")
+    result = json.loads(out)
+    assert set(result) >= {
+        "integration", "period", "invoices_created", "credit_notes_created", "contacts_created",
+        "contacts_updated", "skipped", "failed", "already_posted", "xero_api_calls",
+        "amazon_api_calls", "totals",
+    }  # fmt: skip
+    # PLN is not enabled in the sandbox organisation: those documents fail, the rest post.
+    assert (code, result["failed"] > 0, result["invoices_created"] > 0) == (1, True, True)
+    assert set(result["totals"]["EUR"]) == {"sales_gross", "refunds_gross", "tax"}
+    assert all(isinstance(v, str) for v in result["totals"]["EUR"].values())
+
+    code, out, _ = run(settings, capsys, "retry", "--run", str(result["run_id"]))
+    assert code == 1 and "failed" in out
+    code, out, _ = run(settings, capsys, "sync", connected, "--period", "2026-10")
+    assert code == 1
+    assert "already in Xero" in out and "retry --run" in out
+
+
+def test_sync_errors_are_status_2(
+    settings: Settings, capsys: pytest.CaptureFixture[str], connected: str
+) -> None:
+    code, _, err = run(settings, capsys, "sync", connected, "--period", "2026-13")
+    assert (code, "'2026-13' is not a period like 2026-10" in one_line(err)) == (2, True)
+    code, _, err = run(settings, capsys, "sync", connected, "--period", "2099-01")
+    assert (code, "is not over yet" in one_line(err)) == (2, True)
+    code, _, err = run(settings, capsys, "sync", connected, "--period", "2025-12")
+    assert (code, "is before that" in one_line(err)) == (2, True)
+    run(settings, capsys, "integration", "stop", connected)
+    code, _, err = run(settings, capsys, "sync", connected, "--period", "2026-10")
+    assert (code, "is stopped, so no data is pulled" in one_line(err)) == (2, True)
+    code, _, err = run(settings, capsys, "retry", "999")
+    assert (code, one_line(err)) == (2, "amazon-xero-bot: There is no ledger item 999.")
+    code, _, err = run(settings, capsys, "retry")
+    assert code == 2 and "one of the arguments" in one_line(err)
+
+
+def test_import_report_dry_run_prints_payloads_and_calls_nothing(
+    world: SandboxWorld, settings: Settings, capsys: pytest.CaptureFixture[str], connected: str
+) -> None:
+    sample = SHARED / "samples" / "amazon" / "vat-transactions-row"
+    before = len(world.xero.api_calls())
+    code, out, _ = run(
+        settings, capsys, "import-report", str(sample / "sheet_with_strict_ooxml.xlsx"),
+        "--integration", connected, "--dry-run", "--json",
+    )  # fmt: skip
+    assert code == 0
+    documents = [json.loads(line) for line in out.splitlines()]
+    assert [d["_endpoint"] for d in documents] == ["Contacts", "Invoices"]
+    invoice = documents[1]
+    assert (invoice["Type"], invoice["Reference"]) == ("ACCREC", "408-9590879-6335512")
+    assert sum(Decimal(str(line["LineAmount"])) for line in invoice["LineItems"]) + sum(
+        Decimal(str(line.get("TaxAmount", 0))) for line in invoice["LineItems"]
+    ) == Decimal("19.99")
+    assert len(world.xero.api_calls()) == before
+
+    code, _, err = run(
+        settings, capsys, "import-report", "/nonexistent.csv", "--integration", connected
+    )
+    assert (code, one_line(err)) == (2, "amazon-xero-bot: /nonexistent.csv: no such file.")
+    code, out, _ = run(
+        settings, capsys, "import-report", str(sample / "sheet_with_strict_ooxml.derived.csv"),
+        "--integration", connected, "--json",
+    )  # fmt: skip
+    assert (code, json.loads(out)["invoices_created"]) == (0, 1)

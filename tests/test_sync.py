@@ -343,3 +343,70 @@ def test_the_scheduler_backfills_from_the_start_date_and_skips_stopped(
     container.integrations.stop("Acme EU", actor="U0ADMIN")
     later = SyncScheduler(container, clock=lambda: datetime(2026, 12, 5, tzinfo=UTC))
     assert later.run_due() == []
+
+
+def test_north_america_posts_orders_and_settlement_refunds(
+    container: Container, world: SandboxWorld
+) -> None:
+    world.amazon.orders_per_report = ORDERS
+    world.amazon.report_processing_polls = 0
+    world.xero.minute_limit = 100_000
+    us = container.integrations.create(
+        IntegrationSpec(
+            name="Acme US", region=Region.NA, marketplaces=("ATVPDKIKX0DER",),
+            start_date=date(2026, 1, 1),
+        ),
+        actor="U0ADMIN",
+    )  # fmt: skip
+    browser = requests.Session()
+    submit_consent(browser, container.connect.amazon_consent_url(us, actor="U0ADMIN"))
+    submit_consent(browser, container.connect.xero_consent_url(us, actor="U0ADMIN"))
+
+    result = container.sync.sync_period(container.integrations.get("Acme US"), PERIOD)
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    assert result.invoices_created > 0 and result.credit_notes_created > 0
+    [(currency, totals)] = result.totals.items()
+    assert currency == "USD"
+    assert xero_totals(world) == {"USD": (totals.sales_gross, totals.refunds_gross)}
+    # Amazon collects US sales tax: none of it is VAT the seller owes.
+    assert totals.tax == 0
+    invoices = world.xero.documents("Invoices")
+    assert all(invoice["Reference"] for invoice in invoices)
+    assert set(numbers(world, "Invoices").values()) == {1}
+
+
+def test_a_returning_buyer_with_a_new_address_updates_the_contact(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    lines = generate_vat_report(period=PERIOD, marketplace_ids=list(EU), seed=3, orders=30)
+    header = next(lines)
+    columns = header.split("\t")
+    row = next(
+        dict(zip(columns, line.split("\t"), strict=False))
+        for line in lines
+        if "\tSALE\t" in line and _cell(columns, line, "BUYER_NAME")
+        and not _cell(columns, line, "BUYER_VAT_NUMBER")
+    )  # fmt: skip
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text(header + "\n" + "\t".join(row[c] for c in columns) + "\n")
+    moved = row | {
+        "TRANSACTION_EVENT_ID": "302-0000000-0000001",
+        "ACTIVITY_TRANSACTION_ID": "NewShipment1",
+        "VAT_INV_NUMBER": "",
+        "ARRIVAL_ADDRESS": "Neue Straße 1",
+    }
+    second.write_text(header + "\n" + "\t".join(moved[c] for c in columns) + "\n")
+
+    created = container.sync.import_report(shop, first)
+    updated = container.sync.import_report(shop, second)
+    assert (created.contacts_created, created.contacts_updated) == (1, 0)
+    assert (updated.contacts_created, updated.contacts_updated) == (0, 1)
+    named = [c for c in world.xero.org().contacts.values() if c["Name"] == row["BUYER_NAME"]]
+    assert len(named) == 1
+    assert "Neue Straße 1" in str(named[0].get("Addresses"))
+
+
+def _cell(columns: list[str], line: str, column: str) -> str:
+    cells = line.split("\t")
+    index = columns.index(column)
+    return cells[index] if index < len(cells) else ""
