@@ -25,6 +25,9 @@ def make_engine(database_url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             # WAL lets the web server read while a sync writes; FKs are off by default in SQLite.
             cursor.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL survives any process crash; a power cut may lose the last
+            # commits, which a re-run repairs (Xero numbers are unique, batches idempotent).
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 

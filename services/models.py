@@ -17,6 +17,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -185,7 +186,11 @@ class LedgerItem(Base):
     """
 
     __tablename__ = "ledger_items"
-    __table_args__ = (UniqueConstraint("integration_id", "source_key"),)
+    __table_args__ = (
+        UniqueConstraint("integration_id", "source_key"),
+        # The posting loop asks for the next pending documents of a run, over and over.
+        Index("ix_ledger_items_run_id_status", "run_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
@@ -201,7 +206,7 @@ class LedgerItem(Base):
     # Integer cents: exact on every backend (SQLite has no decimal type).
     gross_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     tax_cents: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     xero_id: Mapped[str | None] = mapped_column(String(64))
     allocation_status: Mapped[str | None] = mapped_column(String(16))
     error_kind: Mapped[str | None] = mapped_column(String(32))
@@ -215,13 +220,17 @@ class AmazonTransaction(Base):
     """One row of an Amazon report, normalized; repeated rows collapse onto one key."""
 
     __tablename__ = "amazon_transactions"
-    __table_args__ = (UniqueConstraint("integration_id", "row_key"),)
+    __table_args__ = (
+        UniqueConstraint("integration_id", "row_key"),
+        # A document is built from its rows: looked up by integration and document key.
+        Index("ix_amazon_transactions_integration_document", "integration_id", "document_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
     run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)
     row_key: Mapped[str] = mapped_column(String(64))
-    document_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    document_key: Mapped[str | None] = mapped_column(String(200))
     transaction_type: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]]
 

@@ -926,56 +926,59 @@ class SyncEngine:
             for item, _, _ in sendable:
                 self._set_failed(item.id, error)
             return
-        with self._sessions.begin() as session:
-            for (item, doc, _), result in zip(sendable, results, strict=True):
-                if result.ok:
-                    session.execute(
-                        update(LedgerItem)
-                        .where(LedgerItem.id == item.id)
-                        .values(
-                            status=LedgerStatus.POSTED,
-                            xero_id=result.xero_id,
-                            error_kind=None,
-                            error_message=None,
-                            retryable=False,
-                        )
-                    )
-                    if kind == DocumentKind.INVOICE:
-                        counters.invoices += 1
-                    else:
-                        counters.credit_notes += 1
-                    _count_country(counters, doc)
+        outcomes = []
+        for (item, doc, _), result in zip(sendable, results, strict=True):
+            if result.ok:
+                outcomes.append(
+                    {
+                        "id": item.id,
+                        "status": LedgerStatus.POSTED,
+                        "xero_id": result.xero_id,
+                        "error_kind": None,
+                        "error_message": None,
+                        "retryable": False,
+                    }
+                )
+                if kind == DocumentKind.INVOICE:
+                    counters.invoices += 1
                 else:
-                    session.execute(
-                        update(LedgerItem)
-                        .where(LedgerItem.id == item.id)
-                        .values(
-                            status=LedgerStatus.FAILED,
-                            error_kind=ErrorKind.VALIDATION,
-                            error_message="Xero: " + " ".join(result.errors),
-                            # Fixable in Xero (enable the currency, add the account...).
-                            retryable=True,
-                        )
-                    )
+                    counters.credit_notes += 1
+                _count_country(counters, doc)
+            else:
+                outcomes.append(
+                    {
+                        "id": item.id,
+                        "status": LedgerStatus.FAILED,
+                        "xero_id": None,
+                        "error_kind": ErrorKind.VALIDATION,
+                        "error_message": "Xero: " + " ".join(result.errors),
+                        # Fixable in Xero (enable the currency, add the account...).
+                        "retryable": True,
+                    }
+                )
+        with self._sessions.begin() as session:
+            session.execute(update(LedgerItem), outcomes)
 
     def _mark_in_flight(self, sent: list[tuple[LedgerItem, Document]]) -> dict[int, int]:
-        attempts: dict[int, int] = {}
+        attempts = {item.id: item.attempts + 1 for item, _ in sent}
         with self._sessions.begin() as session:
-            for item, doc in sent:
-                attempts[item.id] = item.attempts + 1
-                session.execute(
-                    update(LedgerItem)
-                    .where(LedgerItem.id == item.id)
-                    .values(
-                        status=LedgerStatus.IN_FLIGHT,
-                        attempts=attempts[item.id],
-                        document_number=doc.number,
-                        gross_cents=cents(doc.gross),
-                        tax_cents=cents(doc.tax),
-                        country=doc.country,
-                        currency=doc.currency,
-                    )
-                )
+            # One executemany: bulk UPDATE by primary key.
+            session.execute(
+                update(LedgerItem),
+                [
+                    {
+                        "id": item.id,
+                        "status": LedgerStatus.IN_FLIGHT,
+                        "attempts": attempts[item.id],
+                        "document_number": doc.number,
+                        "gross_cents": cents(doc.gross),
+                        "tax_cents": cents(doc.tax),
+                        "country": doc.country,
+                        "currency": doc.currency,
+                    }
+                    for item, doc in sent
+                ],
+            )
         return attempts
 
     def _set_failed(self, item_id: int, error: ServiceError) -> None:
