@@ -219,14 +219,20 @@ def _cmd_import_report(container: Container, args: argparse.Namespace) -> int:
     integration = container.integrations.get(args.integration)
     if args.dry_run:
         counts: dict[str, int] = {}
+        errors = 0
         for document in container.sync.dry_run(integration, path):
+            if "_error" in document:
+                errors += 1
+                print(f"would fail: {document['_error']}", file=sys.stderr)
+                continue
             counts[document["_endpoint"]] = counts.get(document["_endpoint"], 0) + 1
             if args.json:
                 print(to_json(document))
         if not args.json:
             listed = ", ".join(f"{n} {endpoint}" for endpoint, n in counts.items()) or "nothing"
-            print(f"Dry run of {path.name}: would send {listed}. Nothing was sent.")
-        return 0
+            failing = f"; {errors} would fail" if errors else ""
+            print(f"Dry run of {path.name}: would send {listed}{failing}. Nothing was sent.")
+        return EXIT_FAILED if errors else 0
     bar = _with_progress(args.json)
     try:
         result = container.sync.import_report(integration, path, progress=bar or _silent)

@@ -204,7 +204,7 @@ class _Counters:
     contacts_updated: int = 0
     allocations: int = 0
     already_posted: int = 0
-    countries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    country_rates: dict[str, set[str]] = field(default_factory=dict)
 
 
 class SyncEngine:
@@ -260,7 +260,8 @@ class SyncEngine:
         integration = self._integrations.get_by_id(integration.id)
         if integration.status != IntegrationStatus.ACTIVE:
             raise self._not_active(integration)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        with path.open("rb") as handle:  # streamed: reports can be hundreds of MB
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
         run = self._claim(integration, f"import:{digest}")
         if run.status == RunStatus.SUCCEEDED:
             return self._finished_already(integration, run)
@@ -278,15 +279,26 @@ class SyncEngine:
         return self._finish(integration, run, counters, xero, 0, started)
 
     def dry_run(self, integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
-        """Every payload an import would send, in order, without calling anything."""
+        """Every payload an import would send, in order, without calling anything.
+
+        What would fail comes as {"_error": message} instead: unreadable rows, documents that
+        do not add up. Tax types come from the last run's map and the overrides; a rate the
+        organisation does not have yet shows as "<new tax rate for DE:19:domestic>".
+        """
         posting = _posting(integration)
-        tax_types = {key: value for key, value in integration.xero_tax_types.items()}
-        tax_types.update(integration.tax_overrides)
+        tax_types = dict(integration.xero_tax_types) | dict(integration.tax_overrides)
         groups: dict[str, list[Transaction]] = defaultdict(list)
         for item in parse_report(read_report_file(path), file_name=path.name):
-            if isinstance(item, Transaction) and (key := document_key(item)):
+            if isinstance(item, RowError):
+                yield {"_error": item.describe()}
+            elif key := document_key(item):
                 groups[key].append(item)
-        documents = [build_document(rows, posting) for rows in groups.values()]
+        documents: list[Document] = []
+        for rows in groups.values():
+            try:
+                documents.append(build_document(rows, posting))
+            except ServiceError as error:
+                yield {"_error": error.message}
         contacts: dict[str, ContactSpec] = {doc.contact.key: doc.contact for doc in documents}
         for spec in contacts.values():
             yield {"_endpoint": "Contacts", **contact_payload(spec, contact_name(spec, 0))}
@@ -512,6 +524,7 @@ class SyncEngine:
     ) -> RunResult:
         """The run could not proceed; what was posted stays posted and the run resumes later."""
         retry_at = self._clock() + FAILED_RUN_RETRY if error.retryable else None
+        result = self._summarize(integration, run, counters, RunStatus.FAILED)
         with self._sessions.begin() as session:
             session.execute(
                 update(SyncRun)
@@ -523,9 +536,9 @@ class SyncEngine:
                     error_kind=error.kind.value,
                     error_message=error.message,
                     finished_at=self._clock(),
+                    summary=run.summary,
                 )
             )
-        result = self._summarize(integration, run, counters, RunStatus.FAILED)
         result.error_kind, result.error_message = error.kind.value, error.message
         result.message = (
             f"The {_describe_period(run.period)} sync could not proceed: {error.message}"
@@ -1090,28 +1103,38 @@ class SyncEngine:
     def _post_contacts(
         self, integration: Integration, run: SyncRun, xero: XeroClient, counters: _Counters
     ) -> None:
+        """Contacts the run's pending documents need, 50 at a time, paged by id.
+
+        A name Xero refused (taken) stays pending with its next name for the next round.
+        """
         needed = (
             select(LedgerItem.contact_key)
             .where(LedgerItem.run_id == run.id, LedgerItem.status == LedgerStatus.PENDING)
             .scalar_subquery()
         )
         for _round in range(CONTACT_NAME_ATTEMPTS):
-            with self._sessions() as session:
-                pending = list(
-                    session.scalars(
-                        select(XeroContact)
-                        .where(
-                            XeroContact.integration_id == integration.id,
-                            XeroContact.status == LedgerStatus.PENDING,
-                            XeroContact.contact_key.in_(needed),
+            after = 0
+            while True:
+                with self._sessions() as session:
+                    batch = list(
+                        session.scalars(
+                            select(XeroContact)
+                            .where(
+                                XeroContact.integration_id == integration.id,
+                                XeroContact.status == LedgerStatus.PENDING,
+                                XeroContact.contact_key.in_(needed),
+                                XeroContact.id > after,
+                            )
+                            .order_by(XeroContact.id)
+                            .limit(BATCH)
                         )
-                        .order_by(XeroContact.id)
                     )
-                )
-            if not pending:
+                if not batch:
+                    break
+                self._post_contact_batch(integration, xero, batch, counters)
+                after = batch[-1].id
+            if after == 0:
                 return
-            for chunk in chunks(pending, BATCH):
-                self._post_contact_batch(integration, xero, list(chunk), counters)
 
     def _post_contact_batch(
         self,
@@ -1188,36 +1211,44 @@ class SyncEngine:
         self, integration: Integration, run: SyncRun, xero: XeroClient, counters: _Counters
     ) -> None:
         """Allocate each posted credit note to its order's invoice when Xero allows it."""
-        with self._sessions() as session:
-            credit_notes = list(
-                session.scalars(
-                    select(LedgerItem).where(
-                        LedgerItem.run_id == run.id,
-                        LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
-                        LedgerItem.status == LedgerStatus.POSTED,
-                        LedgerItem.allocation_status.in_(
-                            [
-                                AllocationStatus.PENDING,
-                                AllocationStatus.WAITING,
-                                AllocationStatus.IN_FLIGHT,
-                            ]
-                        ),
+        after = 0
+        while True:
+            with self._sessions() as session:
+                chunk = list(
+                    session.scalars(
+                        select(LedgerItem)
+                        .where(
+                            LedgerItem.run_id == run.id,
+                            LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
+                            LedgerItem.status == LedgerStatus.POSTED,
+                            LedgerItem.allocation_status.in_(
+                                [
+                                    AllocationStatus.PENDING,
+                                    AllocationStatus.WAITING,
+                                    AllocationStatus.IN_FLIGHT,
+                                ]
+                            ),
+                            LedgerItem.id > after,
+                        )
+                        .order_by(LedgerItem.id)
+                        .limit(BATCH)
                     )
                 )
-            )
-            orders = {item.amazon_order_id for item in credit_notes}
-            invoices = {
-                invoice.amazon_order_id: invoice
-                for invoice in session.scalars(
-                    select(LedgerItem).where(
-                        LedgerItem.integration_id == integration.id,
-                        LedgerItem.document_type == DocumentKind.INVOICE,
-                        LedgerItem.status == LedgerStatus.POSTED,
-                        LedgerItem.amazon_order_id.in_(list(orders)),
+                if not chunk:
+                    return
+                orders = {item.amazon_order_id for item in chunk}
+                invoices = {
+                    invoice.amazon_order_id: invoice
+                    for invoice in session.scalars(
+                        select(LedgerItem).where(
+                            LedgerItem.integration_id == integration.id,
+                            LedgerItem.document_type == DocumentKind.INVOICE,
+                            LedgerItem.status == LedgerStatus.POSTED,
+                            LedgerItem.amazon_order_id.in_(list(orders)),
+                        )
                     )
-                )
-            }
-        for chunk in chunks(credit_notes, BATCH):
+                }
+            after = chunk[-1].id
             targets = {
                 cn.id: invoices[cn.amazon_order_id]
                 for cn in chunk
@@ -1339,13 +1370,36 @@ class SyncEngine:
                     }
                 )
             )
-        countries = dict(run.summary.get("countries", {}))
-        for country, data in counters.countries.items():
-            merged = countries.setdefault(country, {"documents": 0, "rates": []})
-            merged["documents"] += data["documents"]
-            merged["rates"] = sorted(set(merged["rates"]) | set(data["rates"]))
-        result.countries = countries
-        run.summary = {**run.summary, "countries": countries}
+            # Rates are only known from the documents themselves: kept across invocations.
+            rates: dict[str, list[str]] = dict(run.summary.get("country_rates", {}))
+            for country, seen in counters.country_rates.items():
+                rates[country] = sorted(set(rates.get(country, [])) | seen, key=Decimal)
+            run.summary = {**run.summary, "country_rates": rates}
+            countries: dict[str, dict[str, Any]] = {}
+            for country, kind, currency, gross, tax, count in session.execute(
+                select(
+                    LedgerItem.country,
+                    LedgerItem.document_type,
+                    LedgerItem.currency,
+                    func.sum(LedgerItem.gross_cents),
+                    func.sum(LedgerItem.tax_cents),
+                    func.count(),
+                )
+                .where(LedgerItem.run_id == run.id, LedgerItem.status == LedgerStatus.POSTED)
+                .group_by(LedgerItem.country, LedgerItem.document_type, LedgerItem.currency)
+            ):
+                code = country or "??"
+                entry = countries.setdefault(
+                    code,
+                    {"documents": 0, "sales_gross": {}, "refunds_gross": {}, "tax": {},
+                     "rates": rates.get(code, [])},
+                )  # fmt: skip
+                entry["documents"] += count
+                side = "sales_gross" if kind == DocumentKind.INVOICE else "refunds_gross"
+                signed_tax = from_cents(tax) if kind == DocumentKind.INVOICE else -from_cents(tax)
+                entry[side][currency] = str(from_cents(gross))
+                entry["tax"][currency] = str(Decimal(entry["tax"].get(currency, "0")) + signed_tax)
+        result.countries = dict(sorted(countries.items(), key=lambda item: -item[1]["documents"]))
         return result
 
 
@@ -1387,11 +1441,8 @@ def _posting(integration: Integration) -> PostingSettings:
 
 
 def _count_country(counters: _Counters, doc: Document) -> None:
-    country = doc.country or "??"
-    entry = counters.countries.setdefault(country, {"documents": 0, "rates": []})
-    entry["documents"] += 1
-    rates = {f"{key.rate.normalize():f}" for key in tax_keys(doc)}
-    entry["rates"] = sorted(set(entry["rates"]) | rates)
+    rates = counters.country_rates.setdefault(doc.country or "??", set())
+    rates.update(f"{key.rate.normalize():f}" for key in tax_keys(doc))
 
 
 def _already_allocated(

@@ -317,3 +317,21 @@ def test_import_report_dry_run_prints_payloads_and_calls_nothing(
         "--integration", connected, "--json",
     )  # fmt: skip
     assert (code, json.loads(out)["invoices_created"]) == (0, 1)
+
+
+def test_a_dry_run_says_what_would_fail(
+    settings: Settings, capsys: pytest.CaptureFixture[str], connected: str, tmp_path: Path
+) -> None:
+    sample = SHARED / "samples" / "amazon" / "vat-transactions-row"
+    broken = tmp_path / "broken.csv"
+    broken.write_text(
+        (sample / "sheet_with_strict_ooxml.derived.csv")
+        .read_text()
+        .replace("2020-03-31", "2020-02-31")
+    )
+    code, out, err = run(
+        settings, capsys, "import-report", str(broken), "--integration", connected, "--dry-run"
+    )
+    assert code == 1
+    assert "would fail: broken.csv, line 2, column TRANSACTION_" in err
+    assert "would send nothing; 1 would fail. Nothing was sent." in out

@@ -410,3 +410,45 @@ def _cell(columns: list[str], line: str, column: str) -> str:
     cells = line.split("\t")
     index = columns.index(column)
     return cells[index] if index < len(cells) else ""
+
+
+@pytest.fixture
+def us_shop(container: Container, world: SandboxWorld) -> Integration:
+    world.xero.minute_limit = 100_000
+    us = container.integrations.create(
+        IntegrationSpec(
+            name="Acme US", region=Region.NA, marketplaces=("ATVPDKIKX0DER",),
+            start_date=date(2020, 1, 1),
+        ),
+        actor="U0ADMIN",
+    )  # fmt: skip
+    browser = requests.Session()
+    submit_consent(browser, container.connect.amazon_consent_url(us, actor="U0ADMIN"))
+    submit_consent(browser, container.connect.xero_consent_url(us, actor="U0ADMIN"))
+    return container.integrations.get("Acme US")
+
+
+def test_the_real_settlement_sample_posts_its_refunds(
+    container: Container, world: SandboxWorld, us_shop: Integration
+) -> None:
+    sample = SHARED / "samples" / "amazon" / "settlement-v2" / "settlement-sample.txt"
+    refunds = {
+        line.split("\t")[7] for line in sample.read_text().splitlines() if "\tRefund\t" in line
+    }
+    result = container.sync.import_report(us_shop, sample)
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    assert result.invoices_created == 0  # sales come from the all-orders report
+    assert result.credit_notes_created == len(refunds) > 0
+    assert {cn["Reference"] for cn in world.xero.documents("CreditNotes")} == refunds
+    assert set(result.totals) == {"USD"}
+
+
+def test_the_real_all_orders_sample_skips_its_cancelled_orders(
+    container: Container, world: SandboxWorld, us_shop: Integration
+) -> None:
+    sample = next((SHARED / "samples" / "amazon" / "airbyte-sp-api-records").glob("*.tsv"))
+    rows = len(sample.read_text().splitlines()) - 1
+    result = container.sync.import_report(us_shop, sample)
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    assert result.skipped == {"CANCELLED": rows}
+    assert world.xero.documents("Invoices") == []
