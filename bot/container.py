@@ -52,6 +52,10 @@ def load_or_create_key(settings: Settings, key_file: Path = KEY_FILE) -> str:
 class Container:
     settings: Settings
 
+    @property
+    def admin_user_ids(self) -> tuple[str, ...]:
+        return self.settings.admin_user_ids
+
     @cached_property
     def engine(self) -> Engine:
         return db.make_engine(self.settings.database_url)

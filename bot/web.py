@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, render_template_string, request
+from slack_bolt import App
+from slack_bolt.adapter.flask import SlackRequestHandler
 from sqlalchemy import text
 
 from bot.container import Container
@@ -17,6 +19,8 @@ from services.connect import AMAZON_CALLBACK_PATH, XERO_CALLBACK_PATH, CallbackO
 from services.errors import ServiceError
 
 log = logging.getLogger(__name__)
+
+SLACK_EVENTS_PATH = "/slack/events"
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
@@ -53,8 +57,16 @@ class LateBoundApp:
         return self.app(environ, start_response)
 
 
-def create_web_app(container: Container) -> Flask:
+def create_web_app(container: Container, slack: App | None = None) -> Flask:
+    """The web server; with `slack`, also Slack's HTTP endpoint (requests are signature-checked
+    by Bolt: unsigned, badly signed or over five minutes old get 401)."""
     app = Flask("amazon-xero-bot")
+    if slack is not None:
+        slack_handler = SlackRequestHandler(slack)
+
+        @app.post(SLACK_EVENTS_PATH)
+        def slack_events() -> Response:
+            return slack_handler.handle(request)
 
     @app.get("/healthz")
     def healthz() -> tuple[dict[str, str], int]:

@@ -1,1 +1,15 @@
-"""Slack listeners: parse the payload, ack fast, call a service, render Block Kit."""
+"""Slack listeners: parse the payload, ack fast, call a service, render Block Kit.
+
+Nothing registers itself on import: `register` shows the whole Slack surface in one place.
+"""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from handlers import commands, errors
+
+
+def register(app: App) -> None:
+    commands.register(app)
+    errors.register(app)

@@ -153,6 +153,11 @@ class SlackSandbox:
         self.faults = Faults()
         self.faults.install(self.app)
         self.app.add_url_rule("/api/<method>", "api", self._dispatch, methods=["GET", "POST"])
+        # Stands in for hooks.slack.com: where a command's or a click's response_url points.
+        self._responses: dict[str, list[JSON]] = {}
+        self.app.add_url_rule(
+            "/response_url/<key>", "response_url", self._response_url, methods=["POST"]
+        )
 
     # What tests and the demo read.
 
@@ -177,6 +182,21 @@ class SlackSandbox:
     def ephemerals(self, user: str) -> list[JSON]:
         with self._lock:
             return copy.deepcopy([e for e in self._ephemerals if e["user"] == user])
+
+    def response_url(self, key: str) -> str:
+        """A response_url for a request the test sends; `responses(key)` reads what came back."""
+        return f"/response_url/{key}"
+
+    def responses(self, key: str) -> list[JSON]:
+        with self._lock:
+            return copy.deepcopy(self._responses.get(key, []))
+
+    def _response_url(self, key: str) -> Response:
+        # Slack answers a response_url POST with plain "ok", not the Web API's JSON.
+        body = request.get_json(silent=True) or {}
+        with self._lock:
+            self._responses.setdefault(key, []).append(body)
+        return Response("ok", mimetype="text/plain")
 
     @property
     def views(self) -> dict[str, JSON]:

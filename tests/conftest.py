@@ -13,9 +13,11 @@ from sqlalchemy import create_engine
 
 from bot.config import Settings, load_settings
 from bot.container import Container
+from bot.slack_app import create_slack_app
 from bot.web import LateBoundApp, create_web_app
 from sandbox.server import LoopbackServer
 from sandbox.world import SandboxWorld
+from tests.slack_helpers import SlackDriver
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -81,6 +83,17 @@ def container(
     late_app, server = web_app
     built = Container(make_settings(world, database_url, PUBLIC_BASE_URL=server.url))
     built.migrate()
-    late_app.app = create_web_app(built)
+    late_app.app = create_web_app(built, create_slack_app(built))
     yield built
     built.engine.dispose()
+
+
+@pytest.fixture
+def slack(container: Container, world: SandboxWorld) -> SlackDriver:
+    """Slack's side of the conversation with the bot under test."""
+    return SlackDriver(
+        container.settings.public_base_url,
+        container.settings.slack_signing_secret or "",
+        world.slack,
+        world.slack_server.url,
+    )

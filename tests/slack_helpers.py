@@ -1,0 +1,127 @@
+"""Plays Slack's side in tests: signed requests to the bot's /slack/events, as Slack sends them.
+
+Payload shapes follow ../shared/samples/slack/ (Slack's own SDK test bodies).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from slack_sdk.signature import SignatureVerifier
+
+from sandbox.slack import SlackSandbox
+
+TEAM = "T0SANDBOX"
+_ids = itertools.count(1)
+
+
+class SlackDriver:
+    def __init__(self, bot_url: str, signing_secret: str, slack: SlackSandbox, slack_url: str):
+        self.events_url = f"{bot_url}/slack/events"
+        self.secret = signing_secret
+        self.slack = slack
+        self.slack_url = slack_url
+
+    def send(
+        self,
+        body: str,
+        *,
+        content_type: str = "application/x-www-form-urlencoded",
+        timestamp: int | None = None,
+        secret: str | None = None,
+        signed: bool = True,
+    ) -> requests.Response:
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp}
+        if signed:
+            verifier = SignatureVerifier(secret or self.secret)
+            headers["X-Slack-Signature"] = verifier.generate_signature(timestamp=stamp, body=body)
+        return requests.post(self.events_url, data=body.encode(), headers=headers, timeout=10)
+
+    def response_url(self, key: str) -> str:
+        return self.slack_url + self.slack.response_url(key)
+
+    def command(
+        self, text: str, *, user: str = "U0ADMIN", channel: str = "C0FINANCE", key: str = "cmd"
+    ) -> requests.Response:
+        body = urlencode(
+            {
+                "token": "legacy-verification-token",
+                "team_id": TEAM,
+                "team_domain": "sandbox",
+                "channel_id": channel,
+                "channel_name": "finance",
+                "user_id": user,
+                "user_name": user.lower(),
+                "command": "/amazon",
+                "text": text,
+                "api_app_id": "A0SANDBOX",
+                "response_url": self.response_url(key),
+                "trigger_id": f"{next(_ids)}.{next(_ids)}.trigger",
+            }
+        )
+        return self.send(body)
+
+    def interaction(self, payload: dict[str, Any]) -> requests.Response:
+        return self.send(urlencode({"payload": json.dumps(payload)}))
+
+    def click(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = "U0ADMIN",
+        channel: str = "C0FINANCE",
+        message: dict[str, Any] | None = None,
+        key: str = "click",
+    ) -> requests.Response:
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+            "api_app_id": "A0SANDBOX",
+            "token": "legacy-verification-token",
+            "trigger_id": f"{next(_ids)}.{next(_ids)}.trigger",
+            "team": {"id": TEAM, "domain": "sandbox"},
+            "channel": {"id": channel, "name": "finance"},
+            "response_url": self.response_url(key),
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "actions",
+                    "value": value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        if message is not None:
+            payload["container"] = {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": channel,
+                "is_ephemeral": False,
+            }
+            payload["message"] = message
+        return self.interaction(payload)
+
+    def submit(
+        self, view: dict[str, Any], values: dict[str, Any], *, user: str = "U0ADMIN"
+    ) -> requests.Response:
+        submitted = view | {"state": {"values": values}}
+        return self.interaction(
+            {
+                "type": "view_submission",
+                "team": {"id": TEAM, "domain": "sandbox"},
+                "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+                "api_app_id": "A0SANDBOX",
+                "token": "legacy-verification-token",
+                "trigger_id": f"{next(_ids)}.{next(_ids)}.trigger",
+                "view": submitted,
+                "response_urls": [],
+            }
+        )
