@@ -62,6 +62,7 @@ from services.models import (
     SyncRun,
     XeroContact,
 )
+from services.notifications import Notifier, NullNotifier
 from services.reports import ReportKind, parse_report, read_report_file
 from services.taxes import TaxMap
 from services.transactions import RowError, Transaction
@@ -216,12 +217,14 @@ class SyncEngine:
         spapi: Callable[[Integration], SpApiClient],
         xero: Callable[[Integration], XeroClient],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        notifier: Notifier | None = None,
     ) -> None:
         self._sessions = sessions
         self._integrations = integrations
         self._spapi = spapi
         self._xero = xero
         self._clock = clock
+        self._notifier: Notifier = notifier or NullNotifier()
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -235,6 +238,7 @@ class SyncEngine:
         run = self._claim(integration, period)
         if run.status == RunStatus.SUCCEEDED:
             return self._finished_already(integration, run)
+        progress = self._reporting(integration, period, progress)
         started = time.monotonic()
         counters = _Counters()
         amazon_calls = 0
@@ -265,6 +269,7 @@ class SyncEngine:
         run = self._claim(integration, f"import:{digest}")
         if run.status == RunStatus.SUCCEEDED:
             return self._finished_already(integration, run)
+        progress = self._reporting(integration, run.period, progress)
         started = time.monotonic()
         counters = _Counters()
         xero = self._xero(integration)
@@ -316,6 +321,26 @@ class SyncEngine:
                 payload["Contact"] = {"Name": contact_name(doc.contact, 0)}
                 yield {"_endpoint": endpoint, **payload}
 
+    def runs(self, integration_id: int, *, limit: int = 10) -> list[SyncRun]:
+        """The latest runs first."""
+        with self._sessions() as session:
+            query = (
+                select(SyncRun)
+                .where(SyncRun.integration_id == integration_id)
+                .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+                .limit(limit)
+            )
+            return list(session.scalars(query))
+
+    def item(self, item_id: int) -> LedgerItem:
+        with self._sessions() as session:
+            item = session.get(LedgerItem, item_id)
+        if item is None:
+            raise ServiceError(
+                ErrorKind.NOT_FOUND, f"There is no ledger item {item_id}.", retryable=False
+            )
+        return item
+
     def failed_items(self, run_id: int) -> list[LedgerItem]:
         with self._sessions() as session:
             query = select(LedgerItem).where(
@@ -325,12 +350,8 @@ class SyncEngine:
 
     def retry_item(self, item_id: int) -> LedgerItem:
         """Post one failed document again; returns it as it stands afterwards."""
+        item = self.item(item_id)
         with self._sessions() as session:
-            item = session.get(LedgerItem, item_id)
-            if item is None:
-                raise ServiceError(
-                    ErrorKind.NOT_FOUND, f"There is no ledger item {item_id}.", retryable=False
-                )
             run = session.get(SyncRun, item.run_id)
         assert run is not None
         integration = self._integrations.get_by_id(item.integration_id)
@@ -343,14 +364,20 @@ class SyncEngine:
                 retryable=False,
             )
         self._reopen(integration, run, [item_id])
-        self.retry_run(run.id, only=[item_id])
+        # The clicked message shows the outcome; no new run summary for one item.
+        self.retry_run(run.id, only=[item_id], announce=False)
         with self._sessions() as session:
             refreshed = session.get(LedgerItem, item_id)
             assert refreshed is not None
             return refreshed
 
     def retry_run(
-        self, run_id: int, *, only: list[int] | None = None, progress: Progress = _no_progress
+        self,
+        run_id: int,
+        *,
+        only: list[int] | None = None,
+        announce: bool = True,
+        progress: Progress = _no_progress,
     ) -> RunResult:
         """Post the failed documents of a run again (all of them, or `only` those)."""
         with self._sessions() as session:
@@ -377,8 +404,8 @@ class SyncEngine:
         try:
             self._post(integration, run, xero, counters, progress)
         except ServiceError as error:
-            return self._fail(integration, run, error, counters, xero, 0, started)
-        return self._finish(integration, run, counters, xero, 0, started)
+            return self._fail(integration, run, error, counters, xero, 0, started, announce)
+        return self._finish(integration, run, counters, xero, 0, started, announce)
 
     # -- the run record --------------------------------------------------------------------
 
@@ -521,6 +548,7 @@ class SyncEngine:
         xero: XeroClient,
         amazon_calls: int,
         started: float,
+        announce: bool = True,
     ) -> RunResult:
         """The run could not proceed; what was posted stays posted and the run resumes later."""
         retry_at = self._clock() + FAILED_RUN_RETRY if error.retryable else None
@@ -545,6 +573,8 @@ class SyncEngine:
         )
         result.xero_api_calls, result.amazon_api_calls = xero.api_calls, amazon_calls
         result.duration_seconds = time.monotonic() - started
+        if announce:
+            self._notifier.run_blocked(integration, result)
         return result
 
     def _finish(
@@ -555,6 +585,7 @@ class SyncEngine:
         xero: XeroClient,
         amazon_calls: int,
         started: float,
+        announce: bool = True,
     ) -> RunResult:
         result = self._summarize(integration, run, counters, RunStatus.SUCCEEDED)
         status = RunStatus.PARTIAL if result.failed else RunStatus.SUCCEEDED
@@ -579,7 +610,18 @@ class SyncEngine:
                     summary=summary,
                 )
             )
+        if announce:
+            self._notifier.run_finished(integration, result, self.failed_items(run.id))
         return result
+
+    def _reporting(self, integration: Integration, period: str, progress: Progress) -> Progress:
+        """The caller's progress listener, and the notifier's."""
+
+        def report(phase: str, done: int, total: int) -> None:
+            progress(phase, done, total)
+            self._notifier.progress(integration, period, phase, done, total)
+
+        return report
 
     # -- reading Amazon --------------------------------------------------------------------
 

@@ -1,0 +1,89 @@
+"""Block Kit, built in one place: each message or view is a pure function of domain values.
+
+Messages are `{"text": fallback, "blocks": [...]}`, ready for chat.postMessage, chat.update or
+respond(**message); views are the dict views.open / views.update / views.publish take. Ids the
+listeners match on are in `handlers.blocks.ids`. Nothing here reads the clock: time-dependent
+builders take `now`.
+"""
+
+from handlers.blocks.authorization import (
+    authorization_warning_message,
+    connected_message,
+    refresh_link_message,
+)
+from handlers.blocks.commands import (
+    COMMANDS,
+    help_message,
+    integration_list_message,
+    logs_message,
+    nearest_command,
+    notice_message,
+    status_message,
+    unknown_integration_message,
+)
+from handlers.blocks.common import IntegrationOverview
+from handlers.blocks.home import home_view
+from handlers.blocks.modals import (
+    SettingsValues,
+    SetupValues,
+    connect_links_modal,
+    errors_response,
+    parse_settings_submission,
+    parse_setup_submission,
+    settings_modal,
+    setup_modal,
+    stop_confirm_modal,
+)
+from handlers.blocks.runs import (
+    error_parent_message,
+    error_thread_replies,
+    failed_item_message,
+    failure_group_message,
+    failure_key,
+    group_failures,
+    parse_retry_items_value,
+    progress_message,
+    retry_items_value,
+    run_failed_message,
+    summary_message,
+    what_to_fix,
+    xero_url,
+)
+
+__all__ = [
+    "COMMANDS",
+    "IntegrationOverview",
+    "SettingsValues",
+    "SetupValues",
+    "authorization_warning_message",
+    "connect_links_modal",
+    "connected_message",
+    "error_parent_message",
+    "error_thread_replies",
+    "errors_response",
+    "failed_item_message",
+    "failure_group_message",
+    "failure_key",
+    "group_failures",
+    "help_message",
+    "home_view",
+    "integration_list_message",
+    "logs_message",
+    "nearest_command",
+    "notice_message",
+    "parse_retry_items_value",
+    "parse_settings_submission",
+    "parse_setup_submission",
+    "progress_message",
+    "refresh_link_message",
+    "retry_items_value",
+    "run_failed_message",
+    "settings_modal",
+    "setup_modal",
+    "status_message",
+    "stop_confirm_modal",
+    "summary_message",
+    "unknown_integration_message",
+    "what_to_fix",
+    "xero_url",
+]

@@ -1,0 +1,533 @@
+"""Modals: set up, settings (with the tax mapping), stop confirmation, connect links; and the
+readers that turn a view_submission's state.values into plain values for the services."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, TypedDict
+
+from babel import Locale
+from slack_sdk.models.blocks import (
+    Block,
+    ConversationFilter,
+    ConversationSelectElement,
+    DatePickerElement,
+    InputBlock,
+    InputInteractiveElement,
+    Option,
+    OptionGroup,
+    PlainTextInputElement,
+    RadioButtonsElement,
+    StaticMultiSelectElement,
+    StaticSelectElement,
+)
+
+from handlers.blocks import ids
+from handlers.blocks.common import (
+    MAX_HINT_TEXT,
+    MAX_LABEL_TEXT,
+    MAX_OPTION_TEXT,
+    MAX_OPTION_VALUE,
+    MAX_OPTIONS,
+    MAX_PLACEHOLDER_TEXT,
+    IntegrationOverview,
+    Json,
+    actions,
+    context,
+    describe_period,
+    divider,
+    escape,
+    link_button,
+    modal,
+    plain,
+    plural,
+    section,
+    when,
+)
+from services.documents import TaxKey
+from services.integrations import NAME_MAX_LENGTH, InvalidInput
+from services.marketplaces import MARKETPLACES, Region
+from services.models import Integration, InvoiceStatus
+
+ACCOUNT_CODE_MAX_LENGTH = 10  # the integrations table's column
+# A view takes 100 blocks; the settings modal's other blocks take under 20.
+MAX_TAX_ROWS = 80
+REGION_NAMES = {Region.NA: "North America", Region.EU: "Europe", Region.FE: "Far East"}
+_COUNTRIES = Locale("en").territories
+_SCHEMES = {
+    "domestic": "",
+    "oss": " OSS",
+    "reverse_charge": " reverse charge",
+    "export": " export",
+    "facilitator": " marketplace facilitator",
+}
+
+
+class SetupValues(TypedDict):
+    name: str
+    region: Region
+    marketplaces: list[str]
+    start_date: date
+    invoice_status: InvoiceStatus
+    sales_account_code: str
+    shipping_account_code: str
+    errors_channel: str | None
+    summary_channel: str | None
+
+
+class SettingsValues(SetupValues):
+    tax_overrides: dict[str, str]  # "DE:19:domestic" -> Xero TaxType
+
+
+# --- elements ------------------------------------------------------------------------------
+
+
+def _option(value: str, label: str, description: str | None = None) -> Option:
+    if len(value) > MAX_OPTION_VALUE:
+        # A cut value would name something else: a bug, not a text to shorten.
+        raise ValueError(f"option value over {MAX_OPTION_VALUE} characters: {value[:40]}…")
+    return Option(
+        value=value,
+        text=plain(label, MAX_OPTION_TEXT),
+        description=plain(description, MAX_OPTION_TEXT) if description else None,
+    )
+
+
+def _input(
+    field: ids.Field,
+    label: str,
+    element: InputInteractiveElement,
+    *,
+    hint: str | None = None,
+    optional: bool = False,
+) -> InputBlock:
+    return InputBlock(
+        block_id=field.block,
+        label=plain(label, MAX_LABEL_TEXT),
+        element=element,
+        hint=plain(hint, MAX_HINT_TEXT) if hint else None,
+        optional=optional or None,
+    )
+
+
+def _region_options() -> dict[Region, Option]:
+    options = {}
+    for region, name in REGION_NAMES.items():
+        countries = ", ".join(m.country for m in MARKETPLACES.values() if m.region == region)
+        options[region] = _option(region.value, f"{name} ({countries})")
+    return options
+
+
+def _marketplace_options() -> dict[str, Option]:
+    return {m.id: _option(m.id, f"{m.domain} ({m.currency})") for m in MARKETPLACES.values()}
+
+
+def _invoice_status_options() -> dict[InvoiceStatus, Option]:
+    return {
+        InvoiceStatus.AUTHORISED: _option(
+            InvoiceStatus.AUTHORISED.value,
+            "Approved",
+            "Final documents, ready for payments and allocations",
+        ),
+        InvoiceStatus.DRAFT: _option(
+            InvoiceStatus.DRAFT.value, "Draft", "Someone approves each document in Xero"
+        ),
+    }
+
+
+def _channel_select(field: ids.Field, initial: str | None) -> ConversationSelectElement:
+    return ConversationSelectElement(
+        action_id=field.action,
+        placeholder=plain("Choose a channel", MAX_PLACEHOLDER_TEXT),
+        initial_conversation=initial,
+        # Prefilled with the channel the command was typed in, when there is one.
+        default_to_current_conversation=True if initial is None else None,
+        filter=ConversationFilter(include=["public", "private"], exclude_bot_users=True),
+    )
+
+
+def _integration_inputs(integration: Integration | None, start: date) -> list[Block]:
+    """The fields setup and settings share, prefilled from `integration` when given."""
+    regions = _region_options()
+    marketplaces = _marketplace_options()
+    statuses = _invoice_status_options()
+    groups = [
+        OptionGroup(
+            label=plain(name, MAX_OPTION_TEXT),
+            options=[marketplaces[m.id] for m in MARKETPLACES.values() if m.region == region],
+        )
+        for region, name in REGION_NAMES.items()
+    ]
+    chosen = (
+        [marketplaces[m] for m in integration.marketplaces if m in marketplaces]
+        if (integration)
+        else []
+    )
+    region = regions.get(Region(integration.region)) if integration else None
+    status = statuses[InvoiceStatus(integration.invoice_status)] if integration else None
+    return [
+        _input(
+            ids.NAME,
+            "Name",
+            PlainTextInputElement(
+                action_id=ids.NAME.action,
+                placeholder=plain("e.g. Acme EU", MAX_PLACEHOLDER_TEXT),
+                initial_value=integration.name if integration else None,
+                min_length=1,
+                max_length=NAME_MAX_LENGTH,
+            ),
+            hint="Unique in this workspace; used in commands such as /amazon status NAME.",
+        ),
+        _input(
+            ids.REGION,
+            "Amazon region",
+            StaticSelectElement(
+                action_id=ids.REGION.action,
+                placeholder=plain("Choose a region", MAX_PLACEHOLDER_TEXT),
+                options=list(regions.values()),
+                initial_option=region,
+            ),
+        ),
+        _input(
+            ids.MARKETPLACES,
+            "Marketplaces",
+            StaticMultiSelectElement(
+                action_id=ids.MARKETPLACES.action,
+                placeholder=plain("Choose marketplaces", MAX_PLACEHOLDER_TEXT),
+                option_groups=groups,
+                initial_options=chosen or None,
+            ),
+            hint="Only marketplaces of the chosen region.",
+        ),
+        _input(
+            ids.START_DATE,
+            "Start date",
+            DatePickerElement(action_id=ids.START_DATE.action, initial_date=start.isoformat()),
+            hint="Transactions from this date on are posted. It cannot be in the future.",
+        ),
+        _input(
+            ids.INVOICE_STATUS,
+            "Xero invoice status",
+            RadioButtonsElement(
+                action_id=ids.INVOICE_STATUS.action,
+                options=list(statuses.values()),
+                initial_option=status or statuses[InvoiceStatus.AUTHORISED],
+            ),
+        ),
+        _input(
+            ids.SALES_ACCOUNT_CODE,
+            "Sales account code",
+            PlainTextInputElement(
+                action_id=ids.SALES_ACCOUNT_CODE.action,
+                initial_value=integration.sales_account_code if integration else "200",
+                min_length=1,
+                max_length=ACCOUNT_CODE_MAX_LENGTH,
+            ),
+            hint="The Xero revenue account for item sales.",
+        ),
+        _input(
+            ids.SHIPPING_ACCOUNT_CODE,
+            "Shipping account code",
+            PlainTextInputElement(
+                action_id=ids.SHIPPING_ACCOUNT_CODE.action,
+                initial_value=integration.shipping_account_code if integration else "200",
+                min_length=1,
+                max_length=ACCOUNT_CODE_MAX_LENGTH,
+            ),
+            hint="The Xero revenue account for shipping and gift wrap.",
+        ),
+        _input(
+            ids.ERRORS_CHANNEL,
+            "Errors channel",
+            _channel_select(
+                ids.ERRORS_CHANNEL, integration.errors_channel if integration else None
+            ),
+            hint="Failed documents, with Retry buttons. Invite the bot: /invite @Amazon Xero Bot",
+        ),
+        _input(
+            ids.SUMMARY_CHANNEL,
+            "Summary channel",
+            _channel_select(
+                ids.SUMMARY_CHANNEL, integration.summary_channel if integration else None
+            ),
+            hint="Each month's totals. Invite the bot there too.",
+        ),
+    ]
+
+
+# --- views ---------------------------------------------------------------------------------
+
+
+def setup_modal(*, today: date, private_metadata: str = "") -> Json:
+    """`/amazon setup`. The start date is prefilled with the first of `today`'s month."""
+    blocks: list[Block] = [
+        section(
+            "Connect an Amazon Seller Central account to a Xero organisation. After you "
+            "create it you get two links: one to authorize Amazon, one to connect Xero."
+        ),
+        *_integration_inputs(None, today.replace(day=1)),
+    ]
+    return modal(
+        "Set up integration",
+        blocks,
+        callback_id=ids.SETUP_CALLBACK,
+        submit="Create",
+        private_metadata=private_metadata,
+    )
+
+
+def _tax_label(key_text: str) -> str:
+    """ "Germany 19% OSS" for "DE:19:oss"; the key as written when it does not parse."""
+    try:
+        key = TaxKey.parse(key_text)
+    except ValueError:
+        return key_text
+    country = _COUNTRIES.get(key.country, key.country) if key.country else "Home country"
+    rate = format(key.rate.normalize(), "f")
+    return f"{country} {rate}%{_SCHEMES.get(key.scheme.value, '')} ({key_text})"
+
+
+def _tax_options(tax_types: Sequence[tuple[str, str]], *, keep: str | None) -> list[Option]:
+    """At most a select's worth of Xero tax types (minus the Automatic choice), keeping the
+    one currently chosen even when Xero no longer lists it."""
+    names = dict(tax_types)
+    options = [_option(code, f"{name} ({code})") for code, name in tax_types]
+    if keep and keep not in names:
+        options.insert(0, _option(keep, f"{keep} (not an active rate in Xero)"))
+    room = MAX_OPTIONS - 1
+    if len(options) > room:
+        kept = [o for o in options if o.value == keep]
+        options = kept + [o for o in options if o.value != keep][: room - len(kept)]
+    return options
+
+
+def _tax_row(
+    key: str, tax_types: Sequence[tuple[str, str]], *, automatic: str | None, override: str | None
+) -> InputBlock:
+    names = dict(tax_types)
+    auto_label = "Automatic"
+    if automatic:
+        auto_label += f": {names.get(automatic, automatic)} ({automatic})"
+    auto = _option(ids.AUTOMATIC_TAX_TYPE, auto_label)
+    options = [auto, *_tax_options(tax_types, keep=override)]
+    initial = next((o for o in options if override and o.value == override), auto)
+    return InputBlock(
+        block_id=ids.TAX_BLOCK_PREFIX + key,
+        label=plain(_tax_label(key), MAX_LABEL_TEXT),
+        element=StaticSelectElement(
+            action_id=ids.TAX_TYPE_ACTION, options=options, initial_option=initial
+        ),
+    )
+
+
+def settings_modal(integration: Integration, *, tax_types: Sequence[tuple[str, str]]) -> Json:
+    """`/amazon settings NAME`, prefilled. `tax_types` are the Xero organisation's active
+    sales tax rates as (TaxType, name); each tax key the integration has met (or has an
+    override for) gets a select, Automatic meaning "as the rates in Xero say"."""
+    automatic = dict(integration.xero_tax_types or {})
+    overrides = dict(integration.tax_overrides or {})
+    keys = sorted(set(automatic) | set(overrides))
+    blocks: list[Block] = [
+        section(f"Settings of *{escape(integration.name)}*."),
+        *_integration_inputs(integration, integration.start_date),
+        divider(),
+        section(
+            "*Tax mapping*\nWhich Xero tax type each country and rate posts under. "
+            "Automatic follows the organisation's tax rates (a missing one is created)."
+        ),
+    ]
+    if not tax_types:
+        blocks.append(context("The tax mapping can be edited once Xero is connected."))
+    else:
+        shown = keys[:MAX_TAX_ROWS]
+        blocks += [
+            _tax_row(key, tax_types, automatic=automatic.get(key), override=overrides.get(key))
+            for key in shown
+        ]
+        if not keys:
+            blocks.append(context("Tax keys appear here after the first sync."))
+        if len(keys) > len(shown):
+            blocks.append(
+                context(
+                    f"{plural(len(keys) - len(shown), 'more mapping')} not shown here "
+                    "stay as they are."
+                )
+            )
+        blocks += [
+            _input(
+                ids.NEW_TAX_KEY,
+                "Map another tax key",
+                PlainTextInputElement(
+                    action_id=ids.NEW_TAX_KEY.action,
+                    placeholder=plain(
+                        "COUNTRY:RATE:SCHEME, e.g. DE:19:domestic", MAX_PLACEHOLDER_TEXT
+                    ),
+                ),
+                hint="Schemes: domestic, oss, reverse_charge, export, facilitator.",
+                optional=True,
+            ),
+            _input(
+                ids.NEW_TAX_TYPE,
+                "Its Xero tax type",
+                StaticSelectElement(
+                    action_id=ids.NEW_TAX_TYPE.action,
+                    placeholder=plain("Choose a tax type", MAX_PLACEHOLDER_TEXT),
+                    options=_tax_options(tax_types, keep=None),
+                ),
+                optional=True,
+            ),
+        ]
+    return modal(
+        "Integration settings",
+        blocks,
+        callback_id=ids.SETTINGS_CALLBACK,
+        submit="Update settings",
+        private_metadata=str(integration.id),
+    )
+
+
+def stop_confirm_modal(overview: IntegrationOverview) -> Json:
+    """Stop asks first, and says what stopping means."""
+    integration = overview.integration
+    name = escape(integration.name)
+    period = (
+        f"The next period ({describe_period(overview.next_period)})"
+        if overview.next_period
+        else "The next period"
+    )
+    text = (
+        f"Stop *{name}*?\n\n{period} is not pulled from Amazon, and nothing more is posted "
+        f"to Xero until an admin activates it again (`/amazon activate {name}`). "
+        "Documents already in Xero stay as they are."
+    )
+    return modal(
+        "Stop integration",
+        [section(text)],
+        callback_id=ids.STOP_CALLBACK,
+        submit="Stop",
+        private_metadata=str(integration.id),
+    )
+
+
+def connect_links_modal(
+    name: str, *, amazon_url: str | None, xero_url: str | None, expires_at: datetime
+) -> Json:
+    """After setup (or for one still waiting): a link for each side not yet connected.
+    Each link works once and expires with its state."""
+    buttons = []
+    if amazon_url:
+        buttons.append(
+            link_button(
+                "Connect Amazon Seller Central", amazon_url, ids.CONNECT_AMAZON, style="primary"
+            )
+        )
+    if xero_url:
+        buttons.append(link_button("Connect Xero", xero_url, ids.CONNECT_XERO, style="primary"))
+    blocks: list[Block] = [
+        section(
+            f"Connect *{escape(name)}* to both sides: sign in to Seller Central as the seller, "
+            "and to Xero as someone who may connect the organisation."
+        )
+    ]
+    if buttons:
+        blocks.append(actions(*buttons))
+    blocks.append(
+        context(
+            f"Each link works once and expires {when(expires_at)}. When both sides are "
+            "connected, the bot says so and when the first sync runs."
+        )
+    )
+    return modal("Connect integration", blocks, callback_id=ids.CONNECT_CALLBACK, close="Done")
+
+
+def errors_response(errors: Mapping[str, str]) -> Json:
+    """A view_submission answer that shows each message on its field. Messages for fields
+    this modal does not have go on the name field, so none is lost."""
+    fields = {field.block for field in ids.SETUP_FIELDS} | {
+        ids.NEW_TAX_KEY.block,
+        ids.NEW_TAX_TYPE.block,
+    }
+    shown: dict[str, str] = {}
+    for key, text in errors.items():
+        block = key if key in fields or key.startswith(ids.TAX_BLOCK_PREFIX) else ids.NAME.block
+        shown[block] = f"{shown[block]} {text}" if block in shown else text
+    return {"response_action": "errors", "errors": shown}
+
+
+# --- reading submissions ---------------------------------------------------------------------
+
+
+def _state(values: Mapping[str, Any], field: ids.Field) -> Mapping[str, Any]:
+    return values.get(field.block, {}).get(field.action) or {}
+
+
+def _text(values: Mapping[str, Any], field: ids.Field) -> str:
+    return (_state(values, field).get("value") or "").strip()
+
+
+def _selected(values: Mapping[str, Any], field: ids.Field) -> str | None:
+    option = _state(values, field).get("selected_option")
+    return option.get("value") if option else None
+
+
+def parse_setup_submission(values: Mapping[str, Any]) -> SetupValues:
+    """view.state.values of the setup (or settings) modal as plain values. What only a service
+    can judge (name taken, region of each marketplace, date in the future) is left to it."""
+    errors: dict[str, str] = {}
+    region_text = _selected(values, ids.REGION)
+    start_text = _state(values, ids.START_DATE).get("selected_date")
+    if region_text not in {r.value for r in Region}:
+        errors[ids.REGION.block] = "Choose the Amazon region."
+    if not start_text:
+        errors[ids.START_DATE.block] = "Choose a start date."
+    if errors:
+        raise InvalidInput(errors)
+    status = _selected(values, ids.INVOICE_STATUS)
+    return {
+        "name": " ".join(_text(values, ids.NAME).split()),
+        "region": Region(region_text),
+        "marketplaces": [
+            option["value"]
+            for option in _state(values, ids.MARKETPLACES).get("selected_options") or []
+        ],
+        "start_date": date.fromisoformat(str(start_text)),
+        "invoice_status": InvoiceStatus(status) if status else InvoiceStatus.AUTHORISED,
+        "sales_account_code": _text(values, ids.SALES_ACCOUNT_CODE),
+        "shipping_account_code": _text(values, ids.SHIPPING_ACCOUNT_CODE),
+        "errors_channel": _state(values, ids.ERRORS_CHANNEL).get("selected_conversation"),
+        "summary_channel": _state(values, ids.SUMMARY_CHANNEL).get("selected_conversation"),
+    }
+
+
+def parse_settings_submission(
+    values: Mapping[str, Any], *, current_overrides: Mapping[str, str] | None = None
+) -> SettingsValues:
+    """The settings modal's values. `tax_overrides` is complete: the rows shown as chosen
+    (Automatic drops an override), the new row if filled in, and the integration's
+    `current_overrides` for keys the modal had no room to show."""
+    setup = parse_setup_submission(values)
+    shown: dict[str, str | None] = {}
+    for block_id, actions_state in values.items():
+        if block_id.startswith(ids.TAX_BLOCK_PREFIX):
+            option = (actions_state.get(ids.TAX_TYPE_ACTION) or {}).get("selected_option")
+            chosen = option.get("value") if option else None
+            shown[block_id.removeprefix(ids.TAX_BLOCK_PREFIX)] = (
+                None if chosen in (None, ids.AUTOMATIC_TAX_TYPE) else chosen
+            )
+    overrides = {
+        key: tax_type for key, tax_type in (current_overrides or {}).items() if key not in shown
+    }
+    overrides |= {key: tax_type for key, tax_type in shown.items() if tax_type}
+    new_key, new_type = _text(values, ids.NEW_TAX_KEY), _selected(values, ids.NEW_TAX_TYPE)
+    if new_key or new_type:
+        if not new_key:
+            raise InvalidInput({ids.NEW_TAX_KEY.block: "Write the tax key this type is for."})
+        try:
+            key = str(TaxKey.parse(new_key))
+        except ValueError as error:
+            raise InvalidInput({ids.NEW_TAX_KEY.block: str(error)}) from None
+        if not new_type:
+            raise InvalidInput({ids.NEW_TAX_TYPE.block: f"Choose the Xero tax type for {key}."})
+        overrides[key] = new_type
+    return {**setup, "tax_overrides": overrides}

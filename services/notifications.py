@@ -1,0 +1,61 @@
+"""Notifications as a port: the sync says what happened; an adapter (Slack) shows it.
+
+The services never import Slack. `bot.slack_notifier.SlackNotifier` implements this for Slack;
+`NullNotifier` is for the CLI without Slack and for tests that do not look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from services.models import Integration, LedgerItem
+
+if TYPE_CHECKING:
+    from services.sync import RunResult
+
+
+class Notifier(Protocol):
+    def progress(
+        self, integration: Integration, period: str, phase: str, done: int, total: int
+    ) -> None:
+        """A run's progress; called often, so an adapter throttles what it shows."""
+
+    def run_finished(
+        self, integration: Integration, result: RunResult, failures: Sequence[LedgerItem]
+    ) -> None:
+        """A run ended (succeeded or partly failed): the failures, then the monthly summary."""
+
+    def run_blocked(self, integration: Integration, result: RunResult) -> None:
+        """A run could not proceed (authorization, Amazon report failed...)."""
+
+    def integration_connected(
+        self, integration: Integration, *, first_sync: datetime, period: str
+    ) -> None: ...
+
+    def authorization_expiring(self, integration: Integration, *, expires_at: datetime) -> None:
+        """Seven days before Amazon's 365-day authorization lapses."""
+
+
+class NullNotifier:
+    def progress(
+        self, integration: Integration, period: str, phase: str, done: int, total: int
+    ) -> None:
+        return None
+
+    def run_finished(
+        self, integration: Integration, result: RunResult, failures: Sequence[LedgerItem]
+    ) -> None:
+        return None
+
+    def run_blocked(self, integration: Integration, result: RunResult) -> None:
+        return None
+
+    def integration_connected(
+        self, integration: Integration, *, first_sync: datetime, period: str
+    ) -> None:
+        return None
+
+    def authorization_expiring(self, integration: Integration, *, expires_at: datetime) -> None:
+        return None
