@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from services.crypto import TokenCipher
 from services.integrations import IntegrationService, XeroTokenStore
 from services.marketplaces import Region
 from services.models import Integration
+from services.notifications import Notifier, NullNotifier
 from services.sync import SyncEngine
 from services.xero import XeroAuth, XeroClient
 
@@ -55,6 +57,24 @@ class Container:
     @property
     def admin_user_ids(self) -> tuple[str, ...]:
         return self.settings.admin_user_ids
+
+    def next_sync(self) -> tuple[datetime, str]:
+        from bot.scheduler import next_sync
+
+        return next_sync(self.settings, datetime.now(UTC))
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        if not self.settings.slack_bot_token:
+            return NullNotifier()
+        from bot.slack_app import web_client
+        from bot.slack_notifier import SlackNotifier
+
+        return SlackNotifier(
+            web_client(self),
+            default_errors_channel=self.settings.errors_channel,
+            default_summary_channel=self.settings.summary_channel,
+        )
 
     @cached_property
     def engine(self) -> Engine:
@@ -113,7 +133,13 @@ class Container:
 
     @cached_property
     def sync(self) -> SyncEngine:
-        return SyncEngine(self.sessions, self.integrations, spapi=self.spapi, xero=self.xero)
+        return SyncEngine(
+            self.sessions,
+            self.integrations,
+            spapi=self.spapi,
+            xero=self.xero,
+            notifier=self.notifier,
+        )
 
     def spapi(self, integration: Integration) -> SpApiClient:
         return SpApiClient(

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import commands, errors
+from handlers import actions, commands, errors, events, views
 
 
 def register(app: App) -> None:
     commands.register(app)
+    views.register(app)
+    actions.register(app)
+    events.register(app)
     errors.register(app)

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
+from handlers import blocks
+from handlers.authz import is_admin, require_admin
+from handlers.blocks.common import describe_period
+from handlers.context import Services, services_of
+from handlers.overviews import overview, overviews
+from services.connect import STATE_LIFETIME, Purpose
+from services.errors import ErrorKind, ServiceError
+from services.models import Integration
+from services.sync import previous_period
+
+log = logging.getLogger(__name__)
+
 COMMAND = "/amazon"
-SUBCOMMANDS = (
-    "help",
-    "list",
-    "setup",
-    "settings",
-    "stop",
-    "activate",
-    "refresh",
-    "sync",
-    "status",
-    "logs",
-)
+
+
+def reply(respond: Respond, message: dict[str, Any], **options: Any) -> None:
+    """Only the person who asked sees the answer."""
+    respond(**message, **options, response_type="ephemeral")
+
+
+def _integration(services: Services, workspace: str, name: str) -> Integration:
+    if not name:
+        raise ServiceError(
+            ErrorKind.VALIDATION, "Say which integration, e.g. `/amazon status Acme EU`.", False
+        )
+    return services.integrations.get(name, workspace)
 
 
 def amazon(
@@ -31,9 +47,158 @@ def amazon(
     context: BoltContext,
 ) -> None:
     ack()
+    services = services_of(context)
+    user, workspace = command["user_id"], command["team_id"]
     words = command.get("text", "").split()
-    name = words[0].lower() if words else "help"
-    respond(text=f"/amazon {name}", response_type="ephemeral")
+    action = words[0].lower() if words else "help"
+    rest = " ".join(words[1:])
+    now = datetime.now(UTC)
+
+    if action == "help":
+        reply(respond, blocks.help_message(can_manage=is_admin(context, client, user)))
+    elif action == "list":
+        reply(
+            respond,
+            blocks.integration_list_message(
+                overviews(services, workspace), can_manage=is_admin(context, client, user), now=now
+            ),
+        )
+    elif action == "setup":
+        require_admin(context, client, user, "set up integrations")
+        client.views_open(
+            trigger_id=command["trigger_id"], view=blocks.setup_modal(today=now.date())
+        )
+    elif action in ("status", "logs"):
+        _show(action, services, workspace, rest, respond, context, client, user)
+    elif action in ("settings", "stop", "activate", "refresh", "sync"):
+        _manage(action, services, command, rest, respond, context, client)
+    else:
+        # A typo: the help, naming the nearest command.
+        reply(
+            respond, blocks.help_message(can_manage=is_admin(context, client, user), typed=action)
+        )
+
+
+def _show(
+    action: str,
+    services: Services,
+    workspace: str,
+    name: str,
+    respond: Respond,
+    context: BoltContext,
+    client: WebClient,
+    user: str,
+) -> None:
+    integration = _named(services, workspace, name, respond)
+    if integration is None:
+        return
+    if action == "status":
+        reply(
+            respond,
+            blocks.status_message(
+                overview(services, integration),
+                can_manage=is_admin(context, client, user),
+                now=datetime.now(UTC),
+            ),
+        )
+    else:
+        reply(
+            respond,
+            blocks.logs_message(
+                integration.name,
+                runs=services.sync.runs(integration.id),
+                audit=services.integrations.audit_log(integration.id),
+            ),
+        )
+
+
+def _named(services: Services, workspace: str, name: str, respond: Respond) -> Integration | None:
+    """The integration, or None after listing the names that exist."""
+    try:
+        return _integration(services, workspace, name)
+    except ServiceError as error:
+        if error.kind != ErrorKind.NOT_FOUND:
+            raise
+        known = [i.name for i in services.integrations.list(workspace)]
+        reply(respond, blocks.unknown_integration_message(name, known))
+        return None
+
+
+def _manage(
+    action: str,
+    services: Services,
+    command: dict[str, Any],
+    rest: str,
+    respond: Respond,
+    context: BoltContext,
+    client: WebClient,
+) -> None:
+    user, workspace = command["user_id"], command["team_id"]
+    period = None
+    if action == "sync" and rest.split() and _looks_like_period(rest.split()[-1]):
+        period = rest.split()[-1]
+        rest = " ".join(rest.split()[:-1])
+    integration = _named(services, workspace, rest, respond)
+    if integration is None:
+        return
+    require_admin(context, client, user, f"{action} integrations")
+    trigger = command["trigger_id"]
+    if action == "settings":
+        client.views_open(trigger_id=trigger, view=settings_view(integration))
+    elif action == "stop":
+        view = blocks.stop_confirm_modal(overview(services, integration))
+        client.views_open(trigger_id=trigger, view=view)
+    elif action == "activate":
+        activated = services.integrations.activate(
+            integration.name, actor=user, workspace_id=workspace
+        )
+        reply(
+            respond,
+            blocks.notice_message(f"{activated.name} is active: the next period is pulled."),
+        )
+    elif action == "refresh":
+        reply(respond, refresh_link(services, integration, user))
+    else:
+        reply(
+            respond,
+            start_sync(services, integration, period or previous_period(datetime.now(UTC))),
+        )
+
+
+def _looks_like_period(word: str) -> bool:
+    return len(word) == 7 and word[4] == "-" and word.replace("-", "").isdigit()
+
+
+def settings_view(integration: Integration) -> dict[str, Any]:
+    # The organisation's tax types as the last sync saw them: no Xero call in a listener.
+    known = sorted(
+        set(integration.xero_tax_types.values()) | set(integration.tax_overrides.values())
+    )
+    return blocks.settings_modal(integration, tax_types=[(code, code) for code in sorted(known)])
+
+
+def refresh_link(services: Services, integration: Integration, user: str) -> dict[str, Any]:
+    url = services.connect.amazon_consent_url(integration, actor=user, purpose=Purpose.REFRESH)
+    return blocks.refresh_link_message(
+        integration.name, amazon_url=url, expires_at=datetime.now(UTC) + STATE_LIFETIME
+    )
+
+
+def start_sync(services: Services, integration: Integration, period: str) -> dict[str, Any]:
+    """The sync runs on its own thread; its progress and outcome are posted by the notifier."""
+
+    def work() -> None:
+        try:
+            services.sync.sync_period(integration, period)
+        except ServiceError as error:  # e.g. already running: nothing was started
+            log.warning("sync of %s %s did not start: %s", integration.name, period, error)
+
+    services.sync.check_can_sync(integration, period)
+    threading.Thread(target=work, name=f"sync-{integration.id}-{period}", daemon=True).start()
+    return blocks.notice_message(
+        f"Syncing {describe_period(period)} for {integration.name}: progress and "
+        "the summary are posted in its channels."
+    )
 
 
 def register(app: App) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from slack_bolt import BoltContext
@@ -26,6 +27,10 @@ class Services(Protocol):
 
     @property
     def admin_user_ids(self) -> tuple[str, ...]: ...
+
+    def next_sync(self) -> tuple[datetime, str]:
+        """When the monthly job runs next, and the period it pulls."""
+        ...
 
 
 def services_of(context: BoltContext) -> Services:

@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt import App, BoltResponse
 from slack_bolt.context.respond import Respond
 
-from handlers.modal_fields import field_errors
+from handlers.blocks import errors_response, notice_message
 from services.errors import ServiceError
 from services.integrations import InvalidInput
 
@@ -28,13 +28,13 @@ def handle_error(
         message = UNEXPECTED
     if body.get("type") == "view_submission":
         # Shown under the fields of the open modal: each its own, else under the first.
-        errors = field_errors(error) if isinstance(error, InvalidInput) else {}
-        return _json({"response_action": "errors", "errors": errors or _first_field(body, message)})
-    message = f":warning: {message}"
+        errors = error.errors if isinstance(error, InvalidInput) else {}
+        return _json(errors_response(errors or _first_field(body, message)))
+    notice = notice_message(f":warning: {message}")
     if respond is not None and body.get("response_url"):
-        respond(text=message, response_type="ephemeral", replace_original=False)
+        respond(**notice, response_type="ephemeral", replace_original=False)
         return None
-    return _json({"response_type": "ephemeral", "text": message})
+    return _json({"response_type": "ephemeral", **notice})
 
 
 def _first_field(body: dict[str, Any], message: str) -> dict[str, str]:

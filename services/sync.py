@@ -332,6 +332,17 @@ class SyncEngine:
             )
             return list(session.scalars(query))
 
+    def result_of(self, run_id: int) -> RunResult:
+        """A run's result as it stands, from the ledger (what Slack shows on a Retry click)."""
+        with self._sessions() as session:
+            run = session.get(SyncRun, run_id)
+        if run is None:
+            raise ServiceError(ErrorKind.NOT_FOUND, f"There is no run {run_id}.", retryable=False)
+        integration = self._integrations.get_by_id(run.integration_id)
+        result = self._summarize(integration, run, _Counters(), RunStatus(run.status))
+        result.error_kind, result.error_message = run.error_kind, run.error_message
+        return result
+
     def item(self, item_id: int) -> LedgerItem:
         with self._sessions() as session:
             item = session.get(LedgerItem, item_id)
@@ -408,6 +419,10 @@ class SyncEngine:
         return self._finish(integration, run, counters, xero, 0, started, announce)
 
     # -- the run record --------------------------------------------------------------------
+
+    def check_can_sync(self, integration: Integration, period: str) -> None:
+        """Raise what would stop a sync of this period before any work starts."""
+        self._check_can_sync(self._integrations.get_by_id(integration.id), *period_bounds(period))
 
     def _check_can_sync(self, integration: Integration, start: datetime, end: datetime) -> None:
         if integration.status != IntegrationStatus.ACTIVE:
@@ -1145,15 +1160,10 @@ class SyncEngine:
     def _post_contacts(
         self, integration: Integration, run: SyncRun, xero: XeroClient, counters: _Counters
     ) -> None:
-        """Contacts the run's pending documents need, 50 at a time, paged by id.
-
-        A name Xero refused (taken) stays pending with its next name for the next round.
+        """Pending contacts, 50 at a time, paged by id: every one was recorded because a
+        document needs it. A name Xero refused (taken) stays pending with its next name for
+        the next round.
         """
-        needed = (
-            select(LedgerItem.contact_key)
-            .where(LedgerItem.run_id == run.id, LedgerItem.status == LedgerStatus.PENDING)
-            .scalar_subquery()
-        )
         for _round in range(CONTACT_NAME_ATTEMPTS):
             after = 0
             while True:
@@ -1164,7 +1174,6 @@ class SyncEngine:
                             .where(
                                 XeroContact.integration_id == integration.id,
                                 XeroContact.status == LedgerStatus.PENDING,
-                                XeroContact.contact_key.in_(needed),
                                 XeroContact.id > after,
                             )
                             .order_by(XeroContact.id)

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
+from typing import Any
 
-from tests.slack_helpers import SlackDriver
+import requests
+from slack_sdk import WebClient
+
+from bot.container import Container
+from handlers import blocks
+from handlers.blocks import ids
+from sandbox.browser import submit_consent
+from sandbox.world import SandboxWorld
+from services.integrations import IntegrationSpec
+from services.marketplaces import Region
+from tests.slack_helpers import TEAM, SlackDriver
+
+SPEC = IntegrationSpec("Acme EU", Region.EU, ("A1PA6795UKMFR9",), date(2026, 1, 1))
 
 
 def test_only_requests_signed_by_slack_in_the_last_five_minutes_get_in(slack: SlackDriver) -> None:
@@ -13,3 +31,164 @@ def test_only_requests_signed_by_slack_in_the_last_five_minutes_get_in(slack: Sl
     assert slack.send(body, secret="not-the-signing-secret").status_code == 401
     assert slack.send(body, timestamp=int(time.time()) - 6 * 60).status_code == 401
     assert slack.command("help").status_code == 200
+
+
+def wait_for(read: Callable[[], list[Any]], count: int = 1, timeout: float = 10) -> list[Any]:
+    """Bolt answers after the ack, on its own thread: wait for what reaches the sandbox."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = read()
+        if len(found) >= count:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"nothing arrived after {timeout} s")
+
+
+def texts(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False)
+
+
+def setup_values(name: str, overrides: dict[Any, Any] | None = None) -> dict[str, Any]:
+    values = {
+        ids.NAME: {"type": "plain_text_input", "value": name},
+        ids.REGION: {"type": "static_select", "selected_option": {"value": "eu"}},
+        ids.MARKETPLACES: {
+            "type": "multi_static_select",
+            "selected_options": [{"value": "A1PA6795UKMFR9"}, {"value": "A1C3SOZRARQ6R3"}],
+        },
+        ids.START_DATE: {"type": "datepicker", "selected_date": "2026-01-01"},
+        ids.INVOICE_STATUS: {"type": "radio_buttons", "selected_option": {"value": "AUTHORISED"}},
+        ids.SALES_ACCOUNT_CODE: {"type": "plain_text_input", "value": "200"},
+        ids.SHIPPING_ACCOUNT_CODE: {"type": "plain_text_input", "value": "200"},
+        ids.ERRORS_CHANNEL: {"type": "conversations_select", "selected_conversation": "C0ERRORS"},
+        ids.SUMMARY_CHANNEL: {"type": "conversations_select", "selected_conversation": "C0FINANCE"},
+    } | (overrides or {})
+    return {field.block: {field.action: value} for field, value in values.items()}
+
+
+def test_help_typos_and_unknown_names(slack: SlackDriver, container: Container) -> None:
+    assert slack.command("", key="help").status_code == 200
+    [help_] = wait_for(lambda: slack.slack.responses("help"))
+    assert help_["response_type"] == "ephemeral" and "/amazon setup" in texts(help_)
+
+    slack.command("stpo Acme", key="typo")
+    [typo] = wait_for(lambda: slack.slack.responses("typo"))
+    assert "stop" in texts(typo)
+
+    container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
+    slack.command("status Acme", key="unknown")
+    [unknown] = wait_for(lambda: slack.slack.responses("unknown"))
+    assert "Acme EU" in texts(unknown)
+
+    slack.command("list", key="list")
+    [listing] = wait_for(lambda: slack.slack.responses("list"))
+    assert "Acme EU" in texts(listing)
+
+
+def test_setup_modal_validates_inline_then_shows_the_connect_links(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    slack.command("setup")
+    [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
+    view = opened["view"]
+    assert view["callback_id"] == ids.SETUP_CALLBACK
+
+    future = setup_values(
+        "", {ids.START_DATE: {"type": "datepicker", "selected_date": "2999-01-01"}}
+    )
+    refused = slack.submit(view, future)
+    assert refused.status_code == 200
+    assert refused.json()["response_action"] == "errors"
+    assert set(refused.json()["errors"]) >= {ids.NAME.block, ids.START_DATE.block}
+    assert container.integrations.list(TEAM) == []
+
+    accepted = slack.submit(view, setup_values("Acme EU"))
+    body = accepted.json()
+    assert body["response_action"] == "update"
+    urls = re.findall(r'"url": "([^"]+)"', json.dumps(body["view"]))
+    assert any("/apps/authorize/consent" in url for url in urls)
+    assert any("/identity/connect/authorize" in url for url in urls)
+    created = container.integrations.get("Acme EU", TEAM)
+    assert container.integrations.audit_log(created.id)[0].actor == "U0ADMIN"
+
+
+def test_only_admins_change_things(slack: SlackDriver, container: Container) -> None:
+    container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
+    slack.command("stop Acme EU", user="U0VIEWER", key="viewer")
+    [refusal] = wait_for(lambda: slack.slack.responses("viewer"))
+    assert "Only admins can stop integrations" in texts(refusal)
+    slack.command("status Acme EU", user="U0VIEWER", key="view")
+    [status] = wait_for(lambda: slack.slack.responses("view"))
+    assert "Acme EU" in texts(status)
+
+
+def test_stop_asks_for_confirmation_and_says_what_it_means(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    integration = container.integrations.create_connected(
+        SPEC,
+        actor="U0ADMIN",
+        workspace_id=TEAM,
+        selling_partner_id="A1",
+        amazon_refresh_token="Atzr|x",
+        xero_tenant_id="t",
+        xero_refresh_token="x",
+    )
+    slack.command("stop Acme EU")
+    [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
+    assert "next period" in texts(opened["view"])
+    assert slack.submit(opened["view"], {}).status_code == 200
+    assert container.integrations.get_by_id(integration.id).status == "stopped"
+    assert container.integrations.audit_log(integration.id)[-1].actor == "U0ADMIN"
+
+
+def test_a_retry_click_shows_retrying_then_the_outcome(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    from tests.test_sync import EU, ORDERS
+
+    world.amazon.orders_per_report = ORDERS
+    world.amazon.report_processing_polls = 0
+    world.xero.minute_limit = 100_000
+    shop = container.integrations.create(
+        replace(SPEC, marketplaces=EU), actor="U0ADMIN", workspace_id=TEAM
+    )
+    browser = requests.Session()
+    submit_consent(browser, container.connect.amazon_consent_url(shop, actor="U0ADMIN"))
+    submit_consent(browser, container.connect.xero_consent_url(shop, actor="U0ADMIN"))
+    result = container.sync.sync_period(container.integrations.get_by_id(shop.id), "2026-10")
+    [item, *_] = container.sync.failed_items(result.run_id)  # PLN is not enabled yet
+
+    client = WebClient(token=world.slack.bot_token, base_url=f"{world.slack_server.url}/api/")
+    posted = client.chat_postMessage(
+        channel="C0ERRORS",
+        **blocks.failed_item_message(item, retrying_by=None, retried_by=None),
+    )
+    org = world.xero.org()
+    org.currencies = (*org.currencies, "PLN")
+    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted["message"])
+
+    updates = wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.update"], 2)
+    assert "Retrying" in texts(updates[0][1])
+    [message] = world.slack.messages("C0ERRORS")
+    assert item.document_number and item.document_number in texts(message)
+    assert container.sync.item(item.id).status == "posted"
+    assert "Retrying" not in texts(message)
+
+
+def test_app_home_shows_a_card_per_integration(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
+    event = {
+        "token": "legacy",
+        "team_id": TEAM,
+        "api_app_id": "A0SANDBOX",
+        "type": "event_callback",
+        "event_id": "Ev0001",
+        "event_time": int(time.time()),
+        "event": {"type": "app_home_opened", "user": "U0ADMIN", "channel": "D0", "tab": "home"},
+    }
+    slack.send(json.dumps(event), content_type="application/json")
+    wait_for(lambda: [world.slack.home_view("U0ADMIN")] if world.slack.home_view("U0ADMIN") else [])
+    assert "Acme EU" in texts(world.slack.home_view("U0ADMIN") or {})

@@ -1,0 +1,198 @@
+"""Buttons: lifecycle actions, Retry (item, group, run), paging, and link buttons (ack only)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_bolt.context.respond import Respond
+from slack_sdk import WebClient
+
+from handlers import blocks
+from handlers.authz import is_admin, require_admin
+from handlers.blocks import ids
+from handlers.commands import refresh_link, reply, settings_view, start_sync
+from handlers.context import services_of
+from handlers.events import publish_home
+from handlers.overviews import overview, overviews
+from services.connect import STATE_LIFETIME
+from services.models import Integration
+from services.sync import previous_period
+
+
+def _message_location(body: dict[str, Any]) -> tuple[str, str]:
+    container = body["container"]
+    return container["channel_id"], container["message_ts"]
+
+
+def _clicked_integration(body: dict[str, Any], context: BoltContext) -> Integration:
+    return services_of(context).integrations.get_by_id(int(body["actions"][0]["value"]))
+
+
+def retry_item(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    ack()
+    user = body["user"]["id"]
+    require_admin(context, client, user, "retry failed items")
+    sync = services_of(context).sync
+    item_id = int(body["actions"][0]["value"])
+    channel, ts = _message_location(body)
+    client.chat_update(
+        channel=channel,
+        ts=ts,
+        **blocks.failed_item_message(sync.item(item_id), retrying_by=user, retried_by=None),
+    )
+    try:
+        sync.retry_item(item_id)
+    finally:
+        # The outcome, or the item as it stands when the retry could not start.
+        client.chat_update(
+            channel=channel,
+            ts=ts,
+            **blocks.failed_item_message(sync.item(item_id), retrying_by=None, retried_by=user),
+        )
+
+
+def retry_items(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    ack()
+    user = body["user"]["id"]
+    require_admin(context, client, user, "retry failed items")
+    sync = services_of(context).sync
+    run_id, key = blocks.parse_retry_items_value(body["actions"][0]["value"])
+    group = [i for i in sync.failed_items(run_id) if blocks.failure_key(i) == key]
+    channel, ts = _message_location(body)
+    client.chat_update(
+        channel=channel,
+        ts=ts,
+        **blocks.failure_group_message(run_id, group, retrying_by=user, retried_by=None),
+    )
+    try:
+        sync.retry_run(run_id, only=[item.id for item in group], announce=False)
+    finally:
+        after = [sync.item(item.id) for item in group]
+        client.chat_update(
+            channel=channel,
+            ts=ts,
+            **blocks.failure_group_message(run_id, after, retrying_by=None, retried_by=user),
+        )
+
+
+def retry_run(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    """Retry all failed (the error parent) or the whole run (a run that could not proceed)."""
+    ack()
+    user = body["user"]["id"]
+    require_admin(context, client, user, "retry runs")
+    sync = services_of(context).sync
+    action = body["actions"][0]
+    run_id = int(action["value"])
+    channel, ts = _message_location(body)
+    before = sync.result_of(run_id)
+    integration_id = (
+        services_of(context).integrations.get(before.integration, body["team"]["id"]).id
+    )
+
+    def render(result: Any, **by: str | None) -> dict[str, Any]:
+        if action["action_id"] == ids.RETRY_RUN:
+            return blocks.run_failed_message(result, integration_id=integration_id, **by)
+        return blocks.error_parent_message(result, failures=sync.failed_items(run_id), **by)
+
+    client.chat_update(channel=channel, ts=ts, **render(before, retrying_by=user, retried_by=None))
+    try:
+        sync.retry_run(run_id, announce=False)
+    finally:
+        after = sync.result_of(run_id)
+        client.chat_update(
+            channel=channel, ts=ts, **render(after, retrying_by=None, retried_by=user)
+        )
+
+
+def lifecycle(
+    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext
+) -> None:
+    """Settings, Stop, Activate, Sync now, Refresh, Send connect links: as the commands do."""
+    ack()
+    services = services_of(context)
+    user, workspace = body["user"]["id"], body["team"]["id"]
+    action = body["actions"][0]["action_id"]
+    integration = _clicked_integration(body, context)
+    require_admin(context, client, user, "change integrations")
+    trigger = body["trigger_id"]
+    if action == ids.OPEN_SETTINGS:
+        client.views_open(trigger_id=trigger, view=settings_view(integration))
+    elif action == ids.STOP_INTEGRATION:
+        view = blocks.stop_confirm_modal(overview(services, integration))
+        client.views_open(trigger_id=trigger, view=view)
+    elif action == ids.ACTIVATE_INTEGRATION:
+        services.integrations.activate(integration.name, actor=user, workspace_id=workspace)
+        reply(
+            respond,
+            blocks.notice_message(f"{integration.name} is active again."),
+            replace_original=False,
+        )
+    elif action == ids.SYNC_NOW:
+        notice = start_sync(services, integration, previous_period(datetime.now(UTC)))
+        reply(respond, notice, replace_original=False)
+    elif action == ids.REFRESH_INTEGRATION:
+        reply(respond, refresh_link(services, integration, user), replace_original=False)
+    elif action == ids.SEND_CONNECT_LINKS:
+        links = blocks.connect_links_modal(
+            integration.name,
+            amazon_url=services.connect.amazon_consent_url(integration, actor=user),
+            xero_url=services.connect.xero_consent_url(integration, actor=user),
+            expires_at=datetime.now(UTC) + STATE_LIFETIME,
+        )
+        client.views_open(trigger_id=trigger, view=links)
+
+
+def open_setup(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    ack()
+    require_admin(context, client, body["user"]["id"], "set up integrations")
+    view = blocks.setup_modal(today=datetime.now(UTC).date())
+    client.views_open(trigger_id=body["trigger_id"], view=view)
+
+
+def list_page(
+    ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
+) -> None:
+    ack()
+    user, workspace = body["user"]["id"], body["team"]["id"]
+    page = blocks.integration_list_message(
+        overviews(services_of(context), workspace),
+        can_manage=is_admin(context, client, user),
+        now=datetime.now(UTC),
+        page=int(body["actions"][0]["value"]),
+    )
+    reply(respond, page, replace_original=True)
+
+
+def home_page(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    ack()
+    publish_home(
+        client, context, body["user"]["id"], body["team"]["id"], int(body["actions"][0]["value"])
+    )
+
+
+def link_opened(ack: Ack) -> None:
+    """Link buttons open their URL in the browser; Slack still tells us, and wants an ack."""
+    ack()
+
+
+def register(app: App) -> None:
+    app.action(ids.RETRY_ITEM)(retry_item)
+    app.action(ids.RETRY_ITEMS)(retry_items)
+    app.action(ids.RETRY_ALL_FAILED)(retry_run)
+    app.action(ids.RETRY_RUN)(retry_run)
+    for action_id in (
+        ids.OPEN_SETTINGS,
+        ids.STOP_INTEGRATION,
+        ids.ACTIVATE_INTEGRATION,
+        ids.SYNC_NOW,
+        ids.REFRESH_INTEGRATION,
+        ids.SEND_CONNECT_LINKS,
+    ):
+        app.action(action_id)(lifecycle)
+    app.action(ids.OPEN_SETUP)(open_setup)
+    app.action(ids.LIST_PAGE)(list_page)
+    app.action(ids.HOME_PAGE)(home_page)
+    for action_id in (ids.CONNECT_AMAZON, ids.CONNECT_XERO, ids.OPEN_XERO, ids.OPEN_ERRORS):
+        app.action(action_id)(link_opened)

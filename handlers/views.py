@@ -1,0 +1,94 @@
+"""Modal submissions: setup, settings, stop. Invalid input raises; the error handler shows it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+
+from handlers import blocks
+from handlers.authz import require_admin
+from handlers.blocks import ids
+from handlers.context import services_of
+from services.connect import STATE_LIFETIME
+from services.integrations import IntegrationSpec, PostingSettings
+
+
+def setup_submitted(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    services = services_of(context)
+    user, workspace = body["user"]["id"], body["team"]["id"]
+    require_admin(context, client, user, "set up integrations")
+    values = blocks.parse_setup_submission(view["state"]["values"])
+    integration = services.integrations.create(
+        IntegrationSpec(
+            name=values["name"],
+            region=values["region"],
+            marketplaces=tuple(values["marketplaces"]),
+            start_date=values["start_date"],
+            errors_channel=values["errors_channel"],
+            summary_channel=values["summary_channel"],
+            posting=PostingSettings(
+                invoice_status=values["invoice_status"],
+                sales_account_code=values["sales_account_code"],
+                shipping_account_code=values["shipping_account_code"],
+            ),
+        ),
+        actor=user,
+        workspace_id=workspace,
+    )
+    links = blocks.connect_links_modal(
+        integration.name,
+        amazon_url=services.connect.amazon_consent_url(integration, actor=user),
+        xero_url=services.connect.xero_consent_url(integration, actor=user),
+        expires_at=datetime.now(UTC) + STATE_LIFETIME,
+    )
+    ack(response_action="update", view=links)
+
+
+def settings_submitted(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    services = services_of(context)
+    user, workspace = body["user"]["id"], body["team"]["id"]
+    require_admin(context, client, user, "change integrations")
+    integration = services.integrations.get_by_id(int(view["private_metadata"]))
+    values = blocks.parse_settings_submission(
+        view["state"]["values"], current_overrides=integration.tax_overrides
+    )
+    services.integrations.update_settings(
+        integration.name,
+        actor=user,
+        workspace_id=workspace,
+        name=values["name"],
+        region=values["region"],
+        marketplaces=tuple(values["marketplaces"]),
+        start_date=values["start_date"],
+        errors_channel=values["errors_channel"],
+        summary_channel=values["summary_channel"],
+        invoice_status=values["invoice_status"],
+        sales_account_code=values["sales_account_code"],
+        shipping_account_code=values["shipping_account_code"],
+        tax_overrides=values["tax_overrides"],
+    )
+    ack()
+
+
+def stop_confirmed(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    services = services_of(context)
+    user, workspace = body["user"]["id"], body["team"]["id"]
+    require_admin(context, client, user, "stop integrations")
+    integration = services.integrations.get_by_id(int(view["private_metadata"]))
+    services.integrations.stop(integration.name, actor=user, workspace_id=workspace)
+    ack()
+
+
+def register(app: App) -> None:
+    app.view(ids.SETUP_CALLBACK)(setup_submitted)
+    app.view(ids.SETTINGS_CALLBACK)(settings_submitted)
+    app.view(ids.STOP_CALLBACK)(stop_confirmed)
