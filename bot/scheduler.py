@@ -85,6 +85,11 @@ class SyncScheduler:
         integrations = self._container.integrations
         for lapsed in integrations.expire_lapsed_authorizations():
             log.warning("Amazon authorization of %s lapsed; refresh it", lapsed.name)
+        for expiring in integrations.due_expiry_warnings():
+            expires_at = integrations.authorization_expires_at(expiring)
+            assert expires_at is not None
+            self._container.notifier.authorization_expiring(expiring, expires_at=expires_at)
+            integrations.record_expiry_warning(expiring.id)
         for integration in integrations.list_active():
             for period in self.due_periods(integration):
                 try:

@@ -35,6 +35,15 @@ def _page(title: str, message: str, *, ok: bool, status: int) -> Response:
     return Response(html, status=status, mimetype="text/html")
 
 
+def _announce(container: Container, outcome: CallbackOutcome) -> None:
+    """The setup is complete: say so in Slack, with when the first sync runs."""
+    if outcome.became_active:
+        first_sync, period = container.next_sync()
+        container.notifier.integration_connected(
+            outcome.integration, first_sync=first_sync, period=period
+        )
+
+
 def _outcome_page(outcome: CallbackOutcome) -> Response:
     title = "Connected" if outcome.connected else "Step complete"
     return _page(title, outcome.message, ok=True, status=200)
@@ -88,6 +97,7 @@ def create_web_app(container: Container, slack: App | None = None) -> Flask:
             )
         except ServiceError as error:
             return _failure_page(error)
+        _announce(container, outcome)
         return _outcome_page(outcome)
 
     @app.get(XERO_CALLBACK_PATH)
@@ -107,6 +117,7 @@ def create_web_app(container: Container, slack: App | None = None) -> Flask:
             )
         except ServiceError as error:
             return _failure_page(error)
+        _announce(container, outcome)
         return _outcome_page(outcome)
 
     return app

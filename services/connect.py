@@ -49,6 +49,7 @@ class CallbackOutcome:
     provider: Provider
     purpose: Purpose
     message: str
+    became_active: bool  # this callback completed the setup
 
     @property
     def connected(self) -> bool:
@@ -108,6 +109,7 @@ class ConnectService:
                 retryable=False,
             )
         refresh_token = self._lwa.exchange_code(code, self.amazon_redirect_uri)
+        was_pending = self._pending(oauth_state.integration_id)
         integration = self._integrations.record_amazon_authorization(
             oauth_state.integration_id,
             selling_partner_id=selling_partner_id,
@@ -122,7 +124,11 @@ class ConnectService:
         else:
             message = f"Amazon Seller Central is connected to {integration.name}."
         return CallbackOutcome(
-            integration, Provider.AMAZON, purpose, _with_next_step(message, integration)
+            integration,
+            Provider.AMAZON,
+            purpose,
+            _with_next_step(message, integration),
+            became_active=was_pending and integration.status == IntegrationStatus.ACTIVE,
         )
 
     def complete_xero(self, *, state: str, code: str) -> CallbackOutcome:
@@ -147,6 +153,7 @@ class ConnectService:
                 retryable=False,
             )
         [tenant] = tenants
+        was_pending = self._pending(oauth_state.integration_id)
         integration = self._integrations.record_xero_connection(
             oauth_state.integration_id,
             tenant_id=tenant.tenant_id,
@@ -156,8 +163,16 @@ class ConnectService:
         )
         message = f"Xero organisation {tenant.name} is connected to {integration.name}."
         return CallbackOutcome(
-            integration, Provider.XERO, Purpose.CONNECT, _with_next_step(message, integration)
+            integration,
+            Provider.XERO,
+            Purpose.CONNECT,
+            _with_next_step(message, integration),
+            became_active=was_pending and integration.status == IntegrationStatus.ACTIVE,
         )
+
+    def _pending(self, integration_id: int) -> bool:
+        status = self._integrations.get_by_id(integration_id).status
+        return status == IntegrationStatus.PENDING_AUTHORIZATION
 
     def _new_state(
         self, integration: Integration, provider: Provider, purpose: Purpose, actor: str

@@ -21,6 +21,8 @@ from services.marketplaces import MARKETPLACES, Region
 from services.models import AuditEntry, Integration, IntegrationStatus, InvoiceStatus
 
 AMAZON_AUTHORIZATION_LIFETIME = timedelta(days=365)
+EXPIRY_WARNING = timedelta(days=7)  # how long before it lapses the errors channel is told
+EXPIRY_WARNED = "amazon.expiry_warned"
 NAME_MAX_LENGTH = 50
 LOCAL_WORKSPACE = "local"  # integrations made from the CLI, outside any Slack workspace
 
@@ -357,6 +359,47 @@ class IntegrationService:
                 integration.status = IntegrationStatus.AUTHORIZATION_EXPIRED
                 self._audit(session, "system", "amazon.authorization_expired", integration, {})
             return lapsed
+
+    def due_expiry_warnings(self) -> list[Integration]:
+        """Integrations whose Amazon authorization lapses within a week, not yet warned of."""
+        now = self._clock()
+        with self._sessions() as session:
+            soon = list(
+                session.scalars(
+                    select(Integration).where(
+                        Integration.status.in_(
+                            [IntegrationStatus.ACTIVE, IntegrationStatus.STOPPED]
+                        ),
+                        Integration.amazon_authorized_at
+                        <= now - AMAZON_AUTHORIZATION_LIFETIME + EXPIRY_WARNING,
+                        Integration.amazon_authorized_at > now - AMAZON_AUTHORIZATION_LIFETIME,
+                    )
+                )
+            )
+            warned = {
+                (entry.integration_id, entry.at)
+                for entry in session.scalars(
+                    select(AuditEntry).where(
+                        AuditEntry.action == EXPIRY_WARNED,
+                        AuditEntry.integration_id.in_([i.id for i in soon]),
+                    )
+                )
+            }
+        return [
+            integration
+            for integration in soon
+            if not any(
+                warned_id == integration.id
+                and integration.amazon_authorized_at is not None
+                and at >= integration.amazon_authorized_at
+                for warned_id, at in warned
+            )
+        ]
+
+    def record_expiry_warning(self, integration_id: int) -> None:
+        with self._sessions.begin() as session:
+            integration = self._lock(session, integration_id)
+            self._audit(session, "system", EXPIRY_WARNED, integration, {})
 
     def audit_log(self, integration_id: int) -> list[AuditEntry]:
         with self._sessions() as session:

@@ -199,3 +199,22 @@ def test_datetimes_come_back_timezone_aware(service: IntegrationService) -> None
     assert stored.amazon_authorized_at is not None
     assert stored.amazon_authorized_at.tzinfo is not None
     assert stored.created_at.utcoffset() == timedelta(0)
+
+
+def test_a_week_before_lapsing_the_expiry_is_warned_of_once(
+    service: IntegrationService, clock: Clock
+) -> None:
+    integration = connect(service, service.create(spec(), actor="U1"))
+    clock.now += timedelta(days=357)
+    assert service.due_expiry_warnings() == []
+    clock.now += timedelta(days=1)
+    assert [i.name for i in service.due_expiry_warnings()] == ["Acme EU"]
+    service.record_expiry_warning(integration.id)
+    assert service.due_expiry_warnings() == []
+    # A refresh (the next day) restarts the clock; the next warning comes a year later.
+    clock.now += timedelta(days=1)
+    service.record_amazon_authorization(
+        integration.id, selling_partner_id="A2SELLER", refresh_token="Atzr|new", actor="U1"
+    )
+    clock.now += timedelta(days=358)
+    assert [i.name for i in service.due_expiry_warnings()] == ["Acme EU"]

@@ -192,3 +192,47 @@ def test_app_home_shows_a_card_per_integration(
     slack.send(json.dumps(event), content_type="application/json")
     wait_for(lambda: [world.slack.home_view("U0ADMIN")] if world.slack.home_view("U0ADMIN") else [])
     assert "Acme EU" in texts(world.slack.home_view("U0ADMIN") or {})
+
+
+CHANNELS = {"errors_channel": "C0ERRORS", "summary_channel": "C0FINANCE"}
+
+
+def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_it(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    from tests.test_sync import EU
+
+    # A small month: the notifier posts one message a second per channel, as Slack wants.
+    world.amazon.orders_per_report = 12
+    world.amazon.report_processing_polls = 0
+    world.xero.minute_limit = 100_000
+    shop = container.integrations.create(
+        replace(SPEC, marketplaces=EU, **CHANNELS), actor="U0ADMIN", workspace_id=TEAM
+    )
+    browser = requests.Session()
+    submit_consent(browser, container.connect.amazon_consent_url(shop, actor="U0ADMIN"))
+    submit_consent(browser, container.connect.xero_consent_url(shop, actor="U0ADMIN"))
+    connected = world.slack.messages("C0FINANCE")
+    assert "Acme EU" in texts(connected) and "connected" in texts(connected)
+
+    result = container.sync.sync_period(container.integrations.get_by_id(shop.id), "2026-10")
+    assert result.failed > 0
+    errors = world.slack.messages("C0ERRORS")
+    [parent] = [m for m in errors if "thread_ts" not in m or m["thread_ts"] == m["ts"]]
+    assert f"{result.failed}" in parent["text"] and "October 2026" in parent["text"]
+    replies = [m for m in errors if m.get("thread_ts") == parent["ts"] and m is not parent]
+    assert replies and "PLN" in texts(replies)
+    summary = world.slack.messages("C0FINANCE")[-1]
+    assert "October 2026" in texts(summary)
+
+    org = world.xero.org()
+    org.currencies = (*org.currencies, "PLN")
+    slack.click(ids.RETRY_ALL_FAILED, str(result.run_id), channel="C0ERRORS", message=parent)
+
+    def parent_now() -> list[dict[str, Any]]:
+        [now] = [m for m in world.slack.messages("C0ERRORS") if m["ts"] == parent["ts"]]
+        done = not container.sync.failed_items(result.run_id) and "Retrying" not in texts(now)
+        return [now] if done else []
+
+    [updated] = wait_for(parent_now, timeout=30)
+    assert "U0ADMIN" in texts(updated)
