@@ -1,38 +1,68 @@
-"""`make demo`: the bot's main job on embedded defaults, offline, in seconds.
+"""`make demo`: the whole story offline, in seconds, through the same code paths as production.
 
-It starts the sandbox world and the bot's own web server, sets up an integration, walks
-through Amazon's and Xero's consent pages as a user would, and shows the result.
+The sandbox plays Amazon, Xero and Slack on loopback. A scripted finance admin runs
+`/amazon setup` (signed requests, as Slack sends them), connects both sides through the consent
+pages, syncs last month (some documents fail: PLN is not enabled in Xero), enables PLN and
+clicks Retry on one failed item. Then the Slack conversation is printed as text, with the
+documents Xero now holds.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 from cryptography.fernet import Fernet
 
 from bot.config import DATA_DIR, load_settings
 from bot.container import Container
-from bot.results import describe_result, money
+from bot.results import money
+from bot.slack_app import create_slack_app
 from bot.web import LateBoundApp, create_web_app
+from handlers import blocks
+from handlers.blocks import ids
 from sandbox.browser import submit_consent
 from sandbox.server import LoopbackServer
+from sandbox.slack_driver import SlackDriver
 from sandbox.world import SandboxWorld
-from services.integrations import IntegrationSpec
 from services.marketplaces import Region
-from services.sync import period_label, previous_period
+from services.models import InvoiceStatus, RunStatus
+from services.sync import period_bounds, period_label, previous_period
 
 DEMO_DATABASE = DATA_DIR / "demo.sqlite3"
-DEMO_ACTOR = "demo:finance-admin"
+ADMIN = "U0ADMIN"  # "ada" in the sandbox workspace
+NAME = "Acme EU"
+WAIT = 60.0
+
+
+def _wait(read: Callable[[], Any], what: str) -> Any:
+    """Slack listeners answer after their ack, on their own threads."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if found := read():
+            return found
+        time.sleep(0.05)
+    raise RuntimeError(f"the demo waited {WAIT:.0f} s for {what}")
 
 
 def _page_message(response: requests.Response) -> str:
-    text = response.text
-    start = text.find('id="message">')
-    return text[start + len('id="message">') : text.find("</p>", start)] if start >= 0 else text
+    found = re.search(r'id="message">(.*?)</p>', response.text, re.S)
+    return found.group(1) if found else response.text
+
+
+def _button_value(message: dict[str, Any], action_id: str) -> str | None:
+    for block in message.get("blocks", []):
+        for element in [*block.get("elements", []), block.get("accessory") or {}]:
+            if element.get("action_id") == action_id:
+                return str(element["value"])
+    return None
 
 
 def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print) -> int:
@@ -43,69 +73,108 @@ def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print)
         stale.unlink()
     late_app = LateBoundApp()
     with SandboxWorld() as world, LoopbackServer(late_app) as web:
+        # A small month: each failed item gets its own reply (and Slack one message a second).
+        world.amazon.orders_per_report = 24
+        world.amazon.report_processing_polls = 0
         env = world.env() | {
             "DATABASE_URL": f"sqlite:///{database}",
             "PUBLIC_BASE_URL": web.url,
             # The demo database is new every run, so a fresh key is all it needs.
             "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "ADMIN_USER_IDS": ADMIN,
         }
         container = Container(load_settings(env, dotenv=Path("/nonexistent")))
         container.migrate()
-        late_app.app = create_web_app(container)
-
+        late_app.app = create_web_app(container, create_slack_app(container))
+        slack = SlackDriver(
+            web.url, env["SLACK_SIGNING_SECRET"], world.slack, world.slack_server.url
+        )
         out("== Amazon Xero Bot demo: sandbox Amazon, Xero and Slack on loopback ==")
-        spec = IntegrationSpec(
-            name="Acme EU",
-            region=Region.EU,
+
+        out("1. @ada types `/amazon setup`; the setup modal opens and she fills it in.")
+        slack.command("setup", user=ADMIN, key="setup")
+        view = _wait(
+            lambda: [c[1]["view"] for c in world.slack.calls if c[0] == "views.open"],
+            "the setup modal",
+        )[0]
+        values: blocks.SetupValues = {
+            "name": NAME,
+            "region": Region.EU,
             # amazon.pl sells in PLN, which the sandbox organisation has not enabled yet.
-            marketplaces=("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3"),
-            start_date=date.fromisoformat(period + "-01"),
-        )
-        integration = container.integrations.create(spec, actor=DEMO_ACTOR)
-        out(f"1. Set up integration {integration.name!r}: {integration.status}")
+            "marketplaces": ["A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3"],
+            "start_date": period_bounds(period)[0].date(),
+            "invoice_status": InvoiceStatus.AUTHORISED,
+            "sales_account_code": "200",
+            "shipping_account_code": "200",
+            "errors_channel": "C0ERRORS",
+            "summary_channel": "C0FINANCE",
+        }
+        answer = slack.submit(view, blocks.setup_form_values(values), user=ADMIN).json()
+        links = re.findall(r'"url": "(http[^"]+)"', json.dumps(answer["view"]))
+        out(f"   The modal now shows {len(links)} links: Connect Amazon and Connect Xero.")
 
+        out("2. She follows them: the consent pages, then our callback pages say")
         browser = requests.Session()
-        amazon_url = container.connect.amazon_consent_url(integration, actor=DEMO_ACTOR)
-        out(f"2. Amazon consent page: {amazon_url.split('?')[0]}")
-        out(f"   -> {_page_message(submit_consent(browser, amazon_url))}")
-        xero_url = container.connect.xero_consent_url(integration, actor=DEMO_ACTOR)
-        out(f"3. Xero consent page: {xero_url.split('?')[0]}")
-        out(f"   -> {_page_message(submit_consent(browser, xero_url))}")
+        for link in links:
+            out(f"   -> {_page_message(submit_consent(browser, link))}")
 
-        connected = container.integrations.get(integration.name)
-        expires = container.integrations.authorization_expires_at(connected)
-        token = connected.amazon_refresh_token_encrypted or b""
-        out("4. Stored integration:")
-        out(f"   status              {connected.status}")
-        out(f"   Amazon seller       {connected.amazon_selling_partner_id}")
-        out(
-            f"   Amazon token        encrypted at rest ({token[:12].decode()}…, {len(token)} bytes)"
+        out(f"3. @ada types `/amazon sync {NAME} {period}`.")
+        slack.command(f"sync {NAME} {period}", user=ADMIN, key="sync")
+        integration = container.integrations.get(NAME, "T0SANDBOX")
+        run = _wait(
+            lambda: [
+                r
+                for r in container.sync.runs(integration.id)
+                if r.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED)
+            ],
+            f"the {period_label(period)} sync",
+        )[0]
+        failed = container.sync.failed_items(run.id)
+        # The notifier posts one message a second: the thread, then the summary in place of
+        # the progress message.
+        _wait(
+            lambda: (
+                len(world.slack.messages("C0ERRORS")) > len(failed)
+                and "Posting" not in json.dumps(world.slack.messages("C0FINANCE"))
+            ),
+            "the error thread and the summary",
         )
-        out(f"   Amazon consent ends {expires:%Y-%m-%d}" if expires else "")
-        out(f"   Xero organisation   {connected.xero_tenant_name} ({connected.xero_tenant_id})")
-        tenant = container.xero(connected).organisation()
-        out(f"   Xero says           {tenant.get('Name')} ({tenant.get('BaseCurrency')})")
-        out("Audit log:")
-        for entry in container.integrations.audit_log(connected.id):
-            out(f"   {entry.at:%H:%M:%S} {entry.actor:<18} {entry.action}")
+        out(f"   The sync finished: {len(failed)} documents failed (PLN is not enabled).")
 
-        out(f"5. Sync {period_label(period)} (Amazon's VAT transactions report -> Xero):")
-        result = container.sync.sync_period(connected, period)
-        for line in describe_result(result):
-            out("   " + line)
-        for item in container.sync.failed_items(result.run_id)[:3]:
-            out(f"   failed: {item.document_number or item.source_key}: {item.error_message}")
-
-        out("6. Finance enables PLN in Xero (Settings > Currencies) and retries the failed items:")
+        out("4. Finance enables PLN in Xero; @ada clicks Retry on the first failed item.")
         org = world.xero.org()
         org.currencies = (*org.currencies, "PLN")
-        for line in describe_result(container.sync.retry_run(result.run_id)):
-            out("   " + line)
+        reply, item_id = _wait(
+            lambda: [
+                (m, value)
+                for m in world.slack.messages("C0ERRORS")
+                if (value := _button_value(m, ids.RETRY_ITEM))
+            ],
+            "a failed item in #errors",
+        )[0]
+        slack.click(ids.RETRY_ITEM, item_id, user=ADMIN, channel="C0ERRORS", message=reply)
+        _wait(
+            lambda: container.sync.item(int(item_id)).status == "posted",
+            "the retry",
+        )
+        _wait(
+            lambda: "Retrying" not in json.dumps(world.slack.messages("C0ERRORS")),
+            "the retried message",
+        )
+
+        out("")
+        out("== The Slack conversation ==")
+        for line in world.slack.transcript():
+            out(line)
+        for key in ("setup", "sync"):
+            for response in world.slack.responses(key):
+                out(f"(only @ada sees this) {response.get('text', '')}")
 
         invoices = world.xero.documents("Invoices")
         credit_notes = world.xero.documents("CreditNotes")
-        out(f"7. In Xero: {len(invoices)} invoices, {len(credit_notes)} credit notes, e.g.:")
-        for document in [*invoices[:3], *credit_notes[:2]]:
+        out("")
+        out(f"== In Xero: {len(invoices)} invoices, {len(credit_notes)} credit notes, e.g. ==")
+        for document in [*invoices[:4], *credit_notes[:2]]:
             number = document.get("InvoiceNumber") or document.get("CreditNoteNumber")
             out(
                 f"   {document['Type']:<12} {number:<22} {document['Contact']['Name'][:28]:<28} "

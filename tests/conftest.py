@@ -16,8 +16,8 @@ from bot.container import Container
 from bot.slack_app import create_slack_app
 from bot.web import LateBoundApp, create_web_app
 from sandbox.server import LoopbackServer
+from sandbox.slack_driver import SlackDriver
 from sandbox.world import SandboxWorld
-from tests.slack_helpers import SlackDriver
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

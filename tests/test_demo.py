@@ -5,14 +5,14 @@ from pathlib import Path
 from bot.demo import run_demo
 
 
-def test_demo_connects_syncs_and_retries_end_to_end(tmp_path: Path) -> None:
+def test_demo_tells_the_story_through_slack(tmp_path: Path) -> None:
     lines: list[str] = []
     assert run_demo(database=tmp_path / "demo.sqlite3", out=lines.append) == 0
     text = "\n".join(lines)
     assert "Amazon Seller Central is connected to Acme EU. Next, connect Xero." in text
     assert "The integration is active." in text
-    assert "encrypted at rest (gAAAAA" in text
-    assert "Xero: Organisation is not subscribed to currency PLN" in text
-    assert ", 0 failed." in text  # after the retry
-    assert "PLN totals" in text
-    assert "ACCRECCREDIT" in text
+    assert "#finance  bot: :link: Integration *Acme EU* is connected" in text
+    assert "documents failed*" in text  # the error parent in #errors
+    assert "Organisation is not subscribed to currency PLN" in text
+    assert "Retried by <@U0ADMIN>" in text
+    assert "== In Xero:" in text and "ACCRECCREDIT" in text

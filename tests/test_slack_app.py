@@ -17,10 +17,11 @@ from bot.container import Container
 from handlers import blocks
 from handlers.blocks import ids
 from sandbox.browser import submit_consent
+from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
-from tests.slack_helpers import TEAM, SlackDriver
+from services.models import InvoiceStatus
 
 SPEC = IntegrationSpec("Acme EU", Region.EU, ("A1PA6795UKMFR9",), date(2026, 1, 1))
 
@@ -48,22 +49,19 @@ def texts(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False)
 
 
-def setup_values(name: str, overrides: dict[Any, Any] | None = None) -> dict[str, Any]:
-    values = {
-        ids.NAME: {"type": "plain_text_input", "value": name},
-        ids.REGION: {"type": "static_select", "selected_option": {"value": "eu"}},
-        ids.MARKETPLACES: {
-            "type": "multi_static_select",
-            "selected_options": [{"value": "A1PA6795UKMFR9"}, {"value": "A1C3SOZRARQ6R3"}],
-        },
-        ids.START_DATE: {"type": "datepicker", "selected_date": "2026-01-01"},
-        ids.INVOICE_STATUS: {"type": "radio_buttons", "selected_option": {"value": "AUTHORISED"}},
-        ids.SALES_ACCOUNT_CODE: {"type": "plain_text_input", "value": "200"},
-        ids.SHIPPING_ACCOUNT_CODE: {"type": "plain_text_input", "value": "200"},
-        ids.ERRORS_CHANNEL: {"type": "conversations_select", "selected_conversation": "C0ERRORS"},
-        ids.SUMMARY_CHANNEL: {"type": "conversations_select", "selected_conversation": "C0FINANCE"},
-    } | (overrides or {})
-    return {field.block: {field.action: value} for field, value in values.items()}
+def setup_values(name: str, **changes: Any) -> dict[str, Any]:
+    values: blocks.SetupValues = {
+        "name": name,
+        "region": Region.EU,
+        "marketplaces": ["A1PA6795UKMFR9", "A1C3SOZRARQ6R3"],
+        "start_date": date(2026, 1, 1),
+        "invoice_status": InvoiceStatus.AUTHORISED,
+        "sales_account_code": "200",
+        "shipping_account_code": "200",
+        "errors_channel": "C0ERRORS",
+        "summary_channel": "C0FINANCE",
+    }
+    return blocks.setup_form_values(values | changes)  # type: ignore[arg-type]
 
 
 def test_help_typos_and_unknown_names(slack: SlackDriver, container: Container) -> None:
@@ -93,9 +91,7 @@ def test_setup_modal_validates_inline_then_shows_the_connect_links(
     view = opened["view"]
     assert view["callback_id"] == ids.SETUP_CALLBACK
 
-    future = setup_values(
-        "", {ids.START_DATE: {"type": "datepicker", "selected_date": "2999-01-01"}}
-    )
+    future = setup_values("", start_date=date(2999, 1, 1))
     refused = slack.submit(view, future)
     assert refused.status_code == 200
     assert refused.json()["response_action"] == "errors"

@@ -31,6 +31,7 @@ from handlers.blocks.modals import (
     parse_settings_submission,
     parse_setup_submission,
     settings_modal,
+    setup_form_values,
     setup_modal,
     stop_confirm_modal,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "retry_items_value",
     "run_failed_message",
     "settings_modal",
+    "setup_form_values",
     "setup_modal",
     "status_message",
     "stop_confirm_modal",

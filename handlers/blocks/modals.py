@@ -500,6 +500,44 @@ def parse_setup_submission(values: Mapping[str, Any]) -> SetupValues:
     }
 
 
+def setup_form_values(values: SetupValues) -> dict[str, Any]:
+    """The view.state.values Slack sends for a setup modal filled in with `values`: the
+    inverse of parse_setup_submission, for the demo and the tests that play a person."""
+    state: dict[ids.Field, dict[str, Any]] = {
+        ids.NAME: {"type": "plain_text_input", "value": values["name"]},
+        ids.REGION: {"type": "static_select", "selected_option": {"value": values["region"]}},
+        ids.MARKETPLACES: {
+            "type": "multi_static_select",
+            "selected_options": [{"value": m} for m in values["marketplaces"]],
+        },
+        ids.START_DATE: {
+            "type": "datepicker",
+            "selected_date": values["start_date"].isoformat(),
+        },
+        ids.INVOICE_STATUS: {
+            "type": "radio_buttons",
+            "selected_option": {"value": values["invoice_status"].value},
+        },
+        ids.SALES_ACCOUNT_CODE: {
+            "type": "plain_text_input",
+            "value": values["sales_account_code"],
+        },
+        ids.SHIPPING_ACCOUNT_CODE: {
+            "type": "plain_text_input",
+            "value": values["shipping_account_code"],
+        },
+        ids.ERRORS_CHANNEL: {
+            "type": "conversations_select",
+            "selected_conversation": values["errors_channel"],
+        },
+        ids.SUMMARY_CHANNEL: {
+            "type": "conversations_select",
+            "selected_conversation": values["summary_channel"],
+        },
+    }
+    return {field.block: {field.action: value} for field, value in state.items()}
+
+
 def parse_settings_submission(
     values: Mapping[str, Any], *, current_overrides: Mapping[str, str] | None = None
 ) -> SettingsValues:

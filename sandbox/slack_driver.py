@@ -1,4 +1,4 @@
-"""Plays Slack's side in tests: signed requests to the bot's /slack/events, as Slack sends them.
+"""Plays Slack's side (tests, demo, bench): signed requests to the bot's /slack/events.
 
 Payload shapes follow ../shared/samples/slack/ (Slack's own SDK test bodies).
 """
