@@ -21,6 +21,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -188,6 +189,10 @@ def bench_calls(orders: int = 1000) -> None:
             submit_consent(browser, container.connect.xero_consent_url(integration, actor="b"))
             result = container.sync.sync_period(container.integrations.get("Calls"), "2026-10")
             container.engine.dispose()
+            breakdown = Counter(
+                f"{call.method} {call.path.split('?')[0].removeprefix('/api.xro/2.0/')}"
+                for call in world.xero.api_calls()
+            )
     documents = result.invoices_created + result.credit_notes_created
     bound = (
         math.ceil(result.invoices_created / 50)
@@ -203,6 +208,14 @@ def bench_calls(orders: int = 1000) -> None:
     print(f"  Xero calls made:                 {result.xero_api_calls}")
     print(f"  bound without the constant:      {bound} (+ tax rates, organisation, lookups)")
     print(f"  one call per document/contact:   {one_by_one}")
+    print("  by endpoint (allocations grouped):")
+    grouped: Counter[str] = Counter()
+    for endpoint, count in breakdown.items():
+        grouped["PUT CreditNotes/{id}/Allocations" if "/Allocations" in endpoint else endpoint] += (
+            count
+        )
+    for endpoint, count in grouped.most_common():
+        print(f"    {count:>5}  {endpoint}")
 
 
 def main(arguments: list[str]) -> None:
