@@ -44,6 +44,7 @@ from services.http import (
     retry_after_seconds,
     send_with_retries,
 )
+from services.textstream import decode_lines
 
 log = logging.getLogger(__name__)
 
@@ -481,7 +482,7 @@ class SpApiClient:
                 chunks = _gunzip(chunks)
             charset = _charset(response.headers.get("Content-Type", ""))
             try:
-                yield from _split_lines(_decode(chunks, charset))
+                yield from decode_lines(chunks, charset)
             except requests.RequestException:
                 raise ServiceError(
                     ErrorKind.UPSTREAM_UNAVAILABLE,
@@ -622,46 +623,3 @@ def _charset(content_type: str) -> str | None:
         return codecs.lookup(charset).name
     except LookupError:
         return None  # a name Python does not know: fall back as if none were given
-
-
-def _decode(chunks: Iterable[bytes], charset: str | None) -> Iterator[str]:
-    if charset is not None:
-        # The declared charset is trusted; a stray undecodable byte becomes U+FFFD, not a crash.
-        name = "utf-8-sig" if charset == "utf-8" else charset
-        decoder = codecs.getincrementaldecoder(name)(errors="replace")
-        for chunk in chunks:
-            yield decoder.decode(chunk)
-        yield decoder.decode(b"", final=True)
-        return
-    utf8 = codecs.getincrementaldecoder("utf-8-sig")()
-    cp1252 = codecs.getincrementaldecoder("cp1252")(errors="replace")
-    switched = False
-    for chunk in chunks:
-        if not switched:
-            try:
-                yield utf8.decode(chunk)
-                continue
-            except UnicodeDecodeError:
-                held, _ = utf8.getstate()  # bytes of a character split across chunks
-                chunk, switched = held + chunk, True
-        yield cp1252.decode(chunk)
-    if not switched:
-        try:
-            yield utf8.decode(b"", final=True)
-        except UnicodeDecodeError:
-            held, _ = utf8.getstate()
-            yield cp1252.decode(held)
-
-
-def _split_lines(texts: Iterable[str]) -> Iterator[str]:
-    """Lines on "\\n" only (fields may hold other separators), "\\r\\n" accepted."""
-    rest = ""
-    for text in texts:
-        if not text:
-            continue
-        parts = (rest + text).split("\n")
-        rest = parts.pop()
-        for line in parts:
-            yield line.removesuffix("\r")
-    if rest:
-        yield rest.removesuffix("\r")

@@ -32,7 +32,6 @@ Decisions callers should know:
 
 from __future__ import annotations
 
-import codecs
 import csv
 import functools
 import gzip
@@ -51,6 +50,7 @@ from xml.etree import ElementTree
 
 from services.errors import ErrorKind, ServiceError
 from services.marketplaces import BY_DOMAIN
+from services.textstream import decode_lines
 from services.transactions import (
     CENT,
     POSTED_TYPES,
@@ -183,26 +183,6 @@ def read_report_file(path: Path) -> Iterator[str]:
         return
     with path.open("rb") as stream:
         yield from decode_lines(_chunks(stream.read))
-
-
-def decode_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Lines (without terminators) of text arriving as byte chunks, decoded as a stream.
-
-    Read as UTF-8 (a BOM is dropped) and, from the first byte that is not UTF-8, as
-    Windows-1252: Seller Central files come in either, and the two agree on ASCII, so the
-    lines already read stay right. Lines end at "\\n" only ("\\r\\n" accepted): a field may
-    hold other separators.
-    """
-    rest = ""
-    for text in _decode(chunks):
-        if not text:
-            continue
-        parts = (rest + text).split("\n")
-        rest = parts.pop()
-        for line in parts:
-            yield line.removesuffix("\r")
-    if rest:
-        yield rest.removesuffix("\r")
 
 
 # --- header and rows --------------------------------------------------------------------------
@@ -799,33 +779,6 @@ def _order_transaction(row: _Row, source: SourceRef) -> Transaction:
 def _chunks(read: Callable[[int], bytes]) -> Iterator[bytes]:
     while chunk := read(READ_CHUNK):
         yield chunk
-
-
-def _decode(chunks: Iterable[bytes]) -> Iterator[str]:
-    """UTF-8 until the first byte that is not, Windows-1252 from that byte on; no BOM."""
-    held = b""  # the start of a character split across chunks
-    fallback: codecs.IncrementalDecoder | None = None
-    started = False
-    for chunk in chunks:
-        if fallback is not None:
-            yield fallback.decode(chunk)
-            continue
-        data = held + chunk
-        try:
-            text, used = codecs.utf_8_decode(data, "strict", False)
-        except UnicodeDecodeError as error:
-            fallback = codecs.getincrementaldecoder("cp1252")(errors="replace")
-            text, used = data[: error.start].decode("utf-8"), len(data)
-            text += fallback.decode(data[error.start :])
-        held = data[used:]
-        if not started and text:
-            text, started = text.removeprefix("\ufeff"), True
-        yield text
-    if held:
-        try:
-            yield held.decode("utf-8")
-        except UnicodeDecodeError:
-            yield held.decode("cp1252", errors="replace")
 
 
 def _local(tag: str) -> str:

@@ -69,6 +69,7 @@ from services.models import (
 )
 from services.sync import CurrencyTotals, RunResult
 from tests.conftest import SHARED
+from tests.factories import failed_item
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 DE, FR = "A1PA6795UKMFR9", "A13V1IB3VIYZZH"
@@ -264,27 +265,6 @@ def overview(**changes: Any) -> IntegrationOverview:
         next_run=datetime(2026, 12, 3, 6, 0, tzinfo=UTC),
         next_period="2026-11",
     )
-
-
-def failed_item(id: int, message: str, **changes: Any) -> LedgerItem:
-    values: Json = {
-        "id": id,
-        "integration_id": 7,
-        "run_id": 3,
-        "source_key": f"INV:302-0000000-{id:07d}:INV-DE-{id}",
-        "transaction_type": "SALE",
-        "amazon_order_id": f"302-0000000-{id:07d}",
-        "document_type": "invoice",
-        "document_number": f"INV-DE-{id}",
-        "currency": "EUR",
-        "gross_cents": 11900,
-        "tax_cents": 1900,
-        "status": LedgerStatus.FAILED,
-        "error_kind": ErrorKind.VALIDATION,
-        "error_message": message,
-        "retryable": True,
-    }
-    return LedgerItem(**(values | changes))
 
 
 def result(**changes: Any) -> RunResult:

@@ -30,11 +30,11 @@ from sandbox.amazon_reports import (
 from services.errors import ErrorKind, ServiceError
 from services.reports import (
     ReportKind,
-    decode_lines,
     detect_kind,
     parse_report,
     read_report_file,
 )
+from services.textstream import decode_lines
 from services.transactions import (
     Buyer,
     Charge,

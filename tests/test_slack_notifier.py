@@ -39,10 +39,10 @@ from services.models import (
     IntegrationStatus,
     InvoiceStatus,
     LedgerItem,
-    LedgerStatus,
     RunStatus,
 )
 from services.sync import CurrencyTotals, RunResult
+from tests.factories import failed_item
 
 TOKEN = "xoxb-sandbox-token"
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -150,27 +150,6 @@ def integration(**changes: Any) -> Integration:
         "created_by": "U0ADMIN",
     }
     return Integration(**(values | changes))
-
-
-def failed_item(id: int, message: str, **changes: Any) -> LedgerItem:
-    values: Json = {
-        "id": id,
-        "integration_id": 7,
-        "run_id": 3,
-        "source_key": f"INV:302-0000000-{id:07d}:INV-DE-{id}",
-        "transaction_type": "SALE",
-        "amazon_order_id": f"302-0000000-{id:07d}",
-        "document_type": "invoice",
-        "document_number": f"INV-DE-{id}",
-        "currency": "EUR",
-        "gross_cents": 11900,
-        "tax_cents": 1900,
-        "status": LedgerStatus.FAILED,
-        "error_kind": ErrorKind.VALIDATION,
-        "error_message": message,
-        "retryable": True,
-    }
-    return LedgerItem(**(values | changes))
 
 
 def result(**changes: Any) -> RunResult:
