@@ -193,22 +193,26 @@ def _print_result(result: RunResult, as_json: bool) -> None:
         print(line)
 
 
-def _with_progress(as_json: bool) -> ProgressBar | None:
-    return None if as_json else ProgressBar()
+def _report_run(as_json: bool, run: Callable[[Callable[[str, int, int], None]], RunResult]) -> int:
+    """Run with a progress bar on stderr (none for --json), print the result, exit by it."""
+    bar = None if as_json else ProgressBar()
+    try:
+        result = run(bar or _silent)
+    finally:
+        if bar:
+            bar.close()
+    _print_result(result, as_json)
+    return result.exit_code
 
 
 def _cmd_sync(container: Container, args: argparse.Namespace) -> int:
     container.migrate()
     integration = container.integrations.get(args.name)
     period = args.period or previous_period(datetime.now(UTC))
-    bar = _with_progress(args.json)
-    try:
-        result = container.sync.sync_period(integration, period, progress=bar or _silent)
-    finally:
-        if bar:
-            bar.close()
-    _print_result(result, args.json)
-    return result.exit_code
+    return _report_run(
+        args.json,
+        lambda progress: container.sync.sync_period(integration, period, progress=progress),
+    )
 
 
 def _cmd_import_report(container: Container, args: argparse.Namespace) -> int:
@@ -233,14 +237,10 @@ def _cmd_import_report(container: Container, args: argparse.Namespace) -> int:
             failing = f"; {errors} would fail" if errors else ""
             print(f"Dry run of {path.name}: would send {listed}{failing}. Nothing was sent.")
         return EXIT_FAILED if errors else 0
-    bar = _with_progress(args.json)
-    try:
-        result = container.sync.import_report(integration, path, progress=bar or _silent)
-    finally:
-        if bar:
-            bar.close()
-    _print_result(result, args.json)
-    return result.exit_code
+    return _report_run(
+        args.json,
+        lambda progress: container.sync.import_report(integration, path, progress=progress),
+    )
 
 
 def _cmd_retry(container: Container, args: argparse.Namespace) -> int:

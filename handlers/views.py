@@ -14,6 +14,7 @@ from handlers.blocks import ids
 from handlers.context import services_of
 from services.connect import STATE_LIFETIME
 from services.integrations import IntegrationSpec, PostingSettings
+from services.models import Integration
 
 
 def setup_submitted(
@@ -49,13 +50,23 @@ def setup_submitted(
     ack(response_action="update", view=links)
 
 
+def _submitted_for(
+    body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext, doing: str
+) -> tuple[Integration, str, str]:
+    """The integration a settings or stop modal is about, once the submitter may do it."""
+    user, workspace = body["user"]["id"], body["team"]["id"]
+    require_admin(context, client, user, doing)
+    integration = services_of(context).integrations.get_by_id(int(view["private_metadata"]))
+    return integration, user, workspace
+
+
 def settings_submitted(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
     services = services_of(context)
-    user, workspace = body["user"]["id"], body["team"]["id"]
-    require_admin(context, client, user, "change integrations")
-    integration = services.integrations.get_by_id(int(view["private_metadata"]))
+    integration, user, workspace = _submitted_for(
+        body, view, client, context, "change integrations"
+    )
     values = blocks.parse_settings_submission(
         view["state"]["values"], current_overrides=integration.tax_overrides
     )
@@ -80,11 +91,8 @@ def settings_submitted(
 def stop_confirmed(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
-    services = services_of(context)
-    user, workspace = body["user"]["id"], body["team"]["id"]
-    require_admin(context, client, user, "stop integrations")
-    integration = services.integrations.get_by_id(int(view["private_metadata"]))
-    services.integrations.stop(integration.name, actor=user, workspace_id=workspace)
+    integration, user, workspace = _submitted_for(body, view, client, context, "stop integrations")
+    services_of(context).integrations.stop(integration.name, actor=user, workspace_id=workspace)
     ack()
 
 
