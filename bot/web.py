@@ -6,21 +6,26 @@ Served by waitress, a production WSGI server, never Flask's development server.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, render_template_string, request
-from slack_bolt import App
+from slack_bolt import App, BoltContext
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import text
 
 from bot.container import Container
+from bot.slack_app import web_client
+from handlers.events import publish_home
 from services.connect import AMAZON_CALLBACK_PATH, XERO_CALLBACK_PATH, CallbackOutcome
 from services.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]+$")
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
@@ -36,12 +41,21 @@ def _page(title: str, message: str, *, ok: bool, status: int) -> Response:
 
 
 def _announce(container: Container, outcome: CallbackOutcome) -> None:
-    """The setup is complete: say so in Slack, with when the first sync runs."""
-    if outcome.became_active:
-        first_sync, period = container.next_sync()
-        container.notifier.integration_connected(
-            outcome.integration, first_sync=first_sync, period=period
-        )
+    """The setup is complete: say so in Slack, with when the first sync runs, and show it on
+    the App Home of whoever set it up there."""
+    if not outcome.became_active:
+        return
+    integration = outcome.integration
+    first_sync, period = container.next_sync()
+    container.notifier.integration_connected(integration, first_sync=first_sync, period=period)
+    if container.settings.slack_bot_token and _SLACK_USER.match(integration.created_by):
+        context = BoltContext({"services": container, "team_id": integration.workspace_id})
+        try:
+            publish_home(
+                web_client(container), context, integration.created_by, integration.workspace_id
+            )
+        except SlackApiError as error:
+            log.warning("App Home not updated: %s", error.response.get("error"))
 
 
 def _outcome_page(outcome: CallbackOutcome) -> Response:

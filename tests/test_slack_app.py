@@ -210,6 +210,7 @@ def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_
     submit_consent(browser, container.connect.xero_consent_url(shop, actor="U0ADMIN"))
     connected = world.slack.messages("C0FINANCE")
     assert "Acme EU" in texts(connected) and "connected" in texts(connected)
+    assert "Acme EU" in texts(world.slack.home_view("U0ADMIN") or {})  # App Home updated
 
     result = container.sync.sync_period(container.integrations.get_by_id(shop.id), "2026-10")
     assert result.failed > 0
