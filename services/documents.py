@@ -340,7 +340,6 @@ def _line(t: Transaction, charge: Charge, posting: PostingSettings, credit: bool
     else:
         description = _LABELS[charge.kind]
     facilitator = t.scheme == TaxScheme.FACILITATOR
-    rate = Decimal(0) if facilitator else charge.rate * 100
     return DocumentLine(
         description=description,
         account_code=(
@@ -348,7 +347,7 @@ def _line(t: Transaction, charge: Charge, posting: PostingSettings, credit: bool
             if charge.kind in _SHIPPING_KINDS
             else posting.sales_account_code
         ),
-        tax_key=TaxKey(t.tax_country, rate, t.scheme),
+        tax_key=_charge_tax_key(t, charge),
         net=_signed(charge.net, credit),
         tax=Decimal("0.00") if facilitator else _signed(charge.tax, credit),
         quantity=(abs(t.quantity) or 1) if charge.kind == ChargeKind.ITEM else 1,
@@ -441,6 +440,18 @@ def build_document(transactions: Sequence[Transaction], posting: PostingSettings
 
 def tax_keys(doc: Document) -> set[TaxKey]:
     return {line.tax_key for line in doc.lines}
+
+
+def transaction_tax_keys(t: Transaction) -> set[TaxKey]:
+    """The tax keys the document lines of this transaction use: known while reading the
+    report, so that every tax rate a run needs can be made before its first document."""
+    return {_charge_tax_key(t, charge) for charge in t.charges}
+
+
+def _charge_tax_key(t: Transaction, charge: Charge) -> TaxKey:
+    # Facilitator tax is Amazon's to pay: the seller's lines carry no rate of their own.
+    rate = Decimal(0) if t.scheme == TaxScheme.FACILITATOR else charge.rate * 100
+    return TaxKey(t.tax_country, rate, t.scheme)
 
 
 def _line_payload(line: DocumentLine, tax_types: Mapping[TaxKey, str]) -> dict[str, Any]:

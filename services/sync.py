@@ -29,6 +29,7 @@ from services.amazon import SpApiClient
 from services.documents import (
     ContactSpec,
     Document,
+    TaxKey,
     build_document,
     contact_for,
     contact_name,
@@ -36,6 +37,7 @@ from services.documents import (
     document_key,
     document_payload,
     tax_keys,
+    transaction_tax_keys,
 )
 from services.errors import ErrorKind, ServiceError
 from services.integrations import IntegrationService, PostingSettings
@@ -276,8 +278,7 @@ class SyncEngine:
         try:
             if not run.summary.get("ingested"):
                 items = parse_report(read_report_file(path), file_name=path.name)
-                self._ingest(integration, run, items, progress)
-                self._mark_ingested(run)
+                self._mark_ingested(run, self._ingest(integration, run, items, progress))
             self._post(integration, run, xero, counters, progress)
         except ServiceError as error:
             return self._fail(integration, run, error, counters, xero, 0, started)
@@ -517,8 +518,8 @@ class SyncEngine:
                 .values(lease_until=self._clock() + LEASE)
             )
 
-    def _mark_ingested(self, run: SyncRun) -> None:
-        run.summary = {**run.summary, "ingested": True}
+    def _mark_ingested(self, run: SyncRun, tax_keys: set[str]) -> None:
+        run.summary = {**run.summary, "ingested": True, "tax_keys": sorted(tax_keys)}
         with self._sessions.begin() as session:
             session.execute(update(SyncRun).where(SyncRun.id == run.id).values(summary=run.summary))
 
@@ -651,6 +652,7 @@ class SyncEngine:
     ) -> None:
         data_end = end - timedelta(seconds=1)
         self._drop_unreadable(run)
+        tax_keys: set[str] = set()
         if integration.region == Region.EU:
             kinds = [ReportKind.VAT_TRANSACTIONS]
         else:
@@ -668,7 +670,9 @@ class SyncEngine:
             )
             lines = amazon.iter_report_lines(document)
             items = parse_report(lines, file_name=report.name)
-            self._ingest(integration, run, items, progress, since=integration.start_date)
+            tax_keys |= self._ingest(
+                integration, run, items, progress, since=integration.start_date
+            )
         if integration.region != Region.EU:
             # Refunds come from settlement reports, which Amazon makes on its own schedule.
             settlements = amazon.get_reports(
@@ -685,8 +689,10 @@ class SyncEngine:
                     for item in items
                     if isinstance(item, RowError) or start.date() <= item.date < end.date()
                 )
-                self._ingest(integration, run, in_period, progress, since=integration.start_date)
-        self._mark_ingested(run)
+                tax_keys |= self._ingest(
+                    integration, run, in_period, progress, since=integration.start_date
+                )
+        self._mark_ingested(run, tax_keys)
 
     def _drop_unreadable(self, run: SyncRun) -> None:
         """A re-read report reports its unreadable rows again; keep only the new ones."""
@@ -705,13 +711,15 @@ class SyncEngine:
         progress: Progress,
         *,
         since: date | None = None,
-    ) -> None:
+    ) -> set[str]:
         """Record rows, documents and buyers in chunks: constant memory, few round trips.
 
-        Rows dated before `since` (the integration's start date) are left out.
+        Rows dated before `since` (the integration's start date) are left out. Returns the
+        tax keys the documents will need.
         """
         read = 0
         row_key = RowKeys()
+        needed_tax_keys: set[str] = set()
         for chunk in chunks(items, INGEST_CHUNK):
             rows: list[dict[str, Any]] = []
             documents: dict[str, dict[str, Any]] = {}
@@ -735,6 +743,8 @@ class SyncEngine:
                         "payload": payload,
                     }
                 )
+                if key is not None:
+                    needed_tax_keys.update(str(k) for k in transaction_tax_keys(item))
                 if key is not None and key not in documents:
                     contact = contact_for(item)
                     contacts[contact.key] = contact
@@ -764,6 +774,7 @@ class SyncEngine:
             read += len(chunk)
             progress("reading", read, 0)
             self._renew(run)
+        return needed_tax_keys
 
     @staticmethod
     def _new_item(
@@ -858,12 +869,15 @@ class SyncEngine:
         done = 0
         for kind in (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE):
             while batch := self._next_batch(run, kind):
-                if tax_map is None:  # only when there is something to post: two calls
+                if tax_map is None:  # only when there is something to post
                     tax_map = TaxMap.from_xero(
                         xero.tax_rates(),
                         integration.tax_overrides,
                         home_country=xero.organisation().get("CountryCode") or "GB",
                     )
+                    # Every rate the run needs, made in one call before its first document.
+                    needed = run.summary.get("tax_keys", [])
+                    tax_map.ensure([TaxKey.parse(key) for key in needed], xero)
                 self._post_batch(integration, run, xero, tax_map, kind, batch, counters)
                 done += len(batch)
                 progress("posting", done, total)
