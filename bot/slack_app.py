@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -31,9 +32,12 @@ def web_client(container: Container) -> WebClient:
     )
 
 
-def create_slack_app(container: Container) -> App:
+def create_slack_app(container: Container, *, listener_executor: Executor | None = None) -> App:
+    """`listener_executor` runs the listeners after their ack; whoever passes one can wait
+    for them to finish (tests do, before closing the database)."""
     container.settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
     app = App(
+        listener_executor=listener_executor,
         signing_secret=container.settings.slack_signing_secret,
         client=web_client(container),
         # auth.test at start would make start-up depend on Slack being reachable.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -83,8 +84,11 @@ def container(
     late_app, server = web_app
     built = Container(make_settings(world, database_url, PUBLIC_BASE_URL=server.url))
     built.migrate()
-    late_app.app = create_web_app(built, create_slack_app(built))
+    listeners = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack-listener")
+    late_app.app = create_web_app(built, create_slack_app(built, listener_executor=listeners))
     yield built
+    # Listeners still answering after the test must finish before their database goes away.
+    listeners.shutdown(wait=True)
     built.engine.dispose()
 
 
