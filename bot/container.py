@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -57,6 +58,12 @@ class Container:
     @property
     def admin_user_ids(self) -> tuple[str, ...]:
         return self.settings.admin_user_ids
+
+    @cached_property
+    def background(self) -> ThreadPoolExecutor:
+        """Slow work Slack listeners start after their ack (a retry, a sync), off Bolt's
+        listener pool, so that long waits on Xero never stop the bot from acking."""
+        return ThreadPoolExecutor(max_workers=4, thread_name_prefix="background")
 
     def next_sync(self) -> tuple[datetime, str]:
         from bot.scheduler import next_sync

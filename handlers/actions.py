@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,8 +19,11 @@ from handlers.context import services_of
 from handlers.events import publish_home
 from handlers.overviews import overview, overviews
 from services.connect import STATE_LIFETIME
+from services.errors import ServiceError
 from services.models import Integration
 from services.sync import previous_period
+
+log = logging.getLogger(__name__)
 
 
 def _message_location(body: dict[str, Any]) -> tuple[str, str]:
@@ -28,6 +33,23 @@ def _message_location(body: dict[str, Any]) -> tuple[str, str]:
 
 def _clicked_integration(body: dict[str, Any], context: BoltContext) -> Integration:
     return services_of(context).integrations.get_by_id(int(body["actions"][0]["value"]))
+
+
+def _in_background(
+    context: BoltContext, client: WebClient, channel: str, user: str, work: Callable[[], None]
+) -> None:
+    """Run a retry off Bolt's listener pool: it may wait minutes on Xero's rate limit, and
+    the pool must stay free to ack what Slack sends meanwhile."""
+
+    def run() -> None:
+        try:
+            work()
+        except ServiceError as error:
+            client.chat_postEphemeral(channel=channel, user=user, text=f":warning: {error.message}")
+        except Exception:
+            log.exception("a retry started from Slack failed")
+
+    services_of(context).background.submit(run)
 
 
 def retry_item(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
@@ -42,15 +64,20 @@ def retry_item(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltC
         ts=ts,
         **blocks.failed_item_message(sync.item(item_id), retrying_by=user, retried_by=None),
     )
-    try:
-        sync.retry_item(item_id)
-    finally:
-        # The outcome, or the item as it stands when the retry could not start.
-        client.chat_update(
-            channel=channel,
-            ts=ts,
-            **blocks.failed_item_message(sync.item(item_id), retrying_by=None, retried_by=user),
-        )
+
+    def work() -> None:
+        try:
+            sync.retry_item(item_id)
+        finally:
+            # The outcome, or the item as it stands when the retry could not start.
+            outcome = sync.item(item_id)
+            client.chat_update(
+                channel=channel,
+                ts=ts,
+                **blocks.failed_item_message(outcome, retrying_by=None, retried_by=user),
+            )
+
+    _in_background(context, client, channel, user, work)
 
 
 def retry_items(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
@@ -66,15 +93,19 @@ def retry_items(ack: Ack, body: dict[str, Any], client: WebClient, context: Bolt
         ts=ts,
         **blocks.failure_group_message(run_id, group, retrying_by=user, retried_by=None),
     )
-    try:
-        sync.retry_run(run_id, only=[item.id for item in group], announce=False)
-    finally:
-        after = [sync.item(item.id) for item in group]
-        client.chat_update(
-            channel=channel,
-            ts=ts,
-            **blocks.failure_group_message(run_id, after, retrying_by=None, retried_by=user),
-        )
+
+    def work() -> None:
+        try:
+            sync.retry_run(run_id, only=[item.id for item in group], announce=False)
+        finally:
+            after = [sync.item(item.id) for item in group]
+            client.chat_update(
+                channel=channel,
+                ts=ts,
+                **blocks.failure_group_message(run_id, after, retrying_by=None, retried_by=user),
+            )
+
+    _in_background(context, client, channel, user, work)
 
 
 def retry_run(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
@@ -97,13 +128,17 @@ def retry_run(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltCo
         return blocks.error_parent_message(result, failures=sync.failed_items(run_id), **by)
 
     client.chat_update(channel=channel, ts=ts, **render(before, retrying_by=user, retried_by=None))
-    try:
-        sync.retry_run(run_id, announce=False)
-    finally:
-        after = sync.result_of(run_id)
-        client.chat_update(
-            channel=channel, ts=ts, **render(after, retrying_by=None, retried_by=user)
-        )
+
+    def work() -> None:
+        try:
+            sync.retry_run(run_id, announce=False)
+        finally:
+            after = sync.result_of(run_id)
+            client.chat_update(
+                channel=channel, ts=ts, **render(after, retrying_by=None, retried_by=user)
+            )
+
+    _in_background(context, client, channel, user, work)
 
 
 def lifecycle(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -194,7 +193,7 @@ def start_sync(services: Services, integration: Integration, period: str) -> dic
             log.warning("sync of %s %s did not start: %s", integration.name, period, error)
 
     services.sync.check_can_sync(integration, period)
-    threading.Thread(target=work, name=f"sync-{integration.id}-{period}", daemon=True).start()
+    services.background.submit(work)
     return blocks.notice_message(
         f"Syncing {describe_period(period)} for {integration.name}: progress and "
         "the summary are posted in its channels."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,6 +28,9 @@ class Services(Protocol):
 
     @property
     def admin_user_ids(self) -> tuple[str, ...]: ...
+
+    @property
+    def background(self) -> Executor: ...
 
     def next_sync(self) -> tuple[datetime, str]:
         """When the monthly job runs next, and the period it pulls."""

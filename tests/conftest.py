@@ -87,8 +87,9 @@ def container(
     listeners = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack-listener")
     late_app.app = create_web_app(built, create_slack_app(built, listener_executor=listeners))
     yield built
-    # Listeners still answering after the test must finish before their database goes away.
+    # Listeners and their background work must finish before their database goes away.
     listeners.shutdown(wait=True)
+    built.background.shutdown(wait=True)
     built.engine.dispose()
 
 
