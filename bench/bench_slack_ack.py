@@ -355,6 +355,7 @@ def main(arguments: list[str]) -> None:
                 results[case] = measure(clients, batches, bot, rounds)
         # Listeners still queued are dropped; those running finish before the servers stop.
         listener_pool(bot).shutdown(wait=True, cancel_futures=True)
+        container.background.shutdown(wait=True, cancel_futures=True)  # retries after the acks
         container.engine.dispose()
         lists = len(world.slack.responses("list"))
         warnings = [str(r.get("text")) for r in world.slack.responses("retry")]
