@@ -21,11 +21,21 @@ _ids = itertools.count(1)
 
 
 class SlackDriver:
-    def __init__(self, bot_url: str, signing_secret: str, slack: SlackSandbox, slack_url: str):
+    def __init__(
+        self,
+        bot_url: str,
+        signing_secret: str,
+        slack: SlackSandbox,
+        slack_url: str,
+        *,
+        session: requests.Session | None = None,
+    ):
         self.events_url = f"{bot_url}/slack/events"
         self.secret = signing_secret
         self.slack = slack
         self.slack_url = slack_url
+        # A session keeps connections alive (the bench); by default each request is new.
+        self._http: Any = session or requests
 
     def send(
         self,
@@ -41,7 +51,13 @@ class SlackDriver:
         if signed:
             verifier = SignatureVerifier(secret or self.secret)
             headers["X-Slack-Signature"] = verifier.generate_signature(timestamp=stamp, body=body)
-        return requests.post(self.events_url, data=body.encode(), headers=headers, timeout=10)
+        return self._post(body.encode(), headers)
+
+    def _post(self, data: bytes, headers: dict[str, str]) -> requests.Response:
+        response: requests.Response = self._http.post(
+            self.events_url, data=data, headers=headers, timeout=10
+        )
+        return response
 
     def response_url(self, key: str) -> str:
         return self.slack_url + self.slack.response_url(key)
