@@ -1179,27 +1179,36 @@ class SyncEngine:
         the next round.
         """
         for _round in range(CONTACT_NAME_ATTEMPTS):
-            after = 0
-            while True:
-                with self._sessions() as session:
-                    batch = list(
-                        session.scalars(
-                            select(XeroContact)
-                            .where(
-                                XeroContact.integration_id == integration.id,
-                                XeroContact.status == LedgerStatus.PENDING,
-                                XeroContact.id > after,
-                            )
-                            .order_by(XeroContact.id)
-                            .limit(BATCH)
-                        )
-                    )
-                if not batch:
-                    break
+            pages = self._pages(
+                XeroContact,
+                XeroContact.integration_id == integration.id,
+                XeroContact.status == LedgerStatus.PENDING,
+            )
+            posted_any = False
+            for batch in pages:
                 self._post_contact_batch(integration, xero, batch, counters)
-                after = batch[-1].id
-            if after == 0:
+                posted_any = True
+            if not posted_any:
                 return
+
+    def _pages(self, model: Any, *conditions: Any) -> Iterator[list[Any]]:
+        """Rows matching `conditions`, 50 at a time, paged by id: constant memory, and rows
+        changed while a page is worked on do not shift the next page."""
+        after = 0
+        while True:
+            with self._sessions() as session:
+                page = list(
+                    session.scalars(
+                        select(model)
+                        .where(*conditions, model.id > after)
+                        .order_by(model.id)
+                        .limit(BATCH)
+                    )
+                )
+            if not page:
+                return
+            yield page
+            after = page[-1].id
 
     def _post_contact_batch(
         self,
@@ -1276,32 +1285,17 @@ class SyncEngine:
         self, integration: Integration, run: SyncRun, xero: XeroClient, counters: _Counters
     ) -> None:
         """Allocate each posted credit note to its order's invoice when Xero allows it."""
-        after = 0
-        while True:
+        for chunk in self._pages(
+            LedgerItem,
+            LedgerItem.run_id == run.id,
+            LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
+            LedgerItem.status == LedgerStatus.POSTED,
+            LedgerItem.allocation_status.in_(
+                [AllocationStatus.PENDING, AllocationStatus.WAITING, AllocationStatus.IN_FLIGHT]
+            ),
+        ):
+            orders = {item.amazon_order_id for item in chunk}
             with self._sessions() as session:
-                chunk = list(
-                    session.scalars(
-                        select(LedgerItem)
-                        .where(
-                            LedgerItem.run_id == run.id,
-                            LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
-                            LedgerItem.status == LedgerStatus.POSTED,
-                            LedgerItem.allocation_status.in_(
-                                [
-                                    AllocationStatus.PENDING,
-                                    AllocationStatus.WAITING,
-                                    AllocationStatus.IN_FLIGHT,
-                                ]
-                            ),
-                            LedgerItem.id > after,
-                        )
-                        .order_by(LedgerItem.id)
-                        .limit(BATCH)
-                    )
-                )
-                if not chunk:
-                    return
-                orders = {item.amazon_order_id for item in chunk}
                 invoices = {
                     invoice.amazon_order_id: invoice
                     for invoice in session.scalars(
@@ -1313,7 +1307,6 @@ class SyncEngine:
                         )
                     )
                 }
-            after = chunk[-1].id
             targets = {
                 cn.id: invoices[cn.amazon_order_id]
                 for cn in chunk
