@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Executor
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -14,6 +14,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 import handlers
 from bot.container import Container
+from bot.worker import ProcessLazyRunner, SlackWorker, ThreadLazyRunner
 from handlers.context import inject
 
 log = logging.getLogger(__name__)
@@ -32,17 +33,31 @@ def web_client(container: Container) -> WebClient:
     )
 
 
-def create_slack_app(container: Container, *, listener_executor: Executor | None = None) -> App:
-    """`listener_executor` runs the listeners after their ack; whoever passes one can wait
-    for them to finish (tests do, before closing the database)."""
+def create_slack_app(
+    container: Container,
+    *,
+    listener_executor: ThreadPoolExecutor | None = None,
+    worker: SlackWorker | None = None,
+    verify_requests: bool = True,
+) -> App:
+    """The listeners' work after their ack runs in `worker`'s process when one is given, else
+    on `listener_executor` (Bolt's own pool by default; whoever passes one can wait for the
+    work to finish, as tests do before closing the database). `verify_requests=False` is for
+    the worker's app alone: its requests were verified by the web process."""
     container.settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+    executor = listener_executor or ThreadPoolExecutor(max_workers=5)  # Bolt's default pool
     app = App(
-        listener_executor=listener_executor,
+        listener_executor=executor,
         signing_secret=container.settings.slack_signing_secret,
         client=web_client(container),
         # auth.test at start would make start-up depend on Slack being reachable.
         token_verification_enabled=False,
+        request_verification_enabled=verify_requests,
         logger=log,
+    )
+    runner = app.listener_runner
+    runner.lazy_listener_runner = (
+        ProcessLazyRunner(log, worker) if worker else ThreadLazyRunner(log, executor)
     )
     app.middleware(inject(container))
     handlers.register(app)

@@ -11,13 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, render_template_string, request
-from slack_bolt import App, BoltContext
+from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import text
 
 from bot.container import Container
 from bot.slack_app import web_client
+from bot.worker import SlackWorker
+from handlers.context import context_for
 from handlers.events import publish_home
 from services.connect import AMAZON_CALLBACK_PATH, XERO_CALLBACK_PATH, CallbackOutcome
 from services.errors import ServiceError
@@ -49,7 +51,7 @@ def _announce(container: Container, outcome: CallbackOutcome) -> None:
     first_sync, period = container.next_sync()
     container.notifier.integration_connected(integration, first_sync=first_sync, period=period)
     if container.settings.slack_bot_token and _SLACK_USER.match(integration.created_by):
-        context = BoltContext({"services": container, "team_id": integration.workspace_id})
+        context = context_for(container, integration.workspace_id)
         try:
             publish_home(
                 web_client(container), context, integration.created_by, integration.workspace_id
@@ -80,9 +82,12 @@ class LateBoundApp:
         return self.app(environ, start_response)
 
 
-def create_web_app(container: Container, slack: App | None = None) -> Flask:
+def create_web_app(
+    container: Container, slack: App | None = None, *, worker: SlackWorker | None = None
+) -> Flask:
     """The web server; with `slack`, also Slack's HTTP endpoint (requests are signature-checked
-    by Bolt: unsigned, badly signed or over five minutes old get 401)."""
+    by Bolt: unsigned, badly signed or over five minutes old get 401). With `worker`, the
+    health check covers the worker process too."""
     app = Flask("amazon-xero-bot")
     if slack is not None:
         slack_handler = SlackRequestHandler(slack)
@@ -92,14 +97,21 @@ def create_web_app(container: Container, slack: App | None = None) -> Flask:
             return slack_handler.handle(request)
 
     @app.get("/healthz")
-    def healthz() -> tuple[dict[str, str], int]:
+    def healthz() -> tuple[dict[str, str | int], int]:
+        health: dict[str, str | int] = {"status": "ok", "database": "ok"}
         try:
             with container.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except Exception:
             log.exception("health check: database unreachable")
-            return {"status": "unavailable", "database": "unreachable"}, 503
-        return {"status": "ok", "database": "ok"}, 200
+            health |= {"status": "unavailable", "database": "unreachable"}
+        if worker is not None:
+            # Without its worker the bot acks but does nothing more, scheduled syncs included.
+            health["worker"] = "ok" if worker.alive else "stopped"
+            health["worker_pending"] = worker.pending
+            if not worker.alive:
+                health["status"] = "unavailable"
+        return health, 200 if health["status"] == "ok" else 503
 
     @app.get(AMAZON_CALLBACK_PATH)
     def amazon_callback() -> Response:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import App, BoltContext
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
@@ -15,7 +15,7 @@ from handlers import blocks
 from handlers.authz import is_admin, require_admin
 from handlers.blocks import ids
 from handlers.commands import refresh_link, reply, settings_view, start_sync
-from handlers.context import services_of
+from handlers.context import ack_at_once, services_of
 from handlers.events import publish_home
 from handlers.overviews import overview, overviews
 from services.connect import STATE_LIFETIME
@@ -38,8 +38,8 @@ def _clicked_integration(body: dict[str, Any], context: BoltContext) -> Integrat
 def _in_background(
     context: BoltContext, client: WebClient, channel: str, user: str, work: Callable[[], None]
 ) -> None:
-    """Run a retry off Bolt's listener pool: it may wait minutes on Xero's rate limit, and
-    the pool must stay free to ack what Slack sends meanwhile."""
+    """Run a retry on the background pool: it may wait minutes on Xero's rate limit, and the
+    threads that run listeners' work after their acks must stay free to answer meanwhile."""
 
     def run() -> None:
         try:
@@ -52,8 +52,7 @@ def _in_background(
     services_of(context).background.submit(run)
 
 
-def retry_item(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-    ack()
+def retry_item(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     user = body["user"]["id"]
     require_admin(context, client, user, "retry failed items")
     sync = services_of(context).sync
@@ -80,8 +79,7 @@ def retry_item(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltC
     _in_background(context, client, channel, user, work)
 
 
-def retry_items(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-    ack()
+def retry_items(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     user = body["user"]["id"]
     require_admin(context, client, user, "retry failed items")
     sync = services_of(context).sync
@@ -108,9 +106,8 @@ def retry_items(ack: Ack, body: dict[str, Any], client: WebClient, context: Bolt
     _in_background(context, client, channel, user, work)
 
 
-def retry_run(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+def retry_run(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     """Retry all failed (the error parent) or the whole run (a run that could not proceed)."""
-    ack()
     user = body["user"]["id"]
     require_admin(context, client, user, "retry runs")
     sync = services_of(context).sync
@@ -142,10 +139,9 @@ def retry_run(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltCo
 
 
 def lifecycle(
-    ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext
+    body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext
 ) -> None:
     """Settings, Stop, Activate, Sync now, Refresh, Send connect links: as the commands do."""
-    ack()
     services = services_of(context)
     user, workspace = body["user"]["id"], body["team"]["id"]
     action = body["actions"][0]["action_id"]
@@ -179,17 +175,15 @@ def lifecycle(
         client.views_open(trigger_id=trigger, view=links)
 
 
-def open_setup(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-    ack()
+def open_setup(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     require_admin(context, client, body["user"]["id"], "set up integrations")
     view = blocks.setup_modal(today=datetime.now(UTC).date())
     client.views_open(trigger_id=body["trigger_id"], view=view)
 
 
 def list_page(
-    ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
+    body: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
 ) -> None:
-    ack()
     user, workspace = body["user"]["id"], body["team"]["id"]
     page = blocks.integration_list_message(
         overviews(services_of(context), workspace),
@@ -200,23 +194,18 @@ def list_page(
     reply(respond, page, replace_original=True)
 
 
-def home_page(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-    ack()
+def home_page(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     publish_home(
         client, context, body["user"]["id"], body["team"]["id"], int(body["actions"][0]["value"])
     )
 
 
-def link_opened(ack: Ack) -> None:
-    """Link buttons open their URL in the browser; Slack still tells us, and wants an ack."""
-    ack()
-
-
 def register(app: App) -> None:
-    app.action(ids.RETRY_ITEM)(retry_item)
-    app.action(ids.RETRY_ITEMS)(retry_items)
-    app.action(ids.RETRY_ALL_FAILED)(retry_run)
-    app.action(ids.RETRY_RUN)(retry_run)
+    # Every click is acked at once; its work comes after (Bolt's lazy listeners).
+    app.action(ids.RETRY_ITEM)(ack=ack_at_once, lazy=[retry_item])
+    app.action(ids.RETRY_ITEMS)(ack=ack_at_once, lazy=[retry_items])
+    app.action(ids.RETRY_ALL_FAILED)(ack=ack_at_once, lazy=[retry_run])
+    app.action(ids.RETRY_RUN)(ack=ack_at_once, lazy=[retry_run])
     for action_id in (
         ids.OPEN_SETTINGS,
         ids.STOP_INTEGRATION,
@@ -225,9 +214,10 @@ def register(app: App) -> None:
         ids.REFRESH_INTEGRATION,
         ids.SEND_CONNECT_LINKS,
     ):
-        app.action(action_id)(lifecycle)
-    app.action(ids.OPEN_SETUP)(open_setup)
-    app.action(ids.LIST_PAGE)(list_page)
-    app.action(ids.HOME_PAGE)(home_page)
+        app.action(action_id)(ack=ack_at_once, lazy=[lifecycle])
+    app.action(ids.OPEN_SETUP)(ack=ack_at_once, lazy=[open_setup])
+    app.action(ids.LIST_PAGE)(ack=ack_at_once, lazy=[list_page])
+    app.action(ids.HOME_PAGE)(ack=ack_at_once, lazy=[home_page])
+    # Link buttons open their URL in the browser; Slack still tells us, and wants an ack.
     for action_id in (ids.CONNECT_AMAZON, ids.CONNECT_XERO, ids.OPEN_XERO, ids.OPEN_ERRORS):
-        app.action(action_id)(link_opened)
+        app.action(action_id)(ack_at_once)

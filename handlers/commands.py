@@ -1,4 +1,4 @@
-"""`/amazon ...`: ack at once, then answer the one who asked (ephemeral) or open a modal."""
+"""`/amazon ...`: acked at once; after the ack, answer the one who asked or open a modal."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import App, BoltContext
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
 from handlers import blocks
 from handlers.authz import is_admin, require_admin
 from handlers.blocks.common import describe_period
-from handlers.context import Services, services_of
+from handlers.context import Services, ack_at_once, services_of
 from handlers.overviews import overview, overviews
 from services.connect import STATE_LIFETIME, Purpose
 from services.errors import ErrorKind, ServiceError
@@ -39,13 +39,8 @@ def _integration(services: Services, workspace: str, name: str) -> Integration:
 
 
 def amazon(
-    ack: Ack,
-    command: dict[str, Any],
-    respond: Respond,
-    client: WebClient,
-    context: BoltContext,
+    command: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
 ) -> None:
-    ack()
     services = services_of(context)
     user, workspace = command["user_id"], command["team_id"]
     words = command.get("text", "").split()
@@ -201,4 +196,4 @@ def start_sync(services: Services, integration: Integration, period: str) -> dic
 
 
 def register(app: App) -> None:
-    app.command(COMMAND)(amazon)
+    app.command(COMMAND)(ack=ack_at_once, lazy=[amazon])

@@ -7,7 +7,7 @@ from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, Protocol
 
-from slack_bolt import BoltContext
+from slack_bolt import Ack, BoltContext
 
 from services.connect import ConnectService
 from services.integrations import IntegrationService
@@ -37,16 +37,39 @@ class Services(Protocol):
         ...
 
 
+class _Shared:
+    """Bolt deep-copies a request's context for its lazy listeners: the services are shared
+    by every request, never copied."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Shared:
+        return self
+
+
 def services_of(context: BoltContext) -> Services:
-    services: Services = context["services"]
-    return services
+    shared: _Shared = context["services"]
+    return shared.services
+
+
+def context_for(services: Services, team_id: str) -> BoltContext:
+    """A listener's context outside a Slack request (an OAuth callback refreshes App Home)."""
+    return BoltContext({"services": _Shared(services), "team_id": team_id})
 
 
 def inject(services: Services) -> Callable[..., Any]:
     """A middleware that puts the services into every listener's context."""
+    shared = _Shared(services)
 
     def middleware(context: BoltContext, next: Callable[[], Any]) -> Any:
-        context["services"] = services
+        context["services"] = shared
         return next()
 
     return middleware
+
+
+def ack_at_once(ack: Ack) -> None:
+    """The ack of a listener whose work comes after it (Bolt's lazy listeners): Slack gets its
+    answer before any database, Slack or Xero call, wherever the work then runs."""
+    ack()

@@ -1,4 +1,7 @@
-"""The one global error handler: domain errors become a modal error or an ephemeral message."""
+"""The error handlers: domain errors become a modal error or a message only the user sees.
+
+`handle_error` is Bolt's global error handler; `report_after_ack` does the same for work done
+after the ack, which Bolt's own lazy runner would only log (bot.slack_app installs it)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.context.respond import Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from handlers.blocks import errors_response, notice_message
 from services.errors import ServiceError
@@ -18,14 +23,18 @@ log = logging.getLogger(__name__)
 UNEXPECTED = "Something went wrong on our side; the details are in the bot's log."
 
 
+def _message(error: Exception) -> str:
+    if isinstance(error, ServiceError):
+        return error.message
+    log.exception("unexpected error in a Slack listener", exc_info=error)
+    return UNEXPECTED
+
+
 def handle_error(
     error: Exception, body: dict[str, Any], respond: Respond | None
 ) -> BoltResponse | None:
-    if isinstance(error, ServiceError):
-        message = error.message
-    else:
-        log.exception("unexpected error in a Slack listener", exc_info=error)
-        message = UNEXPECTED
+    """An error before or in the ack: its answer can still carry the message."""
+    message = _message(error)
     if body.get("type") == "view_submission":
         # Shown under the fields of the open modal: each its own, else under the first.
         errors = error.errors if isinstance(error, InvalidInput) else {}
@@ -35,6 +44,25 @@ def handle_error(
         respond(**notice, response_type="ephemeral", replace_original=False)
         return None
     return _json({"response_type": "ephemeral", **notice})
+
+
+def report_after_ack(
+    error: Exception, body: dict[str, Any], respond: Respond | None, client: WebClient
+) -> None:
+    """An error in a listener's work after its ack (Bolt's lazy listeners): Slack has had its
+    answer, so the message goes where the user typed or clicked, seen by them alone."""
+    notice = notice_message(f":warning: {_message(error)}")
+    user = body.get("user_id") or body.get("user", {}).get("id")
+    channel = body.get("channel_id") or body.get("channel", {}).get("id")
+    try:
+        if respond is not None and body.get("response_url"):  # a command, a message's button
+            respond(**notice, response_type="ephemeral", replace_original=False)
+        elif channel:
+            client.chat_postEphemeral(channel=channel, user=user, **notice)
+        elif user:  # App Home or a modal: the app's messages with them
+            client.chat_postMessage(channel=user, **notice)
+    except SlackApiError as failed:
+        log.warning("could not tell %s of an error: %s", user, failed.response.get("error"))
 
 
 def _first_field(body: dict[str, Any], message: str) -> dict[str, str]:

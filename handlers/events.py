@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from handlers import blocks
 from handlers.authz import is_admin
-from handlers.context import services_of
+from handlers.context import ack_at_once, services_of
 from handlers.overviews import overviews
 
 
@@ -34,4 +34,4 @@ def home_opened(
 
 
 def register(app: App) -> None:
-    app.event("app_home_opened")(home_opened)
+    app.event("app_home_opened")(ack=ack_at_once, lazy=[home_opened])

@@ -1,0 +1,236 @@
+"""Where Slack listeners' work after the ack runs (Bolt's lazy listeners).
+
+`python -m bot run` acks in the web process and hands the rest to one worker process, started
+at a lower CPU priority: acks must come within Slack's 3 s whatever the load, while rendering a
+list, answering through a response_url or retrying at Xero can wait a few milliseconds. The
+worker also runs the monthly scheduler, so that the server's Xero calls, and with them Xero's
+per-organisation limits and rotating refresh tokens, live in one process.
+
+The web process sends the request as Slack sent it (body, headers) and the lazy function's name;
+the worker's Bolt app dispatches it again in Bolt's lazy-only mode, which runs that function
+alone. The signature was checked in the web process; the worker's app, reached only through
+this queue, does not check it again (by then it may be over five minutes old).
+
+Tests, the demo and the bench's in-process runs use `ThreadLazyRunner` instead: the same
+functions on a thread pool, nothing to spawn.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+from slack_bolt import BoltRequest
+from slack_bolt.kwargs_injection import build_required_kwargs
+from slack_bolt.lazy_listener import LazyListenerRunner
+from slack_bolt.util.utils import get_arg_names_of_callable
+
+from bot.config import Settings
+from bot.container import Container
+from bot.scheduler import SyncScheduler
+from handlers.errors import report_after_ack
+
+log = logging.getLogger(__name__)
+
+# Below the web process, so the kernel runs acks first when both want the CPU.
+WORKER_NICENESS = 10
+WORKER_THREADS = 8  # lazy functions at once: most of their time is waiting on Slack
+_POLL_SECONDS = 1.0  # how often an idle worker checks that the web process still lives
+
+
+class ReportingLazyRunner(LazyListenerRunner):
+    """Runs a lazy function as Bolt does, except that a failure reaches the user (Bolt's own
+    runner only logs it): the work after the ack is where most errors happen."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        raise NotImplementedError
+
+    def run(self, function: Callable[..., None], request: BoltRequest) -> None:
+        try:
+            function(
+                **build_required_kwargs(
+                    logger=self.logger,
+                    required_arg_names=get_arg_names_of_callable(function),
+                    request=request,
+                    response=None,
+                    this_func=function,
+                )
+            )
+        except Exception as error:
+            context = request.context
+            report_after_ack(error, request.body, context.respond, context.client)
+
+
+class ThreadLazyRunner(ReportingLazyRunner):
+    def __init__(self, logger: logging.Logger, executor: Executor) -> None:
+        super().__init__(logger)
+        self.executor = executor
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        self.executor.submit(self.run, function, request)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A Slack request as it came, and which of its listener's lazy functions to run."""
+
+    function: str
+    body: str | dict[str, Any]  # HTTP: the raw body; Socket Mode: the payload
+    headers: dict[str, list[str]]
+    query: dict[str, list[str]]
+    mode: str
+
+
+class ProcessLazyRunner(ReportingLazyRunner):
+    def __init__(self, logger: logging.Logger, worker: SlackWorker) -> None:
+        super().__init__(logger)
+        self.worker = worker
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        body = request.raw_body if request.mode == "http" else request.body
+        self.worker.submit(
+            _Job(
+                function=request.lazy_function_name or "",
+                body=body,
+                headers=dict(request.headers),
+                query=dict(request.query),
+                mode=request.mode,
+            )
+        )
+
+
+class SlackWorker:
+    """The worker process, restarted when it has died (its queued work is then lost, as it
+    would be in a crash of a single process)."""
+
+    def __init__(self, settings: Settings, *, scheduler: bool = True) -> None:
+        self._settings = settings
+        self._scheduler = scheduler
+        self._mp = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        # An unbounded queue: put() never blocks an ack, however far behind the worker is.
+        self._queue: multiprocessing.Queue[_Job | None] = self._mp.Queue()
+        self._pending: Synchronized[int] = self._mp.Value("i", 0)
+        self._lock = threading.Lock()
+        self._process: multiprocessing.process.BaseProcess | None = None
+
+    def start(self) -> SlackWorker:
+        with self._lock:
+            self._spawn()
+        return self
+
+    def _spawn(self) -> None:
+        self._process = self._mp.Process(
+            target=_work,
+            args=(self._settings, self._queue, self._pending, self._scheduler, os.getpid()),
+            name="slack-worker",
+        )
+        self._process.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    @property
+    def pending(self) -> int:
+        """Requests handed over and not finished (queued or running)."""
+        return int(self._pending.value)
+
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            if not self.alive:
+                exit_code = self._process.exitcode if self._process else None
+                log.error("the Slack worker had stopped (exit code %s); starting it", exit_code)
+                with self._pending.get_lock():
+                    self._pending.value = 0  # what it held is gone with it
+                self._spawn()
+        with self._pending.get_lock():
+            self._pending.value += 1
+        self._queue.put(job)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing is pending; False if something still is after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self.pending
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish what was handed over (up to `timeout` s), then stop the worker."""
+        with self._lock:
+            process, self._process = self._process, None
+        if process is None:
+            return
+        if process.is_alive():
+            self._queue.put(None)
+            process.join(timeout)
+        if process.is_alive():
+            log.warning("the Slack worker did not finish in %.0f s; terminating it", timeout)
+            process.terminate()
+            process.join(5)
+        self._queue.close()
+
+
+def _work(
+    settings: Settings,
+    jobs: multiprocessing.Queue[_Job | None],
+    pending: Synchronized[int],
+    run_scheduler: bool,
+    parent: int,
+) -> None:
+    """The worker process: Bolt's app with the same listeners, dispatching lazy-only requests."""
+    # Here, not at the top: these modules import this one.
+    from bot.cli import configure_logging
+    from bot.slack_app import create_slack_app
+
+    os.nice(WORKER_NICENESS)
+    # Ctrl-C reaches the whole process group: the web process stops the worker in its turn.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    configure_logging()
+    container = Container(settings)
+    app = create_slack_app(container, verify_requests=False)
+    scheduler = SyncScheduler(container) if run_scheduler else None
+    if scheduler is not None:
+        scheduler.start()
+
+    def dispatch(job: _Job) -> None:
+        try:
+            headers = job.headers | {
+                "x-slack-bolt-lazy-only": ["1"],
+                "x-slack-bolt-lazy-function-name": [job.function],
+            }
+            request = BoltRequest(body=job.body, headers=headers, query=job.query, mode=job.mode)
+            app.dispatch(request)
+        except Exception:
+            log.exception("a Slack request's work failed in the worker")
+        finally:
+            with pending.get_lock():
+                pending.value -= 1
+
+    with ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="slack-lazy") as pool:
+        while True:
+            try:
+                job = jobs.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if os.getppid() != parent:  # the web process is gone without stopping us
+                    break
+                continue
+            if job is None:
+                break
+            pool.submit(dispatch, job)
+    if scheduler is not None:
+        scheduler.stop()
+    container.background.shutdown(wait=True)
+    container.engine.dispose()
