@@ -1,24 +1,24 @@
 """Slack's ack: how long `/amazon list` and a Retry click wait for the HTTP answer under load.
 
-The HTTP answer to Slack's request is the ack Slack waits for (3 s at most): Bolt sends it once
-the listener has called ack(), and the listener goes on on Bolt's threads. Two apps answer the
-same signed requests (SlackDriver's, as Slack sends them), served the same way (waitress, Bolt's
-Flask adapter, a LoopbackServer) in this process, beside the sandbox:
+The HTTP answer to Slack's request is the ack Slack waits for (3 s at most). Two apps answer the
+same signed requests (SlackDriver's, as Slack sends them), each in a process of its own:
 
-- bot: create_web_app(container, create_slack_app(container)), its middleware, services and
-  SQLite with INTEGRATIONS integrations, one of them synced month by month with every month
+- bot: `python -m bot run` as deployed (waitress, Bolt's Flask adapter, its worker process),
+  on SQLite with INTEGRATIONS integrations, one of them synced month by month with every month
   partly failed (PLN is not enabled in the sandbox Xero). `/amazon list` renders them all and
   answers through the response_url. A Retry click names a real failed item and its message:
-  after the ack the listener updates the message, posts the document to Xero again (refused
+  after the ack the worker updates the message, posts the document to Xero again (refused
   again, PLN staying off, so the item can be clicked again) and updates it with the outcome.
-- bare: a Bolt App with the same signing secret whose /amazon and retry_item only ack().
+- bare: a Bolt App with the same signing secret, client, adapter and server whose /amazon and
+  retry_item only ack().
 
-The clients run in a child process, so that they do not share the servers' interpreter lock:
-CLIENTS at once, each with its own keep-alive requests.Session, timing from sending the request
-to its response. Per case: a warm-up, then ROUNDS rounds sending a batch to each app in turn
-(the order alternating, so that drift hits both alike), REQUESTS in all per app. After each
-batch the bot's listeners are given DRAIN_TIMEOUT seconds to finish their work, so that it
-weighs on the bot's own acks and not on the bare app's.
+This process runs the sandbox (Slack's and Xero's side of the bot's calls after its acks); the
+clients run in a child process: CLIENTS at once, each with its own keep-alive requests.Session,
+timing from sending the request to its response. Per case: a warm-up, then ROUNDS rounds
+sending a batch to each app in turn (the order alternating, so that drift hits both alike),
+REQUESTS in all per app. After each batch the bot's worker gets DRAIN_TIMEOUT seconds to finish
+what it was handed (its /healthz counts it), so that its work weighs on the bot's own acks and
+not on the bare app's. CPU is read from /proc for each server process (the bot's worker apart).
 
     .venv/bin/python bench/bench_slack_ack.py [requests per app and case] [--rounds R]
                                             (default 400 requests, 4 rounds)
@@ -29,12 +29,17 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing
+import os
 import platform
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
 from itertools import zip_longest
@@ -42,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import waitress
 from cryptography.fernet import Fernet
 from flask import Flask, Response, request
 from slack_bolt import Ack, App
@@ -50,24 +56,25 @@ from slack_sdk import WebClient
 
 from bot.config import load_settings
 from bot.container import Container
-from bot.slack_app import create_slack_app
-from bot.web import SLACK_EVENTS_PATH, LateBoundApp, create_web_app
+from bot.web import SLACK_EVENTS_PATH
 from handlers import blocks
 from handlers.blocks import ids
 from handlers.commands import COMMAND
 from sandbox.browser import submit_consent
-from sandbox.server import LoopbackServer
 from sandbox.slack import SlackSandbox
 from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 
+REPO = Path(__file__).resolve().parents[1]
 CLIENTS = 20
 REQUESTS = 400
 ROUNDS = 4
 WARM_UP = 40  # untimed requests per app and case first: connections, caches, auth.test
 DRAIN_TIMEOUT = 10.0
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0  # the bot's worker finishes what it holds first
 INTEGRATIONS = 4
 # Twelve months, a run each: a retry holds its run, so clicks spread over twelve.
 PERIODS = ("2025-11", "2025-12", *(f"2026-{month:02d}" for month in range(1, 11)))
@@ -108,10 +115,33 @@ class Batch:
 @dataclass
 class Measured:
     answers: dict[str, list[Answer]] = field(default_factory=lambda: {"bot": [], "bare": []})
-    # This process's CPU seconds over each app's timed batches and drains: what the app did
-    # per request after its acks too (and, for the bot, the sandbox's side of its calls).
-    cpu: dict[str, float] = field(default_factory=lambda: {"bot": 0.0, "bare": 0.0})
-    busy: int = 0  # batches after which the bot's listeners were still at work
+    # Each server process's CPU seconds over its app's timed batches and drains: what the app
+    # did per request after its acks too. The bot's worker is counted apart.
+    cpu: dict[str, float] = field(
+        default_factory=lambda: {"bot": 0.0, "bot worker": 0.0, "bare": 0.0}
+    )
+    busy: int = 0  # batches after which the bot's worker was still at work
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+    def cpu(self) -> float:
+        """User and system CPU seconds of the process (and, for the bot, apart: its worker)."""
+        return _cpu_seconds(self.pid)
+
+    def children_cpu(self) -> float:
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return sum(_cpu_seconds(int(child)) for child in children)
+
+
+def _cpu_seconds(pid: int) -> float:
+    # /proc/PID/stat: utime and stime are the 14th and 15th fields; the name (2nd) may hold
+    # spaces, so count from after its closing parenthesis.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class TimedDriver(SlackDriver):
@@ -182,6 +212,13 @@ def bare_app(signing_secret: str, client: WebClient) -> Flask:
     return web
 
 
+def serve_bare(signing_secret: str, token: str, api_url: str, port: int) -> None:
+    """In a child process: the bare app, served as `python -m bot run` serves the bot."""
+    logging.disable(logging.WARNING)
+    client = WebClient(token=token, base_url=api_url)
+    waitress.serve(bare_app(signing_secret, client), host="127.0.0.1", port=port, threads=8)
+
+
 def failed_targets(container: Container, world: SandboxWorld) -> list[Target]:
     """The workspace's integrations: one synced month by month, each month partly failed, the
     others waiting to be connected. Each failed item gets its message in #errors."""
@@ -219,47 +256,68 @@ def failed_targets(container: Container, world: SandboxWorld) -> list[Target]:
     return targets
 
 
-def listener_pool(app: App) -> ThreadPoolExecutor:
-    """Where Bolt runs every listener, its ack() included (App's default: 5 threads)."""
-    executor = app.listener_runner.listener_executor
-    assert isinstance(executor, ThreadPoolExecutor)
-    return executor
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
-def drain(app: App, timeout: float) -> bool:
-    """Wait until Bolt's listener threads are idle (all of them at one barrier: whatever was
-    queued before has finished); False if they are still busy after `timeout` seconds."""
-    pool = listener_pool(app)
-    workers = pool._max_workers  # the executor's size has no public name
-    barrier = threading.Barrier(workers + 1, timeout=timeout)
-    for _ in range(workers):
-        pool.submit(barrier.wait)
-    try:
-        barrier.wait()
-    except threading.BrokenBarrierError:
-        return False
-    return True
+def wait_until_up(url: str, process: Any) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if not process_alive(process):
+            raise SystemExit(f"the server behind {url} exited at start")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer in {STARTUP_TIMEOUT:.0f} s")
+
+
+def process_alive(process: Any) -> bool:
+    if isinstance(process, subprocess.Popen):
+        return process.poll() is None
+    return bool(process.is_alive())
+
+
+def drain(bot: Server, timeout: float) -> bool:
+    """Wait until the bot's worker has finished what it was handed (its /healthz counts it);
+    False if it is still busy after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if requests.get(f"{bot.url}/healthz", timeout=5).json().get("worker_pending") == 0:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def measure(
-    clients: ProcessPoolExecutor, batches: dict[str, Batch], bot: App, rounds: int
+    clients: ProcessPoolExecutor, batches: dict[str, Batch], servers: dict[str, Server], rounds: int
 ) -> Measured:
     measured = Measured()
+    bot = servers["bot"]
 
-    def run(batch: Batch) -> tuple[list[Answer], float]:
-        started = time.process_time()
+    def run(name: str, batch: Batch) -> tuple[list[Answer], dict[str, float]]:
+        server = servers[name]
+        before = server.cpu(), bot.children_cpu()
         answers = clients.submit(send_batch, batch).result()
         if not drain(bot, DRAIN_TIMEOUT):
             measured.busy += 1
-        return answers, time.process_time() - started
+        cpu = {name: server.cpu() - before[0]}
+        if name == "bot":
+            cpu["bot worker"] = bot.children_cpu() - before[1]
+        return answers, cpu
 
-    for batch in batches.values():
-        run(replace(batch, count=WARM_UP))
+    for name, batch in batches.items():
+        run(name, replace(batch, count=WARM_UP))
     for number in range(rounds):
         for name in list(batches)[:: 1 if number % 2 == 0 else -1]:
-            answers, cpu = run(batches[name])
+            answers, cpu = run(name, batches[name])
             measured.answers[name] += answers
-            measured.cpu[name] += cpu
+            for key, seconds in cpu.items():
+                measured.cpu[key] += seconds
     return measured
 
 
@@ -272,17 +330,17 @@ def percentile(values: list[float], fraction: float) -> float:
 def report(results: dict[str, Measured]) -> None:
     print(
         f"{'case':<13} {'app':<5} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'no ack':>7} {'CPU ms/request':>15}"
+        f"{'no ack':>7} {'CPU ms/request':>15} {'worker CPU ms/request':>22}"
     )
     for case, measured in results.items():
         for name, answers in measured.answers.items():
             ms = [answer.seconds * 1000 for answer in answers]
             missed = sum(answer.status != 200 for answer in answers)
-            # With the bot's listeners never idle, its CPU runs on into the bare app's batches.
-            cpu = "-" if measured.busy else f"{measured.cpu[name] * 1000 / len(ms):.1f}"
+            cpu = f"{measured.cpu[name] * 1000 / len(ms):.1f}"
+            worker = f"{measured.cpu['bot worker'] * 1000 / len(ms):.1f}" if name == "bot" else ""
             print(
                 f"{case:<13} {name:<5} {len(ms):>4} {percentile(ms, 0.5):>8.1f} "
-                f"{percentile(ms, 0.99):>8.1f} {max(ms):>8.1f} {missed:>7} {cpu:>15}"
+                f"{percentile(ms, 0.99):>8.1f} {max(ms):>8.1f} {missed:>7} {cpu:>15} {worker:>22}"
             )
     print(f"{'case':<13} {'bot/bare p50':>12} {'bot/bare p99':>12}  p99 < 300 ms and <= 1.5x")
     for case, measured in results.items():
@@ -290,8 +348,49 @@ def report(results: dict[str, Measured]) -> None:
         p50 = percentile(bot, 0.5) / percentile(bare, 0.5)
         p99 = percentile(bot, 0.99) / percentile(bare, 0.99)
         held = percentile(bot, 0.99) * 1000 < TARGET_P99_MS and p99 <= TARGET_RATIO
-        busy = f" (bot still busy after {measured.busy} batches)" if measured.busy else ""
+        busy = f" (worker still busy after {measured.busy} batches)" if measured.busy else ""
         print(f"{case:<13} {p50:>12.2f} {p99:>12.2f}  {'held' if held else 'missed'}{busy}")
+
+
+@contextmanager
+def bot_server(env: dict[str, str], port: int, log: Path) -> Iterator[Server]:
+    """`python -m bot run`, as deployed, until SIGTERM (which lets it stop its worker)."""
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            env=os.environ | env | {"PORT": str(port)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(f"{url}/healthz", process)
+            yield Server(url, process.pid)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
+def bare_server(secret: str, token: str, api_url: str) -> Iterator[Server]:
+    port = free_port()
+    process = multiprocessing.get_context("spawn").Process(
+        target=serve_bare, args=(secret, token, api_url, port)
+    )
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        assert process.pid is not None
+        yield Server(url, process.pid)
+    finally:
+        process.terminate()
+        process.join()
 
 
 def main(arguments: list[str]) -> None:
@@ -305,43 +404,43 @@ def main(arguments: list[str]) -> None:
         f"{count // rounds * rounds} requests per app and case in {rounds} rounds"
     )
     spawn = multiprocessing.get_context("spawn")
-    late = LateBoundApp()
+    port = free_port()
     with (
         ProcessPoolExecutor(1, mp_context=spawn) as clients,
         tempfile.TemporaryDirectory() as directory,
         SandboxWorld() as world,
-        LoopbackServer(late) as bot_server,
     ):
         env = world.env() | {
             "DATABASE_URL": f"sqlite:///{directory}/bench.sqlite3",
             "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-            "PUBLIC_BASE_URL": bot_server.url,
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         }
         container = Container(load_settings(env, dotenv=Path("/nonexistent")))
         container.migrate()
-        bot = create_slack_app(container)
-        late.app = create_web_app(container, bot)
         started = time.perf_counter()
         targets = tuple(failed_targets(container, world))
+        container.engine.dispose()
         print(
             f"setup: {INTEGRATIONS} integrations, {len(PERIODS)} partly failed months, "
             f"{len(targets)} failed items ({time.perf_counter() - started:.0f} s)"
         )
-        secret = container.settings.slack_signing_secret or ""
-        # Bolt calls auth.test on the first request: the sandbox answers both apps.
-        client = WebClient(token=world.slack.bot_token, base_url=world.env()["SLACK_API_URL"])
-        with LoopbackServer(bare_app(secret, client)) as bare_server:
+        secret = env["SLACK_SIGNING_SECRET"]
+        with (
+            bot_server(env, port, Path(directory) / "bot.log") as bot,
+            bare_server(secret, env["SLACK_BOT_TOKEN"], env["SLACK_API_URL"]) as bare,
+        ):
+            servers = {"bot": bot, "bare": bare}
             results = {}
             for case in (LIST, RETRY):
                 batches = {
-                    name: Batch(case, url, secret, world.slack_server.url, count // rounds, targets)
-                    for name, url in (("bot", bot_server.url), ("bare", bare_server.url))
+                    name: Batch(case, server.url, secret, world.slack_server.url, count // rounds)
+                    for name, server in servers.items()
                 }
-                results[case] = measure(clients, batches, bot, rounds)
-        # Listeners still queued are dropped; those running finish before the servers stop.
-        listener_pool(bot).shutdown(wait=True, cancel_futures=True)
-        container.background.shutdown(wait=True, cancel_futures=True)  # retries after the acks
-        container.engine.dispose()
+                if case == RETRY:
+                    batches = {name: replace(b, targets=targets) for name, b in batches.items()}
+                results[case] = measure(clients, batches, servers, rounds)
+        logged = (Path(directory) / "bot.log").read_text().splitlines()
+        errors = [line for line in logged if " ERROR " in line]
         lists = len(world.slack.responses("list"))
         warnings = [str(r.get("text")) for r in world.slack.responses("retry")]
         updates = sum(1 for method, _ in world.slack.calls if method == "chat.update")
@@ -350,8 +449,10 @@ def main(arguments: list[str]) -> None:
     print(
         f"bot, after its acks: {lists} lists answered; {updates} chat.update of retried items, "
         f"{collided} retries found their month already being retried, "
-        f"{len(warnings) - collided} other warnings"
+        f"{len(warnings) - collided} other warnings; {len(errors)} errors in the bot's log"
     )
+    for line in errors[:5]:
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

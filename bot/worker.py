@@ -120,8 +120,7 @@ class SlackWorker:
         self._settings = settings
         self._scheduler = scheduler
         self._mp = multiprocessing.get_context("spawn")  # no fork of a threaded process
-        # An unbounded queue: put() never blocks an ack, however far behind the worker is.
-        self._queue: multiprocessing.Queue[_Job | None] = self._mp.Queue()
+        self._queue: multiprocessing.Queue[_Job | None] | None = None
         self._pending: Synchronized[int] = self._mp.Value("i", 0)
         self._lock = threading.Lock()
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -132,6 +131,10 @@ class SlackWorker:
         return self
 
     def _spawn(self) -> None:
+        # A new queue each time: one whose reader was killed mid-read may be left locked.
+        # Unbounded: put() never blocks an ack, however far behind the worker is.
+        self._queue = self._mp.Queue()
+        self._pending.value = 0
         self._process = self._mp.Process(
             target=_work,
             args=(self._settings, self._queue, self._pending, self._scheduler, os.getpid()),
@@ -144,6 +147,10 @@ class SlackWorker:
         return self._process is not None and self._process.is_alive()
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
     def pending(self) -> int:
         """Requests handed over and not finished (queued or running)."""
         return int(self._pending.value)
@@ -153,12 +160,12 @@ class SlackWorker:
             if not self.alive:
                 exit_code = self._process.exitcode if self._process else None
                 log.error("the Slack worker had stopped (exit code %s); starting it", exit_code)
-                with self._pending.get_lock():
-                    self._pending.value = 0  # what it held is gone with it
+                self._abandon_queue()  # what it held is gone with it
                 self._spawn()
-        with self._pending.get_lock():
-            self._pending.value += 1
-        self._queue.put(job)
+            assert self._queue is not None
+            with self._pending.get_lock():
+                self._pending.value += 1
+            self._queue.put(job)
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is pending; False if something still is after `timeout` s."""
@@ -171,16 +178,23 @@ class SlackWorker:
         """Finish what was handed over (up to `timeout` s), then stop the worker."""
         with self._lock:
             process, self._process = self._process, None
-        if process is None:
-            return
-        if process.is_alive():
-            self._queue.put(None)
-            process.join(timeout)
+            if process is None:
+                return
+            if process.is_alive() and self._queue is not None:
+                self._queue.put(None)
+        process.join(timeout)
         if process.is_alive():
             log.warning("the Slack worker did not finish in %.0f s; terminating it", timeout)
             process.terminate()
             process.join(5)
-        self._queue.close()
+        with self._lock:
+            self._abandon_queue()
+
+    def _abandon_queue(self) -> None:
+        if self._queue is not None:
+            self._queue.cancel_join_thread()  # nobody reads what is left in it
+            self._queue.close()
+            self._queue = None
 
 
 def _work(

@@ -14,7 +14,7 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from handlers.blocks import errors_response, notice_message
+from handlers.blocks import errors_response, notice_message, notice_modal
 from services.errors import ServiceError
 from services.integrations import InvalidInput
 
@@ -51,16 +51,18 @@ def report_after_ack(
 ) -> None:
     """An error in a listener's work after its ack (Bolt's lazy listeners): Slack has had its
     answer, so the message goes where the user typed or clicked, seen by them alone."""
-    notice = notice_message(f":warning: {_message(error)}")
+    text = f":warning: {_message(error)}"
     user = body.get("user_id") or body.get("user", {}).get("id")
     channel = body.get("channel_id") or body.get("channel", {}).get("id")
     try:
         if respond is not None and body.get("response_url"):  # a command, a message's button
-            respond(**notice, response_type="ephemeral", replace_original=False)
+            respond(**notice_message(text), response_type="ephemeral", replace_original=False)
         elif channel:
-            client.chat_postEphemeral(channel=channel, user=user, **notice)
-        elif user:  # App Home or a modal: the app's messages with them
-            client.chat_postMessage(channel=user, **notice)
+            client.chat_postEphemeral(channel=channel, user=user, **notice_message(text))
+        elif body.get("trigger_id"):  # App Home: no channel, and the bot has no DMs
+            client.views_open(trigger_id=body["trigger_id"], view=notice_modal(text))
+        else:
+            log.warning("could not tell %s: %s", user, text)
     except SlackApiError as failed:
         log.warning("could not tell %s of an error: %s", user, failed.response.get("error"))
 

@@ -92,10 +92,12 @@ class SlackDriver:
         value: str,
         *,
         user: str = "U0ADMIN",
-        channel: str = "C0FINANCE",
+        channel: str | None = "C0FINANCE",
         message: dict[str, Any] | None = None,
         key: str = "click",
     ) -> requests.Response:
+        """A button in a message in `channel` (with `message`: that message's), or with
+        `channel=None` on the user's App Home, where Slack sends no channel or response_url."""
         payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
@@ -103,8 +105,6 @@ class SlackDriver:
             "token": "legacy-verification-token",
             "trigger_id": f"{next(_ids)}.{next(_ids)}.trigger",
             "team": {"id": TEAM, "domain": "sandbox"},
-            "channel": {"id": channel, "name": "finance"},
-            "response_url": self.response_url(key),
             "actions": [
                 {
                     "action_id": action_id,
@@ -115,6 +115,12 @@ class SlackDriver:
                 }
             ],
         }
+        if channel is None:
+            payload["container"] = {"type": "view", "view_id": "V0HOME"}
+            payload["view"] = {"id": "V0HOME", "type": "home", "blocks": []}
+            return self.interaction(payload)
+        payload["channel"] = {"id": channel, "name": "finance"}
+        payload["response_url"] = self.response_url(key)
         if message is not None:
             payload["container"] = {
                 "type": "message",

@@ -233,3 +233,15 @@ def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_
 
     [updated] = wait_for(parent_now, timeout=30)
     assert "U0ADMIN" in texts(updated)
+
+
+def test_an_error_after_a_click_on_app_home_opens_a_modal_saying_so(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    """App Home has no channel to answer in and the bot has no DMs: the notice is a modal."""
+    shop = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
+    assert slack.click(ids.STOP_INTEGRATION, str(shop.id), user="U0VIEWER", channel=None).ok
+    [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
+    assert opened["view"]["callback_id"] == ids.NOTICE_CALLBACK
+    assert "Only admins can change integrations" in texts(opened["view"])
+    assert container.integrations.get_by_id(shop.id).status == shop.status

@@ -441,6 +441,11 @@ def connect_links_modal(
     return modal("Connect integration", blocks, callback_id=ids.CONNECT_CALLBACK, close="Done")
 
 
+def notice_modal(text: str) -> Json:
+    """What a click on App Home came to, where there is no channel to answer in."""
+    return modal("Amazon Xero Bot", [section(text)], callback_id=ids.NOTICE_CALLBACK, close="Close")
+
+
 def errors_response(errors: Mapping[str, str]) -> Json:
     """A view_submission answer that shows each message on its field. Messages for fields
     this modal does not have go on the name field, so none is lost."""
