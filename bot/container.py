@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import db
 from bot.config import DATA_DIR, Settings
+from bot.slack_client import PacedWebClient, paced_web_client
 from services.amazon import LwaClient, SpApiClient
 from services.connect import AmazonApp, ConnectService
 from services.crypto import TokenCipher
@@ -71,14 +72,18 @@ class Container:
         return next_sync(self.settings, datetime.now(UTC))
 
     @cached_property
+    def slack_client(self) -> PacedWebClient:
+        """Every Slack Web API call of this process: one client, so one pace per channel."""
+        return paced_web_client(self.settings)
+
+    @cached_property
     def notifier(self) -> Notifier:
         if not self.settings.slack_bot_token:
             return NullNotifier()
-        from bot.slack_app import web_client
         from bot.slack_notifier import SlackNotifier
 
         return SlackNotifier(
-            web_client(self),
+            self.slack_client,
             default_errors_channel=self.settings.errors_channel,
             default_summary_channel=self.settings.summary_channel,
         )

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
 
 import handlers
 from bot.container import Container
@@ -20,17 +18,15 @@ from handlers.context import inject
 log = logging.getLogger(__name__)
 
 
-def web_client(container: Container) -> WebClient:
-    """The one place Slack's Web API is called from: retries on rate limits and dropped links."""
-    settings = container.settings
-    return WebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=3),
-            ConnectionErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+def _shared_client(client: WebClient) -> Callable[..., Any]:
+    """Bolt builds a Web API client per request; listeners get the process's own instead, so
+    that their messages keep each channel's pace with the notifier's."""
+
+    def middleware(context: BoltContext, next: Callable[[], Any]) -> Any:
+        context["client"] = client
+        return next()
+
+    return middleware
 
 
 def create_slack_app(
@@ -49,7 +45,7 @@ def create_slack_app(
     app = App(
         listener_executor=executor,
         signing_secret=container.settings.slack_signing_secret,
-        client=web_client(container),
+        client=container.slack_client,
         # auth.test at start would make start-up depend on Slack being reachable.
         token_verification_enabled=False,
         request_verification_enabled=verify_requests,
@@ -59,6 +55,7 @@ def create_slack_app(
     runner.lazy_listener_runner = (
         ProcessLazyRunner(log, worker) if worker else ThreadLazyRunner(log, executor)
     )
+    app.middleware(_shared_client(container.slack_client))
     app.middleware(inject(container))
     handlers.register(app)
     return app

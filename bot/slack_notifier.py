@@ -2,9 +2,8 @@
 errors and summary channels, every message built by handlers.blocks.
 
 Every Slack call goes through `_send`, which
-- paces each channel to one message a second (chat.postMessage and chat.update alike), as Slack
-  asks; a 429 that gets through anyway is retried by the WebClient's RateLimitErrorRetryHandler
-  (bot.slack_app.web_client), which honours Retry-After;
+- uses the process's paced client (bot.slack_client): one message a second per channel, shared
+  with the Slack listeners' updates, and 429s retried after Retry-After;
 - logs a failure (the kind, Slack's error code, the channel; never the token) and carries on:
   a sync must not fail because a channel is wrong or Slack is down.
 
@@ -46,15 +45,12 @@ from handlers.blocks import (
 )
 from handlers.blocks.common import Json, describe_period
 from services.errors import ErrorKind
-from services.http import Clock, Sleep, SlidingWindow
+from services.http import Clock
 from services.models import Integration, LedgerItem
 from services.sync import RunResult
 
 log = logging.getLogger(__name__)
 
-# Slack: "1 message per second per channel", chat.update included here to be safe.
-PACE_MESSAGES = 1
-PACE_SECONDS = 1.0
 PROGRESS_EVERY = 3.0  # seconds between updates of a progress message
 
 # Slack's error codes by what they mean to whoever reads the log.
@@ -100,19 +96,16 @@ class SlackNotifier:
         default_errors_channel: str | None,
         default_summary_channel: str | None,
         clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
-        """`clock` and `sleep` pace the channels and throttle progress; `now` is the wall
-        clock that messages show ("Started …", "lapses in 7 days")."""
+        """`clock` throttles progress; `now` is the wall clock that messages show
+        ("Started …", "lapses in 7 days")."""
         self._client = client
         self._default_errors = default_errors_channel
         self._default_summary = default_summary_channel
         self._clock = clock
-        self._sleep = sleep
         self._now = now
         self._lock = threading.Lock()
-        self._windows: dict[str, SlidingWindow] = {}
         self._progress: dict[tuple[int, str], _Progress] = {}
         self._error_threads: dict[int, Message] = {}
         self._workspace_url: str | None = None
@@ -233,13 +226,7 @@ class SlackNotifier:
         )
         if answer is None:
             return None
-        channel_id = str(answer["channel"])
-        if channel_id != channel:
-            with self._lock:
-                # A channel given by name ("#errors") is paced with its id from now on.
-                window = self._windows.setdefault(channel_id, self._windows[channel])
-                self._windows[channel] = window
-        return channel_id, str(answer["ts"])
+        return str(answer["channel"]), str(answer["ts"])
 
     def _update(self, message: Message, built: Json, *, what: str) -> bool:
         channel, ts = message
@@ -253,9 +240,8 @@ class SlackNotifier:
         what: str,
         **arguments: Any,
     ) -> SlackResponse | None:
-        """Call Slack, paced when it posts to a channel; None (and a log line) on failure."""
+        """Call Slack; None (and a log line) on failure."""
         if channel is not None:
-            self._window(channel).acquire()
             arguments["channel"] = channel
         try:
             return method(**arguments)
@@ -282,13 +268,3 @@ class SlackNotifier:
                 what,
             )
         return None
-
-    def _window(self, channel: str) -> SlidingWindow:
-        with self._lock:
-            window = self._windows.get(channel)
-            if window is None:
-                window = SlidingWindow(
-                    PACE_MESSAGES, PACE_SECONDS, clock=self._clock, sleep=self._sleep
-                )
-                self._windows[channel] = window
-            return window

@@ -17,7 +17,6 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import text
 
 from bot.container import Container
-from bot.slack_app import web_client
 from bot.worker import SlackWorker
 from handlers.context import context_for
 from handlers.events import publish_home
@@ -54,7 +53,7 @@ def _announce(container: Container, outcome: CallbackOutcome) -> None:
         context = context_for(container, integration.workspace_id)
         try:
             publish_home(
-                web_client(container), context, integration.created_by, integration.workspace_id
+                container.slack_client, context, integration.created_by, integration.workspace_id
             )
         except SlackApiError as error:
             log.warning("App Home not updated: %s", error.response.get("error"))

@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry import builtin_handlers
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.slack_client import PacedWebClient
 from bot.slack_notifier import SlackNotifier
 from handlers.blocks import (
     authorization_warning_message,
@@ -93,12 +94,14 @@ def retries(monkeypatch: pytest.MonkeyPatch, fake: FakeTime) -> list[float]:
 
 
 @pytest.fixture
-def client(server: LoopbackServer, retries: list[float]) -> WebClient:
-    # As bot.slack_app.web_client builds it.
-    return WebClient(
+def client(server: LoopbackServer, retries: list[float], fake: FakeTime) -> WebClient:
+    # As bot.slack_client.paced_web_client builds it, on the fake clock.
+    return PacedWebClient(
         token=TOKEN,
         base_url=f"{server.url}/api/",
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)],
+        clock=fake.clock,
+        sleep=fake.sleep,
     )
 
 
@@ -117,7 +120,6 @@ def make_notifier(client: WebClient, fake: FakeTime) -> MakeNotifier:
             default_errors_channel=errors,
             default_summary_channel=summary,
             clock=fake.clock,
-            sleep=fake.sleep,
             now=lambda: NOW,
         )
 
@@ -341,6 +343,16 @@ def test_a_channel_named_and_by_id_is_paced_as_one(
     notifier = make_notifier(errors="#errors")
     notifier.run_blocked(integration(), result(status=RunStatus.FAILED))
     notifier.run_blocked(integration(errors_channel="C0ERRORS"), result(status=RunStatus.FAILED))
+    assert fake.sleeps == [1.0]
+
+
+def test_a_listeners_update_keeps_the_channels_pace_with_the_notifiers_posts(
+    notifier: SlackNotifier, client: WebClient, sandbox: SlackSandbox, fake: FakeTime
+) -> None:
+    """One client per process (a Retry click's update and a run's posts): one pace."""
+    notifier.run_blocked(integration(), result(status=RunStatus.FAILED))
+    [message] = sandbox.messages("C0ERRORS")
+    client.chat_update(channel="C0ERRORS", ts=message["ts"], text="Retrying")
     assert fake.sleeps == [1.0]
 
 
