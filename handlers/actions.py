@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 from handlers import blocks
 from handlers.authz import is_admin, require_admin
 from handlers.blocks import ids
-from handlers.commands import refresh_link, reply, settings_view, start_sync
+from handlers.commands import open_settings, refresh_link, reply, start_sync
 from handlers.context import ack_at_once, services_of
 from handlers.events import publish_home
 from handlers.overviews import overview, overviews
@@ -149,7 +149,7 @@ def lifecycle(
     require_admin(context, client, user, "change integrations")
     trigger = body["trigger_id"]
     if action == ids.OPEN_SETTINGS:
-        client.views_open(trigger_id=trigger, view=settings_view(integration))
+        open_settings(services, client, trigger, integration)
     elif action == ids.STOP_INTEGRATION:
         view = blocks.stop_confirm_modal(overview(services, integration))
         client.views_open(trigger_id=trigger, view=view)

@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt import App, BoltContext
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from handlers import blocks
 from handlers.authz import is_admin, require_admin
@@ -138,7 +139,7 @@ def _manage(
     require_admin(context, client, user, f"{action} integrations")
     trigger = command["trigger_id"]
     if action == "settings":
-        client.views_open(trigger_id=trigger, view=settings_view(integration))
+        open_settings(services, client, trigger, integration)
     elif action == "stop":
         view = blocks.stop_confirm_modal(overview(services, integration))
         client.views_open(trigger_id=trigger, view=view)
@@ -163,12 +164,30 @@ def _looks_like_period(word: str) -> bool:
     return len(word) == 7 and word[4] == "-" and word.replace("-", "").isdigit()
 
 
-def settings_view(integration: Integration) -> dict[str, Any]:
-    # The organisation's tax types as the last sync saw them: no Xero call in a listener.
-    known = sorted(
-        set(integration.xero_tax_types.values()) | set(integration.tax_overrides.values())
-    )
-    return blocks.settings_modal(integration, tax_types=[(code, code) for code in sorted(known)])
+def open_settings(
+    services: Services, client: WebClient, trigger_id: str, integration: Integration
+) -> None:
+    """The settings modal opens at once (its trigger lasts 3 s) with the tax types the last
+    sync saw, then shows the organisation's live list, with names, once Xero has answered."""
+    seen = set(integration.xero_tax_types.values()) | set(integration.tax_overrides.values())
+    view = blocks.settings_modal(integration, tax_types=[(code, code) for code in sorted(seen)])
+    opened = client.views_open(trigger_id=trigger_id, view=view)["view"]
+    if integration.xero_tenant_id is None:
+        return
+    try:
+        live = services.sync.tax_types(integration)
+    except ServiceError as error:
+        log.warning("settings of %s show the known tax types: %s", integration.name, error)
+        return
+    try:
+        client.views_update(
+            view_id=opened["id"],
+            hash=opened["hash"],
+            view=blocks.settings_modal(integration, tax_types=live),
+        )
+    except SlackApiError as error:
+        # Closed or submitted meanwhile: nothing to show it in.
+        log.info("settings modal not updated: %s", error.response.get("error"))
 
 
 def refresh_link(services: Services, integration: Integration, user: str) -> dict[str, Any]:

@@ -212,6 +212,7 @@ class IntegrationService:
     def update_settings(
         self,
         name: str,
+        /,  # so that a rename can pass name=... among the changes
         *,
         actor: str,
         workspace_id: str = LOCAL_WORKSPACE,

@@ -245,3 +245,50 @@ def test_an_error_after_a_click_on_app_home_opens_a_modal_saying_so(
     assert opened["view"]["callback_id"] == ids.NOTICE_CALLBACK
     assert "Only admins can change integrations" in texts(opened["view"])
     assert container.integrations.get_by_id(shop.id).status == shop.status
+
+
+def connected_shop(container: Container, world: SandboxWorld, *, synced: str | None) -> int:
+    """Acme EU connected through the consent pages, with one month synced when `synced`."""
+    from tests.test_sync import EU, ORDERS
+
+    world.amazon.orders_per_report = ORDERS
+    world.amazon.report_processing_polls = 0
+    world.xero.minute_limit = 100_000
+    shop = container.integrations.create(
+        replace(SPEC, marketplaces=EU), actor="U0ADMIN", workspace_id=TEAM
+    )
+    browser = requests.Session()
+    submit_consent(browser, container.connect.amazon_consent_url(shop, actor="U0ADMIN"))
+    submit_consent(browser, container.connect.xero_consent_url(shop, actor="U0ADMIN"))
+    if synced:
+        container.sync.sync_period(container.integrations.get_by_id(shop.id), synced)
+    return shop.id
+
+
+def test_settings_open_prefilled_then_list_xeros_tax_types_by_name_and_save(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    shop_id = connected_shop(container, world, synced="2026-10")
+    shop = container.integrations.get_by_id(shop_id)
+    key, code = sorted(shop.xero_tax_types.items())[0]
+
+    slack.command("settings Acme EU")
+    [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
+    assert opened["view"]["callback_id"] == ids.SETTINGS_CALLBACK
+    assert "Acme EU" in texts(opened["view"])  # prefilled
+    # Then the organisation's own list, each type with its name, in the same modal.
+    [(_, updated)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.update"])
+    live = container.sync.tax_types(shop)
+    assert live and all(name != type_ for type_, name in live)
+    other, other_name = next((t, n) for t, n in live if t != code)
+    assert f"{other_name} ({other})" in texts(updated["view"])
+    assert f"{other_name} ({other})" not in texts(opened["view"])
+
+    values = setup_values("Acme EU", marketplaces=list(shop.marketplaces))
+    values[ids.TAX_BLOCK_PREFIX + key] = {
+        ids.TAX_TYPE_ACTION: {"type": "static_select", "selected_option": {"value": other}}
+    }
+    view = world.slack.calls[-1][1]["view"] | {"id": "V", "private_metadata": str(shop_id)}
+    assert slack.submit(view, values).status_code == 200
+    assert container.integrations.get_by_id(shop_id).tax_overrides == {key: other}
+    assert container.integrations.audit_log(shop_id)[-1].actor == "U0ADMIN"
