@@ -43,7 +43,7 @@ from handlers.errors import report_after_ack
 log = logging.getLogger(__name__)
 
 # Below the web process, so the kernel runs acks first when both want the CPU.
-WORKER_NICENESS = 10
+WORKER_NICENESS = 19
 WORKER_THREADS = 8  # lazy functions at once: most of their time is waiting on Slack
 _POLL_SECONDS = 1.0  # how often an idle worker checks that the web process still lives
 
