@@ -366,7 +366,6 @@ class SyncEngine:
         with self._sessions() as session:
             run = session.get(SyncRun, item.run_id)
         assert run is not None
-        integration = self._integrations.get_by_id(item.integration_id)
         if item.status == LedgerStatus.POSTED:
             return item
         if item.error_kind == ErrorKind.BAD_DATA:
@@ -375,7 +374,6 @@ class SyncEngine:
                 f"{item.error_message} Correct the report and import it again.",
                 retryable=False,
             )
-        self._reopen(integration, run, [item_id])
         # The clicked message shows the outcome; no new run summary for one item.
         self.retry_run(run.id, only=[item_id], announce=False)
         with self._sessions() as session:
@@ -397,16 +395,16 @@ class SyncEngine:
         if run is None:
             raise ServiceError(ErrorKind.NOT_FOUND, f"There is no run {run_id}.", retryable=False)
         integration = self._integrations.get_by_id(run.integration_id)
-        if only is None:
-            with self._sessions() as session:
-                failed = session.scalars(
-                    select(LedgerItem.id).where(
-                        LedgerItem.run_id == run_id,
-                        LedgerItem.status == LedgerStatus.FAILED,
-                        LedgerItem.error_kind != ErrorKind.BAD_DATA,
-                    )
-                ).all()
-            self._reopen(integration, run, list(failed))
+        retryable = select(LedgerItem.id).where(
+            LedgerItem.run_id == run_id,
+            LedgerItem.status == LedgerStatus.FAILED,
+            LedgerItem.error_kind != ErrorKind.BAD_DATA,
+        )
+        if only is not None:
+            retryable = retryable.where(LedgerItem.id.in_(only))
+        with self._sessions() as session:
+            failed = session.scalars(retryable).all()
+        self._reopen(integration, run, list(failed))
         if run.status == RunStatus.FAILED and not run.summary.get("ingested"):
             return self.sync_period(integration, run.period, progress=progress)
         run = self._claim(integration, run.period, resume_finished=True)
