@@ -35,15 +35,29 @@ def _clicked_integration(body: dict[str, Any], context: BoltContext) -> Integrat
     return services_of(context).integrations.get_by_id(int(body["actions"][0]["value"]))
 
 
-def _in_background(
-    context: BoltContext, client: WebClient, channel: str, user: str, work: Callable[[], None]
+def _retry(
+    body: dict[str, Any],
+    client: WebClient,
+    context: BoltContext,
+    *,
+    showing: Callable[[str | None, str | None], dict[str, Any]],
+    retry: Callable[[], object],
 ) -> None:
-    """Run a retry on the background pool: it may wait minutes on Xero's rate limit, and the
-    threads that run listeners' work after their acks must stay free to answer meanwhile."""
+    """Mark the clicked message "Retrying (by @user)", retry, then show the outcome, all on
+    the background pool: the updates wait for the channel's pace and the retry for Xero's rate
+    limit, while the threads that answer Slack must stay free. `showing(retrying_by,
+    retried_by)` renders the message as things stand when it is called."""
+    user = body["user"]["id"]
+    channel, ts = _message_location(body)
 
     def run() -> None:
         try:
-            work()
+            client.chat_update(channel=channel, ts=ts, **showing(user, None))
+            try:
+                retry()
+            finally:
+                # The outcome, or things as they stand when the retry could not start.
+                client.chat_update(channel=channel, ts=ts, **showing(None, user))
         except ServiceError as error:
             client.chat_postEphemeral(channel=channel, user=user, text=f":warning: {error.message}")
         except Exception:
@@ -53,89 +67,58 @@ def _in_background(
 
 
 def retry_item(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-    user = body["user"]["id"]
-    require_admin(context, client, user, "retry failed items")
+    require_admin(context, client, body["user"]["id"], "retry failed items")
     sync = services_of(context).sync
     item_id = int(body["actions"][0]["value"])
-    channel, ts = _message_location(body)
-    client.chat_update(
-        channel=channel,
-        ts=ts,
-        **blocks.failed_item_message(sync.item(item_id), retrying_by=user, retried_by=None),
+    _retry(
+        body,
+        client,
+        context,
+        showing=lambda retrying, retried: blocks.failed_item_message(
+            sync.item(item_id), retrying_by=retrying, retried_by=retried
+        ),
+        retry=lambda: sync.retry_item(item_id),
     )
-
-    def work() -> None:
-        try:
-            sync.retry_item(item_id)
-        finally:
-            # The outcome, or the item as it stands when the retry could not start.
-            outcome = sync.item(item_id)
-            client.chat_update(
-                channel=channel,
-                ts=ts,
-                **blocks.failed_item_message(outcome, retrying_by=None, retried_by=user),
-            )
-
-    _in_background(context, client, channel, user, work)
 
 
 def retry_items(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-    user = body["user"]["id"]
-    require_admin(context, client, user, "retry failed items")
+    require_admin(context, client, body["user"]["id"], "retry failed items")
     sync = services_of(context).sync
     run_id, key = blocks.parse_retry_items_value(body["actions"][0]["value"])
-    group = [i for i in sync.failed_items(run_id) if blocks.failure_key(i) == key]
-    channel, ts = _message_location(body)
-    client.chat_update(
-        channel=channel,
-        ts=ts,
-        **blocks.failure_group_message(run_id, group, retrying_by=user, retried_by=None),
+    group = [i.id for i in sync.failed_items(run_id) if blocks.failure_key(i) == key]
+    _retry(
+        body,
+        client,
+        context,
+        showing=lambda retrying, retried: blocks.failure_group_message(
+            run_id, [sync.item(i) for i in group], retrying_by=retrying, retried_by=retried
+        ),
+        retry=lambda: sync.retry_run(run_id, only=group, announce=False),
     )
-
-    def work() -> None:
-        try:
-            sync.retry_run(run_id, only=[item.id for item in group], announce=False)
-        finally:
-            after = [sync.item(item.id) for item in group]
-            client.chat_update(
-                channel=channel,
-                ts=ts,
-                **blocks.failure_group_message(run_id, after, retrying_by=None, retried_by=user),
-            )
-
-    _in_background(context, client, channel, user, work)
 
 
 def retry_run(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     """Retry all failed (the error parent) or the whole run (a run that could not proceed)."""
-    user = body["user"]["id"]
-    require_admin(context, client, user, "retry runs")
+    require_admin(context, client, body["user"]["id"], "retry runs")
     sync = services_of(context).sync
     action = body["actions"][0]
     run_id = int(action["value"])
-    channel, ts = _message_location(body)
-    before = sync.result_of(run_id)
-    integration_id = (
-        services_of(context).integrations.get(before.integration, body["team"]["id"]).id
-    )
+    integration = sync.result_of(run_id).integration
+    integration_id = services_of(context).integrations.get(integration, body["team"]["id"]).id
 
-    def render(result: Any, **by: str | None) -> dict[str, Any]:
+    def showing(retrying: str | None, retried: str | None) -> dict[str, Any]:
+        result = sync.result_of(run_id)
         if action["action_id"] == ids.RETRY_RUN:
-            return blocks.run_failed_message(result, integration_id=integration_id, **by)
-        return blocks.error_parent_message(result, failures=sync.failed_items(run_id), **by)
-
-    client.chat_update(channel=channel, ts=ts, **render(before, retrying_by=user, retried_by=None))
-
-    def work() -> None:
-        try:
-            sync.retry_run(run_id, announce=False)
-        finally:
-            after = sync.result_of(run_id)
-            client.chat_update(
-                channel=channel, ts=ts, **render(after, retrying_by=None, retried_by=user)
+            return blocks.run_failed_message(
+                result, integration_id=integration_id, retrying_by=retrying, retried_by=retried
             )
+        return blocks.error_parent_message(
+            result, failures=sync.failed_items(run_id), retrying_by=retrying, retried_by=retried
+        )
 
-    _in_background(context, client, channel, user, work)
+    _retry(
+        body, client, context, showing=showing, retry=lambda: sync.retry_run(run_id, announce=False)
+    )
 
 
 def lifecycle(

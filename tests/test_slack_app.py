@@ -21,7 +21,7 @@ from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
-from services.models import InvoiceStatus
+from services.models import Integration, InvoiceStatus
 
 SPEC = IntegrationSpec("Acme EU", Region.EU, ("A1PA6795UKMFR9",), date(2026, 1, 1))
 
@@ -141,18 +141,8 @@ def test_stop_asks_for_confirmation_and_says_what_it_means(
 def test_a_retry_click_shows_retrying_then_the_outcome(
     slack: SlackDriver, container: Container, world: SandboxWorld
 ) -> None:
-    from tests.test_sync import EU, ORDERS
-
-    world.amazon.orders_per_report = ORDERS
-    world.amazon.report_processing_polls = 0
-    world.xero.minute_limit = 100_000
-    shop = container.integrations.create(
-        replace(SPEC, marketplaces=EU), actor="U0ADMIN", workspace_id=TEAM
-    )
-    browser = requests.Session()
-    submit_consent(browser, container.connect.amazon_consent_url(shop, actor="U0ADMIN"))
-    submit_consent(browser, container.connect.xero_consent_url(shop, actor="U0ADMIN"))
-    result = container.sync.sync_period(container.integrations.get_by_id(shop.id), "2026-10")
+    shop = connected_shop(container, world)
+    result = container.sync.sync_period(shop, "2026-10")
     [item, *_] = container.sync.failed_items(result.run_id)  # PLN is not enabled yet
 
     client = WebClient(token=world.slack.bot_token, base_url=f"{world.slack_server.url}/api/")
@@ -247,8 +237,8 @@ def test_an_error_after_a_click_on_app_home_opens_a_modal_saying_so(
     assert container.integrations.get_by_id(shop.id).status == shop.status
 
 
-def connected_shop(container: Container, world: SandboxWorld, *, synced: str | None) -> int:
-    """Acme EU connected through the consent pages, with one month synced when `synced`."""
+def connected_shop(container: Container, world: SandboxWorld) -> Integration:
+    """Acme EU, selling in Germany, the UK and Poland, connected through the consent pages."""
     from tests.test_sync import EU, ORDERS
 
     world.amazon.orders_per_report = ORDERS
@@ -260,15 +250,14 @@ def connected_shop(container: Container, world: SandboxWorld, *, synced: str | N
     browser = requests.Session()
     submit_consent(browser, container.connect.amazon_consent_url(shop, actor="U0ADMIN"))
     submit_consent(browser, container.connect.xero_consent_url(shop, actor="U0ADMIN"))
-    if synced:
-        container.sync.sync_period(container.integrations.get_by_id(shop.id), synced)
-    return shop.id
+    return container.integrations.get_by_id(shop.id)
 
 
 def test_settings_open_prefilled_then_list_xeros_tax_types_by_name_and_save(
     slack: SlackDriver, container: Container, world: SandboxWorld
 ) -> None:
-    shop_id = connected_shop(container, world, synced="2026-10")
+    shop_id = connected_shop(container, world).id
+    container.sync.sync_period(container.integrations.get_by_id(shop_id), "2026-10")
     shop = container.integrations.get_by_id(shop_id)
     key, code = sorted(shop.xero_tax_types.items())[0]
 
@@ -292,3 +281,30 @@ def test_settings_open_prefilled_then_list_xeros_tax_types_by_name_and_save(
     assert slack.submit(view, values).status_code == 200
     assert container.integrations.get_by_id(shop_id).tax_overrides == {key: other}
     assert container.integrations.audit_log(shop_id)[-1].actor == "U0ADMIN"
+
+
+def test_retrying_a_group_of_failures_updates_its_reply_with_each_outcome(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    shop = connected_shop(container, world)
+    result = container.sync.sync_period(shop, "2026-10")
+    failed = container.sync.failed_items(result.run_id)  # PLN is not enabled yet
+    key = blocks.failure_key(failed[0])
+    group = [item for item in failed if blocks.failure_key(item) == key]
+    client = WebClient(token=world.slack.bot_token, base_url=f"{world.slack_server.url}/api/")
+    posted = client.chat_postMessage(
+        channel="C0ERRORS",
+        **blocks.failure_group_message(result.run_id, group, retrying_by=None, retried_by=None),
+    )
+    org = world.xero.org()
+    org.currencies = (*org.currencies, "PLN")
+    value = blocks.retry_items_value(result.run_id, key)
+    slack.click(ids.RETRY_ITEMS, value, channel="C0ERRORS", message=posted["message"])
+
+    updates = wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.update"], 2)
+    assert "Retrying" in texts(updates[0][1])
+    [message] = world.slack.messages("C0ERRORS")
+    assert "Retrying" not in texts(message)
+    assert f"All {len(group)} documents are in Xero" in texts(message)
+    assert "Retried by <@U0ADMIN>" in texts(message)
+    assert {container.sync.item(item.id).status for item in group} == {"posted"}
