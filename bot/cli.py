@@ -25,7 +25,7 @@ from bot.container import Container
 from bot.progress import ProgressBar
 from bot.results import describe_result
 from services.errors import ErrorKind, ServiceError
-from services.integrations import IntegrationSpec
+from services.integrations import LOCAL_WORKSPACE, IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration
 from services.sync import RunResult, period_bounds, previous_period
@@ -60,6 +60,7 @@ def integration_json(container: Container, integration: Integration) -> dict[str
     expires = container.integrations.authorization_expires_at(integration)
     return {
         "name": integration.name,
+        "workspace": integration.workspace_id,
         "status": integration.status,
         "region": integration.region,
         "marketplaces": list(integration.marketplaces),
@@ -112,6 +113,7 @@ def _cmd_integration_add(container: Container, args: argparse.Namespace) -> int:
     integration = container.integrations.create_connected(
         spec,
         actor=_actor(),
+        workspace_id=args.workspace or LOCAL_WORKSPACE,
         selling_partner_id=args.selling_partner_id,
         amazon_refresh_token=amazon_token,
         xero_tenant_id=args.xero_tenant_id,
@@ -123,7 +125,7 @@ def _cmd_integration_add(container: Container, args: argparse.Namespace) -> int:
 
 def _cmd_integration_list(container: Container, args: argparse.Namespace) -> int:
     container.migrate()
-    integrations = container.integrations.list()
+    integrations = container.integrations.list(args.workspace)
     if args.json:
         print(json.dumps([integration_json(container, i) for i in integrations], indent=2))
         return 0
@@ -133,6 +135,7 @@ def _cmd_integration_list(container: Container, args: argparse.Namespace) -> int
     width = max(len(i.name) for i in integrations)
     for integration in integrations:
         print(
+            f"{integration.workspace_id:<11}  "
             f"{integration.name:<{width}}  {integration.status:<21}  {integration.region}  "
             f"{','.join(integration.marketplaces)}  from {integration.start_date.isoformat()}"
         )
@@ -141,7 +144,7 @@ def _cmd_integration_list(container: Container, args: argparse.Namespace) -> int
 
 def _cmd_integration_show(container: Container, args: argparse.Namespace) -> int:
     container.migrate()
-    integration = container.integrations.get(args.name)
+    integration = container.integrations.find(args.name, args.workspace)
     shown = integration_json(container, integration)
     if args.json:
         print(json.dumps(shown, indent=2))
@@ -157,7 +160,10 @@ def _cmd_integration_show(container: Container, args: argparse.Namespace) -> int
 
 def _cmd_integration_stop(container: Container, args: argparse.Namespace) -> int:
     container.migrate()
-    integration = container.integrations.stop(args.name, actor=_actor())
+    found = container.integrations.find(args.name, args.workspace)
+    integration = container.integrations.stop(
+        found.name, actor=_actor(), workspace_id=found.workspace_id
+    )
     print(
         f"{integration.name} is stopped: no data is pulled for the next period "
         "until it is activated again."
@@ -167,7 +173,10 @@ def _cmd_integration_stop(container: Container, args: argparse.Namespace) -> int
 
 def _cmd_integration_activate(container: Container, args: argparse.Namespace) -> int:
     container.migrate()
-    integration = container.integrations.activate(args.name, actor=_actor())
+    found = container.integrations.find(args.name, args.workspace)
+    integration = container.integrations.activate(
+        found.name, actor=_actor(), workspace_id=found.workspace_id
+    )
     print(f"{integration.name} is active again.")
     return 0
 
@@ -176,7 +185,7 @@ def _cmd_integration_refresh(container: Container, args: argparse.Namespace) -> 
     from services.connect import Purpose
 
     container.migrate()
-    integration = container.integrations.get(args.name)
+    integration = container.integrations.find(args.name, args.workspace)
     url = container.connect.amazon_consent_url(integration, actor=_actor(), purpose=Purpose.REFRESH)
     print(
         "Open this link within 10 minutes, signed in to Seller Central as the seller, to renew "
@@ -207,7 +216,7 @@ def _report_run(as_json: bool, run: Callable[[Callable[[str, int, int], None]], 
 
 def _cmd_sync(container: Container, args: argparse.Namespace) -> int:
     container.migrate()
-    integration = container.integrations.get(args.name)
+    integration = container.integrations.find(args.name, args.workspace)
     period = args.period or previous_period(datetime.now(UTC))
     return _report_run(
         args.json,
@@ -220,7 +229,7 @@ def _cmd_import_report(container: Container, args: argparse.Namespace) -> int:
     if not path.is_file():
         raise ServiceError(ErrorKind.VALIDATION, f"{path}: no such file.", retryable=False)
     container.migrate()
-    integration = container.integrations.get(args.integration)
+    integration = container.integrations.find(args.integration, args.workspace)
     if args.dry_run:
         counts: dict[str, int] = {}
         errors = 0
@@ -287,6 +296,15 @@ def _cmd_sandbox(_container: Container, args: argparse.Namespace) -> int:
     return serve_forever(port_base=args.port_base)
 
 
+def _workspace_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workspace",
+        metavar="TEAM_ID",
+        help="the Slack workspace (team id, or 'local') of the integration named; needed only "
+        "when several workspaces use the name",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="amazon-xero-bot", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -303,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", help="sync one month of an integration (or resume it)")
     sync.add_argument("name")
+    _workspace_option(sync)
     sync.add_argument("--period", type=_period, metavar="YYYY-MM", help="default: last month")
     sync.add_argument("--json", action="store_true", help="print the result as one JSON object")
     sync.set_defaults(handler=_cmd_sync)
@@ -312,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importing.add_argument("file", metavar="FILE")
     importing.add_argument("--integration", required=True, metavar="NAME")
+    _workspace_option(importing)
     importing.add_argument(
         "--dry-run", action="store_true", help="show what would be sent; call nothing"
     )
@@ -347,13 +367,18 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--xero-refresh-token", help="prefer XERO_REFRESH_TOKEN: flags show in process lists"
     )
+    add.add_argument(
+        "--workspace", metavar="TEAM_ID", help="the Slack workspace to add it to (default: local)"
+    )
     add.set_defaults(handler=_cmd_integration_add)
 
     listing = actions.add_parser("list", help="list integrations")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--workspace", metavar="TEAM_ID", help="default: every workspace")
     listing.set_defaults(handler=_cmd_integration_list)
     show = actions.add_parser("show", help="show one integration and its audit log")
     show.add_argument("name")
+    _workspace_option(show)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_cmd_integration_show)
     handlers: dict[str, tuple[str, Callable[[Container, argparse.Namespace], int]]] = {
@@ -367,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     for action, (help_text, handler) in handlers.items():
         sub = actions.add_parser(action, help=help_text)
         sub.add_argument("name")
+        _workspace_option(sub)
         sub.set_defaults(handler=handler)
     return parser
 

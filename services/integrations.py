@@ -98,10 +98,13 @@ class IntegrationService:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def list(self, workspace_id: str = LOCAL_WORKSPACE) -> list[Integration]:
+    def list(self, workspace_id: str | None = LOCAL_WORKSPACE) -> list[Integration]:
+        """One workspace's integrations; with None, every workspace's (the CLI's view)."""
         with self._sessions() as session:
-            query = select(Integration).where(Integration.workspace_id == workspace_id)
-            return list(session.scalars(query.order_by(Integration.name)))
+            query = select(Integration)
+            if workspace_id is not None:
+                query = query.where(Integration.workspace_id == workspace_id)
+            return list(session.scalars(query.order_by(Integration.workspace_id, Integration.name)))
 
     def list_active(self) -> list[Integration]:
         """Every active integration of every workspace: what the scheduler syncs."""
@@ -112,6 +115,32 @@ class IntegrationService:
     def get(self, name: str, workspace_id: str = LOCAL_WORKSPACE) -> Integration:
         with self._sessions() as session:
             return self._find(session, name, workspace_id)
+
+    def find(self, name: str, workspace_id: str | None) -> Integration:
+        """By name in one workspace, or, with None, in whichever workspace has that name: the
+        CLI serves every workspace, and integrations are mostly set up in Slack."""
+        if workspace_id is not None:
+            return self.get(name, workspace_id)
+        with self._sessions() as session:
+            named = select(Integration).where(Integration.name == name.strip())
+            found = list(session.scalars(named))
+            if not found:
+                names = sorted({i.name for i in session.scalars(select(Integration))})
+                known = ", ".join(names) if names else "none yet"
+                raise ServiceError(
+                    ErrorKind.NOT_FOUND,
+                    f"There is no integration named {name!r}. Integrations: {known}.",
+                    retryable=False,
+                )
+        if len(found) > 1:
+            workspaces = ", ".join(sorted(i.workspace_id for i in found))
+            raise ServiceError(
+                ErrorKind.VALIDATION,
+                f"{name!r} names integrations in several workspaces ({workspaces}): "
+                "say which workspace.",
+                retryable=False,
+            )
+        return found[0]
 
     def get_by_id(self, integration_id: int) -> Integration:
         with self._sessions() as session:

@@ -335,3 +335,38 @@ def test_a_dry_run_says_what_would_fail(
     assert code == 1
     assert "would fail: broken.csv, line 2, column TRANSACTION_" in err
     assert "would send nothing; 1 would fail. Nothing was sent." in out
+
+
+def test_a_name_is_found_in_whichever_workspace_has_it_and_a_shared_one_asks_which(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import date
+
+    from bot.container import Container
+    from services.integrations import IntegrationSpec
+    from services.marketplaces import Region
+
+    container = Container(settings)
+    container.migrate()
+    spec = IntegrationSpec("Acme EU", Region.EU, ("A1PA6795UKMFR9",), date(2026, 1, 1))
+    tokens = {
+        "selling_partner_id": "A2SELLER",
+        "amazon_refresh_token": "Atzr|x",
+        "xero_tenant_id": "tenant-1",
+        "xero_refresh_token": "x",
+    }
+    connect = container.integrations.create_connected
+    connect(spec, actor="U0ADMIN", workspace_id="T0SANDBOX", **tokens)  # set up in Slack
+    code, out, _ = run(settings, capsys, "integration", "show", "Acme EU")
+    assert code == 0 and "T0SANDBOX" in out
+
+    connect(spec, actor="cli", **tokens)  # the same name, outside Slack
+    code, _, err = run(settings, capsys, "integration", "stop", "Acme EU")
+    assert code == 2 and "several workspaces (T0SANDBOX, local)" in one_line(err)
+    code, _, _ = run(settings, capsys, "integration", "stop", "Acme EU", "--workspace", "T0SANDBOX")
+    assert code == 0
+    assert container.integrations.get("Acme EU", "T0SANDBOX").status == "stopped"
+    assert container.integrations.get("Acme EU").status != "stopped"
+    code, out, _ = run(settings, capsys, "integration", "list")
+    assert code == 0 and out.count("Acme EU") == 2
+    container.engine.dispose()

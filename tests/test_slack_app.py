@@ -308,3 +308,73 @@ def test_retrying_a_group_of_failures_updates_its_reply_with_each_outcome(
     assert f"All {len(group)} documents are in Xero" in texts(message)
     assert "Retried by <@U0ADMIN>" in texts(message)
     assert {container.sync.item(item.id).status for item in group} == {"posted"}
+
+
+def test_a_double_click_and_a_resent_click_retry_once(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    from tests.test_sync import numbers
+
+    shop = connected_shop(container, world)
+    result = container.sync.sync_period(shop, "2026-10")
+    [item, *_] = container.sync.failed_items(result.run_id)  # PLN is not enabled yet
+    client = WebClient(token=world.slack.bot_token, base_url=f"{world.slack_server.url}/api/")
+    posted = client.chat_postMessage(
+        channel="C0ERRORS", **blocks.failed_item_message(item, retrying_by=None, retried_by=None)
+    )
+    org = world.xero.org()
+    org.currencies = (*org.currencies, "PLN")
+    sent: list[tuple[bytes, dict[str, str]]] = []
+    post = slack._post
+
+    def keep(data: bytes, headers: dict[str, str]) -> requests.Response:
+        sent.append((data, headers))
+        return post(data, headers)
+
+    slack._post = keep  # type: ignore[method-assign]
+    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted["message"])
+    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted["message"])
+    assert post(*sent[0]).status_code == 200  # the first click again, byte for byte
+
+    def settled() -> list[dict[str, Any]]:
+        [message] = world.slack.messages("C0ERRORS")
+        posted_now = container.sync.item(item.id).status == "posted"
+        return [message] if posted_now and "Retrying" not in texts(message) else []
+
+    [message] = wait_for(settled, timeout=30)
+    assert item.document_number and item.document_number in texts(message)
+    assert numbers(world, "Invoices")[item.document_number] == 1
+
+
+def test_a_sync_from_the_cli_posts_to_slack_and_its_retry_button_works_in_the_bot(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    from bot import cli
+
+    connected_shop(container, world)
+    world.amazon.orders_per_report = 12  # a few failures: the thread is posted at one a second
+    # Another process, as `python -m bot sync` is: its own container, the same database.
+    settings = replace(container.settings, errors_channel="C0ERRORS", summary_channel="C0FINANCE")
+    assert cli.main(["sync", "Acme EU", "--period", "2026-10"], settings=settings) == 1
+    [parent] = [m for m in world.slack.messages("C0ERRORS") if ids.RETRY_ALL_FAILED in texts(m)]
+    assert "October 2026" in parent["text"]
+    assert "October 2026" in texts(world.slack.messages("C0FINANCE")[-1])  # the summary
+    [run_id] = [
+        button["value"]
+        for block in parent["blocks"]
+        if block["type"] == "actions"
+        for button in block["elements"]
+        if button["action_id"] == ids.RETRY_ALL_FAILED
+    ]
+
+    org = world.xero.org()
+    org.currencies = (*org.currencies, "PLN")
+    slack.click(ids.RETRY_ALL_FAILED, run_id, channel="C0ERRORS", message=parent)
+
+    def retried() -> list[dict[str, Any]]:
+        [now] = [m for m in world.slack.messages("C0ERRORS") if m["ts"] == parent["ts"]]
+        done = not container.sync.failed_items(int(run_id)) and "Retrying" not in texts(now)
+        return [now] if done else []
+
+    [updated] = wait_for(retried, timeout=30)
+    assert "Retried by <@U0ADMIN>" in texts(updated)
