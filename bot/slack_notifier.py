@@ -16,8 +16,9 @@ Decisions:
   URL from auth.test (asked once). When auth.test fails the summary has no link.
 - A run that could not proceed keeps its progress message as it last stood: the builders have
   no "stopped" state, and the errors channel has the message that matters.
-- What was posted lives in memory only: a restart forgets progress messages (the next run posts
-  a new one) and error threads (see `error_thread`).
+- A run announced again (a retry from the CLI) updates its error parent in place, wherever that
+  was posted: the engine keeps it with the run (`run_finished` returns it). Progress messages
+  live in memory only: after a restart the next run posts a new one.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from handlers.blocks.common import Json, describe_period
 from services.errors import ErrorKind
 from services.http import Clock
 from services.models import Integration, LedgerItem
+from services.notifications import PostedMessage
 from services.sync import RunResult
 
 log = logging.getLogger(__name__)
@@ -107,14 +109,7 @@ class SlackNotifier:
         self._now = now
         self._lock = threading.Lock()
         self._progress: dict[tuple[int, str], _Progress] = {}
-        self._error_threads: dict[int, Message] = {}
         self._workspace_url: str | None = None
-
-    def error_thread(self, run_id: int) -> Message | None:
-        """(channel id, ts) of the run's error parent, for the Retry listeners to update it;
-        None when this process did not post one."""
-        with self._lock:
-            return self._error_threads.get(run_id)
 
     # --- the Notifier port ------------------------------------------------------------------
 
@@ -144,31 +139,49 @@ class SlackNotifier:
             self._update(state.message, built, what=what)
 
     def run_finished(
-        self, integration: Integration, result: RunResult, failures: Sequence[LedgerItem]
-    ) -> None:
+        self,
+        integration: Integration,
+        result: RunResult,
+        failures: Sequence[LedgerItem],
+        *,
+        error_report: PostedMessage | None = None,
+    ) -> PostedMessage | None:
         run = f"{integration.name}, {describe_period(result.period)}"
-        parent = None
-        if failures:
-            parent = self._post(
-                self._errors_channel(integration),
-                error_parent_message(result, failures=failures),
-                what=f"error report of {run}",
-            )
-        if parent is not None:
-            with self._lock:
-                self._error_threads[result.run_id] = parent
-            channel, ts = parent
-            for reply in error_thread_replies(result.run_id, failures):
-                self._post(channel, reply, what=f"error thread of {run}", thread_ts=ts)
+        parent = self._error_report(integration, result, failures, error_report, run=run)
         summary = summary_message(
             result, errors_link=self._permalink(parent) if parent is not None else None
         )
         with self._lock:
             state = self._progress.pop((integration.id, result.period), None)
         shown = state.message if state is not None else None
-        if shown is not None and self._update(shown, summary, what=f"summary of {run}"):
-            return
-        self._post(self._summary_channel(integration), summary, what=f"summary of {run}")
+        if shown is None or not self._update(shown, summary, what=f"summary of {run}"):
+            self._post(self._summary_channel(integration), summary, what=f"summary of {run}")
+        return PostedMessage(*parent) if parent is not None else None
+
+    def _error_report(
+        self,
+        integration: Integration,
+        result: RunResult,
+        failures: Sequence[LedgerItem],
+        earlier: PostedMessage | None,
+        *,
+        run: str,
+    ) -> Message | None:
+        """The run's error parent, with a thread reply per failure. A run announced again (a
+        retry) updates its parent, whose thread already has each item with its Retry button."""
+        built = error_parent_message(result, failures=failures)
+        if earlier is not None:
+            parent = (earlier.channel, earlier.ts)
+            if self._update(parent, built, what=f"error report of {run}"):
+                return parent
+        if not failures:
+            return None
+        parent = self._post(self._errors_channel(integration), built, what=f"error report of {run}")
+        if parent is not None:
+            channel, ts = parent
+            for reply in error_thread_replies(result.run_id, failures):
+                self._post(channel, reply, what=f"error thread of {run}", thread_ts=ts)
+        return parent
 
     def run_blocked(self, integration: Integration, result: RunResult) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ The services never import Slack. `bot.slack_notifier.SlackNotifier` implements t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,6 +17,14 @@ if TYPE_CHECKING:
     from services.sync import RunResult
 
 
+@dataclass(frozen=True)
+class PostedMessage:
+    """Where an adapter showed something (Slack: channel id and ts), kept with the run."""
+
+    channel: str
+    ts: str
+
+
 class Notifier(Protocol):
     def progress(
         self, integration: Integration, period: str, phase: str, done: int, total: int
@@ -23,9 +32,17 @@ class Notifier(Protocol):
         """A run's progress; called often, so an adapter throttles what it shows."""
 
     def run_finished(
-        self, integration: Integration, result: RunResult, failures: Sequence[LedgerItem]
-    ) -> None:
-        """A run ended (succeeded or partly failed): the failures, then the monthly summary."""
+        self,
+        integration: Integration,
+        result: RunResult,
+        failures: Sequence[LedgerItem],
+        *,
+        error_report: PostedMessage | None = None,
+    ) -> PostedMessage | None:
+        """A run ended (succeeded or partly failed): the failures, then the monthly summary.
+        `error_report` is where an earlier announcement of this run showed its failures (a
+        retry of the run): updated there rather than shown again. Returns where the failures
+        are shown now, if anywhere."""
 
     def run_blocked(self, integration: Integration, result: RunResult) -> None:
         """A run could not proceed (authorization, Amazon report failed...)."""
@@ -45,8 +62,13 @@ class NullNotifier:
         return None
 
     def run_finished(
-        self, integration: Integration, result: RunResult, failures: Sequence[LedgerItem]
-    ) -> None:
+        self,
+        integration: Integration,
+        result: RunResult,
+        failures: Sequence[LedgerItem],
+        *,
+        error_report: PostedMessage | None = None,
+    ) -> PostedMessage | None:
         return None
 
     def run_blocked(self, integration: Integration, result: RunResult) -> None:

@@ -64,7 +64,7 @@ from services.models import (
     SyncRun,
     XeroContact,
 )
-from services.notifications import Notifier, NullNotifier
+from services.notifications import Notifier, NullNotifier, PostedMessage
 from services.reports import ReportKind, parse_report, read_report_file
 from services.taxes import TaxMap
 from services.transactions import RowError, Transaction
@@ -636,7 +636,20 @@ class SyncEngine:
                 )
             )
         if announce:
-            self._notifier.run_finished(integration, result, self.failed_items(run.id))
+            earlier = summary.get("error_report")
+            shown = self._notifier.run_finished(
+                integration,
+                result,
+                self.failed_items(run.id),
+                error_report=PostedMessage(**earlier) if earlier else None,
+            )
+            if shown is not None and asdict(shown) != earlier:
+                # Kept with the run: a retry from another process (the CLI) updates it.
+                summary = {**summary, "error_report": asdict(shown)}
+                with self._sessions.begin() as session:
+                    session.execute(
+                        update(SyncRun).where(SyncRun.id == run.id).values(summary=summary)
+                    )
         return result
 
     def _reporting(self, integration: Integration, period: str, progress: Progress) -> Progress:

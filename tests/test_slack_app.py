@@ -378,3 +378,23 @@ def test_a_sync_from_the_cli_posts_to_slack_and_its_retry_button_works_in_the_bo
 
     [updated] = wait_for(retried, timeout=30)
     assert "Retried by <@U0ADMIN>" in texts(updated)
+
+
+def test_a_retry_from_the_cli_updates_the_error_report_an_earlier_process_posted(
+    container: Container, world: SandboxWorld
+) -> None:
+    from bot import cli
+
+    connected_shop(container, world)
+    world.amazon.orders_per_report = 12
+    settings = replace(container.settings, errors_channel="C0ERRORS", summary_channel="C0FINANCE")
+    assert cli.main(["sync", "Acme EU", "--period", "2026-10"], settings=settings) == 1
+    [parent] = [m for m in world.slack.messages("C0ERRORS") if m.get("thread_ts") == m["ts"]]
+    [run] = container.sync.runs(container.integrations.find("Acme EU", None).id)
+
+    org = world.xero.org()
+    org.currencies = (*org.currencies, "PLN")
+    assert cli.main(["retry", "--run", str(run.id)], settings=settings) == 0
+    parents = [m for m in world.slack.messages("C0ERRORS") if m.get("thread_ts") == m["ts"]]
+    assert [m["ts"] for m in parents] == [parent["ts"]]
+    assert "are in Xero" in parents[0]["text"]

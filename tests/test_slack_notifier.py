@@ -42,6 +42,7 @@ from services.models import (
     LedgerItem,
     RunStatus,
 )
+from services.notifications import PostedMessage
 from services.sync import CurrencyTotals, RunResult
 from tests.factories import failed_item
 
@@ -196,14 +197,13 @@ def test_a_partial_run_posts_a_thread_of_failures_and_a_summary_linking_to_it(
 ) -> None:
     failures = tax_failures(3)
     partial = result()
-    notifier.run_finished(integration(), partial, failures)
+    shown = notifier.run_finished(integration(), partial, failures)
 
     parent, *replies = sandbox.messages("#errors")
     assert content(parent) == error_parent_message(partial, failures=failures)
     assert [content(reply) for reply in replies] == error_thread_replies(3, failures)
     assert [reply["thread_ts"] for reply in replies] == [parent["ts"]] * 3
-    assert notifier.error_thread(3) == ("C0ERRORS", parent["ts"])
-    assert notifier.error_thread(4) is None
+    assert shown == PostedMessage("C0ERRORS", parent["ts"])
 
     [summary] = sandbox.messages("#finance")
     link = f"{WORKSPACE}/archives/C0ERRORS/p{parent['ts'].replace('.', '')}"
@@ -237,26 +237,45 @@ def test_beyond_twenty_failures_the_thread_groups_them(
     assert {reply["thread_ts"] for reply in replies} == {parent["ts"]}
 
 
+def test_a_run_announced_again_updates_its_error_report_in_place(
+    notifier: SlackNotifier, sandbox: SlackSandbox
+) -> None:
+    """A retry of the run from the CLI: the parent shows the run as it stands now, and its
+    thread, which has every item with its Retry button, is not posted again."""
+    failures = tax_failures(3)
+    first = notifier.run_finished(integration(), result(), failures)
+    again = notifier.run_finished(integration(), result(failed=1), failures[:1], error_report=first)
+    assert again == first
+    parent, *replies = sandbox.messages("#errors")
+    assert len(replies) == 3
+    assert content(parent) == error_parent_message(result(failed=1), failures=failures[:1])
+
+    fixed = notifier.run_finished(integration(), result(failed=0), [], error_report=first)
+    assert fixed == first
+    assert "all 42 documents are in Xero" in sandbox.messages("#errors")[0]["text"]
+    assert len(sandbox.messages("#finance")) == 3  # a summary each time
+
+
 def test_a_run_without_failures_posts_only_its_summary(
     notifier: SlackNotifier, sandbox: SlackSandbox
 ) -> None:
     clean = result(failed=0)
-    notifier.run_finished(integration(), clean, [])
+    shown = notifier.run_finished(integration(), clean, [])
 
     assert methods(sandbox) == ["chat.postMessage"]
     assert [content(m) for m in sandbox.messages("#finance")] == [summary_message(clean)]
-    assert notifier.error_thread(3) is None
+    assert shown is None
 
 
 def test_the_integrations_own_channels_come_first(
     notifier: SlackNotifier, sandbox: SlackSandbox
 ) -> None:
     own = integration(errors_channel="#general", summary_channel="C0GENERAL")
-    notifier.run_finished(own, result(), tax_failures(1))
+    shown = notifier.run_finished(own, result(), tax_failures(1))
 
     assert len(sandbox.messages("#general")) == 3
     assert sandbox.messages("#errors") == sandbox.messages("#finance") == []
-    assert notifier.error_thread(3) == ("C0GENERAL", sandbox.messages("#general")[0]["ts"])
+    assert shown == PostedMessage("C0GENERAL", sandbox.messages("#general")[0]["ts"])
 
 
 # --- progress ------------------------------------------------------------------------------
@@ -364,14 +383,14 @@ def test_wrong_channels_are_logged_and_skipped(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # slack_sdk's own request logs too
     wrong = integration(errors_channel="C0NOPE", summary_channel="#random")
-    notifier.run_finished(wrong, result(), tax_failures(3))
+    shown = notifier.run_finished(wrong, result(), tax_failures(3))
     notifier.progress(wrong, "2026-11", "reading", 1, 0)
     notifier.progress(wrong, "2026-11", "reading", 2, 0)  # the failed post is not tried again
     notifier.run_blocked(wrong, result(status=RunStatus.FAILED))
 
     # The parent failed, so no thread; the summary and the progress were refused too.
     assert methods(sandbox) == ["chat.postMessage"] * 4
-    assert notifier.error_thread(3) is None
+    assert shown is None
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
         "Slack chat_postMessage to C0NOPE failed (not_found: channel_not_found), so the error "
