@@ -21,7 +21,7 @@ from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
-from services.models import Integration, InvoiceStatus
+from services.models import Integration, InvoiceStatus, LedgerItem
 
 SPEC = IntegrationSpec("Acme EU", Region.EU, ("A1PA6795UKMFR9",), date(2026, 1, 1))
 
@@ -141,18 +141,8 @@ def test_stop_asks_for_confirmation_and_says_what_it_means(
 def test_a_retry_click_shows_retrying_then_the_outcome(
     slack: SlackDriver, container: Container, world: SandboxWorld
 ) -> None:
-    shop = connected_shop(container, world)
-    result = container.sync.sync_period(shop, "2026-10")
-    [item, *_] = container.sync.failed_items(result.run_id)  # PLN is not enabled yet
-
-    client = WebClient(token=world.slack.bot_token, base_url=f"{world.slack_server.url}/api/")
-    posted = client.chat_postMessage(
-        channel="C0ERRORS",
-        **blocks.failed_item_message(item, retrying_by=None, retried_by=None),
-    )
-    org = world.xero.org()
-    org.currencies = (*org.currencies, "PLN")
-    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted["message"])
+    item, posted = failed_item_in_errors(container, world)
+    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
 
     updates = wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.update"], 2)
     assert "Retrying" in texts(updates[0][1])
@@ -212,8 +202,7 @@ def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_
     summary = world.slack.messages("C0FINANCE")[-1]
     assert "October 2026" in texts(summary)
 
-    org = world.xero.org()
-    org.currencies = (*org.currencies, "PLN")
+    enable_pln(world)
     slack.click(ids.RETRY_ALL_FAILED, str(result.run_id), channel="C0ERRORS", message=parent)
 
     def parent_now() -> list[dict[str, Any]]:
@@ -251,6 +240,29 @@ def connected_shop(container: Container, world: SandboxWorld) -> Integration:
     submit_consent(browser, container.connect.amazon_consent_url(shop, actor="U0ADMIN"))
     submit_consent(browser, container.connect.xero_consent_url(shop, actor="U0ADMIN"))
     return container.integrations.get_by_id(shop.id)
+
+
+def sandbox_client(world: SandboxWorld) -> WebClient:
+    """The bot's token against the sandbox Slack: to post what the notifier would."""
+    return WebClient(token=world.slack.bot_token, base_url=f"{world.slack_server.url}/api/")
+
+
+def enable_pln(world: SandboxWorld) -> None:
+    """The PLN documents failed as Xero refused the currency; now a retry posts them."""
+    org = world.xero.org()
+    org.currencies = (*org.currencies, "PLN")
+
+
+def failed_item_in_errors(
+    container: Container, world: SandboxWorld
+) -> tuple[LedgerItem, dict[str, Any]]:
+    """A failed PLN document of October and its message in #errors, PLN then turned on."""
+    result = container.sync.sync_period(connected_shop(container, world), "2026-10")
+    [item, *_] = container.sync.failed_items(result.run_id)
+    message = blocks.failed_item_message(item, retrying_by=None, retried_by=None)
+    posted = sandbox_client(world).chat_postMessage(channel="C0ERRORS", **message)
+    enable_pln(world)
+    return item, posted["message"]
 
 
 def test_settings_open_prefilled_then_list_xeros_tax_types_by_name_and_save(
@@ -291,13 +303,11 @@ def test_retrying_a_group_of_failures_updates_its_reply_with_each_outcome(
     failed = container.sync.failed_items(result.run_id)  # PLN is not enabled yet
     key = blocks.failure_key(failed[0])
     group = [item for item in failed if blocks.failure_key(item) == key]
-    client = WebClient(token=world.slack.bot_token, base_url=f"{world.slack_server.url}/api/")
-    posted = client.chat_postMessage(
+    posted = sandbox_client(world).chat_postMessage(
         channel="C0ERRORS",
         **blocks.failure_group_message(result.run_id, group, retrying_by=None, retried_by=None),
     )
-    org = world.xero.org()
-    org.currencies = (*org.currencies, "PLN")
+    enable_pln(world)
     value = blocks.retry_items_value(result.run_id, key)
     slack.click(ids.RETRY_ITEMS, value, channel="C0ERRORS", message=posted["message"])
 
@@ -315,15 +325,7 @@ def test_a_double_click_and_a_resent_click_retry_once(
 ) -> None:
     from tests.test_sync import numbers
 
-    shop = connected_shop(container, world)
-    result = container.sync.sync_period(shop, "2026-10")
-    [item, *_] = container.sync.failed_items(result.run_id)  # PLN is not enabled yet
-    client = WebClient(token=world.slack.bot_token, base_url=f"{world.slack_server.url}/api/")
-    posted = client.chat_postMessage(
-        channel="C0ERRORS", **blocks.failed_item_message(item, retrying_by=None, retried_by=None)
-    )
-    org = world.xero.org()
-    org.currencies = (*org.currencies, "PLN")
+    item, posted = failed_item_in_errors(container, world)
     sent: list[tuple[bytes, dict[str, str]]] = []
     post = slack._post
 
@@ -332,8 +334,8 @@ def test_a_double_click_and_a_resent_click_retry_once(
         return post(data, headers)
 
     slack._post = keep  # type: ignore[method-assign]
-    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted["message"])
-    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted["message"])
+    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
+    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
     assert post(*sent[0]).status_code == 200  # the first click again, byte for byte
 
     def settled() -> list[dict[str, Any]]:
@@ -367,8 +369,7 @@ def test_a_sync_from_the_cli_posts_to_slack_and_its_retry_button_works_in_the_bo
         if button["action_id"] == ids.RETRY_ALL_FAILED
     ]
 
-    org = world.xero.org()
-    org.currencies = (*org.currencies, "PLN")
+    enable_pln(world)
     slack.click(ids.RETRY_ALL_FAILED, run_id, channel="C0ERRORS", message=parent)
 
     def retried() -> list[dict[str, Any]]:
@@ -392,8 +393,7 @@ def test_a_retry_from_the_cli_updates_the_error_report_an_earlier_process_posted
     [parent] = [m for m in world.slack.messages("C0ERRORS") if m.get("thread_ts") == m["ts"]]
     [run] = container.sync.runs(container.integrations.find("Acme EU", None).id)
 
-    org = world.xero.org()
-    org.currencies = (*org.currencies, "PLN")
+    enable_pln(world)
     assert cli.main(["retry", "--run", str(run.id)], settings=settings) == 0
     parents = [m for m in world.slack.messages("C0ERRORS") if m.get("thread_ts") == m["ts"]]
     assert [m["ts"] for m in parents] == [parent["ts"]]
