@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import requests
+from slack_bolt import App, BoltRequest
 
 from bot.container import Container
 from bot.slack_app import create_slack_app
@@ -22,29 +25,35 @@ from tests.test_slack_app import SPEC, texts, wait_for
 FIRST_ANSWER_TIMEOUT = 60.0
 
 
+@dataclass
+class Served:
+    """The bot as `python -m bot run` wires it: a web app whose Bolt app hands its work to a
+    worker process."""
+
+    slack: SlackDriver
+    worker: SlackWorker
+    url: str
+    app: App
+
+
 @pytest.fixture
-def served(
-    container: Container, world: SandboxWorld
-) -> Iterator[tuple[SlackDriver, SlackWorker, str]]:
+def served(container: Container, world: SandboxWorld) -> Iterator[Served]:
     worker = SlackWorker(container.settings, scheduler=False)
-    web = create_web_app(container, create_slack_app(container, worker=worker), worker=worker)
-    with LoopbackServer(web) as server:
+    app = create_slack_app(container, worker=worker)
+    with LoopbackServer(create_web_app(container, app, worker=worker)) as server:
         worker.start()
         try:
             secret = container.settings.slack_signing_secret or ""
-            yield (
-                SlackDriver(server.url, secret, world.slack, world.slack_server.url),
-                worker,
-                server.url,
-            )
+            driver = SlackDriver(server.url, secret, world.slack, world.slack_server.url)
+            yield Served(driver, worker, server.url, app)
         finally:
             worker.stop()
 
 
 def test_the_worker_answers_after_the_ack_and_comes_back_when_it_dies(
-    served: tuple[SlackDriver, SlackWorker, str], container: Container
+    served: Served, container: Container
 ) -> None:
-    slack, worker, url = served
+    slack, worker, url = served.slack, served.worker, served.url
     container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
     assert slack.command("list", key="list").status_code == 200
     [listing] = wait_for(lambda: slack.slack.responses("list"), timeout=FIRST_ANSWER_TIMEOUT)
@@ -75,3 +84,30 @@ def test_the_worker_answers_after_the_ack_and_comes_back_when_it_dies(
     [again] = wait_for(lambda: slack.slack.responses("again"), timeout=FIRST_ANSWER_TIMEOUT)
     assert "Acme EU" in texts(again)
     assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+
+
+def test_socket_mode_requests_are_acked_and_answered_by_the_worker_too(
+    served: Served, container: Container
+) -> None:
+    """What SocketModeHandler does with each envelope: dispatch its payload (no HTTP body,
+    no signature) and send the answer back over the websocket as the ack."""
+    container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
+    payload = {
+        "token": "legacy-verification-token",
+        "team_id": TEAM,
+        "channel_id": "C0FINANCE",
+        "user_id": "U0ADMIN",
+        "command": "/amazon",
+        "text": "list",
+        "api_app_id": "A0SANDBOX",
+        "response_url": served.slack.response_url("socket"),
+        "trigger_id": "1.2.trigger",
+    }
+    acked = served.app.dispatch(BoltRequest(body=payload, mode="socket_mode"))
+    assert acked.status == 200
+
+    def answered() -> list[dict[str, Any]]:
+        return served.slack.slack.responses("socket")
+
+    [listing] = wait_for(answered, timeout=FIRST_ANSWER_TIMEOUT)
+    assert "Acme EU" in texts(listing)
