@@ -124,6 +124,7 @@ class SlackWorker:
         self._pending: Synchronized[int] = self._mp.Value("i", 0)
         self._lock = threading.Lock()
         self._process: multiprocessing.process.BaseProcess | None = None
+        self._stopping = False
 
     def start(self) -> SlackWorker:
         with self._lock:
@@ -157,6 +158,9 @@ class SlackWorker:
 
     def submit(self, job: _Job) -> None:
         with self._lock:
+            if self._stopping:  # a request acked while the server shuts down
+                log.warning("stopping: the work after the ack of %s is dropped", job.function)
+                return
             if not self.alive:
                 exit_code = self._process.exitcode if self._process else None
                 log.error("the Slack worker had stopped (exit code %s); starting it", exit_code)
@@ -177,6 +181,7 @@ class SlackWorker:
     def stop(self, timeout: float = 30.0) -> None:
         """Finish what was handed over (up to `timeout` s), then stop the worker."""
         with self._lock:
+            self._stopping = True
             process, self._process = self._process, None
             if process is None:
                 return
