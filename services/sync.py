@@ -520,17 +520,16 @@ class SyncEngine:
             return run
 
     def _renew(self, run: SyncRun) -> None:
-        with self._sessions.begin() as session:
-            session.execute(
-                update(SyncRun)
-                .where(SyncRun.id == run.id)
-                .values(lease_until=self._clock() + LEASE)
-            )
+        self._record(run.id, lease_until=self._clock() + LEASE)
 
     def _mark_ingested(self, run: SyncRun, tax_keys: set[str]) -> None:
         run.summary = {**run.summary, "ingested": True, "tax_keys": sorted(tax_keys)}
+        self._record(run.id, summary=run.summary)
+
+    def _record(self, run_id: int, **values: Any) -> None:
+        """Write what a run has come to (one UPDATE, committed)."""
         with self._sessions.begin() as session:
-            session.execute(update(SyncRun).where(SyncRun.id == run.id).values(summary=run.summary))
+            session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
 
     def _vat_report_ready(self, end: datetime) -> bool:
         return self._clock() >= end + timedelta(days=VAT_REPORT_READY_DAY - 1)
@@ -542,17 +541,13 @@ class SyncEngine:
             f"Amazon's VAT transactions report for {_describe_period(run.period)} is ready from "
             f"{ready:%-d %B}; the sync will try again at {next_attempt:%-d %B %H:%M} UTC."
         )
-        with self._sessions.begin() as session:
-            session.execute(
-                update(SyncRun)
-                .where(SyncRun.id == run.id)
-                .values(
-                    status=RunStatus.WAITING,
-                    lease_until=None,
-                    next_attempt_at=next_attempt,
-                    error_message=message,
-                )
-            )
+        self._record(
+            run.id,
+            status=RunStatus.WAITING,
+            lease_until=None,
+            next_attempt_at=next_attempt,
+            error_message=message,
+        )
         return RunResult(run.id, integration.name, run.period, RunStatus.WAITING, message)
 
     def _finished_already(self, integration: Integration, run: SyncRun) -> RunResult:
@@ -578,20 +573,16 @@ class SyncEngine:
         """The run could not proceed; what was posted stays posted and the run resumes later."""
         retry_at = self._clock() + FAILED_RUN_RETRY if error.retryable else None
         result = self._summarize(integration, run, counters, RunStatus.FAILED)
-        with self._sessions.begin() as session:
-            session.execute(
-                update(SyncRun)
-                .where(SyncRun.id == run.id)
-                .values(
-                    status=RunStatus.FAILED,
-                    lease_until=None,
-                    next_attempt_at=retry_at,
-                    error_kind=error.kind.value,
-                    error_message=error.message,
-                    finished_at=self._clock(),
-                    summary=run.summary,
-                )
-            )
+        self._record(
+            run.id,
+            status=RunStatus.FAILED,
+            lease_until=None,
+            next_attempt_at=retry_at,
+            error_kind=error.kind.value,
+            error_message=error.message,
+            finished_at=self._clock(),
+            summary=run.summary,
+        )
         result.error_kind, result.error_message = error.kind.value, error.message
         result.message = (
             f"The {_describe_period(run.period)} sync could not proceed: {error.message}"
@@ -623,18 +614,14 @@ class SyncEngine:
             f"{result.already_posted} already in Xero, {result.failed} failed."
         )
         summary = {**run.summary, "result": result.to_json()}
-        with self._sessions.begin() as session:
-            session.execute(
-                update(SyncRun)
-                .where(SyncRun.id == run.id)
-                .values(
-                    status=status,
-                    lease_until=None,
-                    next_attempt_at=None,
-                    finished_at=self._clock(),
-                    summary=summary,
-                )
-            )
+        self._record(
+            run.id,
+            status=status,
+            lease_until=None,
+            next_attempt_at=None,
+            finished_at=self._clock(),
+            summary=summary,
+        )
         if announce:
             earlier = summary.get("error_report")
             shown = self._notifier.run_finished(
@@ -646,10 +633,7 @@ class SyncEngine:
             if shown is not None and asdict(shown) != earlier:
                 # Kept with the run: a retry from another process (the CLI) updates it.
                 summary = {**summary, "error_report": asdict(shown)}
-                with self._sessions.begin() as session:
-                    session.execute(
-                        update(SyncRun).where(SyncRun.id == run.id).values(summary=summary)
-                    )
+                self._record(run.id, summary=summary)
         return result
 
     def _reporting(self, integration: Integration, period: str, progress: Progress) -> Progress:
