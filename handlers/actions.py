@@ -21,9 +21,12 @@ from handlers.overviews import overview, overviews
 from services.connect import STATE_LIFETIME
 from services.errors import ServiceError
 from services.models import Integration
-from services.sync import previous_period
+from services.sync import RunInProgress, previous_period
 
 log = logging.getLogger(__name__)
+
+# How long a click waits for another retry of its month before showing things as they stand.
+RUN_WAIT_SECONDS = 30 * 60
 
 
 def _message_location(body: dict[str, Any]) -> tuple[str, str]:
@@ -55,6 +58,11 @@ def _retry(
             client.chat_update(channel=channel, ts=ts, **showing(user, None))
             try:
                 retry()
+            except RunInProgress as busy:
+                # A double click, or a retry of the whole month: show what it comes to.
+                text = f":hourglass: {busy.message} This message shows the outcome when it ends."
+                client.chat_postEphemeral(channel=channel, user=user, text=text)
+                services_of(context).sync.wait_for_run(busy.run_id, timeout=RUN_WAIT_SECONDS)
             finally:
                 # The outcome, or things as they stand when the retry could not start.
                 client.chat_update(channel=channel, ts=ts, **showing(None, user))

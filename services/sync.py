@@ -89,6 +89,14 @@ def _no_progress(_phase: str, _done: int, _total: int) -> None:
     return None
 
 
+class RunInProgress(ServiceError):
+    """Another sync or retry holds the period's run; it reports its own outcome."""
+
+    def __init__(self, run_id: int, message: str) -> None:
+        super().__init__(ErrorKind.VALIDATION, message, retryable=False)
+        self.run_id = run_id
+
+
 @dataclass
 class CurrencyTotals:
     sales_gross: Decimal = Decimal("0.00")
@@ -333,6 +341,27 @@ class SyncEngine:
             )
             return list(session.scalars(query))
 
+    def wait_for_run(self, run_id: int, *, timeout: float, poll: float = 1.0) -> bool:
+        """Wait while another sync or retry holds the run (at most until its lease lapses, if
+        its process died); False if it still holds it after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._sessions() as session:
+                held = session.scalar(
+                    select(func.count())
+                    .select_from(SyncRun)
+                    .where(
+                        SyncRun.id == run_id,
+                        SyncRun.status == RunStatus.RUNNING,
+                        SyncRun.lease_until >= self._clock(),
+                    )
+                )
+            if not held:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+
     def result_of(self, run_id: int) -> RunResult:
         """A run's result as it stands, from the ledger (what Slack shows on a Retry click)."""
         with self._sessions() as session:
@@ -510,11 +539,10 @@ class SyncEngine:
                 )
             ).rowcount
             if claimed != 1:
-                raise ServiceError(
-                    ErrorKind.VALIDATION,
+                raise RunInProgress(
+                    run.id,
                     f"The {_describe_period(period)} sync of {integration.name} is already "
                     "running.",
-                    retryable=False,
                 )
             session.refresh(run)
             return run

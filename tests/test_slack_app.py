@@ -7,11 +7,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import requests
 from slack_sdk import WebClient
+from sqlalchemy import update
 
 from bot.container import Container
 from handlers import blocks
@@ -21,7 +22,14 @@ from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
-from services.models import Integration, InvoiceStatus, LedgerItem
+from services.models import (
+    Integration,
+    InvoiceStatus,
+    LedgerItem,
+    LedgerStatus,
+    RunStatus,
+    SyncRun,
+)
 
 SPEC = IntegrationSpec("Acme EU", Region.EU, ("A1PA6795UKMFR9",), date(2026, 1, 1))
 
@@ -398,3 +406,36 @@ def test_a_retry_from_the_cli_updates_the_error_report_an_earlier_process_posted
     parents = [m for m in world.slack.messages("C0ERRORS") if m.get("thread_ts") == m["ts"]]
     assert [m["ts"] for m in parents] == [parent["ts"]]
     assert "are in Xero" in parents[0]["text"]
+
+
+def test_a_click_while_its_month_is_being_retried_shows_what_that_retry_came_to(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    from tests.test_sync import numbers
+
+    item, posted = failed_item_in_errors(container, world)
+
+    def month(**values: Any) -> None:
+        with container.sessions.begin() as session:
+            session.execute(update(SyncRun).where(SyncRun.id == item.run_id).values(**values))
+
+    # "Retry all failed" holds the month when the item's Retry is clicked.
+    month(status=RunStatus.RUNNING, lease_until=datetime.now(UTC) + timedelta(minutes=5))
+    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
+    [(_, told)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.postEphemeral"])
+    assert "already running" in told["text"]
+    assert "Retrying" in texts(world.slack.messages("C0ERRORS")[0])
+
+    # That retry posts the item, and ends.
+    with container.sessions.begin() as session:
+        posted_values = {"status": LedgerStatus.POSTED, "xero_id": "xero-id-1"}
+        session.execute(update(LedgerItem).where(LedgerItem.id == item.id).values(posted_values))
+    month(status=RunStatus.PARTIAL, lease_until=None)
+
+    def outcome() -> list[dict[str, Any]]:
+        [message] = world.slack.messages("C0ERRORS")
+        return [message] if "Retrying" not in texts(message) else []
+
+    [message] = wait_for(outcome)
+    assert "is in Xero" in texts(message)
+    assert numbers(world, "Invoices")[item.document_number] == 0  # the click posted nothing
