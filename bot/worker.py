@@ -11,8 +11,8 @@ the worker's Bolt app dispatches it again in Bolt's lazy-only mode, which runs t
 alone. The signature was checked in the web process; the worker's app, reached only through
 this queue, does not check it again (by then it may be over five minutes old).
 
-Tests, the demo and the bench's in-process runs use `ThreadLazyRunner` instead: the same
-functions on a thread pool, nothing to spawn.
+Tests and the demo use `ThreadLazyRunner` instead: the same functions on a thread pool,
+nothing to spawn.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from handlers.errors import report_after_ack
 
 log = logging.getLogger(__name__)
 
-# Below the web process, so the kernel runs acks first when both want the CPU.
+# Below the web process, so the kernel runs acks first when both want the CPU (at 10, the
+# acks' p99 under load was 1.67x a bare Bolt app's; at 19, 1.3-1.45x: docs/BENCHMARKS.md).
 WORKER_NICENESS = 19
 WORKER_THREADS = 8  # lazy functions at once: most of their time is waiting on Slack
 _POLL_SECONDS = 1.0  # how often an idle worker checks that the web process still lives
