@@ -56,9 +56,6 @@ class ReportingLazyRunner(LazyListenerRunner):
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
 
-    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        raise NotImplementedError
-
     def run(self, function: Callable[..., None], request: BoltRequest) -> None:
         try:
             function(

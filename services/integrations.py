@@ -84,6 +84,20 @@ def _validate(spec: IntegrationSpec, today: date) -> IntegrationSpec:
     return replace(spec, name=name, marketplaces=tuple(dict.fromkeys(spec.marketplaces)))
 
 
+def _not_found(session: Session, name: str, workspace_id: str | None) -> ServiceError:
+    """No such name: the error lists the names there are (in every workspace for None)."""
+    query = select(Integration.name).distinct().order_by(Integration.name)
+    if workspace_id is not None:
+        query = query.where(Integration.workspace_id == workspace_id)
+    names = session.scalars(query).all()
+    known = ", ".join(names) if names else "none yet"
+    return ServiceError(
+        ErrorKind.NOT_FOUND,
+        f"There is no integration named {name!r}. Integrations: {known}.",
+        retryable=False,
+    )
+
+
 class IntegrationService:
     def __init__(
         self,
@@ -125,13 +139,7 @@ class IntegrationService:
             named = select(Integration).where(Integration.name == name.strip())
             found = list(session.scalars(named))
             if not found:
-                names = sorted({i.name for i in session.scalars(select(Integration))})
-                known = ", ".join(names) if names else "none yet"
-                raise ServiceError(
-                    ErrorKind.NOT_FOUND,
-                    f"There is no integration named {name!r}. Integrations: {known}.",
-                    retryable=False,
-                )
+                raise _not_found(session, name, workspace_id)
         if len(found) > 1:
             workspaces = ", ".join(sorted(i.workspace_id for i in found))
             raise ServiceError(
@@ -449,17 +457,7 @@ class IntegrationService:
             )
         )
         if integration is None:
-            names = session.scalars(
-                select(Integration.name)
-                .where(Integration.workspace_id == workspace_id)
-                .order_by(Integration.name)
-            ).all()
-            known = ", ".join(names) if names else "none yet"
-            raise ServiceError(
-                ErrorKind.NOT_FOUND,
-                f"There is no integration named {name!r}. Integrations: {known}.",
-                retryable=False,
-            )
+            raise _not_found(session, name, workspace_id)
         return integration
 
     def _lock(self, session: Session, integration_id: int) -> Integration:

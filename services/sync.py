@@ -451,13 +451,7 @@ class SyncEngine:
     def tax_types(self, integration: Integration) -> list[tuple[str, str]]:
         """The Xero organisation's active tax rates that apply to sales, as (TaxType, Name)
         sorted by name, to choose overrides from: one GET /TaxRates."""
-        rates = self._xero(integration).tax_rates()
-        active = {
-            str(rate["TaxType"]): str(rate.get("Name") or rate["TaxType"])
-            for rate in rates
-            if rate.get("Status", "ACTIVE") == "ACTIVE" and rate.get("CanApplyToRevenue", True)
-        }
-        return sorted(active.items(), key=lambda item: (item[1].lower(), item[0]))
+        return TaxMap.from_xero(self._xero(integration).tax_rates()).sales_tax_types()
 
     def check_can_sync(self, integration: Integration, period: str) -> None:
         """Raise what would stop a sync of this period before any work starts."""

@@ -82,6 +82,7 @@ class _Rate:
     report_type: str
     percent: Decimal | None
     active: bool
+    revenue: bool  # CanApplyToRevenue: may be used on sales documents
     countries: frozenset[str]
     markers: frozenset[TaxScheme]
 
@@ -95,6 +96,7 @@ class _Rate:
             report_type=str(element.get("ReportTaxType") or ""),
             percent=None if effective is None else Decimal(str(effective)),
             active=element.get("Status", "ACTIVE") == "ACTIVE",
+            revenue=bool(element.get("CanApplyToRevenue", True)),
             countries=frozenset(_countries_named(name)),
             markers=frozenset(s for s, marker in _MARKERS.items() if marker.search(name)),
         )
@@ -149,6 +151,12 @@ class TaxMap:
     ) -> TaxMap:
         """The map for `XeroClient.tax_rates()`: read once a run, then kept up to date here."""
         return cls(rates, overrides, home_country=home_country)
+
+    def sales_tax_types(self) -> list[tuple[str, str]]:
+        """The active rates that apply to sales, as (TaxType, Name) sorted by name: what an
+        override may name (the settings modal offers them)."""
+        named = {r.tax_type: r.name or r.tax_type for r in self._rates if r.active and r.revenue}
+        return sorted(named.items(), key=lambda item: (item[1].lower(), item[0]))
 
     def resolve(self, key: TaxKey) -> str | None:
         if key in self._overrides:
