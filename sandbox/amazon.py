@@ -660,8 +660,11 @@ class AmazonSandbox:
             report.status = "IN_PROGRESS"
             report.processing_start = report.processing_start or now
 
-    def _get_report(self, report_id: str) -> Response:
-        operation = "getReport"
+    def _on_report(
+        self, operation: str, report_id: str, answer: Callable[[_Report], Response]
+    ) -> Response:
+        """A call about one report: throttled as Amazon throttles it, 404 for an unknown id,
+        else `answer`, under the lock."""
         refused = self._gate(operation)
         if refused is not None:
             return refused
@@ -669,26 +672,26 @@ class AmazonSandbox:
             report = self._reports.get(report_id)
             if report is None:
                 return self._error(operation, 404, "NotFound", f"Report {report_id} not found")
+            return answer(report)
+
+    def _get_report(self, report_id: str) -> Response:
+        def answer(report: _Report) -> Response:
             self._advance(report)
-            body = report.body()
-        return self._sp_response(operation, 200, body)
+            return self._sp_response("getReport", 200, report.body())
+
+        return self._on_report("getReport", report_id, answer)
 
     def _cancel_report(self, report_id: str) -> Response:
-        operation = "cancelReport"
-        refused = self._gate(operation)
-        if refused is not None:
-            return refused
-        with self._lock:
-            report = self._reports.get(report_id)
-            if report is None:
-                return self._error(operation, 404, "NotFound", f"Report {report_id} not found")
+        def answer(report: _Report) -> Response:
             if report.status != "IN_QUEUE":
                 return self._error(
-                    operation, 400, "InvalidInput", "Only reports IN_QUEUE can be cancelled"
+                    "cancelReport", 400, "InvalidInput", "Only reports IN_QUEUE can be cancelled"
                 )
             report.status = report.outcome = "CANCELLED"
             report.processing_end = self._now()
-        return self._sp_response(operation, 200, None)
+            return self._sp_response("cancelReport", 200, None)
+
+        return self._on_report("cancelReport", report_id, answer)
 
     def _get_reports(self) -> Response:
         operation = "getReports"
