@@ -46,11 +46,12 @@ from handlers.blocks.common import (
     when,
 )
 from services.documents import TaxKey
-from services.integrations import NAME_MAX_LENGTH, InvalidInput
+from services.integrations import NAME_MAX_LENGTH, InvalidInput, PostingSettings
 from services.marketplaces import MARKETPLACES, Region
 from services.models import Integration, InvoiceStatus
 
 ACCOUNT_CODE_MAX_LENGTH = 10  # the integrations table's column
+_NEW = PostingSettings()  # what a new integration's setup form starts from
 # A view takes 100 blocks; the settings modal's other blocks take under 20.
 MAX_TAX_ROWS = 80
 REGION_NAMES = {Region.NA: "North America", Region.EU: "Europe", Region.FE: "Far East"}
@@ -147,6 +148,16 @@ def _channel_select(field: ids.Field, initial: str | None) -> ConversationSelect
     )
 
 
+def _account_code_input(field: ids.Field, label: str, code: str, *, hint: str) -> InputBlock:
+    element = PlainTextInputElement(
+        action_id=field.action,
+        initial_value=code,
+        min_length=1,
+        max_length=ACCOUNT_CODE_MAX_LENGTH,
+    )
+    return _input(field, label, element, hint=hint)
+
+
 def _integration_inputs(integration: Integration | None, start: date) -> list[Block]:
     """The fields setup and settings share, prefilled from `integration` when given."""
     regions = _region_options()
@@ -212,29 +223,19 @@ def _integration_inputs(integration: Integration | None, start: date) -> list[Bl
             RadioButtonsElement(
                 action_id=ids.INVOICE_STATUS.action,
                 options=list(statuses.values()),
-                initial_option=status or statuses[InvoiceStatus.AUTHORISED],
+                initial_option=status or statuses[_NEW.invoice_status],
             ),
         ),
-        _input(
+        _account_code_input(
             ids.SALES_ACCOUNT_CODE,
             "Sales account code",
-            PlainTextInputElement(
-                action_id=ids.SALES_ACCOUNT_CODE.action,
-                initial_value=integration.sales_account_code if integration else "200",
-                min_length=1,
-                max_length=ACCOUNT_CODE_MAX_LENGTH,
-            ),
+            integration.sales_account_code if integration else _NEW.sales_account_code,
             hint="The Xero revenue account for item sales.",
         ),
-        _input(
+        _account_code_input(
             ids.SHIPPING_ACCOUNT_CODE,
             "Shipping account code",
-            PlainTextInputElement(
-                action_id=ids.SHIPPING_ACCOUNT_CODE.action,
-                initial_value=integration.shipping_account_code if integration else "200",
-                min_length=1,
-                max_length=ACCOUNT_CODE_MAX_LENGTH,
-            ),
+            integration.shipping_account_code if integration else _NEW.shipping_account_code,
             hint="The Xero revenue account for shipping and gift wrap.",
         ),
         _input(
