@@ -62,7 +62,7 @@ from bot.web import SLACK_EVENTS_PATH
 from handlers import blocks
 from handlers.blocks import ids
 from handlers.commands import COMMAND
-from sandbox.browser import submit_consent
+from sandbox.browser import consent_to_both
 from sandbox.slack import SlackSandbox
 from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
@@ -240,9 +240,7 @@ def failed_targets(container: Container, world: SandboxWorld) -> list[Target]:
         for number in range(1, INTEGRATIONS + 1)
     ]
     # The sandbox has one seller and one Xero organisation: one integration posts to them.
-    browser = requests.Session()
-    submit_consent(browser, container.connect.amazon_consent_url(shops[0], actor="U0ADMIN"))
-    submit_consent(browser, container.connect.xero_consent_url(shops[0], actor="U0ADMIN"))
+    consent_to_both(container.connect, shops[0], actor="U0ADMIN")
     runs = []
     for period in PERIODS:
         shop = container.integrations.get_by_id(shops[0].id)

@@ -158,10 +158,9 @@ def bench_rows(sizes: list[int]) -> None:
 
 
 def bench_calls(orders: int = 1000) -> None:
-    import requests
 
     from bot.web import LateBoundApp, create_web_app
-    from sandbox.browser import submit_consent
+    from sandbox.browser import consent_to_both
     from sandbox.server import LoopbackServer
     from sandbox.world import SandboxWorld
 
@@ -184,9 +183,7 @@ def bench_calls(orders: int = 1000) -> None:
             integration = container.integrations.create(
                 IntegrationSpec("Calls", Region.EU, EU[:3], date(2026, 1, 1)), actor="bench"
             )
-            browser = requests.Session()
-            submit_consent(browser, container.connect.amazon_consent_url(integration, actor="b"))
-            submit_consent(browser, container.connect.xero_consent_url(integration, actor="b"))
+            consent_to_both(container.connect, integration, actor="b")
             result = container.sync.sync_period(container.integrations.get("Calls"), "2026-10")
             container.engine.dispose()
             breakdown = Counter(

@@ -7,6 +7,9 @@ from urllib.parse import urljoin
 
 import requests
 
+from services.connect import ConnectService
+from services.models import Integration
+
 
 def _is_form_value(tag: str, attributes: dict[str, str]) -> bool:
     if tag == "button":
@@ -56,3 +59,11 @@ def submit_consent(
     if form.method == "post":
         return browser.post(target, data=fields, timeout=10)
     return browser.get(target, params=fields, timeout=10)
+
+
+def consent_to_both(connect: ConnectService, integration: Integration, *, actor: str) -> None:
+    """The seller consents at Amazon, then at Xero, through the links the bot made for
+    `actor`: afterwards the integration is active (tests, benches)."""
+    browser = requests.Session()
+    submit_consent(browser, connect.amazon_consent_url(integration, actor=actor))
+    submit_consent(browser, connect.xero_consent_url(integration, actor=actor))

@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from bot.container import Container
 from bot.web import LateBoundApp, create_web_app
-from sandbox.browser import submit_consent
+from sandbox.browser import consent_to_both, submit_consent
 from sandbox.server import LoopbackServer
 from sandbox.world import SandboxWorld
 from sandbox.xero import SandboxOrg, XeroSandbox
@@ -33,10 +33,8 @@ def _new(container: Container) -> Integration:
     return container.integrations.create(SPEC, actor="U0ADMIN")
 
 
-def _connect_both(container: Container, browser: requests.Session) -> Integration:
-    integration = _new(container)
-    submit_consent(browser, container.connect.amazon_consent_url(integration, actor="U0ADMIN"))
-    submit_consent(browser, container.connect.xero_consent_url(integration, actor="U0ADMIN"))
+def _connect_both(container: Container) -> Integration:
+    consent_to_both(container.connect, _new(container), actor="U0ADMIN")
     return container.integrations.get(SPEC.name)
 
 
@@ -140,8 +138,7 @@ def test_declining_at_xero_says_so(container: Container) -> None:
 
 
 def test_refresh_replaces_the_amazon_token_and_restarts_the_clock(container: Container) -> None:
-    browser = requests.Session()
-    connected = _connect_both(container, browser)
+    connected = _connect_both(container)
     old_token = container.integrations.amazon_refresh_token(connected)
     with container.sessions.begin() as session:
         session.execute(
@@ -151,7 +148,7 @@ def test_refresh_replaces_the_amazon_token_and_restarts_the_clock(container: Con
             )
         )
     url = container.connect.amazon_consent_url(connected, actor="U0ADMIN", purpose=Purpose.REFRESH)
-    page = submit_consent(browser, url)
+    page = submit_consent(requests.Session(), url)
     assert "renewed for another 365 days" in page.text
     refreshed = container.integrations.get("Acme EU")
     assert refreshed.status == IntegrationStatus.ACTIVE

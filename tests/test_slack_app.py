@@ -17,7 +17,7 @@ from sqlalchemy import update
 from bot.container import Container
 from handlers import blocks
 from handlers.blocks import ids
-from sandbox.browser import submit_consent
+from sandbox.browser import consent_to_both
 from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from services.integrations import IntegrationSpec
@@ -193,9 +193,7 @@ def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_
     shop = container.integrations.create(
         replace(SPEC, marketplaces=EU, **CHANNELS), actor="U0ADMIN", workspace_id=TEAM
     )
-    browser = requests.Session()
-    submit_consent(browser, container.connect.amazon_consent_url(shop, actor="U0ADMIN"))
-    submit_consent(browser, container.connect.xero_consent_url(shop, actor="U0ADMIN"))
+    consent_to_both(container.connect, shop, actor="U0ADMIN")
     connected = world.slack.messages("C0FINANCE")
     assert "Acme EU" in texts(connected) and "connected" in texts(connected)
     assert "Acme EU" in texts(world.slack.home_view("U0ADMIN") or {})  # App Home updated
@@ -244,9 +242,7 @@ def connected_shop(container: Container, world: SandboxWorld) -> Integration:
     shop = container.integrations.create(
         replace(SPEC, marketplaces=EU), actor="U0ADMIN", workspace_id=TEAM
     )
-    browser = requests.Session()
-    submit_consent(browser, container.connect.amazon_consent_url(shop, actor="U0ADMIN"))
-    submit_consent(browser, container.connect.xero_consent_url(shop, actor="U0ADMIN"))
+    consent_to_both(container.connect, shop, actor="U0ADMIN")
     return container.integrations.get_by_id(shop.id)
 
 

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from sqlalchemy import select, update
 
 from bot.container import Container
 from bot.scheduler import SyncScheduler
 from sandbox.amazon_reports import generate_vat_report
-from sandbox.browser import submit_consent
+from sandbox.browser import consent_to_both
 from sandbox.world import SandboxWorld
 from services.errors import ServiceError
 from services.integrations import IntegrationSpec
@@ -49,9 +48,7 @@ def shop(container: Container, world: SandboxWorld) -> Integration:
         ),
         actor="U0ADMIN",
     )
-    browser = requests.Session()
-    submit_consent(browser, container.connect.amazon_consent_url(integration, actor="U0ADMIN"))
-    submit_consent(browser, container.connect.xero_consent_url(integration, actor="U0ADMIN"))
+    consent_to_both(container.connect, integration, actor="U0ADMIN")
     return container.integrations.get("Acme EU")
 
 
@@ -350,23 +347,11 @@ def test_the_scheduler_backfills_from_the_start_date_and_skips_stopped(
 
 
 def test_north_america_posts_orders_and_settlement_refunds(
-    container: Container, world: SandboxWorld
+    container: Container, world: SandboxWorld, us_shop: Integration
 ) -> None:
     world.amazon.orders_per_report = ORDERS
     world.amazon.report_processing_polls = 0
-    world.xero.minute_limit = 100_000
-    us = container.integrations.create(
-        IntegrationSpec(
-            name="Acme US", region=Region.NA, marketplaces=("ATVPDKIKX0DER",),
-            start_date=date(2026, 1, 1),
-        ),
-        actor="U0ADMIN",
-    )  # fmt: skip
-    browser = requests.Session()
-    submit_consent(browser, container.connect.amazon_consent_url(us, actor="U0ADMIN"))
-    submit_consent(browser, container.connect.xero_consent_url(us, actor="U0ADMIN"))
-
-    result = container.sync.sync_period(container.integrations.get("Acme US"), PERIOD)
+    result = container.sync.sync_period(us_shop, PERIOD)
     assert result.status == RunStatus.SUCCEEDED, result.to_json()
     assert result.invoices_created > 0 and result.credit_notes_created > 0
     [(currency, totals)] = result.totals.items()
@@ -426,9 +411,7 @@ def us_shop(container: Container, world: SandboxWorld) -> Integration:
         ),
         actor="U0ADMIN",
     )  # fmt: skip
-    browser = requests.Session()
-    submit_consent(browser, container.connect.amazon_consent_url(us, actor="U0ADMIN"))
-    submit_consent(browser, container.connect.xero_consent_url(us, actor="U0ADMIN"))
+    consent_to_both(container.connect, us, actor="U0ADMIN")
     return container.integrations.get("Acme US")
 
 
