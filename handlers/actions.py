@@ -111,14 +111,14 @@ def retry_run(body: dict[str, Any], client: WebClient, context: BoltContext) -> 
     sync = services_of(context).sync
     action = body["actions"][0]
     run_id = int(action["value"])
-    integration = sync.result_of(run_id).integration
-    integration_id = services_of(context).integrations.get(integration, body["team"]["id"]).id
+    integrations = services_of(context).integrations
 
     def showing(retrying: str | None, retried: str | None) -> dict[str, Any]:
         result = sync.result_of(run_id)
         if action["action_id"] == ids.RETRY_RUN:
+            integration = integrations.get(result.integration, body["team"]["id"])
             return blocks.run_failed_message(
-                result, integration_id=integration_id, retrying_by=retrying, retried_by=retried
+                result, integration_id=integration.id, retrying_by=retrying, retried_by=retried
             )
         return blocks.error_parent_message(
             result, failures=sync.failed_items(run_id), retrying_by=retrying, retried_by=retried

@@ -435,3 +435,22 @@ def test_a_click_while_its_month_is_being_retried_shows_what_that_retry_came_to(
     [message] = wait_for(outcome)
     assert "is in Xero" in texts(message)
     assert numbers(world, "Invoices")[item.document_number] == 0  # the click posted nothing
+
+
+def test_retry_run_on_a_run_that_could_not_proceed_runs_it_again(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    shop = connected_shop(container, world)
+    world.amazon.end_next_report_with("FATAL")
+    result = container.sync.sync_period(shop, "2026-10")
+    assert result.status == RunStatus.FAILED
+    message = blocks.run_failed_message(result, integration_id=shop.id)
+    posted = sandbox_client(world).chat_postMessage(channel="C0ERRORS", **message)
+    slack.click(ids.RETRY_RUN, str(result.run_id), channel="C0ERRORS", message=posted["message"])
+
+    def outcome() -> list[dict[str, Any]]:
+        [now] = world.slack.messages("C0ERRORS")
+        return [now] if "Retried by <@U0ADMIN>" in texts(now) else []
+
+    wait_for(outcome, timeout=30)
+    assert container.sync.result_of(result.run_id).status != RunStatus.FAILED
