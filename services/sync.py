@@ -65,7 +65,8 @@ from services.models import (
     XeroContact,
 )
 from services.notifications import Notifier, NullNotifier, PostedMessage
-from services.reports import ReportKind, parse_report, read_report_file
+from services.report_files import read_report_file
+from services.reports import ReportKind, parse_report
 from services.taxes import TaxMap
 from services.transactions import RowError, Transaction
 from services.xero import XeroClient

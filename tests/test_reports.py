@@ -28,12 +28,8 @@ from sandbox.amazon_reports import (
     generate_vat_report,
 )
 from services.errors import ErrorKind, ServiceError
-from services.reports import (
-    ReportKind,
-    detect_kind,
-    parse_report,
-    read_report_file,
-)
+from services.report_files import read_report_file
+from services.reports import ReportKind, detect_kind, parse_report
 from services.textstream import decode_lines
 from services.transactions import (
     Buyer,
