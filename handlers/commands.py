@@ -31,14 +31,6 @@ def reply(respond: Respond, message: dict[str, Any], **options: Any) -> None:
     respond(**message, **options, response_type="ephemeral")
 
 
-def _integration(services: Services, workspace: str, name: str) -> Integration:
-    if not name:
-        raise ServiceError(
-            ErrorKind.VALIDATION, "Say which integration, e.g. `/amazon status Acme EU`.", False
-        )
-    return services.integrations.get(name, workspace)
-
-
 def amazon(
     command: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
 ) -> None:
@@ -84,7 +76,7 @@ def _show(
     client: WebClient,
     user: str,
 ) -> None:
-    integration = _named(services, workspace, name, respond)
+    integration = _named(action, services, workspace, name, respond)
     if integration is None:
         return
     if action == "status":
@@ -107,16 +99,24 @@ def _show(
         )
 
 
-def _named(services: Services, workspace: str, name: str, respond: Respond) -> Integration | None:
-    """The integration, or None after listing the names that exist."""
+def _named(
+    action: str, services: Services, workspace: str, name: str, respond: Respond
+) -> Integration | None:
+    """The integration, or None after saying how to name one and listing the names that exist."""
+    if not name:
+        reply(respond, blocks.name_needed_message(action, _names(services, workspace)))
+        return None
     try:
-        return _integration(services, workspace, name)
+        return services.integrations.get(name, workspace)
     except ServiceError as error:
         if error.kind != ErrorKind.NOT_FOUND:
             raise
-        known = [i.name for i in services.integrations.list(workspace)]
-        reply(respond, blocks.unknown_integration_message(name, known))
+        reply(respond, blocks.unknown_integration_message(name, _names(services, workspace)))
         return None
+
+
+def _names(services: Services, workspace: str) -> list[str]:
+    return [integration.name for integration in services.integrations.list(workspace)]
 
 
 def _manage(
@@ -133,7 +133,7 @@ def _manage(
     if action == "sync" and rest.split() and _looks_like_period(rest.split()[-1]):
         period = rest.split()[-1]
         rest = " ".join(rest.split()[:-1])
-    integration = _named(services, workspace, rest, respond)
+    integration = _named(action, services, workspace, rest, respond)
     if integration is None:
         return
     require_admin(context, client, user, f"{action} integrations")

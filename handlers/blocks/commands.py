@@ -124,13 +124,30 @@ def unknown_integration_message(name: str, known: Sequence[str]) -> Json:
     if close:
         text += f" Did you mean {close[0]}?"
         lines.append(f"Did you mean *{escape(close[0])}*?")
-    if known:
-        shown = ", ".join(f"`{escape(n)}`" for n in sorted(known)[:MAX_NAMES_SHOWN])
-        more = len(known) - MAX_NAMES_SHOWN
-        lines.append("Integrations: " + shown + (f" and {number(more)} more" if more > 0 else ""))
-    else:
-        lines.append(f"There are no integrations yet; admins can set one up: `{COMMAND} setup`.")
+    lines.append(_known_names(known))
     return message(text, [section("\n".join(lines))])
+
+
+def name_needed_message(command: str, known: Sequence[str]) -> Json:
+    """A command that acts on one integration came without its name: how to type it, and the
+    names there are."""
+    usage = _usage(next(c for c in COMMANDS if c.name == command))
+    text = f"Say which integration: {usage.strip('`')}"
+    lines = [f"Say which integration: {usage}"]
+    if known:
+        example = f"{COMMAND} {command} {sorted(known)[0]}"
+        text += f", e.g. {example}"
+        lines[0] += f", e.g. `{escape(example)}`"
+    lines.append(_known_names(known))
+    return message(text + ".", [section("\n".join(lines))])
+
+
+def _known_names(known: Sequence[str]) -> str:
+    if not known:
+        return f"There are no integrations yet; admins can set one up: `{COMMAND} setup`."
+    shown = ", ".join(f"`{escape(n)}`" for n in sorted(known)[:MAX_NAMES_SHOWN])
+    more = len(known) - MAX_NAMES_SHOWN
+    return "Integrations: " + shown + (f" and {number(more)} more" if more > 0 else "")
 
 
 def integration_list_message(
