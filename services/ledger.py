@@ -43,7 +43,7 @@ def from_cents(value: int) -> Decimal:
 
 def transaction_to_json(transaction: Transaction) -> dict[str, Any]:
     buyer = transaction.buyer
-    return {
+    payload = {
         "source": [transaction.source.file, transaction.source.line],
         "type": transaction.type,
         "marketplace": transaction.marketplace,
@@ -71,6 +71,10 @@ def transaction_to_json(transaction: Transaction) -> dict[str, Any]:
             buyer.country,
         ],
     }
+    # Written only when False, so rows recorded before the field existed keep their content keys.
+    if not transaction.amazon_vat:
+        payload["amazon_vat"] = False
+    return payload
 
 
 def transaction_from_json(data: dict[str, Any]) -> Transaction:
@@ -93,6 +97,7 @@ def transaction_from_json(data: dict[str, Any]) -> Transaction:
         tax_country=data["tax_country"],
         scheme=TaxScheme(data["scheme"]),
         buyer=Buyer(*data["buyer"]),
+        amazon_vat=data.get("amazon_vat", True),  # rows recorded before the field existed
     )
 
 

@@ -90,6 +90,22 @@ _ORDER_ID_COLUMN = {
     ReportKind.SETTLEMENT_V2: "order-id",
     ReportKind.ALL_ORDERS: "amazon-order-id",
 }
+# Reports people download by mistake, recognised before ours (a settlement V1 file shares the
+# V2 file's first columns): what the file is, and which report to get instead.
+_OTHER_REPORTS: tuple[tuple[str, frozenset[str], str], ...] = (
+    (
+        "Amazon's settlement report flat file V1",
+        frozenset({"settlement-id", "shipment-fee-type", "price-type", "item-related-fee-type"}),
+        "Download the settlement report as 'Flat File V2' "
+        "(GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2) in Seller Central > Reports > Payments.",
+    ),
+    (
+        "Amazon's Date Range (transaction) report",
+        frozenset({"date/time", "settlement-id", "type", "order-id", "product-sales"}),
+        "Post from the VAT transactions report (EU, UK) or the all-orders report and the "
+        "settlement flat file V2 (North America, Far East).",
+    ),
+)
 _DELIMITER_NAMES = {"\t": "tab", ";": "semicolon", ",": "comma"}
 
 # fmt: off
@@ -184,6 +200,14 @@ def _read_header(line: str) -> _Header:
             continue
         names = next(csv.reader([text], delimiter=delimiter), [])
         keys = {_key(name) for name in names}
+        for what, needed, instead in _OTHER_REPORTS:
+            if needed <= keys:
+                raise ServiceError(
+                    ErrorKind.BAD_DATA,
+                    f"this is {what} ({len(names)} columns), which this app does not read. "
+                    f"{instead}",
+                    retryable=False,
+                )
         for kind, needed in _SIGNATURES:
             if needed <= keys:
                 return _Header(kind, delimiter, tuple(name.strip() for name in names))
@@ -233,8 +257,16 @@ class _BadValue(Exception):
 def _rows(
     lines: Iterator[str], header: _Header, file_name: str, offset: int
 ) -> Iterator[_Row | RowError]:
-    """Non-blank rows after the header, numbered by the file line they start on."""
-    reader = csv.reader(lines, delimiter=header.delimiter)
+    """Non-blank rows after the header, numbered by the file line they start on.
+
+    Amazon's flat files are tab-separated without quoting: there a quote is data, so a stray
+    one cannot swallow the rows after it. Files a spreadsheet saved with commas or semicolons
+    do quote; a quoted value never spans lines in a report, so a row that does is refused
+    with the lines it took."""
+    if header.delimiter == "\t":
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.reader(lines, delimiter=header.delimiter)
     width = len(header.names)
     end = offset
     while True:
@@ -247,9 +279,27 @@ def _rows(
             yield RowError(SourceRef(file_name, end), None, f"the line cannot be read: {error}")
             continue
         start, end = end + 1, offset + reader.line_num
+        if end > start:
+            yield RowError(
+                SourceRef(file_name, start),
+                None,
+                f"a quote opened on this line is not closed before line {end}; lines {start} "
+                f"to {end} were not read.",
+            )
+            continue
         if not any(value.strip() for value in values):
             continue
         row = _Row(header, start, values)
+        garbled = next((i for i, value in enumerate(values) if "\ufffd" in value), None)
+        if garbled is not None:
+            yield RowError(
+                SourceRef(file_name, start),
+                header.names[garbled] if garbled < width else None,
+                "holds bytes that are not valid in the file's text encoding; export the "
+                "report again from Seller Central.",
+                row.order_id() or None,
+            )
+            continue
         if len(values) > width and any(value.strip() for value in values[width:]):
             # A stray delimiter inside a value shifts every column after it: refuse the row.
             yield RowError(
@@ -448,6 +498,12 @@ def _vat_transaction(row: _Row, source: SourceRef) -> Transaction:
     vat_number = _vat_number(row.text("BUYER_VAT_NUMBER"), vat_country)
     if vat_number and not vat_country:
         vat_country = "GR" if vat_number.startswith("EL") else vat_number[:2]
+    amazon_vat = _amazon_calculated_vat(row)
+    scheme, tax_country = (
+        _vat_tax(row, day, charges, vat_number, amazon_vat)
+        if posted
+        else (TaxScheme.DOMESTIC, _country(row, "TAXABLE_JURISDICTION"))
+    )
     buyer = Buyer(
         name=row.text("BUYER_NAME") or None,
         vat_number=vat_number,
@@ -470,12 +526,10 @@ def _vat_transaction(row: _Row, source: SourceRef) -> Transaction:
         description=row.text("ITEM_DESCRIPTION") or None,
         quantity=quantity,
         charges=charges,
-        tax_country=(
-            _country(row, "VAT_CALCULATION_IMPUTATION_COUNTRY")
-            or _country(row, "TAXABLE_JURISDICTION")
-        ),
-        scheme=_vat_scheme(row, charges, vat_number),
+        tax_country=tax_country,
+        scheme=scheme,
         buyer=buyer,
+        amazon_vat=amazon_vat,
     )
 
 
@@ -529,18 +583,116 @@ def _vat_number(number: str, country: str) -> str | None:
     return ("EL" if country == "GR" else country) + compact
 
 
-def _vat_scheme(row: _Row, charges: tuple[Charge, ...], vat_number: str | None) -> TaxScheme:
-    if row.text("EXPORT_OUTSIDE_EU").upper() in ("YES", "Y", "TRUE"):
-        return TaxScheme.EXPORT
+def _amazon_calculated_vat(row: _Row) -> bool:
+    """Whether Amazon worked out the VAT of this row. Sellers without Amazon's VAT calculation
+    (and reports from before it) get VAT-inclusive amounts only: no VAT, net, rate or
+    jurisdiction. An explicit 0 is Amazon's figure (an export, say), a blank is not."""
+    return bool(row.text("TAXABLE_JURISDICTION")) or any(
+        row.text(column) for column in _VAT_FIGURE_COLUMNS
+    )
+
+
+_VAT_FIGURE_COLUMNS = tuple(
+    f"{promo}{family}_{suffix}"
+    for family in ("PRICE_OF_ITEMS", "SHIP_CHARGE", "GIFT_WRAP")
+    for promo in ("", "PROMO_")
+    for suffix in ("AMT_VAT_EXCL", "VAT_AMT")
+) + tuple(f"{family}_VAT_RATE_PERCENT" for family in ("PRICE_OF_ITEMS", "SHIP_CHARGE", "GIFT_WRAP"))
+
+# The Union One-Stop Shop (and the Import OSS) started on 1 July 2021 (Council Directive (EU)
+# 2017/2455 as amended by 2020/1756); before it, cross-border sales were taxed as local sales.
+OSS_START = date(2021, 7, 1)
+
+
+def _reported_scheme(row: _Row) -> TaxScheme | None:
+    """The scheme Amazon states (reports since July 2021 carry TAX_REPORTING_SCHEME and
+    TAX_COLLECTION_RESPONSIBILITY); None when it states none, or REGULAR (work it out).
+
+    Tax that the marketplace collects (responsibility MARKETPLACE; the UK and Norwegian VOEC
+    schemes; deemed-reseller IOSS) is Amazon's to remit, never the seller's VAT."""
+    responsibility = row.text("TAX_COLLECTION_RESPONSIBILITY").upper()
+    if responsibility not in ("", "SELLER", "MARKETPLACE"):
+        raise _BadValue(
+            row.label("TAX_COLLECTION_RESPONSIBILITY"),
+            f"{responsibility!r} is neither SELLER nor MARKETPLACE",
+        )
+    if responsibility == "MARKETPLACE":
+        return TaxScheme.FACILITATOR
+    reported = row.text("TAX_REPORTING_SCHEME").upper()
+    if reported in ("", "REGULAR"):
+        return None
+    if "VOEC" in reported or reported.startswith("DEEMED_RESELLER"):
+        return TaxScheme.FACILITATOR
+    if "IOSS" in reported:
+        return TaxScheme.IOSS
+    if "OSS" in reported:
+        return TaxScheme.OSS
+    raise _BadValue(
+        row.label("TAX_REPORTING_SCHEME"),
+        f"{reported!r} is not a tax reporting scheme this app knows (REGULAR, UNION-OSS, "
+        "VCS_EU_OSS, VCS_EU_IOSS, UK_VOEC-DOMESTIC, UK_VOEC-IMPORT, DEEMED_RESELLER-IOSS...)",
+    )
+
+
+def _sale_countries(row: _Row) -> tuple[str, str]:
     depart = (row.text("SALE_DEPART_COUNTRY") or row.text("DEPARTURE_COUNTRY")).upper()
     arrive = (row.text("SALE_ARRIVAL_COUNTRY") or row.text("ARRIVAL_COUNTRY")).upper()
+    return depart, arrive
+
+
+def _vat_tax(
+    row: _Row,
+    day: date,
+    charges: tuple[Charge, ...],
+    vat_number: str | None,
+    amazon_vat: bool,
+) -> tuple[TaxScheme, str | None]:
+    """The scheme and the taxing country of a row.
+
+    The country is TAXABLE_JURISDICTION: it agrees with Amazon's VAT invoice and its rate.
+    VAT_CALCULATION_IMPUTATION_COUNTRY is where Amazon imputed the calculation; on Pan-EU stock
+    it can differ (taxed in Poland, shipped to Austria), so it only stands in when Amazon
+    calculated the VAT of a domestic or distance sale but left the jurisdiction blank.
+
+    Amazon's stated scheme wins. Otherwise: an export or an intra-EU B2B supply without VAT is
+    taxed (at 0%) where the goods leave; a distance sale to an EU consumer is OSS from 1 July
+    2021 when taxed in the arrival country (or when Amazon did not calculate the VAT), and
+    before that date it is taxed where the goods leave unless Amazon says otherwise; the rest
+    is a domestic sale of the taxing country.
+    """
+    scheme = _reported_scheme(row)
+    if scheme in (TaxScheme.OSS, TaxScheme.IOSS) and day < OSS_START:
+        raise _BadValue(
+            row.label("TAX_REPORTING_SCHEME"),
+            f"{row.text('TAX_REPORTING_SCHEME')} on {day.isoformat()}, but the One-Stop Shop "
+            f"exists only from {OSS_START.isoformat()}",
+        )
+    depart, arrive = _sale_countries(row)
     across = bool(depart and arrive and depart != arrive)
-    taxed = any(charge.tax for charge in charges)
-    if across and vat_number and not taxed:
-        return TaxScheme.REVERSE_CHARGE
-    if across and taxed and depart in _EU and arrive in _EU:
-        return TaxScheme.OSS
-    return TaxScheme.DOMESTIC
+    if scheme is None:
+        if row.text("EXPORT_OUTSIDE_EU").upper() in ("YES", "Y", "TRUE"):
+            scheme = TaxScheme.EXPORT
+        elif across and vat_number and not any(charge.tax for charge in charges):
+            scheme = TaxScheme.REVERSE_CHARGE
+    jurisdiction = _country(row, "TAXABLE_JURISDICTION")
+    if scheme is None:
+        distance_sale = across and depart in _EU and arrive in _EU
+        # A stated REGULAR means the seller declares the sale in the taxing country's return.
+        oss_possible = day >= OSS_START and not row.text("TAX_REPORTING_SCHEME")
+        if distance_sale and oss_possible and (jurisdiction or arrive) == arrive:
+            scheme = TaxScheme.OSS
+        else:
+            scheme = TaxScheme.DOMESTIC
+    if jurisdiction:
+        return scheme, jurisdiction
+    if scheme in (TaxScheme.OSS, TaxScheme.IOSS) and arrive:
+        return scheme, arrive
+    if scheme in (TaxScheme.EXPORT, TaxScheme.REVERSE_CHARGE) and depart:
+        return scheme, depart
+    if amazon_vat and (imputed := _country(row, "VAT_CALCULATION_IMPUTATION_COUNTRY")):
+        return scheme, imputed
+    place = BY_DOMAIN.get(row.text("MARKETPLACE").lower())
+    return scheme, depart or arrive or (place.country if place else None)
 
 
 # --- settlement report V2 ---------------------------------------------------------------------
@@ -577,25 +729,32 @@ _REFUND_KEY = (
 def _settlement_items(
     rows: Iterator[_Row | RowError], file_name: str
 ) -> Iterator[Transaction | RowError]:
+    """Refunds of a settlement file. Amazon writes the settlement's currency (one settlement,
+    one currency) only on its summary row, the first data row: detail rows leave it blank."""
     group: list[_Row] = []
     group_key: tuple[str, ...] | None = None
+    currency = ""
     for row in rows:
         if isinstance(row, RowError):
             yield row
             continue
-        refund = row.text("transaction-type").lower() in _REFUND_TYPES
-        key = tuple(row.text(column) for column in _REFUND_KEY) if refund else None
+        kind = row.text("transaction-type").lower()
+        if not kind and not currency and row.text("total-amount"):
+            currency = row.text("currency").upper()
+        key = tuple(row.text(column) for column in _REFUND_KEY) if kind in _REFUND_TYPES else None
         if key != group_key:
             if group:
-                yield from _refund(group, file_name)
+                yield from _refund(group, file_name, currency)
             group, group_key = [], key
         if key is not None:
             group.append(row)
     if group:
-        yield from _refund(group, file_name)
+        yield from _refund(group, file_name, currency)
 
 
-def _refund(rows: list[_Row], file_name: str) -> Iterator[Transaction | RowError]:
+def _refund(
+    rows: list[_Row], file_name: str, settlement_currency: str
+) -> Iterator[Transaction | RowError]:
     """The refund of one item, from its consecutive rows; fees in them are not the customer's."""
     first = rows[0]
     amounts: dict[ChargeKind, list[Decimal]] = {}
@@ -628,7 +787,18 @@ def _refund(rows: list[_Row], file_name: str) -> Iterator[Transaction | RowError
         current = first
         kind_name = first.text("transaction-type")
         order_id = _required(first, "order-id", True, kind_name)
-        currency = _currency(first, "currency", True, kind_name)
+        currency = _currency(first, "currency", False, kind_name)
+        if not currency and not settlement_currency:
+            raise _BadValue(
+                first.label("currency"),
+                "empty, and no summary row (the first data row) gives the settlement's currency",
+            )
+        if currency and settlement_currency and currency != settlement_currency:
+            raise _BadValue(
+                first.label("currency"),
+                f"{currency}, but the settlement's summary row says {settlement_currency}",
+            )
+        currency = currency or settlement_currency
         posted = _value(first, "posted-date", _to_date) or _value(
             first, "posted-date-time", _to_date
         )

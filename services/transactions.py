@@ -29,10 +29,13 @@ POSTED_TYPES = frozenset({TransactionType.SALE, TransactionType.REFUND})
 
 class TaxScheme(StrEnum):
     DOMESTIC = "domestic"  # taxed where the goods are sold from and to (same country)
-    OSS = "oss"  # EU distance sale, taxed in the arrival country (One-Stop Shop)
+    OSS = "oss"  # EU distance sale, taxed in the arrival country (Union One-Stop Shop)
+    IOSS = "ioss"  # EU import of a low-value consignment the seller declares (Import OSS)
     REVERSE_CHARGE = "reverse_charge"  # B2B intra-EU supply: the buyer accounts for VAT
     EXPORT = "export"  # zero-rated export outside the EU/UK
-    FACILITATOR = "facilitator"  # sales tax collected and remitted by Amazon (US, CA, AU...)
+    # Tax Amazon collects and remits itself, as marketplace facilitator (US, CA, AU...) or
+    # deemed reseller (UK VOEC, EU IOSS): never the seller's own VAT.
+    FACILITATOR = "facilitator"
 
 
 class ChargeKind(StrEnum):
@@ -91,6 +94,10 @@ class Transaction:
     tax_country: str | None  # ISO alpha-2 of the taxable jurisdiction
     scheme: TaxScheme
     buyer: Buyer
+    # False when Amazon did not calculate the VAT (a seller without Amazon's VAT calculation,
+    # or a report from before it): charges then hold VAT-inclusive amounts with no VAT split,
+    # and the rate comes from the integration's own settings for tax_country and scheme.
+    amazon_vat: bool = True
 
     @property
     def gross(self) -> Decimal:

@@ -93,11 +93,18 @@ SALE_ITEM = Charge(ChargeKind.ITEM, D("16.80"), D("3.19"), D("19.99"), D("0.19")
 
 
 def vat_line(values: dict[str, str], header: tuple[str, ...] = VAT_HEADER, sep: str = "\t") -> str:
+    if sep == "\t":  # as Amazon writes its flat files: no quoting
+        return "\t".join(values.get(column, "") for column in header)
     buffer = io.StringIO()
     csv.writer(buffer, delimiter=sep, lineterminator="\n").writerow(
         [values.get(column, "") for column in header]
     )
     return buffer.getvalue().removesuffix("\n")
+
+
+def written(amount: str) -> Decimal:
+    """An amount as Amazon writes it, with a decimal point (UK, NA) or comma (EU)."""
+    return D(amount.replace(",", ".") or "0")
 
 
 def vat_file(*rows: dict[str, str], header: tuple[str, ...] = VAT_HEADER) -> list[str]:
@@ -145,14 +152,18 @@ SAMPLE_SALE = Transaction(
     ),
     quantity=1,
     charges=(
-        # Amazon computed no VAT (both VAT columns are blank): the price is all net.
+        # Amazon computed no VAT (the seller does not use its VAT calculation): only the
+        # VAT-inclusive amounts are known, flagged by amazon_vat=False.
         Charge(ChargeKind.ITEM, D("19.99"), D("0.00"), D("19.99"), D(0)),
         Charge(ChargeKind.SHIPPING, D("0.31"), D("0.00"), D("0.31"), D(0)),
         Charge(ChargeKind.SHIPPING_PROMOTION, D("-0.31"), D("0.00"), D("-0.31"), D(0)),
     ),
-    tax_country=None,
+    # A distance sale from Spain to Portugal in March 2020, before the One-Stop Shop: taxed
+    # where it was supplied from.
+    tax_country="ES",
     scheme=TaxScheme.DOMESTIC,
     buyer=Buyer(city="LISBOA", postcode="1700-233", country="PT"),
+    amazon_vat=False,
 )
 
 
@@ -254,7 +265,9 @@ def test_generated_vat_report_reads_without_errors_and_totals_to_amazon() -> Non
         gross[item.currency] += item.gross
     amazon: dict[str, Decimal] = defaultdict(Decimal)
     for row in csv.DictReader(lines, delimiter="\t"):
-        amazon[row["TRANSACTION_CURRENCY_CODE"]] += D(row["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"])
+        amazon[row["TRANSACTION_CURRENCY_CODE"]] += written(
+            row["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"]
+        )
     assert gross == amazon
     assert set(gross) == {"EUR", "GBP", "PLN", "SEK"}
 
@@ -296,7 +309,7 @@ def test_generated_settlement_report_gives_the_refunds(market: str, scheme: TaxS
     assert len(items) == len({(row["order-id"], row["shipment-id"]) for row in refunds}) > 10
     assert all(item.type == "REFUND" and item.scheme == scheme for item in items)
     customer = [row for row in refunds if row["amount-type"] in ("ItemPrice", "Promotion")]
-    assert sum(item.gross for item in items) == sum(D(row["amount"]) for row in customer)
+    assert sum(item.gross for item in items) == sum(written(row["amount"]) for row in customer)
     assert sum(item.tax for item in items) == sum(
         D(row["amount"]) for row in customer if row["amount-description"] == "Tax"
     )
@@ -502,7 +515,8 @@ def test_missing_trailing_columns_read_as_empty() -> None:
     item = only_transaction([header, cut])
 
     assert item.charges == (SALE_ITEM,)
-    assert item.buyer == Buyer() and item.tax_country is None and item.invoice_number is None
+    assert item.buyer == Buyer() and item.invoice_number is None
+    assert item.tax_country == "DE"  # no jurisdiction and no countries: the marketplace's
 
 
 def test_column_names_in_any_case_and_spelling() -> None:
@@ -525,15 +539,45 @@ def test_quoted_fields_in_a_comma_file() -> None:
     assert item.buyer.name == "Schmidt, Anna"
 
 
-def test_a_quoted_field_over_two_lines_is_numbered_by_its_first_line() -> None:
-    header, first = vat_file(SALE)
-    broken = vat_line({**SALE, "ITEM_DESCRIPTION": "Waage\nrot"})
-    lines = [header, *broken.split("\n"), first]
+def test_a_quote_in_amazons_tab_separated_file_is_data() -> None:
+    # Amazon's flat files are not quoted: an opening quote that is never closed used to
+    # swallow the rows after it (3 invoices and 2 credit notes became 1 and 1).
+    rows = [
+        {**SALE, "TRANSACTION_EVENT_ID": f"302-0000000-000000{n}", "ITEM_DESCRIPTION": text}
+        for n, text in enumerate(['"Waage 5 kg', "Waage", 'Zoll 12" Display', "x"])
+    ]
 
-    items = transactions(parse(lines))
+    items = transactions(parse(vat_file(*rows)))
 
-    assert [item.source.line for item in items] == [2, 4]
-    assert items[0].description == "Waagerot"  # a line iterator carries no line endings
+    assert [item.description for item in items] == [
+        '"Waage 5 kg',
+        "Waage",
+        'Zoll 12" Display',
+        "x",
+    ]
+
+
+def test_a_quoted_value_over_two_lines_of_a_comma_file_is_refused_with_its_lines() -> None:
+    header = vat_line({c: c for c in VAT_HEADER}, sep=",")
+    broken = vat_line({**SALE, "ITEM_DESCRIPTION": "Waage\nrot"}, sep=",")
+    unclosed = vat_line({**SALE, "ITEM_DESCRIPTION": '"Waage'}, sep=",").replace(
+        '"""Waage"', '"Waage'
+    )
+    lines = [
+        header,
+        *broken.split("\n"),
+        vat_line(SALE, sep=","),
+        unclosed,
+        vat_line(SALE, sep=","),
+    ]
+
+    items = parse(lines)
+
+    assert [type(item).__name__ for item in items] == ["RowError", "Transaction", "RowError"]
+    first, _, last = items
+    assert isinstance(first, RowError) and isinstance(last, RowError)
+    assert first.source.line == 2 and "not closed before line 3" in first.message
+    assert last.source.line == 5 and "lines 5 to 6 were not read" in last.message
 
 
 def test_blank_rows_yield_nothing() -> None:
@@ -713,7 +757,8 @@ def test_a_bad_row_in_the_middle_does_not_stop_the_rest() -> None:
     bad = {**SALE, "TRANSACTION_EVENT_ID": "302-0000000-0000000", "TAX_CALCULATION_DATE": ""}
     bad["TRANSACTION_COMPLETE_DATE"] = "2026-13-01"
     lines = vat_file(SALE, SALE, bad, SALE)
-    lines.insert(3, "\t".join(["x"] * 95))  # more fields than the header: a stray tab
+    wide = len(VAT_HEADER) + 3
+    lines.insert(3, "\t".join(["x"] * wide))  # more fields than the header: a stray tab
 
     items = parse(lines)
 
@@ -727,7 +772,7 @@ def test_a_bad_row_in_the_middle_does_not_stop_the_rest() -> None:
     too_wide, bad_date = items[2], items[3]
     assert isinstance(too_wide, RowError) and isinstance(bad_date, RowError)
     assert too_wide.source.line == 4 and too_wide.column is None
-    assert "95 fields but the header has 92 columns" in too_wide.message
+    assert f"{wide} fields but the header has {len(VAT_HEADER)} columns" in too_wide.message
     assert bad_date == RowError(
         SourceRef("vat.txt", 5),
         "TRANSACTION_COMPLETE_DATE",
@@ -990,3 +1035,266 @@ def test_settlement_parsing_is_lazy_too() -> None:
         f"adj-{index}" for index in range(10)
     ]
     assert next(rows).count("adj-") == 1
+
+
+# --- what real files do (issue 8) -------------------------------------------------------------
+
+BOOKWORK = SAMPLES / "vat-bookwork-2018-01" / "2018_01_Amazon_Transaktionsbericht_dummy.txt"
+# The layout of reports since July 2021: Amazon states the scheme and who collects the tax.
+LAYOUT_2021 = tuple(
+    dict.fromkeys((*VAT_HEADER, "TAX_REPORTING_SCHEME", "TAX_COLLECTION_RESPONSIBILITY"))
+)
+
+
+def test_real_bookwork_report_without_amazons_vat_is_flagged_and_taxed_in_germany() -> None:
+    items = parse(list(read_report_file(BOOKWORK)), BOOKWORK.name)
+
+    assert not [item for item in items if isinstance(item, RowError)]
+    posted = [item for item in transactions(items) if item.type in ("SALE", "REFUND")]
+    assert [(t.type, t.order_id, t.date, t.gross) for t in posted] == [
+        ("SALE", "111-1111111-1111111", date(2018, 1, 29), D("215.00")),
+        ("SALE", "111-1111111-1111112", date(2018, 1, 27), D("215.00")),
+        ("SALE", "111-1111111-1111114", date(2018, 1, 23), D("139.99")),
+        ("REFUND", "111-1111111-1111113", date(2018, 1, 17), D("-124.99")),
+    ]
+    # Amazon calculated no VAT: the amounts are VAT-inclusive, the rate is the seller's to
+    # give, and the country comes from where the goods went from and to (Germany).
+    assert {(t.amazon_vat, t.tax, t.scheme, t.tax_country) for t in posted} == {
+        (False, D("0.00"), TaxScheme.DOMESTIC, "DE")
+    }
+    skipped = {t.type for t in transactions(items)} - {"SALE", "REFUND"}
+    assert skipped == {"RETURN", "FC_TRANSFER"}
+
+
+def test_real_settlement_with_currency_only_on_its_summary_row_imports_its_refund() -> None:
+    lines = list(read_report_file(SETTLEMENT))
+    currency = SETTLEMENT_HEADER.index("currency")
+
+    def blank_currency(line: str) -> str:
+        fields = line.split("\t")
+        fields[currency] = ""
+        return "\t".join(fields)
+
+    # As real files are: the summary row (line 2) alone carries the currency.
+    real_shape = [*lines[:2], *(blank_currency(line) for line in lines[2:])]
+
+    assert transactions(parse(real_shape, SETTLEMENT.name)) == transactions(
+        parse(lines, SETTLEMENT.name)
+    )
+
+
+def test_eu_settlement_as_amazon_de_writes_it() -> None:
+    # Decimal commas, dotted dates, a refund whose Tax row comes before its Principal, Amazon's
+    # facilitator VAT, reserve rows and a zero total: the summary row alone has the currency.
+    lines = [
+        "\t".join(SETTLEMENT_HEADER),
+        settlement_line(
+            settlement_start_date="01.06.2026 00:00:00 UTC",
+            settlement_end_date="15.06.2026 00:00:00 UTC",
+            deposit_date="17.06.2026 00:00:00 UTC",
+            total_amount="0,00",
+            currency="EUR",
+        ),
+        settlement_line(
+            currency="", transaction_type="Previous Reserve Amount Balance", amount="52,44"
+        ),
+        refund_row("Tax", "-8,37", currency=""),
+        refund_row("Principal", "-44,07", currency=""),
+        refund_row("Commission", "6,61", "ItemFees", currency=""),
+        refund_row("Tax", "-3,80", currency="", adjustment_id="amzn1:crow:gb"),
+        refund_row("Principal", "-19,19", currency="", adjustment_id="amzn1:crow:gb"),
+        refund_row(
+            "MarketplaceFacilitatorVAT-Principal",
+            "3,80",
+            "ItemFees",
+            currency="",
+            adjustment_id="amzn1:crow:gb",
+        ),
+        settlement_line(currency="", transaction_type="Current Reserve Amount", amount="-52,44"),
+    ]
+
+    first, second = transactions(parse(lines, "settlement.txt"))
+
+    assert (first.currency, first.date, first.source.line) == ("EUR", date(2026, 6, 17), 4)
+    assert first.charges == (
+        Charge(ChargeKind.ITEM, D("-44.07"), D("-8.37"), D("-52.44"), D("0.1899")),
+    )
+    assert first.scheme == TaxScheme.DOMESTIC and first.tax_country == "DE"
+    assert second.currency == "EUR" and second.gross == D("-22.99")
+    assert second.scheme == TaxScheme.FACILITATOR  # Amazon collected and gives back that VAT
+
+
+def test_settlement_currency_that_disagrees_with_the_summary_or_is_nowhere_is_a_row_error() -> None:
+    header = "\t".join(SETTLEMENT_HEADER)
+    disagrees = [
+        header,
+        settlement_line(total_amount="-10.00", currency="EUR"),
+        refund_row("Principal", "-10.00", currency="GBP"),
+    ]
+    nowhere = [header, refund_row("Principal", "-10.00", currency="")]
+
+    assert only_error(disagrees).message == "GBP, but the settlement's summary row says EUR"
+    assert "no summary row" in only_error(nowhere).message
+
+
+@pytest.mark.parametrize(
+    ("changes", "scheme", "tax_country"),
+    [
+        # Pan-EU stock: taxed in Poland at 23% (Amazon's invoice is Polish), shipped to Austria.
+        (
+            {
+                "SALE_DEPART_COUNTRY": "PL",
+                "DEPARTURE_COUNTRY": "PL",
+                "SALE_ARRIVAL_COUNTRY": "AT",
+                "ARRIVAL_COUNTRY": "AT",
+                "VAT_CALCULATION_IMPUTATION_COUNTRY": "AT",
+                "TAXABLE_JURISDICTION": "POLAND",
+                "VAT_INV_NUMBER": "PL-AEU-2026-7",
+                "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "0.23",
+            },
+            TaxScheme.DOMESTIC,
+            "PL",
+        ),
+        # The same goods taxed where they arrive: an OSS sale.
+        (
+            {
+                "SALE_DEPART_COUNTRY": "PL",
+                "SALE_ARRIVAL_COUNTRY": "AT",
+                "VAT_CALCULATION_IMPUTATION_COUNTRY": "PL",
+                "TAXABLE_JURISDICTION": "AUSTRIA",
+            },
+            TaxScheme.OSS,
+            "AT",
+        ),
+        # Intra-EU B2B from a Polish warehouse, no jurisdiction stated: reverse charge in Poland.
+        (
+            {
+                "SALE_DEPART_COUNTRY": "PL",
+                "SALE_ARRIVAL_COUNTRY": "DE",
+                "VAT_CALCULATION_IMPUTATION_COUNTRY": "DE",
+                "TAXABLE_JURISDICTION": "",
+                "BUYER_VAT_NUMBER": "DE136695976",
+                "PRICE_OF_ITEMS_VAT_AMT": "0.00",
+                "PRICE_OF_ITEMS_AMT_VAT_EXCL": "19.99",
+                "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "0",
+            },
+            TaxScheme.REVERSE_CHARGE,
+            "PL",
+        ),
+        # Before the One-Stop Shop, a cross-border sale taxed in the arrival country was a
+        # sale under that country's own registration.
+        (
+            {
+                "SALE_ARRIVAL_COUNTRY": "FR",
+                "TAXABLE_JURISDICTION": "FRANCE",
+                "TRANSACTION_COMPLETE_DATE": "30-06-2021",
+                "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "0.2",
+            },
+            TaxScheme.DOMESTIC,
+            "FR",
+        ),
+    ],
+)
+def test_tax_country_is_the_taxable_jurisdiction(
+    changes: dict[str, str], scheme: TaxScheme, tax_country: str
+) -> None:
+    item = only_transaction(vat_file({**SALE, **changes}))
+
+    assert (item.scheme, item.tax_country) == (scheme, tax_country)
+
+
+@pytest.mark.parametrize(
+    ("stated", "responsibility", "scheme"),
+    [
+        ("UNION-OSS", "SELLER", TaxScheme.OSS),
+        ("VCS_EU_OSS", "SELLER", TaxScheme.OSS),
+        ("VCS_EU_IOSS", "SELLER", TaxScheme.IOSS),
+        ("UK_VOEC-DOMESTIC", "MARKETPLACE", TaxScheme.FACILITATOR),
+        ("UK_VOEC-IMPORT", "", TaxScheme.FACILITATOR),
+        ("DEEMED_RESELLER-IOSS", "MARKETPLACE", TaxScheme.FACILITATOR),
+        ("REGULAR", "MARKETPLACE", TaxScheme.FACILITATOR),
+        # REGULAR: declared in the taxing country's own return, even when sold across a border.
+        ("REGULAR", "SELLER", TaxScheme.DOMESTIC),
+    ],
+)
+def test_stated_scheme_and_responsibility_win_over_inference(
+    stated: str, responsibility: str, scheme: TaxScheme
+) -> None:
+    row = {
+        **SALE,
+        "SALE_ARRIVAL_COUNTRY": "FR",
+        "TAXABLE_JURISDICTION": "FRANCE",
+        "PRICE_OF_ITEMS_VAT_RATE_PERCENT": "0.2",
+        "TAX_REPORTING_SCHEME": stated,
+        "TAX_COLLECTION_RESPONSIBILITY": responsibility,
+    }
+
+    item = only_transaction(vat_file(row, header=LAYOUT_2021))
+
+    assert (item.scheme, item.tax_country) == (scheme, "FR")
+
+
+@pytest.mark.parametrize(
+    ("changes", "column", "message"),
+    [
+        (
+            {"TAX_REPORTING_SCHEME": "UNION-OSS", "TRANSACTION_COMPLETE_DATE": "30-06-2021"},
+            "TAX_REPORTING_SCHEME",
+            "UNION-OSS on 2021-06-30, but the One-Stop Shop exists only from 2021-07-01",
+        ),
+        (
+            {"TAX_REPORTING_SCHEME": "MOON_SCHEME"},
+            "TAX_REPORTING_SCHEME",
+            "'MOON_SCHEME' is not a tax reporting scheme",
+        ),
+        (
+            {"TAX_COLLECTION_RESPONSIBILITY": "AMAZON"},
+            "TAX_COLLECTION_RESPONSIBILITY",
+            "'AMAZON' is neither SELLER nor MARKETPLACE",
+        ),
+    ],
+)
+def test_a_scheme_that_cannot_be_is_a_row_error(
+    changes: dict[str, str], column: str, message: str
+) -> None:
+    error = only_error(vat_file({**SALE, **changes}, header=LAYOUT_2021))
+
+    assert error.column == column and message in error.message
+
+
+def test_a_row_with_bytes_outside_the_files_encoding_is_a_row_error() -> None:
+    garbled = {**SALE, "TRANSACTION_EVENT_ID": "302-0000000-0000009", "BUYER_NAME": "M\ufffdller"}
+
+    items = parse(vat_file(SALE, garbled, SALE))
+
+    assert [type(item).__name__ for item in items] == ["Transaction", "RowError", "Transaction"]
+    error = items[1]
+    assert isinstance(error, RowError)
+    assert (error.source.line, error.column, error.order_id) == (
+        3,
+        "BUYER_NAME",
+        "302-0000000-0000009",
+    )
+
+
+@pytest.mark.parametrize(
+    ("columns", "said"),
+    [
+        (
+            "settlement-id\tsettlement-start-date\ttotal-amount\tcurrency\ttransaction-type\t"
+            "order-id\tshipment-fee-type\tshipment-fee-amount\tprice-type\tprice-amount\t"
+            "item-related-fee-type\titem-related-fee-amount",
+            "settlement report flat file V1",
+        ),
+        (
+            "date/time,settlement id,type,order id,sku,description,quantity,product sales,total",
+            "Date Range (transaction) report",
+        ),
+    ],
+)
+def test_a_report_we_do_not_read_is_named_with_the_one_to_download(columns: str, said: str) -> None:
+    with pytest.raises(ServiceError) as raised:
+        parse([columns, columns.replace("-", "x")], "statement.txt")
+
+    assert raised.value.kind == ErrorKind.BAD_DATA
+    assert said in raised.value.message and "this app does not read" in raised.value.message
