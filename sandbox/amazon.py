@@ -3,7 +3,8 @@
 One Flask app serves every Amazon host on one port, with Amazon's wire formats: LWA's OAuth
 errors, SP-API's `{"errors": [...]}` bodies and headers, usage plans enforced as 429s, report
 processing that takes a few polls, restricted documents that need a Restricted Data Token, and
-presigned, gzip-compressed report documents generated on the fly (sandbox.amazon_reports).
+presigned report documents generated on the fly (sandbox.amazon_reports): gzip-compressed like
+Amazon's VAT and order reports, plain text like its settlement reports.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ RDT_LIFETIME = 3600
 RETENTION = timedelta(days=90)  # getReports never looks further back
 SETTLEMENT_CADENCE = timedelta(days=14)
 SETTLEMENT_ANCHOR = datetime(2025, 12, 29, tzinfo=UTC)
+# Amazon serves settlement documents uncompressed: getReportDocument names no compression.
+UNCOMPRESSED_REPORT_TYPES = frozenset({SETTLEMENT_REPORT})
+# The sandbox is only ever served on loopback (sandbox/server.py).
+LOOPBACK = "127.0.0.1"
 
 # Statuses whose answers carry x-amzn-RateLimit-Limit, per API, as the specs declare them.
 _RATE_HEADER_STATUSES = {
@@ -159,6 +164,7 @@ class _Report:
 class _Document:
     report_type: str
     lines: Callable[[], Iterator[str]] = field(repr=False)
+    gzip: bool = True
 
 
 class AmazonSandbox:
@@ -180,6 +186,7 @@ class AmazonSandbox:
         usage_plans: Mapping[str, tuple[float, int]] | None = None,
         access_token_ttl: int = 3600,
         gzip_documents: bool = True,
+        vat_calculation: bool = True,
         document_charset: str = "UTF-8",
         declare_charset: bool = True,
         settlement_marketplace_ids: Sequence[str] = (
@@ -200,7 +207,11 @@ class AmazonSandbox:
         self.redirect_uris = list(redirect_uris) if redirect_uris is not None else None
         self.enforce_rate_limits = enforce_rate_limits
         self.access_token_ttl = access_token_ttl
+        # False: the VAT and order reports come uncompressed too (settlements always do).
         self.gzip_documents = gzip_documents
+        # False: the seller does not use Amazon's VAT calculation service (VCS), so its VAT
+        # reports carry only VAT-inclusive amounts.
+        self.vat_calculation = vat_calculation
         self.document_charset = document_charset
         # False: the Content-Type names no charset, as with some of Amazon's EU flat files.
         self.declare_charset = declare_charset
@@ -523,7 +534,7 @@ class AmazonSandbox:
                 settlement_id=settlement_id,
             )
 
-        self._documents[document_id] = _Document(SETTLEMENT_REPORT, lines)
+        self._documents[document_id] = _Document(SETTLEMENT_REPORT, lines, gzip=False)
         self._reports[report_id] = _Report(
             report_id=report_id,
             report_type=SETTLEMENT_REPORT,
@@ -542,9 +553,9 @@ class AmazonSandbox:
     def _document_lines(
         self, report_type: str, marketplace_ids: list[str], start: datetime, end: datetime
     ) -> Callable[[], Iterator[str]]:
-        seed, orders = self.seed, self.orders_per_report
+        seed, orders, vcs = self.seed, self.orders_per_report, self.vat_calculation
         if report_type == VAT_REPORT:
-            months = []
+            months: list[str] = []
             month = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
             while month < end or not months:
                 months.append(month.strftime("%Y-%m"))
@@ -553,7 +564,11 @@ class AmazonSandbox:
             def vat_lines() -> Iterator[str]:
                 for index, period in enumerate(months):
                     report = generate_vat_report(
-                        period=period, marketplace_ids=marketplace_ids, seed=seed, orders=orders
+                        period=period,
+                        marketplace_ids=marketplace_ids,
+                        seed=seed,
+                        orders=orders,
+                        vat_calculation=vcs,
                     )
                     if index:
                         next(report)  # one header for the whole range
@@ -654,7 +669,12 @@ class AmazonSandbox:
             report.processing_end = now
             if report.outcome == "DONE" and report.lines is not None:
                 document_id = self._new_document_id(report.marketplace_ids)
-                self._documents[document_id] = _Document(report.report_type, report.lines)
+                compressed = self.gzip_documents and (
+                    report.report_type not in UNCOMPRESSED_REPORT_TYPES
+                )
+                self._documents[document_id] = _Document(
+                    report.report_type, report.lines, gzip=compressed
+                )
                 report.document_id = document_id
         elif report.polls > 1:
             report.status = "IN_PROGRESS"
@@ -795,7 +815,7 @@ class AmazonSandbox:
                 operation, 404, "NotFound", f"Report document {document_id} not found"
             )
         body = {"reportDocumentId": document_id, "url": self._presign(document_id)}
-        if self.gzip_documents:
+        if document.gzip:
             body["compressionAlgorithm"] = "GZIP"
         return self._sp_response(operation, 200, body)
 
@@ -815,7 +835,10 @@ class AmazonSandbox:
                 "X-Amz-Signature": self._signature(document_id, stamp),
             }
         )
-        return f"{request.host_url}documents-bucket/{document_id}?{query}"
+        # From the port this server is bound to, never from the Host header, which a client may
+        # set to anything (python-amazon-sp-api sends the SP-API host's name).
+        port = request.environ["SERVER_PORT"]
+        return f"http://{LOOPBACK}:{port}/documents-bucket/{document_id}?{query}"
 
     def _s3_error(self, code: str, message: str) -> Response:
         body = (
@@ -841,7 +864,7 @@ class AmazonSandbox:
         mimetype = "text/plain"
         if self.declare_charset:
             mimetype += f";charset={self.document_charset}"
-        body = _encoded(document.lines(), self.document_charset, gzip=self.gzip_documents)
+        body = _encoded(document.lines(), self.document_charset, gzip=document.gzip)
         return Response(body, status=200, headers={"Content-Type": mimetype})
 
     # --- Tokens API ------------------------------------------------------------------------

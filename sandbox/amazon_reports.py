@@ -1,8 +1,11 @@
 """Realistic Amazon report files for the sandbox, deterministic from a seed and streamed by line.
 
-Three report types, in the formats Amazon delivers them:
-- GET_VAT_TRANSACTION_DATA: the 92-column VAT transactions report (EU and UK marketplaces);
-- GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2: the settlement flat file, V2;
+Three report types, in the formats Amazon delivers them, quirks included:
+- GET_VAT_TRANSACTION_DATA: the VAT transactions report (EU and UK marketplaces), in the layout
+  of its period (90 columns before 2020, 92 to June 2021, 94 from July 2021, 95 from 2025), for
+  sellers with or without Amazon's VAT calculation (VCS);
+- GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2: the settlement flat file, V2, with the summary row
+  alone carrying currency and totals, and the decimal commas and dotted dates of EU marketplaces;
 - GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL: the all-orders flat file (NA marketplaces).
 
 Each generator yields lines without their line terminator, header first, and keeps only a
@@ -16,8 +19,8 @@ import heapq
 import itertools
 import random
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
@@ -32,9 +35,10 @@ VAT_REPORT = "GET_VAT_TRANSACTION_DATA"
 SETTLEMENT_REPORT = "GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2"
 ALL_ORDERS_REPORT = "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL"
 
-# The real header, byte for byte, including Amazon's own misspelling DEPATURE_CITY.
+# The 2020 header (92 columns), byte for byte as in the real sample, including Amazon's own
+# misspelling DEPATURE_CITY.
 # fmt: off
-VAT_HEADER: tuple[str, ...] = (
+VAT_HEADER_2020: tuple[str, ...] = (
     "UNIQUE_ACCOUNT_IDENTIFIER", "ACTIVITY_PERIOD", "SALES_CHANNEL", "MARKETPLACE",
     "TRANSACTION_TYPE", "TRANSACTION_EVENT_ID", "ACTIVITY_TRANSACTION_ID", "TAX_CALCULATION_DATE",
     "TRANSACTION_DEPART_DATE", "TRANSACTION_ARRIVAL_DATE", "TRANSACTION_COMPLETE_DATE",
@@ -67,6 +71,20 @@ VAT_HEADER: tuple[str, ...] = (
     "ARRIVAL_ADDRESS", "SUPPLIER_NAME", "SUPPLIER_VAT_NUMBER",
 )
 # fmt: on
+# Before 2020 (the 2018 bookwork sample): no supplier columns.
+VAT_HEADER_2018 = VAT_HEADER_2020[:-2]
+# From July 2021 (the EU e-commerce package: OSS, IOSS, deemed suppliers) two columns follow.
+VAT_HEADER_2021 = (*VAT_HEADER_2020, "TAX_REPORTING_SCHEME", "TAX_COLLECTION_RESPONSIBILITY")
+# Today's reports also carry PROGRAM_TYPE after MARKETPLACE (Amazon's field definitions; public
+# parsers count 95 columns). Reports seen with it are from 2025 on, where this layout starts.
+_AT_PROGRAM_TYPE = VAT_HEADER_2021.index("MARKETPLACE") + 1
+VAT_HEADER_2025 = (
+    *VAT_HEADER_2021[:_AT_PROGRAM_TYPE],
+    "PROGRAM_TYPE",
+    *VAT_HEADER_2021[_AT_PROGRAM_TYPE:],
+)
+# The layout Amazon writes for recent periods.
+VAT_HEADER = VAT_HEADER_2025
 
 # The three amount families of the VAT report; each has base, PROMO_ and TOTAL_ columns.
 VAT_FAMILIES: tuple[str, ...] = ("PRICE_OF_ITEMS", "SHIP_CHARGE", "GIFT_WRAP")
@@ -305,14 +323,6 @@ def _split(gross: Decimal, rate: Decimal) -> tuple[Decimal, Decimal]:
     return gross - vat, vat
 
 
-def _dmy(moment: datetime) -> str:
-    return moment.strftime("%d-%m-%Y")
-
-
-def _utc(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
@@ -349,6 +359,8 @@ def _valid_vat_number(rng: random.Random, country: str) -> str:
         "GB": lambda: f"GB{rng.randint(1, 9)}{rng.randrange(10**8):08d}",
     }
     module = get_cc_module(country.lower(), "vat")
+    if module is None:
+        raise ValueError(f"python-stdnum has no VAT number check for {country}")
     while True:
         candidate = shapes[country]()
         if module.is_valid(candidate):
@@ -430,6 +442,104 @@ class _Line:
         return columns
 
 
+# Kinds of sale; the last two are taxed by Amazon as deemed supplier, not by the seller:
+# domestic | oss (intra-EU distance sale) | pan_eu (Pan-EU stock taxed where it leaves) |
+# b2b_reverse_charge | b2b_domestic | export | uk_import (EU stock to a UK consumer, UK VAT on
+# eCommerce) | eu_ioss (UK stock to an EU consumer, import OSS)
+_MARKETPLACE_KINDS = frozenset({"uk_import", "eu_ioss"})
+_SCHEMES = {
+    "oss": "UNION-OSS",
+    "uk_import": "UK_VOEC-IMPORT",
+    "eu_ioss": "DEEMED_RESELLER-IOSS",
+}
+# What a seller without Amazon's VAT calculation gets: only VAT-inclusive amounts and where the
+# goods went (the 2018 bookwork sample; the 2020 sample likewise).
+_VCS_COLUMNS = frozenset(
+    {
+        column
+        for column in VAT_HEADER_2020
+        if column.endswith(("_AMT_VAT_EXCL", "_VAT_AMT", "_VAT_RATE_PERCENT"))
+    }
+    | {
+        "TAX_CALCULATION_DATE",
+        "ITEM_MANUFACTURE_COUNTRY",
+        "PRODUCT_TAX_CODE",
+        "SELLER_DEPART_VAT_NUMBER_COUNTRY",
+        "SELLER_DEPART_COUNTRY_VAT_NUMBER",
+        "SELLER_ARRIVAL_VAT_NUMBER_COUNTRY",
+        "SELLER_ARRIVAL_COUNTRY_VAT_NUMBER",
+        "TRANSACTION_SELLER_VAT_NUMBER_COUNTRY",
+        "TRANSACTION_SELLER_VAT_NUMBER",
+        "VAT_CALCULATION_IMPUTATION_COUNTRY",
+        "TAXABLE_JURISDICTION",
+        "TAXABLE_JURISDICTION_LEVEL",
+        "VAT_INV_NUMBER",
+        "VAT_INV_CONVERTED_AMT",
+        "VAT_INV_CURRENCY_CODE",
+        "VAT_INV_EXCHANGE_RATE",
+        "VAT_INV_EXCHANGE_RATE_DATE",
+        "EXPORT_OUTSIDE_EU",
+        "INVOICE_URL",
+        "BUYER_NAME",
+        "ARRIVAL_ADDRESS",
+        "TAX_REPORTING_SCHEME",
+    }
+)
+# A refund row says less than its sale: no buyer, no addresses, no weights (bookwork sample).
+_REFUND_BLANK = frozenset(
+    {
+        "BUYER_NAME",
+        "ARRIVAL_ADDRESS",
+        "ARRIVAL_CITY",
+        "ARRIVAL_POST_CODE",
+        "ARRIVAL_COUNTRY",
+        "DEPATURE_CITY",
+        "DEPARTURE_COUNTRY",
+        "ITEM_WEIGHT",
+        "TOTAL_ACTIVITY_WEIGHT",
+    }
+)
+# The amount columns of the VAT report, in header order.
+_VAT_AMOUNTS = tuple(
+    column
+    for column in VAT_HEADER_2020
+    if column.endswith(("_AMT_VAT_EXCL", "_VAT_AMT", "_VAT_RATE_PERCENT", "_AMT_VAT_INCL"))
+)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What a period's report looks like: its header, its dates, the law it reports under."""
+
+    header: tuple[str, ...]
+    date_format: str
+    union_oss: bool  # July 2021 on: OSS, IOSS, deemed suppliers and the two scheme columns
+
+    def date(self, moment: datetime) -> str:
+        return moment.strftime(self.date_format)
+
+
+def _layout(start: datetime) -> _Layout:
+    if start < datetime(2020, 1, 1, tzinfo=UTC):
+        return _Layout(VAT_HEADER_2018, "%d-%m-%Y", union_oss=False)
+    if start < datetime(2021, 7, 1, tzinfo=UTC):
+        return _Layout(VAT_HEADER_2020, "%d-%m-%Y", union_oss=False)
+    if start < datetime(2025, 1, 1, tzinfo=UTC):
+        return _Layout(VAT_HEADER_2021, "%d.%m.%Y", union_oss=True)
+    return _Layout(VAT_HEADER_2025, "%d.%m.%Y", union_oss=True)
+
+
+def vat_header(period: str) -> tuple[str, ...]:
+    """The header of the VAT transactions report for a month ("YYYY-MM")."""
+    return _layout(_month_bounds(period)[0]).header
+
+
+def _short(value: Decimal) -> str:
+    """An amount as reports without Amazon's VAT calculation write it: 215.0, 139.99, -124.99."""
+    text = _money(value)
+    return text[:-1] if text.endswith("0") else text
+
+
 @dataclass
 class _Order:
     """Everything the report says about one order's shipment(s)."""
@@ -440,7 +550,7 @@ class _Order:
     depart: str
     fc: tuple[str, str]
     buyer: _Buyer
-    kind: str  # domestic | oss | b2b_reverse_charge | b2b_domestic | export
+    kind: str  # one of the kinds above
     channel: str
     shipments: list[tuple[str, datetime, list[_Line]]] = field(default_factory=list)
     invoiced: bool = True
@@ -450,7 +560,7 @@ class _Order:
 class _Plan:
     """What one order will look like; drawn at random, or fixed for the first orders."""
 
-    kind: str  # domestic | oss | b2b_reverse_charge | b2b_domestic | export
+    kind: str  # one of the kinds above
     items: int = 1
     buyer: int | None = None  # index into the marketplace's local buyers
     promo: bool = False
@@ -460,6 +570,8 @@ class _Plan:
     invoiced: bool = True
     refund: bool = False
     books: bool = False
+    depart: str | None = None  # the fulfilment centre's country, when not the marketplace's
+    arrival: str | None = None  # the buyer's country, when it matters
 
 
 # The first orders of every report walk through each case, so even a 20-order report has them all.
@@ -473,12 +585,21 @@ _SCHEDULE: tuple[_Plan, ...] = (
     _Plan("b2b_domestic"),
     _Plan("domestic", items=3, split=True),
     _Plan("oss", items=2, books=True, refund=True),
+    # Pan-EU stock: taxed in Poland at 23% (VAT_INV_NUMBER PL-...), delivered to Austria.
+    _Plan("pan_eu", depart="PL", arrival="AT", refund=True),
+    _Plan("b2b_reverse_charge", depart="PL"),
+    _Plan("uk_import", refund=True),
+    _Plan("eu_ioss"),
 )
 
 
 class _VatReport:
-    def __init__(self, period: str, marketplace_ids: list[str], seed: int, orders: int) -> None:
+    def __init__(
+        self, period: str, marketplace_ids: list[str], seed: int, orders: int, *, vcs: bool
+    ) -> None:
         self.start, self.end = _month_bounds(period)
+        self.layout = _layout(self.start)
+        self.vcs = vcs
         self.markets = [_vat_marketplace(m) for m in marketplace_ids]
         if not self.markets:
             raise ValueError("the VAT report needs at least one marketplace")
@@ -496,7 +617,7 @@ class _VatReport:
     # rows ------------------------------------------------------------------------------------
 
     def lines(self) -> Iterator[str]:
-        yield "\t".join(VAT_HEADER)
+        yield "\t".join(self.layout.header)
         span = (self.end - self.start).total_seconds()
         for index in range(self.orders):
             when = self.start + timedelta(seconds=span * (index + self.rng.random()) / self.orders)
@@ -518,14 +639,24 @@ class _VatReport:
             yield from heapq.heappop(self.pending)[2]()
 
     def _row(self, values: dict[str, str]) -> str:
-        return "\t".join(values.get(column, "") for column in VAT_HEADER)
+        return "\t".join(values.get(column, "") for column in self.layout.header)
 
     def _random_plan(self) -> _Plan:
         rng = self.rng
         kind = rng.choices(
-            ("domestic", "oss", "b2b_reverse_charge", "b2b_domestic", "export"),
-            weights=(60, 20, 7, 8, 5),
+            (
+                "domestic",
+                "oss",
+                "pan_eu",
+                "b2b_reverse_charge",
+                "b2b_domestic",
+                "export",
+                "uk_import",
+                "eu_ioss",
+            ),
+            weights=(55, 18, 5, 6, 7, 4, 3, 2),
         )[0]
+        pan_eu = kind == "pan_eu" or (kind == "b2b_reverse_charge" and rng.random() < 0.3)
         return _Plan(
             kind,
             items=rng.choices((1, 2, 3), weights=(75, 20, 5))[0],
@@ -536,24 +667,39 @@ class _VatReport:
             invoiced=rng.random() < 0.85,
             refund=rng.random() < 0.07,
             books=rng.random() < 0.15,
+            depart="PL" if pan_eu else None,
         )
+
+    def _market(self, index: int, kind: str) -> tuple[Marketplace, str]:
+        """Where the order was placed, and its kind as the marketplaces on hand allow."""
+        eu_markets = [m for m in self.markets if m.country != "GB"]
+        uk = [m for m in self.markets if m.country == "GB"]
+        if kind == "uk_import":
+            return (uk[0], kind) if uk else (self.markets[0], "domestic")
+        if kind in ("eu_ioss", "pan_eu"):
+            return (eu_markets[0], kind) if eu_markets else (self.markets[0], "domestic")
+        # Scheduled cases land on the first EU marketplace; then each marketplace gets an order.
+        if index < len(_SCHEDULE) and eu_markets:
+            return eu_markets[0], kind
+        if index < len(_SCHEDULE) + len(self.markets):
+            return self.markets[index - len(_SCHEDULE)], "domestic"
+        market = self.rng.choice(self.markets)
+        if market.country == "GB" and kind != "b2b_domestic":
+            kind = "domestic"  # UK sales from UK stock are domestic
+        return market, kind
 
     def _order(self, index: int, when: datetime, plan: _Plan) -> _Order:
         rng = self.rng
-        eu_markets = [m for m in self.markets if m.country != "GB"]
-        # Scheduled cases land on the first EU marketplace; then each marketplace gets an order.
-        if index < len(_SCHEDULE) and eu_markets:
-            market = eu_markets[0]
-        elif index < len(_SCHEDULE) + len(self.markets):
-            market = self.markets[index - len(_SCHEDULE)]
-            plan = replace(plan, kind="domestic")
+        market, kind = self._market(index, plan.kind)
+        if kind in _MARKETPLACE_KINDS and not self.layout.union_oss:
+            kind = "oss"  # before July 2021 these were distance sales like any other
+        if kind == "uk_import":
+            depart = "DE"
+        elif kind == "eu_ioss":
+            depart = "GB"
         else:
-            market = rng.choice(self.markets)
-        kind = plan.kind
-        if market.country == "GB" and kind != "b2b_domestic":
-            kind = "domestic"  # UK sales are all domestic for a seller with stock in the UK
-        depart = market.country if market.country in _FCS else "DE"
-        buyer = self._buyer(kind, market.country, depart, plan.buyer)
+            depart = plan.depart or (market.country if market.country in _FCS else "DE")
+        buyer = self._buyer(kind, market.country, depart, plan)
         if kind == "domestic" and buyer.country != depart:
             kind = "oss"  # e.g. amazon.se orders ship from Germany: a distance sale to Sweden
         channel = "MFN" if rng.random() < 0.1 else "AFN"
@@ -566,7 +712,8 @@ class _VatReport:
             buyer,
             kind,
             channel,
-            invoiced=plan.invoiced,
+            # Amazon invoices what it taxes as deemed supplier; the seller has no invoice.
+            invoiced=plan.invoiced and kind not in _MARKETPLACE_KINDS,
         )
         lines = [self._line(order, plan, position) for position in range(plan.items)]
         shipped = when
@@ -578,7 +725,7 @@ class _VatReport:
             order.shipments.append((_token(rng, 9), shipped, lines))
         return order
 
-    def _buyer(self, kind: str, market_country: str, depart: str, pick: int | None) -> _Buyer:
+    def _buyer(self, kind: str, market_country: str, depart: str, plan: _Plan) -> _Buyer:
         rng = self.rng
         if kind == "export":
             return rng.choice(_EXPORT_BUYERS)
@@ -588,12 +735,20 @@ class _VatReport:
             else:
                 wanted = [c for c in self.seller.companies if c.country not in (depart, "GB")]
             return rng.choice(wanted or list(self.seller.companies))
-        if kind == "oss":
-            options = [b for b in _CONSUMERS if b.country in _EU and b.country != depart]
+        if kind == "uk_import":
+            return rng.choice([b for b in _CONSUMERS if b.country == "GB"])
+        if kind in ("oss", "pan_eu"):
+            options = [
+                b
+                for b in _CONSUMERS
+                if b.country in _EU
+                and b.country != depart
+                and (plan.arrival is None or b.country == plan.arrival)
+            ]
             return rng.choice(options)
         local = [b for b in _CONSUMERS if b.country == market_country]
-        if pick is not None:
-            return local[pick % len(local)]
+        if plan.buyer is not None:
+            return local[plan.buyer % len(local)]
         return rng.choice(local)
 
     def _line(self, order: _Order, plan: _Plan, position: int) -> _Line:
@@ -633,7 +788,22 @@ class _VatReport:
         return item, item, country.standard
 
     def _jurisdiction(self, order: _Order) -> str:
-        return order.buyer.country if order.kind == "oss" else order.depart
+        """The country whose VAT applies (TAXABLE_JURISDICTION)."""
+        if order.kind in ("uk_import", "eu_ioss"):
+            return order.buyer.country
+        if order.kind == "oss":
+            # Before the OSS, a distance sale was taxed where it arrived only once the seller
+            # was registered there (above the threshold), else where it left.
+            registered = order.buyer.country in self.seller.vat
+            if self.layout.union_oss or registered:
+                return order.buyer.country
+        return order.depart
+
+    def _imputation(self, order: _Order) -> str:
+        """VAT_CALCULATION_IMPUTATION_COUNTRY: the arrival country of a cross-border sale, which
+        need not be the taxing country (Pan-EU stock, intra-EU B2B, distance sales)."""
+        cross_border = ("oss", "pan_eu", "b2b_reverse_charge", "uk_import", "eu_ioss")
+        return order.buyer.country if order.kind in cross_border else order.depart
 
     def _invoice_number(self, order: _Order) -> str:
         country = self._jurisdiction(order)
@@ -642,6 +812,7 @@ class _VatReport:
     def _common(self, order: _Order, line: _Line) -> dict[str, str]:
         seller_vat = self.seller.vat
         jurisdiction = self._jurisdiction(order)
+        marketplace_collects = order.kind in _MARKETPLACE_KINDS
         # Distance sales without a registration at arrival are declared through the OSS return
         # of the country of departure, under that country's VAT number.
         transaction_country = jurisdiction if jurisdiction in seller_vat else order.depart
@@ -652,6 +823,7 @@ class _VatReport:
             "ACTIVITY_PERIOD": self.period_label,
             "SALES_CHANNEL": order.channel,
             "MARKETPLACE": order.market.domain,
+            "PROGRAM_TYPE": "REGULAR",
             "TRANSACTION_EVENT_ID": order.order_id,
             "SELLER_SKU": product.sku,
             "ASIN": product.asin,
@@ -674,13 +846,16 @@ class _VatReport:
             "DELIVERY_CONDITIONS": "DAP",
             "SELLER_DEPART_VAT_NUMBER_COUNTRY": order.depart,
             "SELLER_DEPART_COUNTRY_VAT_NUMBER": seller_vat[order.depart],
-            "TRANSACTION_SELLER_VAT_NUMBER_COUNTRY": transaction_country,
-            "TRANSACTION_SELLER_VAT_NUMBER": seller_vat[transaction_country],
-            "VAT_CALCULATION_IMPUTATION_COUNTRY": jurisdiction,
+            "VAT_CALCULATION_IMPUTATION_COUNTRY": self._imputation(order),
             "TAXABLE_JURISDICTION": _COUNTRIES[jurisdiction].name,
             "TAXABLE_JURISDICTION_LEVEL": "Country",
-            "EXPORT_OUTSIDE_EU": "YES" if order.kind == "export" else "NO",
+            "EXPORT_OUTSIDE_EU": "YES" if order.kind in ("export", "uk_import") else "NO",
+            "TAX_REPORTING_SCHEME": _SCHEMES.get(order.kind, "REGULAR"),
+            "TAX_COLLECTION_RESPONSIBILITY": "MARKETPLACE" if marketplace_collects else "SELLER",
         }
+        if not marketplace_collects:
+            values["TRANSACTION_SELLER_VAT_NUMBER_COUNTRY"] = transaction_country
+            values["TRANSACTION_SELLER_VAT_NUMBER"] = seller_vat[transaction_country]
         if buyer.country in seller_vat:
             values["SELLER_ARRIVAL_VAT_NUMBER_COUNTRY"] = buyer.country
             values["SELLER_ARRIVAL_COUNTRY_VAT_NUMBER"] = seller_vat[buyer.country]
@@ -692,26 +867,38 @@ class _VatReport:
             values["ARRIVAL_ADDRESS"] = buyer.street
         return values
 
+    def _without_vcs(self, order: _Order, values: dict[str, str]) -> dict[str, str]:
+        """The row as a seller without Amazon's VAT calculation gets it; Amazon still
+        calculates the VAT it owes itself as deemed supplier."""
+        if self.vcs or order.kind in _MARKETPLACE_KINDS:
+            return values
+        kept = {key: value for key, value in values.items() if key not in _VCS_COLUMNS}
+        for column in _VAT_AMOUNTS:
+            if column.endswith("_AMT_VAT_INCL") and column in kept:
+                kept[column] = _short(Decimal(kept[column]))
+        return kept
+
     def _sale(
         self, order: _Order, shipment_id: str, shipped: datetime, line: _Line, invoice: str
     ) -> dict[str, str]:
         values = self._common(order, line)
         amounts = line.amounts()
         values.update(amounts)
+        day = self.layout.date(shipped)
         values.update(
             {
                 "TRANSACTION_TYPE": "SALE",
                 "ACTIVITY_TRANSACTION_ID": shipment_id,
-                "TAX_CALCULATION_DATE": _dmy(shipped),
-                "TRANSACTION_DEPART_DATE": _dmy(shipped),
-                "TRANSACTION_COMPLETE_DATE": _dmy(shipped),
+                "TAX_CALCULATION_DATE": day,
+                "TRANSACTION_DEPART_DATE": day,
+                "TRANSACTION_COMPLETE_DATE": day,
             }
         )
         if invoice:
             values["VAT_INV_NUMBER"] = invoice
             values["INVOICE_URL"] = self._invoice_url(order)
             values.update(self._conversion(order, shipped, amounts))
-        return values
+        return self._without_vcs(order, values)
 
     def _invoice_url(self, order: _Order) -> str:
         document = uuid.UUID(int=self.rng.getrandbits(128), version=4)
@@ -736,7 +923,7 @@ class _VatReport:
             ),
             "VAT_INV_CURRENCY_CODE": target,
             "VAT_INV_EXCHANGE_RATE": str(rate),
-            "VAT_INV_EXCHANGE_RATE_DATE": _dmy(moment - timedelta(days=1)),
+            "VAT_INV_EXCHANGE_RATE_DATE": self.layout.date(moment - timedelta(days=1)),
         }
 
     def _schedule_refund(self, order: _Order) -> None:
@@ -758,16 +945,16 @@ class _VatReport:
                     {
                         "TRANSACTION_TYPE": "REFUND",
                         "ACTIVITY_TRANSACTION_ID": refund_id,
-                        "QTY": str(-line.qty),
-                        "TOTAL_ACTIVITY_WEIGHT": str(-line.product.weight * line.qty),
-                        "TAX_CALCULATION_DATE": _dmy(when),
-                        "TRANSACTION_COMPLETE_DATE": _dmy(when),
+                        "TAX_CALCULATION_DATE": self.layout.date(when),
+                        "TRANSACTION_COMPLETE_DATE": self.layout.date(when),
                     }
                 )
                 if invoice:
                     values["VAT_INV_NUMBER"] = invoice
                     values.update(self._conversion(order, when, amounts))
-                rows.append(self._row(values))
+                for column in _REFUND_BLANK:
+                    values.pop(column, None)
+                rows.append(self._row(self._without_vcs(order, values)))
             if order.buyer.country != order.depart and order.kind != "export":
                 rows.extend(self._return_rows(order, lines, when))
             return rows
@@ -784,7 +971,7 @@ class _VatReport:
         qty: int,
         left: datetime,
         arrived: datetime,
-    ) -> str:
+    ) -> dict[str, str]:
         """Stock moving between countries: valued at cost, no VAT, declared on both sides."""
         seller_vat = self.seller.vat
         value = product.cost_eur * qty
@@ -795,12 +982,14 @@ class _VatReport:
                 "UNIQUE_ACCOUNT_IDENTIFIER": self.seller.account,
                 "ACTIVITY_PERIOD": self.period_label,
                 "SALES_CHANNEL": "AFN",
+                # Moves inside Amazon's network belong to no marketplace.
+                "MARKETPLACE": "N/A",
                 "TRANSACTION_TYPE": kind,
                 "TRANSACTION_EVENT_ID": event_id,
                 "ACTIVITY_TRANSACTION_ID": _token(self.rng, 9),
-                "TRANSACTION_DEPART_DATE": _dmy(left),
-                "TRANSACTION_ARRIVAL_DATE": _dmy(arrived),
-                "TRANSACTION_COMPLETE_DATE": _dmy(arrived),
+                "TRANSACTION_DEPART_DATE": self.layout.date(left),
+                "TRANSACTION_ARRIVAL_DATE": self.layout.date(arrived),
+                "TRANSACTION_COMPLETE_DATE": self.layout.date(arrived),
                 "SELLER_SKU": product.sku,
                 "ASIN": product.asin,
                 "ITEM_DESCRIPTION": product.description,
@@ -818,7 +1007,7 @@ class _VatReport:
                 "ARRIVAL_CITY": arrive[1],
                 "ARRIVAL_COUNTRY": arrive[0],
                 "ARRIVAL_POST_CODE": arrive[2],
-                "TRANSPORTATION_MODE": "ROAD",
+                "TRANSPORTATION_MODE": "TRANSPORT_BY_ROAD",
                 "DELIVERY_CONDITIONS": "DAP",
                 "EXPORT_OUTSIDE_EU": "NO",
             }
@@ -829,7 +1018,19 @@ class _VatReport:
         if arrive[0] in seller_vat:
             values["SELLER_ARRIVAL_VAT_NUMBER_COUNTRY"] = arrive[0]
             values["SELLER_ARRIVAL_COUNTRY_VAT_NUMBER"] = seller_vat[arrive[0]]
-        return self._row(values)
+        if not self.vcs:
+            # As the bookwork sample's FC_TRANSFER: no cost, no currency, no VAT numbers, the
+            # goods' value columns empty and the others 0.0.
+            values = {key: value for key, value in values.items() if key not in _VCS_COLUMNS}
+            for column in ("COST_PRICE_OF_ITEMS", "TRANSACTION_CURRENCY_CODE", "COMMODITY_CODE"):
+                del values[column]
+            for column in _VAT_AMOUNTS:
+                valued = column.startswith(("PRICE_OF_ITEMS", "TOTAL_PRICE_OF_ITEMS"))
+                if not valued and not column.startswith("TOTAL_ACTIVITY_VALUE"):
+                    values[column] = "0.0"
+                else:
+                    values.pop(column, None)
+        return values
 
     def _transfer(self, when: datetime) -> Iterator[str]:
         rng = self.rng
@@ -838,15 +1039,17 @@ class _VatReport:
         arrived = min(when + timedelta(days=rng.randint(1, 3)), self.end - timedelta(seconds=1))
         event = str(rng.randrange(10**10, 10**11))
         for product in rng.sample(_PRODUCTS, 2):
-            yield self._movement(
-                "FC_TRANSFER",
-                event,
-                (source, *src),
-                (target, *dst),
-                product,
-                rng.randint(5, 60),
-                when,
-                arrived,
+            yield self._row(
+                self._movement(
+                    "FC_TRANSFER",
+                    event,
+                    (source, *src),
+                    (target, *dst),
+                    product,
+                    rng.randint(5, 60),
+                    when,
+                    arrived,
+                )
             )
 
     def _inbound(self, when: datetime) -> Iterator[str]:
@@ -855,22 +1058,26 @@ class _VatReport:
         event = "FBA" + _token(rng, 9, _UPPER)
         product = rng.choice(_PRODUCTS)
         arrived = min(when + timedelta(days=2), self.end - timedelta(seconds=1))
-        yield self._movement(
-            "INBOUND",
-            event,
-            ("DE", "Hamburg", "20457"),
-            ("DE", *fc),
-            product,
-            rng.randint(50, 400),
-            when,
-            arrived,
+        yield self._row(
+            self._movement(
+                "INBOUND",
+                event,
+                ("DE", "Hamburg", "20457"),
+                ("DE", *fc),
+                product,
+                rng.randint(50, 400),
+                when,
+                arrived,
+            )
         )
 
     def _return_rows(self, order: _Order, lines: list[_Line], when: datetime) -> list[str]:
-        """Goods sent back across a border travel again: a RETURN movement to the FC."""
+        """Goods sent back across a border travel again: a RETURN movement to the FC, on the
+        order's marketplace and without amounts (the money is the REFUND's)."""
         buyer = order.buyer
-        return [
-            self._movement(
+        rows = []
+        for line in lines:
+            values = self._movement(
                 "RETURN",
                 order.order_id,
                 (buyer.country, buyer.city, buyer.post_code),
@@ -880,8 +1087,20 @@ class _VatReport:
                 when,
                 when,
             )
-            for line in lines
-        ]
+            for column in (*_VAT_AMOUNTS, "COST_PRICE_OF_ITEMS", "TRANSACTION_CURRENCY_CODE"):
+                values.pop(column, None)
+            values.update(
+                {
+                    "MARKETPLACE": order.market.domain,
+                    "PROGRAM_TYPE": "REGULAR",
+                    "TRANSACTION_DEPART_DATE": "",
+                    "SALE_DEPART_COUNTRY": order.depart,
+                    "SALE_ARRIVAL_COUNTRY": buyer.country,
+                    "TRANSPORTATION_MODE": "CONSIGNMENT_BY_POST",
+                }
+            )
+            rows.append(self._row(values))
+        return rows
 
 
 def _month_bounds(period: str) -> tuple[datetime, datetime]:
@@ -901,10 +1120,18 @@ def _vat_marketplace(marketplace_id: str) -> Marketplace:
 
 
 def generate_vat_report(
-    *, period: str, marketplace_ids: list[str], seed: int, orders: int = 200
+    *,
+    period: str,
+    marketplace_ids: list[str],
+    seed: int,
+    orders: int = 200,
+    vat_calculation: bool = True,
 ) -> Iterator[str]:
-    """GET_VAT_TRANSACTION_DATA for one calendar month ("YYYY-MM", UTC), as tab-separated lines."""
-    return _VatReport(period, marketplace_ids, seed, orders).lines()
+    """GET_VAT_TRANSACTION_DATA for one calendar month ("YYYY-MM", UTC), as tab-separated lines,
+    in that month's layout. vat_calculation=False: a seller without Amazon's VAT calculation
+    service, whose own rows carry only VAT-inclusive amounts."""
+    report = _VatReport(period, marketplace_ids, seed, orders, vcs=vat_calculation)
+    return report.lines()
 
 
 # --- settlement report (flat file V2) --------------------------------------------------------
@@ -916,51 +1143,91 @@ _SUBSCRIPTION: dict[str, Decimal] = {
     "MXN": Decimal("600.00"),
 }
 # fmt: on
+# Marketplaces whose settlement files write 52,44 and 17.06.2026 08:14:22 UTC; amazon.co.uk,
+# amazon.ie and North America write 52.44 and 2026-06-17 08:14:22 UTC.
+_DECIMAL_COMMA = frozenset({"DE", "FR", "IT", "ES", "NL", "BE", "PL", "SE"})
+
+
+@dataclass(frozen=True)
+class _SettlementFormat:
+    decimal_comma: bool
+
+    def amount(self, value: Decimal) -> str:
+        text = _money(value)
+        return text.replace(".", ",") if self.decimal_comma else text
+
+    def moment(self, value: datetime) -> str:
+        pattern = "%d.%m.%Y %H:%M:%S UTC" if self.decimal_comma else "%Y-%m-%d %H:%M:%S UTC"
+        return value.strftime(pattern)
+
+
+@dataclass(frozen=True)
+class _SettlementRow:
+    values: dict[str, str]  # the text columns
+    amount: Decimal
+    posted: datetime
 
 
 def _settlement_rows(
     rng: random.Random, start: datetime, end: datetime, market: Marketplace, orders: int
-) -> Iterator[dict[str, str]]:
+) -> Iterator[_SettlementRow]:
     """Rows after the summary line; drawing from `rng` in a fixed order keeps two passes equal."""
     currency = market.currency
     domain = market.domain
     sales_tax = market.region == Region.NA  # Amazon collects and remits US sales tax itself
     country = _COUNTRIES.get(market.country, _COUNTRIES["DE"])
     rate = Decimal("0.0825") if sales_tax else country.standard
+    # Orders whose VAT Amazon collects as deemed supplier: a UK marketplace's orders shipped
+    # from EU stock (UK VAT on eCommerce), an EU marketplace's shipped from UK stock (IOSS).
+    deemed_share = 0.0 if sales_tax else 0.2 if market.country == "GB" else 0.05
+    # Some EU settlements pay nothing out: the reserve holds the whole balance (total 0,00).
+    hold_all = market.country in _DECIMAL_COMMA and rng.random() < 0.3
     span = (end - start).total_seconds()
-    pending: list[tuple[datetime, int, list[dict[str, str]]]] = []
+    pending: list[tuple[datetime, int, list[_SettlementRow]]] = []
     tiebreak = itertools.count()
+    running = ZERO
 
     def row(
         kind: str, when: datetime, amount_type: str, description: str, amount: Decimal, **extra: str
-    ) -> dict[str, str]:
+    ) -> _SettlementRow:
         values = {
-            "currency": currency,
             "transaction-type": kind,
             "marketplace-name": domain,
             "amount-type": amount_type,
             "amount-description": description,
-            "amount": _money(amount),
-            "posted-date": _utc(when.replace(hour=0, minute=0, second=0)),
-            "posted-date-time": _utc(when),
         }
         values.update(extra)
-        return values
+        return _SettlementRow(values, amount.quantize(CENT, ROUND_HALF_UP), when)
+
+    def emit(rows: Iterable[_SettlementRow]) -> Iterator[_SettlementRow]:
+        nonlocal running
+        for each in rows:
+            running += each.amount
+            yield each
 
     reserve_before = Decimal(rng.randint(20_000, 90_000)) / 100
-    yield row(
-        "Transfer", start, "other-transaction", "Previous Reserve Amount Balance", reserve_before
+    yield from emit(
+        [
+            row(
+                "Transfer",
+                start,
+                "other-transaction",
+                "Previous Reserve Amount Balance",
+                reserve_before,
+            )
+        ]
     )
     for index in range(orders):
         when = start + timedelta(seconds=span * (index + rng.random()) / orders)
         while pending and pending[0][0] <= when:
-            yield from heapq.heappop(pending)[2]
+            yield from emit(heapq.heappop(pending)[2])
         order_id = _order_id(rng, market.country)
         shipment = _token(rng, 9, _UPPER)
         channel = "MFN" if rng.random() < 0.1 else "AFN"
         product = rng.choice(_PRODUCTS)
         qty = rng.choices((1, 2, 3), weights=(85, 12, 3))[0]
         gross = _local_price(product.price_eur, currency) * qty
+        collected = sales_tax or rng.random() < deemed_share
         item = {
             "order-id": order_id,
             "shipment-id": shipment,
@@ -978,10 +1245,13 @@ def _settlement_rows(
             row("Order", when, "ItemPrice", "Principal", principal, **item),
             row("Order", when, "ItemPrice", "Tax", tax, **item),
         ]
-        shipping = ZERO
+        shipping = shipping_tax = ZERO
         if rng.random() < 0.25:
             shipping = _local_price(Decimal("3.99"), currency)
             rows.append(row("Order", when, "ItemPrice", "Shipping", shipping, **item))
+            if collected:
+                shipping_tax = (shipping * rate).quantize(CENT, ROUND_HALF_UP)
+                rows.append(row("Order", when, "ItemPrice", "ShippingTax", shipping_tax, **item))
         promotion = ZERO
         if rng.random() < 0.1:
             promotion = -(principal * Decimal("0.10")).quantize(CENT, ROUND_HALF_UP)
@@ -998,36 +1268,33 @@ def _settlement_rows(
                 )
             )
         rows.append(row("Order", when, "ItemFees", "Commission", commission, **item))
-        if sales_tax:
-            rows.append(
-                row("Order", when, "ItemFees", "MarketplaceFacilitatorVAT-Principal", -tax, **item)
-            )
+        withheld = _withheld(row, "Order", when, tax, shipping_tax, item, sales_tax, -1)
+        if collected:
+            rows.extend(withheld)
         if channel == "AFN":
             fee = -(Decimal("2.70") + product.weight * 2).quantize(CENT) * qty
             rows.append(row("Order", when, "ItemFees", "FBAPerUnitFulfillmentFee", fee, **item))
             if shipping:
                 rows.append(row("Order", when, "ItemFees", "ShippingChargeback", -shipping, **item))
-        yield from rows
+        yield from emit(rows)
         if rng.random() < 0.08:
             refunded = min(when + timedelta(hours=rng.randint(6, 24 * 7)), end)
             refund = {**item, "shipment-id": _token(rng, 9, _UPPER)}
             admin_fee = max(-Decimal("5.00"), (commission * Decimal("0.2")).quantize(CENT))
-            refund_rows = [
+            price_rows = [
                 row("Refund", refunded, "ItemPrice", "Principal", -principal, **refund),
                 row("Refund", refunded, "ItemPrice", "Tax", -tax, **refund),
+            ]
+            if rng.random() < 0.5:
+                price_rows.reverse()  # real refunds often list the Tax row first
+            refund_rows = [
+                *price_rows,
                 row("Refund", refunded, "ItemFees", "Commission", -commission, **refund),
                 row("Refund", refunded, "ItemFees", "RefundCommission", admin_fee, **refund),
             ]
-            if sales_tax:
-                refund_rows.append(
-                    row(
-                        "Refund",
-                        refunded,
-                        "ItemFees",
-                        "MarketplaceFacilitatorVAT-Principal",
-                        tax,
-                        **refund,
-                    )
+            if collected:
+                refund_rows.extend(
+                    _withheld(row, "Refund", refunded, tax, ZERO, refund, sales_tax, 1)
                 )
             if promotion:
                 refund_rows.append(
@@ -1040,34 +1307,61 @@ def _settlement_rows(
                 "sku": product.sku,
                 "quantity-purchased": "1",
             }
-            yield row(
-                "Adjustment",
-                when,
-                "other-transaction",
-                "WAREHOUSE_DAMAGE",
-                (gross * Decimal("0.6")).quantize(CENT),
-                **adjusted,
+            yield from emit(
+                [
+                    row(
+                        "Adjustment",
+                        when,
+                        "other-transaction",
+                        "WAREHOUSE_DAMAGE",
+                        (gross * Decimal("0.6")).quantize(CENT),
+                        **adjusted,
+                    )
+                ]
             )
     while pending:
-        yield from heapq.heappop(pending)[2]
+        yield from emit(heapq.heappop(pending)[2])
     fees_day = end - timedelta(hours=rng.randint(2, 20))
-    yield row(
-        "ServiceFee", fees_day, "other-transaction", "Subscription Fee", -_SUBSCRIPTION[currency]
+    storage = -Decimal(rng.randint(500, 9_000)) / 100
+    yield from emit(
+        [
+            row(
+                "ServiceFee",
+                fees_day,
+                "other-transaction",
+                "Subscription Fee",
+                -_SUBSCRIPTION[currency],
+            ),
+            row("ServiceFee", fees_day, "other-transaction", "Storage Fee", storage),
+        ]
     )
-    yield row(
-        "ServiceFee",
-        fees_day,
-        "other-transaction",
-        "Storage Fee",
-        -Decimal(rng.randint(500, 9_000)) / 100,
+    reserve = -Decimal(rng.randint(10_000, 60_000)) / 100
+    if hold_all:
+        reserve = -running
+    yield row("Transfer", end, "other-transaction", "Current Reserve Amount", reserve)
+
+
+def _withheld(
+    row: Callable[..., _SettlementRow],
+    kind: str,
+    when: datetime,
+    tax: Decimal,
+    shipping_tax: Decimal,
+    item: dict[str, str],
+    sales_tax: bool,
+    sign: int,
+) -> list[_SettlementRow]:
+    """The tax Amazon keeps as marketplace facilitator: US sales tax under ItemWithheldTax,
+    UK and EU VAT under ItemFees MarketplaceFacilitatorVAT-*."""
+    amount_type, prefix = (
+        ("ItemWithheldTax", "MarketplaceFacilitatorTax")
+        if sales_tax
+        else ("ItemFees", "MarketplaceFacilitatorVAT")
     )
-    yield row(
-        "Transfer",
-        end,
-        "other-transaction",
-        "Current Reserve Amount",
-        -Decimal(rng.randint(10_000, 60_000)) / 100,
-    )
+    rows = [row(kind, when, amount_type, f"{prefix}-Principal", sign * tax, **item)]
+    if shipping_tax:
+        rows.append(row(kind, when, amount_type, f"{prefix}-Shipping", sign * shipping_tax, **item))
+    return rows
 
 
 def generate_settlement_report(
@@ -1080,19 +1374,20 @@ def generate_settlement_report(
 ) -> Iterator[str]:
     """GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2 for one settlement period (start, end).
 
-    The summary line's total-amount is the exact sum of every other row's amount, which needs
-    the rows before they are written: they are drawn twice from the same seed instead of kept.
+    As Amazon writes it: the summary line alone carries the dates, total-amount and currency;
+    amounts and dates are written the marketplace's way (decimal commas and dotted dates in
+    continental Europe). The summary line's total-amount is the exact sum of every other row's
+    amount, which needs the rows before they are written: they are drawn twice from the same
+    seed instead of kept.
     """
     start, end = (moment.astimezone(UTC) for moment in period)
     market = marketplace(marketplace_id)
+    style = _SettlementFormat(market.country in _DECIMAL_COMMA)
     key = f"settlement:{seed}:{marketplace_id}:{start.isoformat()}"
     if settlement_id is None:
         settlement_id = str(random.Random(key + ":id").randrange(10**10, 10**11))
     total = sum(
-        (
-            Decimal(values["amount"])
-            for values in _settlement_rows(random.Random(key), start, end, market, orders)
-        ),
+        (each.amount for each in _settlement_rows(random.Random(key), start, end, market, orders)),
         ZERO,
     )
 
@@ -1103,15 +1398,22 @@ def generate_settlement_report(
     yield "\t".join(SETTLEMENT_HEADER)
     yield line(
         {
-            "settlement-start-date": _utc(start),
-            "settlement-end-date": _utc(end),
-            "deposit-date": _utc(end + timedelta(days=2, seconds=1)),
-            "total-amount": _money(total),
+            "settlement-start-date": style.moment(start),
+            "settlement-end-date": style.moment(end),
+            "deposit-date": style.moment(end + timedelta(days=2, seconds=1)),
+            "total-amount": style.amount(total),
             "currency": market.currency,
         }
     )
-    for values in _settlement_rows(random.Random(key), start, end, market, orders):
-        yield line(values)
+    for each in _settlement_rows(random.Random(key), start, end, market, orders):
+        yield line(
+            {
+                **each.values,
+                "amount": style.amount(each.amount),
+                "posted-date": style.moment(each.posted.replace(hour=0, minute=0, second=0)),
+                "posted-date-time": style.moment(each.posted),
+            }
+        )
 
 
 # --- all orders report (NA) ------------------------------------------------------------------

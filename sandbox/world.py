@@ -19,8 +19,12 @@ SLACK_SIGNING_SECRET = "sandbox-signing-secret"
 
 
 class SandboxWorld:
-    def __init__(self, *, port_base: int = 0, seed: int = 2026) -> None:
-        self.amazon = AmazonSandbox(seed=seed)
+    def __init__(
+        self, *, port_base: int = 0, seed: int = 2026, vat_calculation: bool = True
+    ) -> None:
+        # vat_calculation=False: a seller without Amazon's VAT calculation service, whose VAT
+        # reports carry only VAT-inclusive amounts.
+        self.amazon = AmazonSandbox(seed=seed, vat_calculation=vat_calculation)
         self.xero = XeroSandbox()
         self.slack = SlackSandbox()
         ports = (port_base, port_base + 1, port_base + 2) if port_base else (0, 0, 0)
