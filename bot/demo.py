@@ -23,11 +23,11 @@ from cryptography.fernet import Fernet
 
 from bot.config import DATA_DIR, load_settings
 from bot.container import Container
-from bot.results import money
 from bot.slack_app import create_slack_app
 from bot.web import LateBoundApp, create_web_app
 from handlers import blocks
 from handlers.blocks import ids
+from handlers.blocks.common import money
 from sandbox.browser import submit_consent
 from sandbox.server import LoopbackServer
 from sandbox.slack_driver import SlackDriver

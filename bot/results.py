@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from babel.numbers import format_currency
-
+from handlers.blocks.common import money
 from services.sync import RunResult
-
-
-def money(amount: object, currency: str) -> str:
-    return format_currency(amount, currency, locale="en_GB")
 
 
 def describe_result(result: RunResult) -> list[str]:

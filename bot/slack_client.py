@@ -38,7 +38,7 @@ class PacedWebClient(WebClient):
         # Bolt deep-copies a request's context for its lazy listeners: the pace is shared.
         return self
 
-    def api_call(self, api_method: str, **options: Any) -> SlackResponse:  # type: ignore[override]
+    def api_call(self, api_method: str, **options: Any) -> SlackResponse:
         arguments = options.get("json") or options.get("params") or options.get("data") or {}
         channel = arguments.get("channel") if api_method in PACED_METHODS else None
         if channel:

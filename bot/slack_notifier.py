@@ -171,9 +171,9 @@ class SlackNotifier:
         retry) updates its parent, whose thread already has each item with its Retry button."""
         built = error_parent_message(result, failures=failures)
         if earlier is not None:
-            parent = (earlier.channel, earlier.ts)
-            if self._update(parent, built, what=f"error report of {run}"):
-                return parent
+            posted = (earlier.channel, earlier.ts)
+            if self._update(posted, built, what=f"error report of {run}"):
+                return posted
         if not failures:
             return None
         parent = self._post(self._errors_channel(integration), built, what=f"error report of {run}")

@@ -24,7 +24,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
@@ -87,8 +87,8 @@ class _Job:
 
     function: str
     body: str | dict[str, Any]  # HTTP: the raw body; Socket Mode: the payload
-    headers: dict[str, list[str]]
-    query: dict[str, list[str]]
+    headers: dict[str, str | Sequence[str]]
+    query: dict[str, Sequence[str]]
     mode: str
 
 

@@ -370,7 +370,7 @@ class SlackSandbox:
             if parent is None:
                 raise SlackError("thread_not_found")
             # A reply to a reply joins the root's thread: Slack's threads are one level deep.
-            parent = self._lookup(channel, parent.get("thread_ts", parent["ts"])) or parent
+            parent = self._lookup(channel, parent.get("thread_ts") or parent["ts"]) or parent
         ts = self._next_ts()
         message = {
             "type": "message",

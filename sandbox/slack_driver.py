@@ -50,7 +50,9 @@ class SlackDriver:
         headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": stamp}
         if signed:
             verifier = SignatureVerifier(secret or self.secret)
-            headers["X-Slack-Signature"] = verifier.generate_signature(timestamp=stamp, body=body)
+            signature = verifier.generate_signature(timestamp=stamp, body=body)
+            assert signature is not None  # None is only for a missing timestamp
+            headers["X-Slack-Signature"] = signature
         return self._post(body.encode(), headers)
 
     def _post(self, data: bytes, headers: dict[str, str]) -> requests.Response:

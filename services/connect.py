@@ -197,7 +197,7 @@ class ConnectService:
         """Mark the state used in one conditional UPDATE, so two callbacks cannot both win."""
         now = self._clock()
         with self._sessions.begin() as session:
-            claimed = session.execute(
+            claim = (
                 update(OAuthState)
                 .where(
                     OAuthState.state == state,
@@ -206,7 +206,9 @@ class ConnectService:
                     OAuthState.expires_at > now,
                 )
                 .values(used_at=now)
-            ).rowcount
+            )
+            # Through the session's connection: a Core UPDATE, whose result has a rowcount.
+            claimed = session.connection().execute(claim).rowcount
             oauth_state = session.get(OAuthState, state) if state else None
         if claimed == 1 and oauth_state is not None:
             return oauth_state

@@ -146,4 +146,4 @@ def send_with_retries(
 
 
 def exponential_backoff(attempt: int, *, base: float = 1.0, cap: float = 60.0) -> float:
-    return min(cap, base * 2 ** (attempt - 1))
+    return min(cap, base * 2.0 ** (attempt - 1))

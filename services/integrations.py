@@ -7,6 +7,7 @@ active -> authorization_expired when Amazon's 365-day authorization lapses; a re
 
 from __future__ import annotations
 
+import builtins  # in IntegrationService, `list` is the method: its annotations say builtins.list
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -44,6 +45,9 @@ class PostingSettings:
     shipping_account_code: str = "200"
     # "DE:19" -> Xero TaxType; overrides the map built from the organisation's tax rates.
     tax_overrides: dict[str, str] = field(default_factory=dict)
+    # The seller's own VAT rates, for sales Amazon calculated no VAT for: "DE:domestic" -> "19"
+    # (percent). Without one such a sale fails and says which rate it needs; never guessed.
+    vat_rates: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ class IntegrationService:
                 query = query.where(Integration.workspace_id == workspace_id)
             return list(session.scalars(query.order_by(Integration.workspace_id, Integration.name)))
 
-    def list_active(self) -> list[Integration]:
+    def list_active(self) -> builtins.list[Integration]:
         """Every active integration of every workspace: what the scheduler syncs."""
         with self._sessions() as session:
             query = select(Integration).where(Integration.status == IntegrationStatus.ACTIVE)
@@ -379,7 +383,7 @@ class IntegrationService:
             integration = self._lock(session, integration_id)
             integration.xero_refresh_token_encrypted = self._cipher.encrypt(refresh_token)
 
-    def expire_lapsed_authorizations(self) -> list[Integration]:
+    def expire_lapsed_authorizations(self) -> builtins.list[Integration]:
         """Mark integrations whose Amazon authorization is over 365 days old."""
         cutoff = self._clock() - AMAZON_AUTHORIZATION_LIFETIME
         with self._sessions.begin() as session:
@@ -398,7 +402,7 @@ class IntegrationService:
                 self._audit(session, "system", "amazon.authorization_expired", integration, {})
             return lapsed
 
-    def due_expiry_warnings(self) -> list[Integration]:
+    def due_expiry_warnings(self) -> builtins.list[Integration]:
         """Integrations whose Amazon authorization lapses within a week, not yet warned of."""
         now = self._clock()
         with self._sessions() as session:
@@ -439,7 +443,7 @@ class IntegrationService:
             integration = self._lock(session, integration_id)
             self._audit(session, "system", EXPIRY_WARNED, integration, {})
 
-    def audit_log(self, integration_id: int) -> list[AuditEntry]:
+    def audit_log(self, integration_id: int) -> builtins.list[AuditEntry]:
         with self._sessions() as session:
             query = (
                 select(AuditEntry)

@@ -53,8 +53,9 @@ def wait_for(read: Callable[[], list[Any]], count: int = 1, timeout: float = 10)
     raise AssertionError(f"nothing arrived after {timeout} s")
 
 
-def texts(message: dict[str, Any]) -> str:
-    return json.dumps(message, ensure_ascii=False)
+def texts(sent: dict[str, Any] | list[dict[str, Any]]) -> str:
+    """A message (or several) as one searchable string."""
+    return json.dumps(sent, ensure_ascii=False)
 
 
 def setup_values(name: str, **changes: Any) -> dict[str, Any]:
@@ -178,9 +179,6 @@ def test_app_home_shows_a_card_per_integration(
     assert "Acme EU" in texts(world.slack.home_view("U0ADMIN") or {})
 
 
-CHANNELS = {"errors_channel": "C0ERRORS", "summary_channel": "C0FINANCE"}
-
-
 def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_it(
     slack: SlackDriver, container: Container, world: SandboxWorld
 ) -> None:
@@ -191,7 +189,9 @@ def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_
     world.amazon.report_processing_polls = 0
     world.xero.minute_limit = 100_000
     shop = container.integrations.create(
-        replace(SPEC, marketplaces=EU, **CHANNELS), actor="U0ADMIN", workspace_id=TEAM
+        replace(SPEC, marketplaces=EU, errors_channel="C0ERRORS", summary_channel="C0FINANCE"),
+        actor="U0ADMIN",
+        workspace_id=TEAM,
     )
     consent_to_both(container.connect, shop, actor="U0ADMIN")
     connected = world.slack.messages("C0FINANCE")
@@ -434,6 +434,7 @@ def test_a_click_while_its_month_is_being_retried_shows_what_that_retry_came_to(
 
     [message] = wait_for(outcome)
     assert "is in Xero" in texts(message)
+    assert item.document_number is not None
     assert numbers(world, "Invoices")[item.document_number] == 0  # the click posted nothing
 
 

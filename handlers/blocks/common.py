@@ -11,8 +11,10 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from babel.numbers import format_currency
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -25,7 +27,7 @@ from slack_sdk.models.blocks import (
     PlainTextObject,
     SectionBlock,
 )
-from slack_sdk.models.blocks.block_elements import BlockElement
+from slack_sdk.models.blocks.block_elements import BlockElement, InteractiveElement
 from slack_sdk.models.views import View
 
 from handlers.blocks import ids
@@ -120,6 +122,10 @@ def escape(text: str) -> str:
 
 def number(count: int) -> str:
     return f"{count:,}"
+
+
+def money(amount: Decimal, currency: str) -> str:
+    return format_currency(amount, currency, locale="en_GB")
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
@@ -249,7 +255,7 @@ def divider() -> DividerBlock:
     return DividerBlock()
 
 
-def actions(*elements: BlockElement) -> ActionsBlock:
+def actions(*elements: InteractiveElement) -> ActionsBlock:
     return ActionsBlock(elements=list(elements[:MAX_ACTIONS_ELEMENTS]))
 
 

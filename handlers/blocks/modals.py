@@ -481,7 +481,7 @@ def parse_setup_submission(values: Mapping[str, Any]) -> SetupValues:
     """view.state.values of the setup (or settings) modal as plain values. What only a service
     can judge (name taken, region of each marketplace, date in the future) is left to it."""
     errors: dict[str, str] = {}
-    region_text = _selected(values, ids.REGION)
+    region_text = _selected(values, ids.REGION) or ""
     start_text = _state(values, ids.START_DATE).get("selected_date")
     if region_text not in {r.value for r in Region}:
         errors[ids.REGION.block] = "Choose the Amazon region."

@@ -27,7 +27,6 @@ from urllib.parse import quote
 from babel import Locale
 from slack_sdk.models.blocks import Block
 
-from bot.results import money
 from handlers.blocks import ids
 from handlers.blocks.common import (
     Json,
@@ -42,6 +41,7 @@ from handlers.blocks.common import (
     link,
     link_button,
     message,
+    money,
     number,
     packed_sections,
     plural,
