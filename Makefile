@@ -27,9 +27,12 @@ run: $(STAMP)
 sandbox: $(STAMP)
 	$(PY) -m bot sandbox
 
+# Style, types (strict on services/) and the layering contracts ([tool.importlinter]).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
