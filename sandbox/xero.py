@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import email.utils
 import hashlib
 import html
 import json
@@ -30,13 +31,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree
 
-from flask import Flask, Response, g, redirect, request
+from flask import Flask, Response, g, request
 
 from sandbox.faults import Faults
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 JSON = dict[str, Any]
 Clock = Callable[[], datetime]
@@ -51,6 +57,15 @@ CODE_TTL = timedelta(minutes=5)
 REFRESH_TOKEN_TTL = timedelta(days=60)
 REFRESH_GRACE = timedelta(minutes=30)
 MAX_IDEMPOTENCY_KEY = 128
+# What Xero puts in the id of an element it did not save (a batch sent with summarizeErrors=false).
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+# The id field of each kind of element a batch can create.
+_ELEMENT_IDS = {
+    "Invoices": "InvoiceID",
+    "CreditNotes": "CreditNoteID",
+    "Contacts": "ContactID",
+    "Allocations": "AllocationID",
+}
 
 INVOICE_TYPES = ("ACCREC", "ACCPAY")
 CREDIT_NOTE_TYPES = ("ACCRECCREDIT", "ACCPAYCREDIT")
@@ -211,6 +226,46 @@ def _jwt_like(claims: JSON) -> str:
     """Shaped like Xero's RS256 JWTs (three base64url parts); only the sandbox can read it."""
     header = _b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
     return f"{header}.{_b64(json.dumps(claims).encode())}.{_b64(secrets.token_bytes(32))}"
+
+
+# Xero matches paths regardless of case (its identity spec spells /Connections, its docs
+# /connections); the sandbox respells each path word as its routes do. Keys (ids, numbers) follow
+# a collection's name and are left as sent.
+_PATH_WORDS = {
+    word.casefold(): word
+    for word in (
+        "identity",
+        "connect",
+        "authorize",
+        "token",
+        "revocation",
+        "connections",
+        "api.xro",
+        "Invoices",
+        "CreditNotes",
+        "Contacts",
+        "Allocations",
+        "TaxRates",
+        "Organisation",
+        "Accounts",
+        "Currencies",
+    )
+}
+_KEYED_COLLECTIONS = ("Invoices", "CreditNotes", "Contacts", "connections")
+
+
+def canonical_path(path: str) -> str:
+    parts = path.split("/")
+    for index, part in enumerate(parts):
+        if index == 0 or parts[index - 1] not in _KEYED_COLLECTIONS:
+            parts[index] = _PATH_WORDS.get(part.casefold(), part)
+    return "/".join(parts)
+
+
+class _CaseInsensitiveFlask(Flask):
+    def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ["PATH_INFO"] = canonical_path(environ.get("PATH_INFO", ""))
+        return super().wsgi_app(environ, start_response)
 
 
 # --- organisations ----------------------------------------------------------------------------
@@ -412,7 +467,11 @@ _WHERE_TOKEN = re.compile(
 Predicate = Callable[[JSON], bool]
 
 
-class WhereError(ValueError):
+class QueryError(ValueError):
+    """A query the sandbox cannot answer faithfully: Xero's 400 QueryParseException."""
+
+
+class WhereError(QueryError):
     pass
 
 
@@ -580,15 +639,181 @@ class _WhereParser:
                 self._take(",")
                 parts.append(int(self._take()[1]))
             self._take(")")
+            if not 3 <= len(parts) <= 6:
+                raise WhereError("DateTime(...) needs a year, month and day.")
+            year, month, day, hour, minute, second = (*parts, 0, 0, 0)[:6]
             try:
-                return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
-            except (TypeError, ValueError):
+                return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+            except ValueError:
                 raise WhereError("DateTime(...) needs a valid year, month and day.") from None
         raise WhereError(f"Unexpected {text!r} in the where clause.")
 
 
 def parse_where(text: str) -> Predicate:
     return _WhereParser(text).parse()
+
+
+# --- the other list parameters: flags, order, If-Modified-Since, summaryOnly -------------------
+
+# The fields each list can be ordered by: its scalar fields. Any other `order` is refused, never
+# ignored, so a test cannot pass on an order the sandbox did not apply.
+_ORDER_FIELDS: dict[str, tuple[str, ...]] = {
+    "Invoices": (
+        "InvoiceID",
+        "InvoiceNumber",
+        "Type",
+        "Reference",
+        "Date",
+        "DueDate",
+        "Status",
+        "LineAmountTypes",
+        "CurrencyCode",
+        "CurrencyRate",
+        "SubTotal",
+        "TotalTax",
+        "Total",
+        "AmountDue",
+        "AmountPaid",
+        "AmountCredited",
+        "FullyPaidOnDate",
+        "UpdatedDateUTC",
+        "SentToContact",
+        "HasErrors",
+        "Contact.ContactID",
+        "Contact.Name",
+    ),
+    "CreditNotes": (
+        "CreditNoteID",
+        "CreditNoteNumber",
+        "Type",
+        "Reference",
+        "Date",
+        "DueDate",
+        "Status",
+        "LineAmountTypes",
+        "CurrencyCode",
+        "CurrencyRate",
+        "SubTotal",
+        "TotalTax",
+        "Total",
+        "RemainingCredit",
+        "FullyPaidOnDate",
+        "UpdatedDateUTC",
+        "HasErrors",
+        "Contact.ContactID",
+        "Contact.Name",
+    ),
+    "Contacts": (
+        "ContactID",
+        "Name",
+        "FirstName",
+        "LastName",
+        "EmailAddress",
+        "ContactNumber",
+        "AccountNumber",
+        "ContactStatus",
+        "TaxNumber",
+        "CompanyNumber",
+        "DefaultCurrency",
+        "IsSupplier",
+        "IsCustomer",
+        "UpdatedDateUTC",
+    ),
+    "TaxRates": ("Name", "TaxType", "ReportTaxType", "Status", "DisplayTaxRate", "EffectiveRate"),
+    "Accounts": (
+        "AccountID",
+        "Code",
+        "Name",
+        "Type",
+        "Class",
+        "TaxType",
+        "Status",
+        "BankAccountNumber",
+        "CurrencyCode",
+        "SystemAccount",
+        "UpdatedDateUTC",
+    ),
+    "Currencies": ("Code", "Description"),
+}
+_ORDER_TERM = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?:\s+(ASC|DESC))?", re.IGNORECASE)
+# summaryOnly=true: Xero's "lightweight fields" only; the sandbox drops the nested collections.
+_HEAVY_FIELDS: dict[str, tuple[str, ...]] = {
+    "Invoices": ("LineItems", "Payments", "CreditNotes", "Prepayments", "Overpayments"),
+    "Contacts": ("Addresses", "Phones", "ContactGroups", "ContactPersons"),
+}
+
+
+def flag(value: str | None, name: str, default: bool = False) -> bool:
+    """A boolean query parameter, read as Xero reads it: true or false in any case (the SDKs
+    send Python's True). Anything else is refused rather than taken as the default."""
+    if value is None or value == "":
+        return default
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise QueryError(f"'{value}' is not a valid value for {name}: use true or false.")
+
+
+def modified_since(header: str | None) -> datetime | None:
+    """If-Modified-Since as Xero's SDKs send it (ISO 8601, naive meaning UTC) or as an HTTP date."""
+    if not header:
+        return None
+    try:
+        moment = datetime.fromisoformat(header.strip())
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            raise QueryError(f"If-Modified-Since '{header}' is not a valid date.") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def updated_since(documents: list[JSON], since: datetime) -> list[JSON]:
+    """Records created or modified at or after `since` (Xero: "since this timestamp")."""
+    return [
+        d
+        for d in documents
+        if (moment := _parse_xero_date(str(d.get("UpdatedDateUTC", "")))) is not None
+        and moment >= since
+    ]
+
+
+def _sort_key(value: object) -> tuple[int, Any]:
+    # Missing values first, as SQL orders NULLs; each type compares only with its own kind.
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, int | Decimal):
+        return (2, Decimal(value))
+    if isinstance(value, datetime):
+        return (3, value)
+    return (4, str(value).casefold())
+
+
+def ordered(documents: list[JSON], text: str | None, endpoint: str) -> list[JSON]:
+    """Xero's `order`: comma-separated fields, each optionally followed by ASC or DESC."""
+    if not text or not text.strip():
+        return documents
+    fields = {name.casefold(): name for name in _ORDER_FIELDS.get(endpoint, ())}
+    terms: list[tuple[list[str], bool]] = []
+    for term in text.split(","):
+        match = _ORDER_TERM.fullmatch(term.strip())
+        if match is None:
+            raise QueryError(
+                f"'{term.strip()}' is not a valid order: name a field, then ASC or DESC."
+            )
+        name = fields.get(match.group(1).casefold())
+        if name is None:
+            raise QueryError(f"{endpoint} cannot be ordered by '{match.group(1)}'.")
+        terms.append((name.split("."), (match.group(2) or "ASC").upper() == "DESC"))
+    # Sorting by the last key first, stably, gives the order of all the keys together.
+    for path, descending in reversed(terms):
+        documents = sorted(documents, key=_sort_by(path), reverse=descending)
+    return documents
+
+
+def _sort_by(path: Sequence[str]) -> Callable[[JSON], tuple[int, Any]]:
+    return lambda document: _sort_key(_field(document, path))
 
 
 # --- the sandbox ------------------------------------------------------------------------------
@@ -652,7 +877,7 @@ class XeroSandbox:
         self.calls: list[Call] = []
         self.issued_refresh_tokens: list[str] = []
 
-        self.app = Flask(__name__)
+        self.app = _CaseInsensitiveFlask(__name__)
         self.faults = Faults()
         # Scripted faults answer before anything else, as a failing Xero front end would.
         self.faults.install(self.app)
@@ -712,6 +937,7 @@ class XeroSandbox:
         add = self.app.add_url_rule
         add("/identity/connect/authorize", view_func=self._authorize, methods=["GET", "POST"])
         add("/connect/token", view_func=self._token, methods=["POST"])
+        add("/connect/revocation", view_func=self._revoke, methods=["POST"])
         add("/connections", view_func=self._list_connections, methods=["GET"])
         add("/connections/<connection_id>", view_func=self._delete_connection, methods=["DELETE"])
         api = API_PREFIX
@@ -810,7 +1036,7 @@ class XeroSandbox:
     @staticmethod
     def _redirect(uri: str, params: dict[str, str]) -> Response:
         separator = "&" if urlsplit(uri).query else "?"
-        return redirect(f"{uri}{separator}{urlencode(params)}", code=302)
+        return Response(status=302, headers={"Location": f"{uri}{separator}{urlencode(params)}"})
 
     def _consent(self, client_id: str, scopes: Sequence[str], tenant_ids: Sequence[str]) -> _Grant:
         grant = _Grant(client_id, tuple(scopes), tuple(tenant_ids))
@@ -847,6 +1073,28 @@ class XeroSandbox:
             if grant_type == "refresh_token":
                 return self._refresh(request.form.get("refresh_token", ""), client_id)
         return self._oauth_error("unsupported_grant_type")
+
+    def _revoke(self) -> Response:
+        """Xero's revocation endpoint (RFC 7009): the refresh token given, every token rotated
+        from the same consent, and that consent's connections go. Access tokens already issued
+        are JWTs Xero cannot recall; with the connections gone they open nothing."""
+        client_id, client_secret = self._client_credentials()
+        if client_id != self.client_id or client_secret != self.client_secret:
+            return self._oauth_error("invalid_client")
+        token = request.form.get("token", "")
+        if not token:
+            return self._oauth_error("invalid_request")
+        with self._lock:
+            record = self._refresh_tokens.get(token)
+            # An unknown token is answered 200 all the same, as RFC 7009 asks.
+            if record is not None and record.grant.client_id == client_id:
+                grant = record.grant
+                for value, refresh in list(self._refresh_tokens.items()):
+                    if refresh.grant is grant:
+                        del self._refresh_tokens[value]
+                for tenant_id in grant.tenant_ids:
+                    self._connections.pop(tenant_id, None)
+        return Response(status=200)
 
     def _client_credentials(self) -> tuple[str, str]:
         auth = request.authorization
@@ -961,7 +1209,7 @@ class XeroSandbox:
 
     @staticmethod
     def _problem(status: int, title: str, detail: str) -> Response:
-        body = {
+        body: JSON = {
             "Type": None,
             "Title": title,
             "Status": status,
@@ -1108,7 +1356,7 @@ class XeroSandbox:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    def _filtered(self, documents: list[JSON], endpoint: str) -> list[JSON] | Response:
+    def _filtered(self, documents: list[JSON], endpoint: str) -> list[JSON]:
         args = request.args
         id_field = {
             "Invoices": "InvoiceID",
@@ -1133,32 +1381,48 @@ class XeroSandbox:
             statuses = set(_csv(args.get("Statuses")))
             if statuses:
                 documents = [d for d in documents if d["Status"] in statuses]
-        if endpoint == "Contacts" and args.get("includeArchived") != "true":
+            # Xero has no archived invoices, and every invoice here was made by this one app:
+            # both flags are honoured by changing nothing, once they are valid.
+            flag(args.get("includeArchived"), "includeArchived")
+            flag(args.get("createdByMyApp"), "createdByMyApp")
+        if endpoint == "Contacts" and not flag(args.get("includeArchived"), "includeArchived"):
             documents = [d for d in documents if d.get("ContactStatus") != "ARCHIVED"]
+        since = modified_since(request.headers.get("If-Modified-Since"))
+        if since is not None:
+            documents = updated_since(documents, since)
         term = args.get("searchTerm", "").casefold()
-        if term and endpoint == "Contacts":
-            fields = ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")
+        search_fields = {
+            "Contacts": ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress"),
+            "Invoices": ("InvoiceNumber", "Reference"),
+        }.get(endpoint)
+        if term and search_fields:
             documents = [
-                d for d in documents if any(term in str(d.get(f, "")).casefold() for f in fields)
+                d
+                for d in documents
+                if any(term in str(d.get(f, "")).casefold() for f in search_fields)
             ]
         where = args.get("where")
         if where:
-            try:
-                predicate = parse_where(where)
-            except WhereError as error:
-                return self._api_error(16, "QueryParseException", str(error))
+            predicate = parse_where(where)
             documents = [d for d in documents if predicate(d)]
-        return documents
+        return ordered(documents, args.get("order"), endpoint)
 
     def _list(self, endpoint: str, documents: list[JSON]) -> Response:
-        filtered = self._filtered(documents, endpoint)
-        if isinstance(filtered, Response):
-            return filtered
+        try:
+            filtered = self._filtered(documents, endpoint)
+            summary_only = endpoint in _HEAVY_FIELDS and flag(
+                request.args.get("summaryOnly"), "summaryOnly"
+            )
+        except QueryError as error:
+            return self._api_error(16, "QueryParseException", str(error))
         page_arg = request.args.get("page")
+        if summary_only:
+            heavy = _HEAVY_FIELDS[endpoint]
+            filtered = [{k: v for k, v in d.items() if k not in heavy} for d in filtered]
+        elif page_arg is None and endpoint in ("Invoices", "CreditNotes"):
+            # Unpaged lists are summaries: Xero only returns line items by id or when paging.
+            filtered = [{k: v for k, v in d.items() if k != "LineItems"} for d in filtered]
         if page_arg is None:
-            if endpoint in ("Invoices", "CreditNotes"):
-                # Unpaged lists are summaries: Xero only returns line items by id or when paging.
-                filtered = [{k: v for k, v in d.items() if k != "LineItems"} for d in filtered]
             return self._ok({endpoint: filtered})
         try:
             page = max(1, int(page_arg))
@@ -1248,13 +1512,19 @@ class XeroSandbox:
         )
 
     def _simple_list(self, key: str, items: list[JSON]) -> Response:
-        where = request.args.get("where")
-        if where:
-            try:
+        try:
+            # Of these lists only Accounts take the header (in Xero's spec) and carry the date.
+            if key == "Accounts":
+                since = modified_since(request.headers.get("If-Modified-Since"))
+                if since is not None:
+                    items = updated_since(items, since)
+            where = request.args.get("where")
+            if where:
                 predicate = parse_where(where)
-            except WhereError as error:
-                return self._api_error(16, "QueryParseException", str(error))
-            items = [item for item in items if predicate(item)]
+                items = [item for item in items if predicate(item)]
+            items = ordered(items, request.args.get("order"), key)
+        except QueryError as error:
+            return self._api_error(16, "QueryParseException", str(error))
         return self._ok({key: items})
 
     def _accounts(self) -> Response:
@@ -1304,7 +1574,7 @@ class XeroSandbox:
                 fingerprint,
                 response.status_code,
                 response.get_data(as_text=True),
-                response.mimetype,
+                response.mimetype or "text/plain",
             )
             return response
 
@@ -1329,20 +1599,34 @@ class XeroSandbox:
                 "ValidationException",
                 f"A maximum of {MAX_BATCH} {endpoint} can be sent in one request.",
             )
-        summarize = request.args.get("summarizeErrors", "true").lower() != "false"
+        try:
+            summarize = flag(request.args.get("summarizeErrors"), "summarizeErrors", True)
+        except QueryError as error:
+            return self._api_error(16, "QueryParseException", str(error))
         unit_dp = 4 if request.args.get("unitdp") == "4" else 2
         with self._lock:
             org = self._org()
-            before = org.snapshot()
             results = []
             for element in elements:
                 if key is not None:
                     element = {**element, self._id_field(endpoint): key}
                 results.append(self._apply(org, endpoint, method, element, unit_dp))
-            if summarize and any(r.get("ValidationErrors") for r in results):
-                org.restore(before)
-                return self._validation_error(results)
-        return self._ok({endpoint: results})
+        return self._batch_answer(endpoint, results, summarize)
+
+    def _batch_answer(self, endpoint: str, results: list[JSON], summarize: bool) -> Response:
+        """Xero's answer to a batch. With summarizeErrors (its default) a batch with a failed
+        element is a 400 that lists only the failed elements, each with a new id that names
+        nothing, while the valid elements are saved all the same (seen by integrators, e.g.
+        XeroAPI/xero-ruby#247); without it, a 200 lists every element, failed ones with the
+        zero GUID."""
+        failed = [r for r in results if r.get("ValidationErrors")]
+        if not (summarize and failed):
+            return self._ok({endpoint: results})
+        id_field = _ELEMENT_IDS.get(endpoint)
+        if id_field is not None:
+            for element in failed:
+                element[id_field] = new_id()
+        return self._validation_error(failed)
 
     @staticmethod
     def _id_field(endpoint: str) -> str:
@@ -1371,6 +1655,9 @@ class XeroSandbox:
             org.restore(before)
             out["ValidationErrors"] = [{"Message": m} for m in errors]
             out["StatusAttributeString"] = "ERROR"
+            if endpoint in _ELEMENT_IDS:
+                # Nothing was saved, so there is no id to give: Xero answers the zero GUID.
+                out = {_ELEMENT_IDS[endpoint]: ZERO_GUID, **out}
             if endpoint in ("Invoices", "CreditNotes"):
                 out["HasErrors"] = True
             elif endpoint == "Contacts":
@@ -1416,8 +1703,12 @@ class XeroSandbox:
         out["Name"] = name
         if len(name) > 255:
             errors.append("The contact name must be 255 characters or fewer.")
+        status = merged.get("ContactStatus", "ACTIVE")
+        if status not in ("ACTIVE", "ARCHIVED"):
+            errors.append(f"'{status}' is not a valid ContactStatus.")
+        # Names are unique among active contacts only.
         clash = self._contact_named(org, name, exclude=existing["ContactID"] if existing else None)
-        if clash is not None:
+        if clash is not None and status == "ACTIVE":
             errors.append(
                 f"The contact name {name} is already assigned to another contact. "
                 "The contact name must be unique across all active contacts."
@@ -1428,6 +1719,7 @@ class XeroSandbox:
         if errors:
             return
         contact = _blank_contact(existing["ContactID"] if existing else new_id())
+        contact["ContactStatus"] = status
         for text_field in (
             "Name",
             "FirstName",
@@ -1772,13 +2064,12 @@ class XeroSandbox:
                 return self._api_error(
                     14, "PostDataInvalidException", "Expected Allocations as a list of objects."
                 )
-            summarize = request.args.get("summarizeErrors", "true").lower() != "false"
-            before = org.snapshot()
+            try:
+                summarize = flag(request.args.get("summarizeErrors"), "summarizeErrors", True)
+            except QueryError as error:
+                return self._api_error(16, "QueryParseException", str(error))
             results = [self._allocation(org, credit_note["CreditNoteID"], e) for e in elements]
-            if summarize and any(r.get("ValidationErrors") for r in results):
-                org.restore(before)
-                return self._validation_error(results)
-        return self._ok({"Allocations": results})
+        return self._batch_answer("Allocations", results, summarize)
 
     def _allocation(self, org: SandboxOrg, credit_note_id: str, element: JSON) -> JSON:
         credit_note = org.credit_notes[credit_note_id]
@@ -1848,6 +2139,7 @@ class XeroSandbox:
             if invoice is not None and amount > invoice["AmountDue"]:
                 errors.append("The amount to allocate exceeds the amount due on the invoice.")
         if errors:
+            out["AllocationID"] = ZERO_GUID
             out["ValidationErrors"] = [{"Message": m} for m in errors]
             out["StatusAttributeString"] = "ERROR"
             return out

@@ -24,7 +24,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from sandbox.server import LoopbackServer
-from sandbox.xero import DEFAULT_SCOPE, SandboxOrg, XeroSandbox, to_json
+from sandbox.xero import DEFAULT_SCOPE, ZERO_GUID, SandboxOrg, XeroSandbox, to_json
 from tests.conftest import SHARED
 from tests.xero_helpers import REDIRECT_URI, consent, credit_note, invoice, redirect_params
 
@@ -302,6 +302,42 @@ def test_connections_match_the_identity_spec(api: Api) -> None:
     assert [(r["tenantId"], r["tenantType"], r["tenantName"]) for r in rows] == [
         (api.tenant_id, "ORGANISATION", "Demo Company (UK)")
     ]
+
+
+def test_paths_are_matched_regardless_of_case(api: Api) -> None:
+    bearer = {"Authorization": f"Bearer {api.access_token}"}
+    # xero-python and Xero's identity spec spell it /Connections.
+    rows = requests.get(f"{api.url}/Connections", headers=bearer, timeout=10).json()
+    assert [r["tenantId"] for r in rows] == [api.tenant_id]
+    (created,) = api.create("Invoices", invoice("amz-1"))
+    # The resource name's case is Xero's to ignore; a key (here a number) is left as sent.
+    by_number = api.json("GET", "invoices/amz-1")["Invoices"]
+    assert [i["InvoiceID"] for i in by_number] == [created["InvoiceID"]]
+    assert api.json("GET", "TAXRATES")["TaxRates"]
+    deleted = requests.delete(f"{api.url}/CONNECTIONS/{rows[0]['id']}", headers=bearer, timeout=10)
+    assert deleted.status_code == 204
+    assert requests.get(f"{api.url}/connections", headers=bearer, timeout=10).json() == []
+
+
+def test_revocation_ends_the_consent_and_its_connections(api: Api) -> None:
+    def revoke(token: str, secret: str | None = None) -> requests.Response:
+        return requests.post(
+            f"{api.url}/connect/revocation",
+            data={"token": token},
+            auth=(api.sandbox.client_id, secret or api.sandbox.client_secret),
+            timeout=10,
+        )
+
+    assert revoke(api.refresh_token, secret="wrong").json() == {"error": "invalid_client"}
+    rotated = api.token("refresh_token", refresh_token=api.refresh_token).json()["refresh_token"]
+    assert revoke(api.refresh_token).status_code == 200
+    # Every token of that consent dies, not only the one given.
+    assert api.token("refresh_token", refresh_token=rotated).json() == {"error": "invalid_grant"}
+    assert api.call("GET", "Organisation").status_code == 403
+    bearer = {"Authorization": f"Bearer {api.access_token}"}
+    assert requests.get(f"{api.url}/connections", headers=bearer, timeout=10).json() == []
+    # RFC 7009: a token the server does not know is answered 200 as well.
+    assert revoke("not-a-token").status_code == 200
 
 
 # --- the API gate -----------------------------------------------------------------------------
@@ -701,21 +737,43 @@ def test_missing_numbers_are_generated(api: Api) -> None:
     assert [(c["Name"], c["IsCustomer"]) for c in contacts] == [("Amazon.co.uk customers", True)]
 
 
-def test_summarize_errors_decides_whether_good_elements_are_saved(api: Api) -> None:
+def test_a_summarized_400_lists_only_the_failed_elements_and_the_rest_are_saved(
+    api: Api,
+) -> None:
     batch = {"Invoices": [invoice("OK-1"), invoice("BAD-1", account="999")]}
     rejected = api.call("PUT", "Invoices", batch)
     assert rejected.status_code == 400
-    assert [messages(e) for e in rejected.json()["Elements"]] == [
-        [],
-        ["Account code '999' is not a valid code for this document."],
-    ]
-    assert api.sandbox.documents("Invoices") == []
-    assert api.sandbox.documents("Contacts") == []
+    (failed,) = rejected.json()["Elements"]
+    assert messages(failed) == ["Account code '999' is not a valid code for this document."]
+    assert failed["InvoiceNumber"] == "BAD-1"
+    # The 400 hides that OK-1 was saved; the id it gives the failed one names nothing.
+    assert [d["InvoiceNumber"] for d in api.sandbox.documents("Invoices")] == ["OK-1"]
+    assert api.call("GET", f"Invoices/{failed['InvoiceID']}").status_code == 404
 
-    mixed = api.json("PUT", "Invoices", batch, params={"summarizeErrors": "false"})
+
+def test_without_summarized_errors_every_element_is_answered_and_failed_ones_have_no_id(
+    api: Api,
+) -> None:
+    batch = {"Invoices": [invoice("OK-1"), invoice("BAD-1", account="999")]}
+    mixed = api.json("PUT", "Invoices", batch, params={"summarizeErrors": "False"})
     assert [e["StatusAttributeString"] for e in mixed["Invoices"]] == ["OK", "ERROR"]
     assert mixed["Invoices"][1]["HasErrors"] is True
+    assert mixed["Invoices"][1]["InvoiceID"] == ZERO_GUID
     assert [d["InvoiceNumber"] for d in api.sandbox.documents("Invoices")] == ["OK-1"]
+    taken = {"Contacts": [{"Name": "Amazon.de"}, {"Name": "Amazon.de"}]}
+    contacts = api.json("PUT", "Contacts", taken, params={"summarizeErrors": "false"})["Contacts"]
+    assert [c["ContactID"] == ZERO_GUID for c in contacts] == [False, True]
+    assert contacts[1]["HasValidationErrors"] is True
+    assert_matches({"Contacts": contacts}, "Contacts")
+
+
+def test_summarize_errors_must_be_true_or_false(api: Api) -> None:
+    response = api.call(
+        "PUT", "Invoices", {"Invoices": [invoice()]}, params={"summarizeErrors": "no"}
+    )
+    assert response.status_code == 400
+    assert response.json()["Type"] == "QueryParseException"
+    assert api.sandbox.documents("Invoices") == []
 
 
 def test_allocation_rules(api: Api) -> None:
@@ -894,6 +952,113 @@ def test_contacts_search_and_where(api: Api) -> None:
     assert names(searchTerm="EXAMPLE.COM") == ["Amazon.de customers"]
     assert names(where=r'Name=="o\"brien"') == ['O"Brien']
     assert names(where='Name=="Amazon.de customers" OR Name=="Nobody"') == ["Amazon.de customers"]
+
+
+def test_order_is_applied_or_refused(api: Api) -> None:
+    api.create(
+        "Invoices",
+        invoice("B-2", amount="30.00"),
+        invoice("A-1", amount="10.00", contact="Zed Ltd"),
+        invoice("C-3", amount="10.00"),
+    )
+    api.create("CreditNotes", credit_note("R-2"), credit_note("R-1"))
+
+    def numbers(endpoint: str, number: str, order: str, **params: str) -> list[str]:
+        body = api.json("GET", endpoint, params={"order": order, **params})
+        return [d[number] for d in body[endpoint]]
+
+    assert numbers("Invoices", "InvoiceNumber", "InvoiceNumber") == ["A-1", "B-2", "C-3"]
+    assert numbers("Invoices", "InvoiceNumber", "InvoiceNumber DESC") == ["C-3", "B-2", "A-1"]
+    assert numbers("Invoices", "InvoiceNumber", "Total ASC, InvoiceNumber DESC") == [
+        "C-3",
+        "A-1",
+        "B-2",
+    ]
+    assert numbers("Invoices", "InvoiceNumber", "contact.name desc", page="1") == [
+        "A-1",
+        "B-2",
+        "C-3",
+    ]
+    assert numbers("CreditNotes", "CreditNoteNumber", "CreditNoteNumber ASC") == ["R-1", "R-2"]
+    assert numbers("Contacts", "Name", "Name DESC") == ["Zed Ltd", "Amazon.co.uk customers"]
+    rates = api.json("GET", "TaxRates", params={"order": "EffectiveRate DESC, Name"})["TaxRates"]
+    assert rates[0]["TaxType"] == "INPUT2"
+    for bad in ("LineItems", "Total UPWARDS", "Nonsense ASC", "InvoiceNumber;DROP"):
+        response = api.call("GET", "Invoices", params={"order": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["Type"] == "QueryParseException"
+
+
+def test_if_modified_since_is_applied_or_refused(start: Start) -> None:
+    clock = FakeClock()
+    api = start(clock=clock)
+    (old,) = api.create("Invoices", invoice("OLD-1"))
+    api.create("Invoices", invoice("STILL-1"))
+    clock.advance(minutes=20)
+    api.create("Invoices", invoice("NEW-1"))
+    api.create("Contacts", {"Name": "New Ltd"})
+    api.json("POST", f"Invoices/{old['InvoiceID']}", {"Reference": "touched"})
+
+    def numbers(since: str) -> list[str]:
+        body = api.json("GET", "Invoices", headers={"If-Modified-Since": since})
+        return sorted(i["InvoiceNumber"] for i in body["Invoices"])
+
+    # As xero-python sends it (isoformat), naive (UTC, as Xero's docs write it), an HTTP date.
+    assert numbers("2026-03-01T09:10:00+00:00") == ["NEW-1", "OLD-1"]
+    assert numbers("2026-03-01T09:25:00") == []
+    assert numbers("Sun, 01 Mar 2026 09:10:00 GMT") == ["NEW-1", "OLD-1"]
+    assert numbers("2026-03-01T11:10:00+02:00") == ["NEW-1", "OLD-1"]
+    assert numbers("2026-03-01T08:00:00") == ["NEW-1", "OLD-1", "STILL-1"]
+    contacts = api.json("GET", "Contacts", headers={"If-Modified-Since": "2026-03-01T09:10:00"})
+    assert [c["Name"] for c in contacts["Contacts"]] == ["New Ltd"]
+    refused = api.call("GET", "Invoices", headers={"If-Modified-Since": "last tuesday"})
+    assert refused.status_code == 400
+    assert refused.json()["Type"] == "QueryParseException"
+
+
+def test_summary_only_leaves_out_the_heavy_fields(api: Api) -> None:
+    api.create("Invoices", invoice("AMZ-1"))
+    api.create(
+        "Contacts",
+        {"Name": "Amazon.fr", "Addresses": [{"AddressType": "POBOX", "City": "Paris"}]},
+    )
+    full = api.json("GET", "Invoices", params={"page": "1"})["Invoices"][0]
+    light = api.json("GET", "Invoices", params={"page": "1", "summaryOnly": "True"})["Invoices"][0]
+    assert full["LineItems"] and "LineItems" not in light
+    assert "CreditNotes" in full and "CreditNotes" not in light
+    assert light["Total"] == full["Total"]
+    contacts = api.json(
+        "GET", "Contacts", params={"summaryOnly": "true", "where": 'Name=="Amazon.fr"'}
+    )
+    assert "Addresses" not in contacts["Contacts"][0]
+    assert api.call("GET", "Invoices", params={"summaryOnly": "maybe"}).status_code == 400
+
+
+def test_archived_contacts_only_with_include_archived(api: Api) -> None:
+    (gone,) = api.create("Contacts", {"Name": "Closed Ltd"})
+    archived = api.json(
+        "POST",
+        "Contacts",
+        {"Contacts": [{"ContactID": gone["ContactID"], "ContactStatus": "ARCHIVED"}]},
+    )
+    assert archived["Contacts"][0]["ContactStatus"] == "ARCHIVED"
+    # The name is free again for an active contact.
+    api.create("Contacts", {"Name": "Closed Ltd"})
+
+    def statuses(**params: str) -> list[str]:
+        return [c["ContactStatus"] for c in api.json("GET", "Contacts", params=params)["Contacts"]]
+
+    assert statuses() == ["ACTIVE"]
+    # xero-python sends Python's True.
+    assert sorted(statuses(includeArchived="True")) == ["ACTIVE", "ARCHIVED"]
+    assert statuses(includeArchived="false") == ["ACTIVE"]
+    assert api.call("GET", "Contacts", params={"includeArchived": "1"}).status_code == 400
+
+
+def test_invoices_search_term(api: Api) -> None:
+    api.create("Invoices", invoice("AMZ-1", Reference="Order 202-111"), invoice("AMZ-2"))
+    found = api.json("GET", "Invoices", params={"searchTerm": "order 202"})["Invoices"]
+    assert [i["InvoiceNumber"] for i in found] == ["AMZ-1"]
 
 
 def test_a_missing_document_is_404(api: Api) -> None:
