@@ -2,12 +2,15 @@
 
 Faithful where our client's correctness depends on it:
 - OAuth 2: a consent page with an organisation picker, single-use codes, 30-minute access tokens,
-  refresh tokens that rotate on every use (the used one dies once Xero's 30-minute grace is over)
-  and /connections.
+  refresh tokens that rotate on every use (the used one dies once Xero's 30-minute grace is over),
+  /connections and /connect/revocation. Paths match regardless of case, as Xero's do.
 - Accounting API: Bearer token plus xero-tenant-id, JSON only when asked for (XML otherwise),
-  batches of at most 50 with summarizeErrors, Xero's validation messages, totals computed and
-  rounded as Xero does, /Date(ms+0000)/ timestamps, Idempotency-Key replay, and the per-tenant
-  limits (60 a minute, 5,000 a day, 5 at once) with Xero's headers and 429s.
+  batches of at most 50 with summarizeErrors (a 400 naming only the failed elements, the valid
+  ones saved) or without (failed elements carry the zero GUID), Xero's validation messages, totals
+  computed and rounded as Xero does, /Date(ms+0000)/ timestamps, Idempotency-Key replay, and the
+  per-tenant limits (60 a minute, 5,000 a day, 5 at once) with Xero's headers and 429s.
+- Lists: where, order, If-Modified-Since, paging, summaryOnly, includeArchived and searchTerm are
+  applied; a value the sandbox cannot apply is refused with Xero's 400, never ignored.
 It models behaviour, not the whole product: no payments, attachments, tracking or reports.
 `faults` scripts any other failure (500s, 503s, 401s) on the next calls to a path.
 """

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from sandbox.server import LoopbackServer
-from sandbox.xero import XeroSandbox
+from sandbox.xero import ZERO_GUID, XeroSandbox
 from services.errors import ErrorKind, ServiceError
 from services.xero import (
     SCOPES,
@@ -357,7 +357,9 @@ def test_a_mixed_batch_returns_a_result_per_document(serve: Serve) -> None:
     assert results[1].errors == ["Account code '999' is not a valid code for this document."]
     assert results[2].errors == ["Invoice # must be unique."]
     assert results[3].errors == ["Organisation is not subscribed to currency PLN"]
-    assert results[1].xero_id is None
+    # Xero answers a failed element with the zero GUID: never an id to keep.
+    assert results[1].element["InvoiceID"] == ZERO_GUID
+    assert [r.xero_id for r in results if not r.ok] == [None, None, None]
     saved = {d["InvoiceNumber"]: d for d in sandbox.documents("Invoices")}
     assert sorted(saved) == ["AMZ-1", "AMZ-4"]
     assert results[0].xero_id == saved["AMZ-1"]["InvoiceID"]
@@ -390,7 +392,7 @@ def test_contacts_and_credit_notes_go_through_the_same_batches(serve: Serve) -> 
         [{"Name": "Amazon.de customers"}, {"Name": "amazon.de customers"}],
         idempotency_key="c",
     )
-    assert [r.ok for r in contacts] == [True, False]
+    assert [(r.ok, r.xero_id is None) for r in contacts] == [(True, False), (False, True)]
     assert contacts[0].number == "Amazon.de customers"
     assert contacts[1].errors == [
         "The contact name amazon.de customers is already assigned to another contact. "
