@@ -33,9 +33,14 @@ from sandbox.amazon_reports import (
     SETTLEMENT_HEADER,
     VAT_FAMILIES,
     VAT_HEADER,
+    VAT_HEADER_2018,
+    VAT_HEADER_2020,
+    VAT_HEADER_2021,
+    VAT_HEADER_2025,
     generate_all_orders_report,
     generate_settlement_report,
     generate_vat_report,
+    vat_header,
 )
 from sandbox.server import LoopbackServer
 from services.amazon import USAGE_PLANS
@@ -509,9 +514,17 @@ def test_settlement_reports_exist_and_paginate(
     assert recent and all(r["marketplaceIds"] == ["A1PA6795UKMFR9"] for r in recent)
     assert all(r["createdTime"] >= "2026-10-01" for r in recent)
 
-    document = _sp(server, "GET", f"{REPORTS}/documents/{recent[0]['reportDocumentId']}", token)
-    lines = gzip.decompress(requests.get(document.json()["url"]).content).decode().splitlines()
+    # Amazon serves settlement documents as plain text: no compressionAlgorithm, no gzip.
+    document = reports_spec.check(
+        "getReportDocument",
+        _sp(server, "GET", f"{REPORTS}/documents/{recent[0]['reportDocumentId']}", token),
+    )
+    assert "compressionAlgorithm" not in document
+    content = requests.get(document["url"]).content
+    assert not content.startswith(b"\x1f\x8b")
+    lines = content.decode().splitlines()
     assert lines[0].split("\t") == list(SETTLEMENT_HEADER)
+    assert lines[1].split("\t")[5] == "EUR"  # amazon.de: the summary row's currency
 
 
 def test_document_urls_are_signed_and_expire(
@@ -528,6 +541,21 @@ def test_document_urls_are_signed_and_expire(
     clock.now += 301
     expired = requests.get(url)
     assert expired.status_code == 403 and "<Code>AccessDenied</Code>" in expired.text
+
+
+def test_document_urls_point_at_the_sandbox_whatever_the_host_header(
+    sandbox: AmazonSandbox, server: LoopbackServer, token: str
+) -> None:
+    document_id = sandbox.report(sandbox.settlement_report_ids[0])["reportDocumentId"]
+    answer = requests.get(
+        f"{server.url}{REPORTS}/documents/{document_id}",
+        headers={"x-amz-access-token": token, "Host": "sellingpartnerapi-eu.amazon.com"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    url = answer.json()["url"]
+    assert url.startswith(f"{server.url}/documents-bucket/{document_id}?")
+    assert requests.get(url, timeout=10).status_code == 200
 
 
 def test_all_orders_report_for_north_america(
@@ -554,34 +582,109 @@ def test_all_orders_report_for_north_america(
 
 # --- the VAT transactions report --------------------------------------------------------------
 
+# Columns a seller without Amazon's VAT calculation finds empty on its own SALE and REFUND rows.
+NO_VCS_EMPTY = (
+    *(
+        column
+        for column in VAT_HEADER_2020
+        if column.endswith(("_AMT_VAT_EXCL", "_VAT_AMT", "_VAT_RATE_PERCENT"))
+    ),
+    "TAX_CALCULATION_DATE",
+    "VAT_CALCULATION_IMPUTATION_COUNTRY",
+    "TAXABLE_JURISDICTION",
+    "TAXABLE_JURISDICTION_LEVEL",
+    "VAT_INV_NUMBER",
+    "VAT_INV_CONVERTED_AMT",
+    "INVOICE_URL",
+    "TRANSACTION_SELLER_VAT_NUMBER",
+)
+COUNTRY_NAMES = {
+    "DE": "GERMANY",
+    "FR": "FRANCE",
+    "IT": "ITALY",
+    "ES": "SPAIN",
+    "NL": "NETHERLANDS",
+    "BE": "BELGIUM",
+    "AT": "AUSTRIA",
+    "IE": "IRELAND",
+    "PL": "POLAND",
+    "SE": "SWEDEN",
+    "GB": "UNITED KINGDOM",
+}
 
-def _vat_rows(orders: int = 120, seed: int = 7) -> list[dict[str, str]]:
-    lines = list(
-        generate_vat_report(period="2026-10", marketplace_ids=EU, seed=seed, orders=orders)
-    )
+
+def _rows(lines: list[str]) -> list[dict[str, str]]:
     header = lines[0].split("\t")
-    rows = []
-    for line in lines[1:]:
-        fields = line.split("\t")
-        assert len(fields) == 92
-        rows.append(dict(zip(header, fields, strict=True)))
-    return rows
+    return [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
 
 
-def test_vat_header_is_the_real_reports_header() -> None:
-    sample = _sample("vat-transactions-row/sheet_with_strict_ooxml.derived.csv")
-    with sample.open(newline="", encoding="utf-8") as handle:
-        real = next(csv.reader(handle))
-    assert len(real) == 92
-    assert list(VAT_HEADER) == real
-    first = next(generate_vat_report(period="2026-10", marketplace_ids=EU, seed=1, orders=1))
-    assert first.split("\t") == real
-    assert "DEPATURE_CITY" in real  # Amazon's spelling, kept
+def _vat_rows(
+    orders: int = 120,
+    seed: int = 7,
+    period: str = "2026-10",
+    markets: list[str] = EU,
+    vat_calculation: bool = True,
+) -> list[dict[str, str]]:
+    return _rows(
+        list(
+            generate_vat_report(
+                period=period,
+                marketplace_ids=markets,
+                seed=seed,
+                orders=orders,
+                vat_calculation=vat_calculation,
+            )
+        )
+    )
+
+
+def _tsv_header(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()[0].split("\t")
+
+
+def test_vat_header_follows_the_period_as_amazons_did() -> None:
+    bookwork = _sample("vat-bookwork-2018-01/2018_01_Amazon_Transaktionsbericht_dummy.txt")
+    with _sample("vat-transactions-row/sheet_with_strict_ooxml.derived.csv").open() as handle:
+        sample_2020 = next(csv.reader(handle))
+    assert list(VAT_HEADER_2018) == _tsv_header(bookwork) and len(VAT_HEADER_2018) == 90
+    assert list(VAT_HEADER_2020) == sample_2020 and len(VAT_HEADER_2020) == 92
+    assert "DEPATURE_CITY" in VAT_HEADER_2020  # Amazon's spelling, kept
+    assert (
+        *VAT_HEADER_2020,
+        "TAX_REPORTING_SCHEME",
+        "TAX_COLLECTION_RESPONSIBILITY",
+    ) == VAT_HEADER_2021
+    assert VAT_HEADER_2025[4] == "PROGRAM_TYPE" and len(VAT_HEADER_2025) == 95
+    assert VAT_HEADER == VAT_HEADER_2025
+    expected = {
+        "2018-01": VAT_HEADER_2018,
+        "2019-12": VAT_HEADER_2018,
+        "2020-01": VAT_HEADER_2020,
+        "2021-06": VAT_HEADER_2020,
+        "2021-07": VAT_HEADER_2021,
+        "2024-12": VAT_HEADER_2021,
+        "2025-01": VAT_HEADER_2025,
+        "2026-10": VAT_HEADER_2025,
+    }
+    for period, header in expected.items():
+        assert vat_header(period) == header
+        lines = list(generate_vat_report(period=period, marketplace_ids=EU, seed=1, orders=15))
+        assert lines[0].split("\t") == list(header), period
+        assert all(len(line.split("\t")) == len(header) for line in lines), period
+
+
+def test_vat_dates_are_written_as_in_their_period() -> None:
+    for period, pattern in (("2020-03", r"\d\d-03-2020"), ("2026-10", r"\d\d\.10\.2026")):
+        for row in _vat_rows(orders=30, period=period):
+            assert re.fullmatch(pattern, row["TRANSACTION_COMPLETE_DATE"]), row
+            if row["TAX_CALCULATION_DATE"]:
+                assert re.fullmatch(pattern, row["TAX_CALCULATION_DATE"])
 
 
 def test_vat_amounts_add_up_on_every_row() -> None:
     amount = re.compile(r"^-?\d+\.\d{2}$")
-    for row in _vat_rows():
+    priced = [r for r in _vat_rows() if r["TRANSACTION_TYPE"] != "RETURN"]
+    for row in priced:
         for family in (*VAT_FAMILIES, "TOTAL_ACTIVITY_VALUE"):
             prefixes = ("", "PROMO_", "TOTAL_") if family != "TOTAL_ACTIVITY_VALUE" else ("",)
             for prefix in prefixes:
@@ -602,6 +705,9 @@ def test_vat_amounts_add_up_on_every_row() -> None:
         for part in ("_AMT_VAT_EXCL", "_VAT_AMT", "_AMT_VAT_INCL"):
             total = sum(Decimal(row[f"TOTAL_{family}{part}"]) for family in VAT_FAMILIES)
             assert total == Decimal(row[f"TOTAL_ACTIVITY_VALUE{part}"])
+    # A RETURN moves goods only: the money is on its REFUND row.
+    returns = [r for r in _vat_rows() if r["TRANSACTION_TYPE"] == "RETURN"]
+    assert returns and all(not r["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"] for r in returns)
 
 
 def test_vat_report_covers_the_cases_a_seller_meets() -> None:
@@ -612,8 +718,9 @@ def test_vat_report_covers_the_cases_a_seller_meets() -> None:
     assert {row["TRANSACTION_CURRENCY_CODE"] for row in sales} == {"EUR", "GBP", "PLN", "SEK"}
     for row in rows:
         assert row["ACTIVITY_PERIOD"] == "2026-OCT"
-        assert re.fullmatch(r"\d\d-10-2026", row["TRANSACTION_COMPLETE_DATE"])
         assert row["ACTIVITY_TRANSACTION_ID"]
+    movements = [r for r in rows if r["TRANSACTION_TYPE"] in ("FC_TRANSFER", "INBOUND")]
+    assert all(r["MARKETPLACE"] == "N/A" for r in movements)
 
     b2b = [row for row in sales if row["BUYER_VAT_NUMBER"]]
     assert b2b
@@ -625,39 +732,14 @@ def test_vat_report_covers_the_cases_a_seller_meets() -> None:
     assert reverse and all(r["TOTAL_ACTIVITY_VALUE_VAT_AMT"] == "0.00" for r in reverse)
     assert all(r["PRICE_OF_ITEMS_VAT_RATE_PERCENT"] == "0.0" for r in reverse)
 
-    names = {
-        "DE": "GERMANY",
-        "FR": "FRANCE",
-        "IT": "ITALY",
-        "ES": "SPAIN",
-        "NL": "NETHERLANDS",
-        "BE": "BELGIUM",
-        "AT": "AUSTRIA",
-        "IE": "IRELAND",
-        "PL": "POLAND",
-        "SE": "SWEDEN",
-    }
-    oss = [
-        r
-        for r in sales
-        if r["DEPARTURE_COUNTRY"] != r["ARRIVAL_COUNTRY"]
-        and not r["BUYER_VAT_NUMBER"]
-        and r["EXPORT_OUTSIDE_EU"] == "NO"
-    ]
-    assert oss
-    assert all(r["TAXABLE_JURISDICTION"] == names[r["ARRIVAL_COUNTRY"]] for r in oss)
+    oss = [r for r in sales if r["TAX_REPORTING_SCHEME"] == "UNION-OSS"]
+    assert oss and all(r["DEPARTURE_COUNTRY"] != r["ARRIVAL_COUNTRY"] for r in oss)
+    assert all(r["TAXABLE_JURISDICTION"] == COUNTRY_NAMES[r["ARRIVAL_COUNTRY"]] for r in oss)
     domestic = [r for r in sales if r["DEPARTURE_COUNTRY"] == r["ARRIVAL_COUNTRY"] == "DE"]
     assert domestic and all(r["TAXABLE_JURISDICTION"] == "GERMANY" for r in domestic)
-    exports = [r for r in sales if r["EXPORT_OUTSIDE_EU"] == "YES"]
+    exports = [r for r in sales if r["ARRIVAL_COUNTRY"] in ("CH", "NO")]
     assert exports and all(r["TOTAL_ACTIVITY_VALUE_VAT_AMT"] == "0.00" for r in exports)
-    assert all(r["ARRIVAL_COUNTRY"] not in names for r in exports)
-
-    sold = {row["TRANSACTION_EVENT_ID"] for row in sales}
-    refunds = [row for row in rows if row["TRANSACTION_TYPE"] == "REFUND"]
-    assert refunds
-    for row in refunds:
-        assert row["TRANSACTION_EVENT_ID"] in sold
-        assert Decimal(row["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"]) < 0
+    assert all(r["EXPORT_OUTSIDE_EU"] == "YES" for r in exports)
 
     by_order: dict[str, list[dict[str, str]]] = defaultdict(list)
     for row in sales:
@@ -666,11 +748,12 @@ def test_vat_report_covers_the_cases_a_seller_meets() -> None:
     multi = [items for items in by_order.values() if len(items) > 1]
     assert any(len({i["VAT_INV_NUMBER"] for i in items}) == 1 for items in multi)
     assert any(len({i["ACTIVITY_TRANSACTION_ID"] for i in items}) > 1 for items in multi)
-    assert all(
-        re.fullmatch(r"[A-Z]{2}-AEU-2026-\d+", r["VAT_INV_NUMBER"])
-        for r in sales
-        if r["VAT_INV_NUMBER"]
-    )
+    for row in sales:
+        if row["VAT_INV_NUMBER"]:
+            assert re.fullmatch(r"[A-Z]{2}-AEU-2026-\d+", row["VAT_INV_NUMBER"])
+            # The invoice number's country is the taxing country, whatever the imputation.
+            country = row["VAT_INV_NUMBER"][:2]
+            assert COUNTRY_NAMES[country] == row["TAXABLE_JURISDICTION"]
     assert any(not r["VAT_INV_NUMBER"] for r in sales)
 
     b2c = [r for r in sales if not r["BUYER_VAT_NUMBER"]]
@@ -686,6 +769,143 @@ def test_vat_report_covers_the_cases_a_seller_meets() -> None:
     assert any(r["VAT_INV_CONVERTED_AMT"] for r in sales)
 
 
+def test_pan_eu_rows_are_taxed_where_the_goods_leave() -> None:
+    sales = [r for r in _vat_rows(orders=20) if r["TRANSACTION_TYPE"] == "SALE"]
+    from_poland = [
+        r for r in sales if r["DEPARTURE_COUNTRY"] == "PL" and r["MARKETPLACE"] != "amazon.pl"
+    ]
+    to_austria = [r for r in from_poland if r["ARRIVAL_COUNTRY"] == "AT"]
+    assert to_austria
+    for row in to_austria:  # taxed in Poland at 23%, shipped to Austria
+        assert row["TAXABLE_JURISDICTION"] == "POLAND"
+        assert row["VAT_CALCULATION_IMPUTATION_COUNTRY"] == "AT"
+        assert row["PRICE_OF_ITEMS_VAT_RATE_PERCENT"] == "0.23"
+        assert row["VAT_INV_NUMBER"].startswith("PL-")
+        assert row["TRANSACTION_CURRENCY_CODE"] == "EUR"
+        assert row["VAT_INV_CURRENCY_CODE"] == "PLN"
+    b2b = [r for r in from_poland if r["BUYER_VAT_NUMBER"]]
+    assert b2b
+    for row in b2b:  # an intra-EU B2B supply from the Polish warehouse: declared in Poland
+        assert row["TAXABLE_JURISDICTION"] == "POLAND"
+        assert row["VAT_CALCULATION_IMPUTATION_COUNTRY"] == row["BUYER_VAT_NUMBER_COUNTRY"]
+        assert row["BUYER_VAT_NUMBER_COUNTRY"] not in ("PL", "")
+        assert row["PRICE_OF_ITEMS_VAT_RATE_PERCENT"] == "0.0"
+        assert row["TRANSACTION_SELLER_VAT_NUMBER"].startswith("PL")
+
+
+def test_since_july_2021_rows_say_who_collects_the_vat() -> None:
+    rows = _vat_rows()
+    schemes = {r["TAX_REPORTING_SCHEME"] for r in rows}
+    assert schemes == {"", "REGULAR", "UNION-OSS", "UK_VOEC-IMPORT", "DEEMED_RESELLER-IOSS"}
+    for row in rows:
+        moved = row["TRANSACTION_TYPE"] in ("FC_TRANSFER", "INBOUND", "RETURN")
+        assert (row["TAX_REPORTING_SCHEME"] == "") == moved
+        marketplace = row["TAX_REPORTING_SCHEME"] in ("UK_VOEC-IMPORT", "DEEMED_RESELLER-IOSS")
+        responsibility = "" if moved else "MARKETPLACE" if marketplace else "SELLER"
+        assert row["TAX_COLLECTION_RESPONSIBILITY"] == responsibility
+        assert row["PROGRAM_TYPE"] == ("" if row["MARKETPLACE"] == "N/A" else "REGULAR")
+    collected = [r for r in rows if r["TAX_COLLECTION_RESPONSIBILITY"] == "MARKETPLACE"]
+    for row in collected:  # Amazon's VAT as deemed supplier: no seller invoice, no seller VAT id
+        assert row["PRICE_OF_ITEMS_VAT_RATE_PERCENT"] and row["TOTAL_ACTIVITY_VALUE_VAT_AMT"]
+        assert not row["VAT_INV_NUMBER"] and not row["TRANSACTION_SELLER_VAT_NUMBER"]
+    assert any(Decimal(r["TOTAL_ACTIVITY_VALUE_VAT_AMT"]) for r in collected)
+    uk = [r for r in collected if r["TAX_REPORTING_SCHEME"] == "UK_VOEC-IMPORT"]
+    assert uk and all(r["TAXABLE_JURISDICTION"] == "UNITED KINGDOM" for r in uk)
+    assert all(
+        (r["DEPARTURE_COUNTRY"], r["MARKETPLACE"]) == ("DE", "amazon.co.uk")
+        for r in uk
+        if r["DEPARTURE_COUNTRY"]
+    )
+    ioss = [r for r in collected if r["TAX_REPORTING_SCHEME"] == "DEEMED_RESELLER-IOSS"]
+    assert ioss and all(r["DEPARTURE_COUNTRY"] == "GB" for r in ioss)
+    assert all(r["TAXABLE_JURISDICTION"] == COUNTRY_NAMES[r["ARRIVAL_COUNTRY"]] for r in ioss)
+
+
+def test_before_the_oss_distance_sales_were_taxed_where_they_left() -> None:
+    rows = _vat_rows(period="2020-03")
+    assert "TAX_REPORTING_SCHEME" not in rows[0]
+    unregistered = [
+        r
+        for r in rows
+        if r["TRANSACTION_TYPE"] == "SALE"
+        and r["DEPARTURE_COUNTRY"] == "DE"
+        and r["ARRIVAL_COUNTRY"] in ("NL", "AT", "SE", "BE", "IE")
+        and not r["BUYER_VAT_NUMBER"]
+    ]
+    assert unregistered
+    for row in unregistered:
+        assert row["TAXABLE_JURISDICTION"] == "GERMANY"
+        assert row["VAT_CALCULATION_IMPUTATION_COUNTRY"] == row["ARRIVAL_COUNTRY"]
+        assert row["PRICE_OF_ITEMS_VAT_RATE_PERCENT"] in ("0.19", "0.07")
+
+
+def test_refund_rows_carry_no_buyer_and_no_address() -> None:
+    rows = _vat_rows()
+    sold: dict[str, dict[str, str]] = {}
+    refunds = 0
+    for row in rows:
+        if row["TRANSACTION_TYPE"] == "SALE":
+            sold.setdefault(row["TRANSACTION_EVENT_ID"], row)
+        if row["TRANSACTION_TYPE"] != "REFUND":
+            continue
+        refunds += 1
+        sale = sold[row["TRANSACTION_EVENT_ID"]]  # a refund comes after the sale of its order
+        for column in ("BUYER_NAME", "ARRIVAL_ADDRESS", "ARRIVAL_CITY", "ARRIVAL_POST_CODE"):
+            assert row[column] == "", column
+        assert row["ARRIVAL_COUNTRY"] == "" and row["DEPARTURE_COUNTRY"] == ""
+        assert row["SALE_ARRIVAL_COUNTRY"] == sale["SALE_ARRIVAL_COUNTRY"]
+        assert row["MARKETPLACE"] == sale["MARKETPLACE"]
+        assert Decimal(row["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"]) < 0
+        assert int(row["QTY"]) > 0
+    assert refunds
+    named = [
+        event
+        for event, sale in sold.items()
+        if sale["BUYER_NAME"]
+        and any(
+            r["TRANSACTION_EVENT_ID"] == event for r in rows if r["TRANSACTION_TYPE"] == "REFUND"
+        )
+    ]
+    assert named  # a named buyer's refund must be matched to its order to find the buyer
+
+
+def _bookwork_rows() -> list[dict[str, str]]:
+    path = _sample("vat-bookwork-2018-01/2018_01_Amazon_Transaktionsbericht_dummy.txt")
+    return _rows([line for line in path.read_bytes().decode("ascii").split("\r\n") if line])
+
+
+@pytest.mark.parametrize("period", ["2018-01", "2026-10"])
+def test_a_seller_without_vcs_gets_vat_inclusive_amounts_only(period: str) -> None:
+    real = [r for r in _bookwork_rows() if r["TRANSACTION_TYPE"] in ("SALE", "REFUND")]
+    assert real and all(not r[column] for r in real for column in NO_VCS_EMPTY)
+    rows = _vat_rows(period=period, vat_calculation=False)
+    assert rows[0].keys() == set(vat_header(period))
+    own = [
+        r
+        for r in rows
+        if r["TRANSACTION_TYPE"] in ("SALE", "REFUND")
+        and r.get("TAX_COLLECTION_RESPONSIBILITY", "SELLER") == "SELLER"
+    ]
+    assert own
+    inclusive = [c for c in VAT_HEADER_2020 if c.endswith("_AMT_VAT_INCL")]
+    for row in own:
+        assert all(not row[column] for column in NO_VCS_EMPTY), row
+        for column in inclusive:  # written as the bookwork sample writes them: 215.0, -124.99
+            assert re.fullmatch(r"-?\d+\.\d{1,2}", row[column]), (column, row[column])
+            assert not re.fullmatch(r"-?\d+\.\d0", row[column])
+        assert row["SALE_DEPART_COUNTRY"] and row["SALE_ARRIVAL_COUNTRY"]
+    with_vcs = _vat_rows(period=period)
+    assert sum(Decimal(r["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"]) for r in own) == sum(
+        Decimal(r["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"])
+        for r in with_vcs
+        if r["TRANSACTION_TYPE"] in ("SALE", "REFUND")
+        and r.get("TAX_COLLECTION_RESPONSIBILITY", "SELLER") == "SELLER"
+    )
+    # What Amazon collects itself it still calculates, VCS or not.
+    collected = [r for r in rows if r.get("TAX_COLLECTION_RESPONSIBILITY") == "MARKETPLACE"]
+    assert all(r["TAXABLE_JURISDICTION"] and r["TOTAL_ACTIVITY_VALUE_VAT_AMT"] for r in collected)
+
+
 def test_vat_report_is_deterministic_and_streamed() -> None:
     assert _vat_rows(orders=30, seed=3) == _vat_rows(orders=30, seed=3)
     assert _vat_rows(orders=30, seed=3) != _vat_rows(orders=30, seed=4)
@@ -697,27 +917,71 @@ def test_vat_report_is_deterministic_and_streamed() -> None:
 
 # --- settlement and all-orders files ----------------------------------------------------------
 
+SETTLEMENT_PERIOD = (
+    datetime(2026, 10, 19, tzinfo=UTC),
+    datetime(2026, 11, 1, 23, 59, 59, tzinfo=UTC),
+)
+SUMMARY_ONLY = ("settlement-start-date", "settlement-end-date", "deposit-date", "total-amount")
+
+
+def _settlement(marketplace_id: str, seed: int = 5, orders: int = 80) -> list[dict[str, str]]:
+    return _rows(
+        list(
+            generate_settlement_report(
+                period=SETTLEMENT_PERIOD, marketplace_id=marketplace_id, seed=seed, orders=orders
+            )
+        )
+    )
+
 
 def test_settlement_header_is_the_samples() -> None:
     sample = _sample("settlement-v2/settlement-sample.txt")
     assert sample.read_text().split("\n", 1)[0].split("\t") == list(SETTLEMENT_HEADER)
 
 
-@pytest.mark.parametrize("marketplace_id", ["A1PA6795UKMFR9", "A1F83G8C2ARO7P", "ATVPDKIKX0DER"])
-def test_settlement_totals_add_up(marketplace_id: str) -> None:
-    period = (datetime(2026, 10, 19, tzinfo=UTC), datetime(2026, 11, 1, 23, 59, 59, tzinfo=UTC))
-    lines = list(
-        generate_settlement_report(period=period, marketplace_id=marketplace_id, seed=5, orders=80)
-    )
-    header = lines[0].split("\t")
-    rows = [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
+@pytest.mark.parametrize(
+    ("marketplace_id", "currency", "comma"),
+    [
+        ("A1PA6795UKMFR9", "EUR", True),
+        ("A1F83G8C2ARO7P", "GBP", False),
+        ("ATVPDKIKX0DER", "USD", False),
+    ],
+)
+def test_settlement_summary_row_alone_carries_currency_and_totals(
+    marketplace_id: str, currency: str, comma: bool
+) -> None:
+    rows = _settlement(marketplace_id)
     summary, details = rows[0], rows[1:]
-    assert summary["settlement-start-date"] == "2026-10-19 00:00:00 UTC"
-    assert summary["settlement-end-date"] == "2026-11-01 23:59:59 UTC"
-    assert summary["deposit-date"] == "2026-11-04 00:00:00 UTC"
-    total = sum(Decimal(row["amount"]) for row in details)
-    assert Decimal(summary["total-amount"]) == total
+    amount = r"-?\d+,\d{2}" if comma else r"-?\d+\.\d{2}"
+    moment = (
+        r"\d\d\.\d\d\.\d{4} \d\d:\d\d:\d\d UTC" if comma else r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+    )
+    start, end, deposit = (
+        ("19.10.2026", "01.11.2026", "04.11.2026")
+        if comma
+        else (
+            "2026-10-19",
+            "2026-11-01",
+            "2026-11-04",
+        )
+    )
+    assert summary["settlement-start-date"] == f"{start} 00:00:00 UTC"
+    assert summary["settlement-end-date"] == f"{end} 23:59:59 UTC"
+    assert summary["deposit-date"] == f"{deposit} 00:00:00 UTC"
+    assert summary["currency"] == currency
+    assert re.fullmatch(amount, summary["total-amount"])
+    assert not summary["transaction-type"] and not summary["amount"]
+
+    def value(text: str) -> Decimal:
+        return Decimal(text.replace(",", ".") if comma else text)
+
+    assert sum(value(row["amount"]) for row in details) == value(summary["total-amount"])
     assert len({row["settlement-id"] for row in rows}) == 1
+    for row in details:
+        assert row["currency"] == "", row
+        assert all(row[column] == "" for column in SUMMARY_ONLY)
+        assert re.fullmatch(amount, row["amount"]), row["amount"]
+        assert re.fullmatch(moment, row["posted-date-time"])
     kinds = {row["transaction-type"] for row in details}
     assert {"Order", "Refund", "ServiceFee", "Transfer"} <= kinds
     descriptions = {(row["amount-type"], row["amount-description"]) for row in details}
@@ -726,11 +990,46 @@ def test_settlement_totals_add_up(marketplace_id: str) -> None:
         ("ItemPrice", "Tax"),
         ("ItemFees", "Commission"),
         ("ItemFees", "RefundCommission"),
+        ("other-transaction", "Previous Reserve Amount Balance"),
+        ("other-transaction", "Current Reserve Amount"),
+        ("other-transaction", "Subscription Fee"),
     } <= descriptions
-    for row in details:
-        assert re.fullmatch(r"-?\d+\.\d{2}", row["amount"])
-        assert "2026-10-19" <= row["posted-date-time"][:10] <= "2026-11-01"
-        assert row["currency"] == summary["currency"]
+
+
+def test_settlements_hold_amazons_other_quirks() -> None:
+    settlements = {
+        (market, seed): _settlement(market, seed=seed)
+        for market in ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "ATVPDKIKX0DER")
+        for seed in range(6)
+    }
+    # An EU settlement that pays nothing out: the reserve keeps the whole balance.
+    assert any(rows[0]["total-amount"] == "0,00" for rows in settlements.values())
+    tax_first = 0
+    for rows in settlements.values():
+        details = rows[1:]
+        for before, after in itertools.pairwise(details):
+            same = before["order-id"] == after["order-id"] != ""
+            if same and before["transaction-type"] == after["transaction-type"] == "Refund":
+                pair = (before["amount-description"], after["amount-description"])
+                tax_first += pair == ("Tax", "Principal")
+    assert tax_first  # refunds whose Tax row comes before their Principal row
+    descriptions = {
+        market: {
+            (r["amount-type"], r["amount-description"])
+            for (m, _), rows in settlements.items()
+            if m == market
+            for r in rows
+        }
+        for market in ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "ATVPDKIKX0DER")
+    }
+    # Tax Amazon collects itself comes back out: VAT under UK VAT on eCommerce (and IOSS),
+    # US sales tax as ItemWithheldTax.
+    assert ("ItemFees", "MarketplaceFacilitatorVAT-Principal") in descriptions["A1F83G8C2ARO7P"]
+    assert ("ItemFees", "MarketplaceFacilitatorVAT-Shipping") in descriptions["A1F83G8C2ARO7P"]
+    assert ("ItemFees", "MarketplaceFacilitatorVAT-Principal") in descriptions["A1PA6795UKMFR9"]
+    assert ("ItemWithheldTax", "MarketplaceFacilitatorTax-Principal") in descriptions[
+        "ATVPDKIKX0DER"
+    ]
 
 
 def test_all_orders_header_is_the_samples() -> None:
