@@ -20,9 +20,10 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from babel import Locale
 from stdnum.eu import vat as eu_vat
 from stdnum.gb import vat as gb_vat
 
@@ -39,10 +40,17 @@ from services.transactions import (
     Transaction,
     TransactionType,
 )
+from services.vat_rates import rate_exists, rates_in_force
 
 CONTACT_NAME_MAX = 255  # Xero's limit on Contact.Name
+DESCRIPTION_MAX = 4000  # Xero's limit on a line's Description
+# Xero's limits on the address fields (Addresses in the Accounting API's Contact schema).
+ADDRESS_MAX, CITY_MAX, POSTCODE_MAX = 500, 255, 50
 STATUSES = frozenset({"DRAFT", "SUBMITTED", "AUTHORISED"})  # the ones Xero creates documents in
-FACILITATOR_LINE = "Sales tax collected and remitted by Amazon (marketplace facilitator)"
+FACILITATOR_LINE = "Tax collected and remitted by Amazon (marketplace facilitator)"
+# What a spreadsheet takes for the start of a formula when finance exports from Xero.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_COUNTRY_NAMES = Locale("en").territories
 
 _SHIPPING_KINDS = frozenset(
     {
@@ -148,6 +156,22 @@ def _clean(text: str | None) -> str | None:
     return collapsed or None
 
 
+def xero_text(text: str, limit: int) -> str:
+    """Text as it may go to Xero: a leading =, +, -, @ is neutralised with an apostrophe (OWASP's
+    advice against CSV injection: in an export from Xero it would run as a formula), and text
+    over Xero's limit is cut with an ellipsis rather than refused."""
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _shown(text: str | None, limit: int) -> str | None:
+    cleaned = _clean(text)
+    return None if cleaned is None else xero_text(cleaned, limit)
+
+
 def _fold(text: str | None) -> str:
     """Spelling variants of one buyer's data (case, spacing, Unicode forms) fold together."""
     return " ".join(unicodedata.normalize("NFKC", text or "").casefold().split())
@@ -185,13 +209,15 @@ def contact_for(t: Transaction) -> ContactSpec:
     country = _clean(buyer.country.upper() if buyer.country else None)
 
     def located(key: str, name: str, tax_number: str | None = None) -> ContactSpec:
+        # The key is made from the buyer's data as Amazon wrote it; only what Xero shows is
+        # neutralised, so a buyer keeps one key.
         return ContactSpec(
             key=key,
-            name=name,
+            name=xero_text(name, CONTACT_NAME_MAX),
             tax_number=tax_number,
-            address=_clean(buyer.address),
-            city=_clean(buyer.city),
-            postcode=_clean(buyer.postcode),
+            address=_shown(buyer.address, ADDRESS_MAX),
+            city=_shown(buyer.city, CITY_MAX),
+            postcode=_shown(buyer.postcode, POSTCODE_MAX),
             country=country,
         )
 
@@ -297,6 +323,9 @@ class Document:
     country: str | None
     marketplace: str | None
     collected_by_amazon: Decimal = Decimal("0.00")
+    # Amazon calculated no VAT: lines carry Amazon's VAT-inclusive amounts and Xero is told so,
+    # so its total is Amazon's gross to the cent whatever the seller's rate.
+    tax_inclusive: bool = False
 
 
 def _bad(message: str) -> ServiceError:
@@ -333,6 +362,13 @@ def _signed(amount: Decimal, credit: bool) -> Decimal:
 
 
 def _line(t: Transaction, charge: Charge, posting: PostingSettings, credit: bool) -> DocumentLine:
+    tax_key = _charge_tax_key(t, charge, posting)
+    net, tax = charge.net, charge.tax
+    if not t.amazon_vat:
+        # Amazon's amount is VAT-inclusive; the VAT in it at the seller's rate, per line, as
+        # Xero works it out for an inclusive line.
+        tax = (charge.gross * tax_key.rate / (100 + tax_key.rate)).quantize(CENT, ROUND_HALF_UP)
+        net = charge.gross - tax
     if charge.kind == ChargeKind.ITEM:
         description = _item_text(t)
     elif charge.kind == ChargeKind.ITEM_PROMOTION:
@@ -347,9 +383,9 @@ def _line(t: Transaction, charge: Charge, posting: PostingSettings, credit: bool
             if charge.kind in _SHIPPING_KINDS
             else posting.sales_account_code
         ),
-        tax_key=_charge_tax_key(t, charge),
-        net=_signed(charge.net, credit),
-        tax=Decimal("0.00") if facilitator else _signed(charge.tax, credit),
+        tax_key=tax_key,
+        net=_signed(net, credit),
+        tax=Decimal("0.00") if facilitator else _signed(tax, credit),
         quantity=(abs(t.quantity) or 1) if charge.kind == ChargeKind.ITEM else 1,
     )
 
@@ -390,6 +426,11 @@ def build_document(transactions: Sequence[Transaction], posting: PostingSettings
             f"Order {first.order_id}: the rows of {number} mix currencies "
             f"{' and '.join(currencies)}."
         )
+    if len({t.amazon_vat for t in transactions}) > 1:
+        raise _bad(
+            f"Order {first.order_id}: Amazon calculated the VAT of some rows of {number} and "
+            "not of others."
+        )
 
     lines: list[DocumentLine] = []
     zero_items: list[DocumentLine] = []
@@ -414,6 +455,8 @@ def build_document(transactions: Sequence[Transaction], posting: PostingSettings
     )
     if not lines:
         raise _bad(f"Order {first.order_id}: {number} has no amounts to post.")
+    for line in lines:
+        _check_rate_exists(first, line.tax_key, posting)
     gross = sum((line.net + line.tax for line in lines), Decimal("0.00"))
     if gross < 0:
         what = "refund" if credit else "sale"
@@ -435,6 +478,7 @@ def build_document(transactions: Sequence[Transaction], posting: PostingSettings
         country=_one({t.tax_country for t in transactions}),
         marketplace=_one({t.marketplace for t in transactions}),
         collected_by_amazon=sum(collected.values(), Decimal("0.00")),
+        tax_inclusive=not first.amazon_vat,
     )
 
 
@@ -442,35 +486,96 @@ def tax_keys(doc: Document) -> set[TaxKey]:
     return {line.tax_key for line in doc.lines}
 
 
-def transaction_tax_keys(t: Transaction) -> set[TaxKey]:
+def transaction_tax_keys(t: Transaction, posting: PostingSettings) -> set[TaxKey]:
     """The tax keys the document lines of this transaction use: known while reading the
-    report, so that every tax rate a run needs can be made before its first document."""
-    return {_charge_tax_key(t, charge) for charge in t.charges}
+    report, so that every tax rate a run needs can be made before its first document. A key
+    that cannot be used (no rate set, a rate the country does not have) is left out: its
+    document fails when it is built, and no tax rate is made for it."""
+    try:
+        keys = {_charge_tax_key(t, charge, posting) for charge in t.charges}
+        for key in keys:
+            _check_rate_exists(t, key, posting)
+    except ServiceError:
+        return set()
+    return keys
 
 
-def _charge_tax_key(t: Transaction, charge: Charge) -> TaxKey:
-    # Facilitator tax is Amazon's to pay: the seller's lines carry no rate of their own.
-    rate = Decimal(0) if t.scheme == TaxScheme.FACILITATOR else charge.rate * 100
-    return TaxKey(t.tax_country, rate, t.scheme)
+_ZERO_RATED = frozenset({TaxScheme.FACILITATOR, TaxScheme.EXPORT, TaxScheme.REVERSE_CHARGE})
 
 
-def _line_payload(line: DocumentLine, tax_types: Mapping[TaxKey, str]) -> dict[str, Any]:
+def _charge_tax_key(t: Transaction, charge: Charge, posting: PostingSettings) -> TaxKey:
+    if t.scheme == TaxScheme.FACILITATOR:
+        # Facilitator tax is Amazon's to pay: the seller's lines carry no rate of their own.
+        return TaxKey(t.tax_country, Decimal(0), t.scheme)
+    if t.amazon_vat:
+        return TaxKey(t.tax_country, charge.rate * 100, t.scheme)
+    if t.scheme in _ZERO_RATED:
+        return TaxKey(t.tax_country, Decimal(0), t.scheme)  # 0% by law, not by choice
+    return TaxKey(t.tax_country, own_vat_rate(t, posting), t.scheme)
+
+
+def vat_rate_key(country: str | None, scheme: TaxScheme) -> str:
+    """How the integration's own VAT rates are keyed: "DE:domestic"."""
+    return f"{country or ''}:{scheme.value}"
+
+
+def own_vat_rate(t: Transaction, posting: PostingSettings) -> Decimal:
+    """The seller's rate for a sale Amazon calculated no VAT for; never guessed."""
+    key = vat_rate_key(t.tax_country, t.scheme)
+    text = posting.vat_rates.get(key)
+    if text is None:
+        country = t.tax_country or "its country"
+        raise ServiceError(
+            ErrorKind.VALIDATION,
+            f"Order {t.order_id}: Amazon calculated no VAT for this sale, and it needs a VAT rate "
+            f"for {country} {t.scheme.value.replace('_', ' ')} sales. Set it in the "
+            f"integration's settings (for example {key} 19) and retry.",
+            retryable=True,
+        )
+    return Decimal(text)
+
+
+def _check_rate_exists(t: Transaction, key: TaxKey, posting: PostingSettings) -> None:
+    """A rate the taxing country does not have on that date is refused, never made in Xero:
+    it means the wrong country (or a wrong report). A tax override for the key is the user
+    saying it is right."""
+    if not key.rate or key.country is None or str(key) in posting.tax_overrides:
+        return
+    if rate_exists(key.country, t.date, key.rate) is not False:
+        return
+    name = _COUNTRY_NAMES.get(key.country, key.country)
+    known = sorted(rates_in_force(key.country, t.date) or (), reverse=True)
+    rates = ", ".join(f"{_percent_text(rate)}%" for rate in known)
+    raise ServiceError(
+        ErrorKind.BAD_DATA,
+        f"Order {t.order_id} ({_where(t)}): taxed in {name} at {_percent_text(key.rate)}%, a rate "
+        f"{name} did not have on {t.date.isoformat()} (its rates then: {rates}). Check the "
+        f"report's tax country; if the rate is right, map {key} to a Xero tax rate in the "
+        "integration's tax overrides and retry.",
+        retryable=True,
+    )
+
+
+def _line_payload(
+    line: DocumentLine, tax_types: Mapping[TaxKey, str], *, inclusive: bool
+) -> dict[str, Any]:
     tax_type = tax_types.get(line.tax_key)
     if tax_type is None:
         raise ValueError(f"no Xero tax type for {line.tax_key}")
     # Xero keeps UnitAmount to 2 decimals and LineAmount = Quantity x UnitAmount must hold: a net
     # that does not divide into whole cents is posted as one unit, the count in the text.
+    amount = line.net + line.tax if inclusive else line.net
     quantity = Decimal(line.quantity)
-    unit = (line.net / quantity).quantize(CENT)
+    unit = (amount / quantity).quantize(CENT)
     description = line.description
-    if unit * quantity != line.net:
+    if unit * quantity != amount:
         description = f"{line.quantity} × {description}"
-        quantity, unit = Decimal(1), line.net
+        quantity, unit = Decimal(1), amount
     return {
-        "Description": description,
+        "Description": xero_text(description, DESCRIPTION_MAX),
         "Quantity": quantity,
         "UnitAmount": unit,
-        "LineAmount": line.net,
+        "LineAmount": amount,
         "AccountCode": line.account_code,
         "TaxType": tax_type,
         "TaxAmount": line.tax,
@@ -481,7 +586,8 @@ def document_payload(
     doc: Document, *, contact_id: str, tax_types: Mapping[TaxKey, str], status: str
 ) -> dict[str, Any]:
     """The Invoices or CreditNotes element for Xero, amounts as Decimal (XeroClient writes them
-    exactly). Amounts are tax-exclusive with Amazon's tax on each line."""
+    exactly). Amounts are tax-exclusive with Amazon's tax on each line, or, where Amazon
+    calculated no VAT, VAT-inclusive with the VAT at the seller's own rate."""
     status = str(status)
     if status not in STATUSES:
         raise ValueError(f"Xero creates documents as {', '.join(sorted(STATUSES))}, not {status}")
@@ -501,8 +607,10 @@ def document_payload(
             "Reference": doc.order_id,
             "CurrencyCode": doc.currency,
             "Status": status,
-            "LineAmountTypes": "Exclusive",
-            "LineItems": [_line_payload(line, tax_types) for line in doc.lines],
+            "LineAmountTypes": "Inclusive" if doc.tax_inclusive else "Exclusive",
+            "LineItems": [
+                _line_payload(line, tax_types, inclusive=doc.tax_inclusive) for line in doc.lines
+            ],
         }
     )
     return payload

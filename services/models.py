@@ -97,6 +97,8 @@ class Integration(Base):
     sales_account_code: Mapped[str] = mapped_column(String(10))
     shipping_account_code: Mapped[str] = mapped_column(String(10))
     tax_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The seller's own VAT rates for sales Amazon calculated no VAT for: "DE:domestic" -> "19".
+    vat_rates: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The last tax map built from the organisation's tax rates: TaxKey string -> TaxType.
     xero_tax_types: Mapped[dict[str, Any]] = mapped_column(default=dict)
     errors_channel: Mapped[str | None] = mapped_column(String(80))

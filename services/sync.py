@@ -747,6 +747,7 @@ class SyncEngine:
         tax keys the documents will need.
         """
         read = 0
+        posting = _posting(integration)
         row_key = RowKeys()
         needed_tax_keys: set[str] = set()
         for chunk in chunks(items, INGEST_CHUNK):
@@ -773,7 +774,7 @@ class SyncEngine:
                     }
                 )
                 if key is not None:
-                    needed_tax_keys.update(str(k) for k in transaction_tax_keys(item))
+                    needed_tax_keys.update(str(k) for k in transaction_tax_keys(item, posting))
                 if key is not None and key not in documents:
                     contact = contact_for(item)
                     contacts[contact.key] = contact
@@ -1524,6 +1525,7 @@ def _posting(integration: Integration) -> PostingSettings:
         sales_account_code=integration.sales_account_code,
         shipping_account_code=integration.shipping_account_code,
         tax_overrides=dict(integration.tax_overrides),
+        vat_rates=dict(integration.vat_rates),
     )
 
 

@@ -56,12 +56,14 @@ _NAME_WORD = re.compile(
 )
 _MARKERS = {
     TaxScheme.OSS: re.compile(r"\bm?oss\b", re.IGNORECASE),
+    TaxScheme.IOSS: re.compile(r"\bioss\b", re.IGNORECASE),
     TaxScheme.REVERSE_CHARGE: re.compile(r"\breverse", re.IGNORECASE),
     TaxScheme.EXPORT: re.compile(r"\bexport", re.IGNORECASE),
 }
 _SUFFIXES = {
     TaxScheme.DOMESTIC: "",
     TaxScheme.OSS: " OSS",
+    TaxScheme.IOSS: " IOSS",
     TaxScheme.REVERSE_CHARGE: " reverse charge",
     TaxScheme.EXPORT: " export",
 }
@@ -193,7 +195,7 @@ class TaxMap:
 
     def _foreign(self, key: TaxKey) -> bool:
         return (key.country or self.home_country) != self.home_country or (
-            key.scheme == TaxScheme.OSS
+            key.scheme in (TaxScheme.OSS, TaxScheme.IOSS)
         )
 
     def _fits(self, rate: _Rate, key: TaxKey) -> bool:

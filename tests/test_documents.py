@@ -29,6 +29,7 @@ from services.documents import (
     document_number,
     document_payload,
     tax_keys,
+    transaction_tax_keys,
 )
 from services.errors import ErrorKind, ServiceError
 from services.integrations import PostingSettings
@@ -430,12 +431,12 @@ def test_awkward_amounts_stay_exact_to_the_cent(xero: Xero) -> None:
         tx(item("99.99"), quantity=3),
         # 36.00 for three: 10.00 each, posted as such.
         tx(item("36.00"), quantity=3, sku="NX-CUP", description="Cup"),
-        # Xero's own 20% of 0.01 rounds to 0.00 too, but at 19%, 9.24 x 19% = 1.7556 -> 1.76
-        # where Amazon says 1.75: Amazon's VAT is posted, not Xero's.
-        tx(charge(ChargeKind.GIFT_WRAP, "0.01"), charge(ChargeKind.SHIPPING, "10.99", "0.19")),
+        # Xero's own 20% of 0.01 rounds to 0.00 too, but at 5%, 0.30 x 5% = 0.015 -> 0.02
+        # where Amazon says 0.01: Amazon's VAT is posted, not Xero's.
+        tx(charge(ChargeKind.GIFT_WRAP, "0.01"), charge(ChargeKind.SHIPPING, "0.31", "0.05")),
     ]
     doc = build_document(rows, POSTING)
-    assert doc.gross == Decimal("146.99") and doc.tax == Decimal("24.42")
+    assert doc.gross == Decimal("136.31") and doc.tax == Decimal("22.68")
     [saved] = post(xero, [doc])
     lines = lines_of(saved)
     assert lines[0][:4] == (
@@ -446,7 +447,7 @@ def test_awkward_amounts_stay_exact_to_the_cent(xero: Xero) -> None:
     )
     assert lines[1][1:4] == (Decimal("3.0000"), Decimal("10.00"), Decimal("30.00"))
     assert lines[2][3:5] == (Decimal("0.01"), Decimal("0.00"))
-    assert lines[3][3:5] == (Decimal("9.24"), Decimal("1.75"))
+    assert lines[3][3:5] == (Decimal("0.30"), Decimal("0.01"))
 
 
 @pytest.mark.parametrize(
@@ -597,3 +598,84 @@ def test_names_for_later_attempts_are_distinct_and_fit() -> None:
     assert contact_name(long, 1).endswith(" (Berlin)")
     with pytest.raises(ValueError):
         contact_name(berlin, -1)
+
+
+# --- what real files need (issue 8) -------------------------------------------------------------
+
+
+def no_vat_sale(gross: str, **fields: Any) -> Transaction:
+    """A German sale of a seller without Amazon's VAT calculation: the VAT-inclusive amount only."""
+    amount = Decimal(gross)
+    row = {
+        "marketplace": "amazon.de",
+        "currency": "EUR",
+        "invoice_number": None,
+        "tax_country": "DE",
+        "amazon_vat": False,
+    }
+    return tx(
+        Charge(ChargeKind.ITEM, amount, Decimal("0.00"), amount, Decimal(0)), **(row | fields)
+    )
+
+
+def test_without_amazons_vat_the_sellers_own_rate_is_used_inclusive_of_vat(xero: Xero) -> None:
+    posting = replace(POSTING, vat_rates={"DE:domestic": "19"})
+    doc = build_document([no_vat_sale("215.00")], posting)
+
+    assert doc.tax_inclusive and doc.gross == Decimal("215.00")
+    assert tax_keys(doc) == {TaxKey("DE", Decimal(19), TaxScheme.DOMESTIC)}
+    [saved] = post(xero, [doc])  # post() checks Xero's Total against Amazon's gross
+    assert saved["LineAmountTypes"] == "Inclusive"
+    assert (saved["Total"], saved["TotalTax"]) == (Decimal("215.00"), Decimal("34.33"))
+
+
+def test_without_amazons_vat_and_no_rate_set_the_document_says_which_rate_it_needs() -> None:
+    with pytest.raises(ServiceError) as raised:
+        build_document([no_vat_sale("215.00")], POSTING)
+
+    assert "needs a VAT rate for DE domestic sales" in raised.value.message
+    assert raised.value.retryable  # setting the rate and retrying posts it
+    assert transaction_tax_keys(no_vat_sale("215.00"), POSTING) == set()  # no rate is made
+
+
+def test_a_rate_the_country_did_not_have_fails_the_document_not_a_new_tax_rate() -> None:
+    austrian = tx(item("23.00", "0.23"), tax_country="AT", scheme=TaxScheme.OSS, currency="EUR")
+
+    with pytest.raises(ServiceError) as raised:
+        build_document([austrian], POSTING)
+
+    message = raised.value.message
+    assert "taxed in Austria at 23%, a rate Austria did not have on 2026-03-02" in message
+    assert "AT:23:oss" in message
+    assert transaction_tax_keys(austrian, POSTING) == set()
+    # A tax override is the user saying the rate is right.
+    overridden = replace(POSTING, tax_overrides={"AT:23:oss": "OUTPUT2"})
+    assert build_document([austrian], overridden).gross == Decimal("23.00")
+    # Germany's temporary 16% of the second half of 2020 existed then, and not after.
+    german = tx(item("11.60", "0.16"), tax_country="DE", date=date(2020, 12, 31))
+    assert build_document([german], POSTING).tax == Decimal("1.60")
+    with pytest.raises(ServiceError):
+        build_document([replace(german, date=date(2021, 1, 1))], POSTING)
+
+
+def test_text_that_a_spreadsheet_would_run_is_neutralised_and_long_text_is_cut() -> None:
+    buyer = Buyer('=HYPERLINK("http://x.example","Anna")', None, None, "@SUM(A1)", "-Berlin")
+    sale = tx(item("12.00"), description="+" + "x" * 5000, buyer=buyer)
+
+    doc = build_document([sale], POSTING)
+    payload = document_payload(
+        doc,
+        contact_id="c",
+        tax_types={TaxKey("GB", Decimal(20), TaxScheme.DOMESTIC): "OUTPUT2"},
+        status="DRAFT",
+    )
+    contact = contact_payload(doc.contact, contact_name(doc.contact, 0))
+
+    description = payload["LineItems"][0]["Description"]
+    assert description.startswith("'+x") and description.endswith("…")
+    assert len(description) == 4000
+    assert contact["Name"].startswith("'=HYPERLINK")
+    assert contact["Addresses"][0]["AddressLine1"] == "'@SUM(A1)"
+    assert contact["Addresses"][0]["City"] == "'-Berlin"
+    # The buyer's identity is Amazon's data, not what Xero shows.
+    assert doc.contact.key == contact_for(replace(sale, description="x")).key
