@@ -26,7 +26,6 @@ import logging
 import re
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,7 +43,7 @@ from services.http import (
     retry_after_seconds,
     send_with_retries,
 )
-from services.textstream import decode_lines
+from services.textstream import decode_lines, gunzip, unpack_limit
 
 log = logging.getLogger(__name__)
 
@@ -479,19 +478,17 @@ class SpApiClient:
             # requests undoes a Content-Encoding: gzip itself; only a gzip body is ours to undo.
             encoded = response.headers.get("Content-Encoding", "").lower() == "gzip"
             if document.compression_algorithm == "GZIP" and not encoded:
-                chunks = _gunzip(chunks)
+                length = response.headers.get("Content-Length", "")
+                limit = unpack_limit(int(length) if length.isdigit() else None)
+                chunks = gunzip(chunks, source=f"Amazon's {name}", limit=limit)
             charset = _charset(response.headers.get("Content-Type", ""))
             try:
-                yield from decode_lines(chunks, charset)
+                yield from decode_lines(chunks, charset, source=f"Amazon's {name}")
             except requests.RequestException:
                 raise ServiceError(
                     ErrorKind.UPSTREAM_UNAVAILABLE,
                     f"The download of {name} broke off; start it again.",
                     retryable=True,
-                ) from None
-            except zlib.error:
-                raise ServiceError(
-                    ErrorKind.BAD_DATA, f"Amazon sent {name} as damaged or truncated gzip data."
                 ) from None
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -591,25 +588,6 @@ def _failure(operation: str, response: requests.Response, *, restricted: bool) -
     return ServiceError(
         ErrorKind.UPSTREAM_UNAVAILABLE, f"Amazon answered HTTP {status} to {operation}: {message}"
     )
-
-
-def _gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Incremental gunzip, including files made of several concatenated gzip members."""
-    decompressor = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, detected
-    pending = False  # bytes of an unfinished member have been read
-    for chunk in chunks:
-        while chunk:
-            pending = True
-            yield decompressor.decompress(chunk)
-            if decompressor.eof:
-                chunk, pending = decompressor.unused_data, False
-                decompressor = zlib.decompressobj(wbits=47)
-            else:
-                chunk = b""
-    if pending:
-        yield decompressor.flush()
-        if not decompressor.eof:
-            raise zlib.error("gzip stream ended early")
 
 
 def _charset(content_type: str) -> str | None:

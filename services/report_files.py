@@ -1,53 +1,57 @@
 """Report files as text lines: plain text, gzip, or an .xlsx workbook's first sheet.
 
-Seller Central hands out the same report as a tab-separated text file (UTF-8 or
-Windows-1252), a gzip of one, or an Excel workbook (strict or transitional OOXML); SP-API
-downloads go through `services.textstream` too. Everything streams.
+Seller Central hands out the same report as a tab-separated text file (UTF-8, Windows-1252
+or, in Japan, Shift_JIS), a gzip of one, or an Excel workbook (strict or transitional OOXML);
+SP-API downloads go through `services.textstream` too. Everything streams, in time linear in
+the file and memory bounded whatever it holds: a workbook beyond Excel's own limits is refused.
 """
 
 from __future__ import annotations
 
-import gzip
 import posixpath
 import re
 import zipfile
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
-from typing import IO
 from xml.etree import ElementTree
 
 from services.errors import ErrorKind, ServiceError
-from services.textstream import decode_lines
+from services.textstream import decode_lines, gunzip, unpack_limit
 
 READ_CHUNK = 64 * 1024
 
+# Workbook bounds, above anything Excel writes (1,048,576 rows; cells of 32,767 characters)
+# and Amazon's widest report (under 100 columns).
+MAX_ROWS = 2_000_000
+MAX_COLUMNS = 500
+MAX_CELL_CHARS = 32_767
+MAX_PART_BYTES = 200 << 20  # a sheet or the shared strings, unpacked; both are streamed
+MAX_SMALL_PART_BYTES = 32 << 20  # workbook, relationships and styles, which are read whole
+MAX_PART_RATIO = 100  # unpacked / packed: Excel's XML packs 5 to 30:1, a bomb 1,000:1
+_PART_RATIO_FLOOR = 1 << 20
+# A number outside these powers of ten is no amount, quantity or date: it passes as its text.
+_LARGEST_EXPONENT, _SMALLEST_EXPONENT = 20, -30
+_LAST_SERIAL = 2_958_465  # 9999-12-31, Excel's last date
+
 
 def read_report_file(path: Path) -> Iterator[str]:
-    """The text lines of a report downloaded from Seller Central, streamed: plain text in
-    UTF-8 (with or without BOM) or Windows-1252, gzip, or an .xlsx workbook's first sheet
-    (strict or transitional OOXML) as tab-separated lines, one per spreadsheet row."""
+    """The text lines of a report downloaded from Seller Central, streamed: plain text in any
+    encoding `decode_lines` recognises, gzip, or an .xlsx workbook's first sheet (strict or
+    transitional OOXML) as tab-separated lines, one per spreadsheet row."""
     with path.open("rb") as file:
         magic = file.read(4)
     if magic.startswith(b"PK"):
         yield from _xlsx_lines(path)
         return
-    if magic.startswith(b"\x1f\x8b"):
-        try:
-            with gzip.open(path, "rb") as stream:
-                yield from decode_lines(_chunks(stream.read))
-        except (OSError, EOFError, zlib.error):
-            raise ServiceError(
-                ErrorKind.BAD_DATA,
-                f"{path.name} is damaged or truncated gzip data.",
-                retryable=False,
-            ) from None
-        return
     with path.open("rb") as stream:
-        yield from decode_lines(_chunks(stream.read))
+        chunks = _chunks(stream.read)
+        if magic.startswith(b"\x1f\x8b"):
+            limit = unpack_limit(path.stat().st_size)
+            chunks = gunzip(chunks, source=path.name, limit=limit)
+        yield from decode_lines(chunks, source=path.name)
 
 
 def _chunks(read: Callable[[int], bytes]) -> Iterator[bytes]:
@@ -62,14 +66,22 @@ def _local(tag: str) -> str:
 
 # Built-in number formats that show a date or time (ECMA-376, 18.8.30).
 _DATE_FORMAT_IDS = frozenset({*range(14, 23), *range(27, 37), 45, 46, 47, *range(50, 59)})
-_NEEDS_QUOTES = re.compile(r'[\t\n\r"]')
+# The lines are tab-separated without quoting (as Amazon's own files), so a tab or line break
+# inside a cell would split its field or its row: it becomes a space.
+_SEPARATORS = re.compile(r"[\t\r\n]")
+_CELL_REFERENCE = re.compile(r"\$?([A-Za-z]{1,3})\$?([0-9]{1,7})")
+_ROW_NUMBER = re.compile(r"[0-9]{1,7}")
+
+
+class _BadWorkbook(Exception):
+    """What makes a workbook unreadable, said for its user; the file name is added later."""
 
 
 def _xlsx_lines(path: Path) -> Iterator[str]:
     try:
         with zipfile.ZipFile(path) as archive:
             workbook = _target(_relationships(archive, ""), "officeDocument") or "xl/workbook.xml"
-            root = ElementTree.fromstring(archive.read(workbook))
+            root = ElementTree.fromstring(_read_small(archive, workbook))
             sheets = [element for element in root.iter() if _local(element.tag) == "sheet"]
             if not sheets:
                 raise KeyError("no worksheet")
@@ -85,12 +97,13 @@ def _xlsx_lines(path: Path) -> Iterator[str]:
             sheet = next(relation.target for relation in relations if relation.id == sheet_id)
             strings = _shared_strings(archive, _target(relations, "sharedStrings"))
             date_styles = _date_styles(archive, _target(relations, "styles"))
-            with archive.open(sheet) as stream:
-                yield from _sheet_lines(stream, strings, date_styles, date1904)
+            reader = _SheetReader(strings, date_styles, date1904)
+            yield from _sheet_lines(_stream(archive, sheet, reader), reader)
+    except _BadWorkbook as bad:
+        raise ServiceError(ErrorKind.BAD_DATA, f"{path.name}: {bad}", retryable=False) from None
     except (
         zipfile.BadZipFile,
         KeyError,
-        IndexError,
         StopIteration,
         ValueError,
         ElementTree.ParseError,
@@ -100,6 +113,34 @@ def _xlsx_lines(path: Path) -> Iterator[str]:
             f"{path.name} is not an Excel workbook this app can read (.xlsx).",
             retryable=False,
         ) from None
+
+
+def _checked(archive: zipfile.ZipFile, part: str, ceiling: int) -> zipfile.ZipInfo:
+    """The part's entry, if its unpacked size is sane. zipfile never unpacks more than the
+    size an entry declares (and then fails its CRC), so checking the declaration suffices."""
+    info = archive.getinfo(part)
+    limit = min(ceiling, max(_PART_RATIO_FLOOR, info.compress_size * MAX_PART_RATIO))
+    if info.file_size > limit:
+        raise _BadWorkbook(
+            f"its part {part} unpacks to {info.file_size:,} bytes, more than the "
+            f"{limit:,} this app reads."
+        )
+    return info
+
+
+def _read_small(archive: zipfile.ZipFile, part: str) -> bytes:
+    return archive.read(_checked(archive, part, MAX_SMALL_PART_BYTES))
+
+
+def _stream(archive: zipfile.ZipFile, part: str, target: object) -> Iterator[None]:
+    """Feeds the part to an XML parser calling `target`, pausing after each chunk."""
+    parser = ElementTree.XMLParser(target=target)
+    with archive.open(_checked(archive, part, MAX_PART_BYTES)) as stream:
+        for chunk in _chunks(stream.read):
+            parser.feed(chunk)
+            yield
+    parser.close()
+    yield
 
 
 @dataclass(frozen=True)
@@ -112,11 +153,11 @@ class _Relation:
 def _relationships(archive: zipfile.ZipFile, part: str) -> list[_Relation]:
     folder, name = posixpath.split(part)
     try:
-        root = ElementTree.fromstring(archive.read(posixpath.join(folder, "_rels", f"{name}.rels")))
+        data = _read_small(archive, posixpath.join(folder, "_rels", f"{name}.rels"))
     except KeyError:
         return []
     relations = []
-    for element in root:
+    for element in ElementTree.fromstring(data):
         target = element.get("Target", "")
         if target.startswith("/"):
             target = target.lstrip("/")
@@ -131,36 +172,77 @@ def _target(relations: list[_Relation], kind: str) -> str | None:
     return next((relation.target for relation in relations if relation.type == kind), None)
 
 
-def _rich_text(element: ElementTree.Element) -> str:
-    """The text of a shared or inline string: its runs, without phonetic guides."""
-    parts = []
-    for child in element:
-        tag = _local(child.tag)
+class _RichText:
+    """An XML parser target's view of strings (shared <si> or inline <is>): the text of their
+    runs without phonetic guides, each string bounded by MAX_CELL_CHARS."""
+
+    def __init__(self, container: str) -> None:
+        self._container = container
+        self._inside = self._phonetic = self._collecting = False
+        self._parts: list[str] = []
+        self._size = 0
+
+    def start(self, tag: str) -> None:
+        if tag == self._container:
+            self._inside, self._parts, self._size = True, [], 0
+        elif tag == "rPh":
+            self._phonetic = True
+        elif tag == "t":
+            self._collecting = self._inside and not self._phonetic
+
+    def end(self, tag: str) -> str | None:
+        """The whole string when its container ends."""
         if tag == "t":
-            parts.append(child.text or "")
-        elif tag == "r":
-            parts.extend(run.text or "" for run in child if _local(run.tag) == "t")
-    return "".join(parts)
+            self._collecting = False
+        elif tag == "rPh":
+            self._phonetic = False
+        elif tag == self._container and self._inside:
+            self._inside = False
+            return "".join(self._parts)
+        return None
+
+    def data(self, text: str) -> None:
+        if self._collecting:
+            self._parts.append(text)
+            self._size += len(text)
+            if self._size > MAX_CELL_CHARS:
+                raise _BadWorkbook(f"a text is longer than Excel's {MAX_CELL_CHARS:,} characters.")
+
+
+class _StringsReader:
+    def __init__(self) -> None:
+        self.strings: list[str] = []
+        self._text = _RichText("si")
+
+    def start(self, tag: str, _attributes: dict[str, str]) -> None:
+        self._text.start(_local(tag))
+
+    def end(self, tag: str) -> None:
+        text = self._text.end(_local(tag))
+        if text is not None:
+            self.strings.append(text)
+
+    def data(self, text: str) -> None:
+        self._text.data(text)
+
+    def close(self) -> None:
+        return None
 
 
 def _shared_strings(archive: zipfile.ZipFile, part: str | None) -> list[str]:
     # The sheet refers to them by index, so they are all kept: one copy of each distinct text.
-    strings: list[str] = []
-    if part is None:
-        return strings
-    with archive.open(part) as stream:
-        for _event, element in ElementTree.iterparse(stream):
-            if _local(element.tag) == "si":
-                strings.append(_rich_text(element))
-                element.clear()
-    return strings
+    reader = _StringsReader()
+    if part is not None:
+        for _ in _stream(archive, part, reader):
+            pass
+    return reader.strings
 
 
 def _date_styles(archive: zipfile.ZipFile, part: str | None) -> frozenset[int]:
     """Indexes of the cell styles that show numbers as dates (Excel keeps dates as numbers)."""
     if part is None:
         return frozenset()
-    root = ElementTree.fromstring(archive.read(part))
+    root = ElementTree.fromstring(_read_small(archive, part))
     custom: dict[str, str] = {}
     styles: list[str] = []
     for element in root.iter():
@@ -183,86 +265,147 @@ def _is_date_format(code: str) -> bool:
     return bool(re.search(r"[dmyhs]", bare, re.IGNORECASE))
 
 
-def _sheet_lines(
-    stream: IO[bytes], strings: list[str], date_styles: frozenset[int], date1904: bool
-) -> Iterator[str]:
+class _SheetReader:
+    """An XML parser target that turns a sheet's rows into (row number, line) as they stream
+    past, keeping one row's cells; whitespace and formulas between them are never stored."""
+
+    def __init__(self, strings: list[str], date_styles: frozenset[int], date1904: bool) -> None:
+        self.rows: list[tuple[int, str]] = []  # read, not yet taken
+        self._strings, self._date_styles, self._date1904 = strings, date_styles, date1904
+        self._row = 0
+        self._cells: dict[int, str] = {}
+        self._cell: dict[str, str] | None = None  # the attributes of the cell being read
+        self._column = -1
+        self._value: list[str] | None = None  # the text of its <v>, while inside it
+        self._value_size = 0
+        self._text: str | None = None
+        self._inline = _RichText("is")
+
+    def start(self, tag: str, attributes: dict[str, str]) -> None:
+        tag = _local(tag)
+        if tag == "row":
+            self._start_row(attributes.get("r"))
+        elif tag == "c":
+            self._start_cell(attributes)
+        elif self._cell is not None:
+            if tag == "v":
+                self._value, self._value_size = [], 0
+            self._inline.start(tag)
+
+    def end(self, tag: str) -> None:
+        tag = _local(tag)
+        if tag == "row":
+            self._end_row()
+        elif tag == "c" and self._cell is not None:
+            self._end_cell()
+        elif tag == "v" and self._value is not None:
+            self._text, self._value = "".join(self._value), None
+        elif self._cell is not None and (text := self._inline.end(tag)) is not None:
+            self._text = text
+            self._cell["t"] = "inlineStr"
+
+    def data(self, text: str) -> None:
+        if self._value is not None:
+            self._value.append(text)
+            self._value_size += len(text)
+            if self._value_size > MAX_CELL_CHARS:
+                raise _BadWorkbook(
+                    f"row {self._row} holds a value longer than Excel's {MAX_CELL_CHARS:,} "
+                    "characters."
+                )
+        elif self._cell is not None:
+            self._inline.data(text)
+
+    def close(self) -> None:
+        return None
+
+    def _start_row(self, reference: str | None) -> None:
+        if reference is None:
+            number = self._row + 1
+        elif _ROW_NUMBER.fullmatch(reference):
+            number = int(reference)
+        else:
+            raise _BadWorkbook(f"a row is numbered {reference[:20]!r}.")
+        if number <= self._row:
+            raise _BadWorkbook(f"row {number} comes after row {self._row}.")
+        self._row, self._cells, self._column = number, {}, -1
+
+    def _start_cell(self, attributes: dict[str, str]) -> None:
+        reference = attributes.get("r")
+        if reference is None:
+            self._column += 1
+        elif match := _CELL_REFERENCE.fullmatch(reference):
+            self._column = _column_index(match[1])
+        else:
+            raise _BadWorkbook(f"row {self._row} has a cell named {reference[:20]!r}.")
+        self._cell, self._text = dict(attributes), None
+
+    def _end_cell(self) -> None:
+        assert self._cell is not None
+        text = self._cell_text(self._cell, self._text) if self._text is not None else ""
+        self._cell = None
+        if not text:
+            return  # formatted but empty: Excel writes those far beyond the data
+        if self._column >= MAX_COLUMNS or self._row > MAX_ROWS:
+            raise _BadWorkbook(
+                f"it has data in column {self._column + 1:,} of row {self._row:,}, beyond the "
+                f"{MAX_COLUMNS:,} columns and {MAX_ROWS:,} rows of a report."
+            )
+        self._cells[self._column] = _SEPARATORS.sub(" ", text)
+
+    def _end_row(self) -> None:
+        if self._cells:
+            fields = [self._cells.get(position, "") for position in range(max(self._cells) + 1)]
+            self.rows.append((self._row, "\t".join(fields)))
+        self._cells = {}
+
+    def _cell_text(self, cell: dict[str, str], value: str) -> str:
+        kind = cell.get("t", "n")
+        if kind == "s":
+            if not (value.isdigit() and int(value) < len(self._strings)):
+                raise _BadWorkbook(
+                    f"row {self._row} refers to shared text {value[:20]!r}, "
+                    "which the workbook does not have."
+                )
+            return self._strings[int(value)]
+        if kind == "b":
+            return "TRUE" if value == "1" else "FALSE"
+        if kind != "n":
+            return value  # text, a formula's text, an error such as #N/A, or an ISO date (strict)
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            return value  # text in a number cell: the parser refuses it with line and column
+        if (
+            not number.is_finite()
+            or not _SMALLEST_EXPONENT <= number.adjusted() <= _LARGEST_EXPONENT
+        ):
+            return value
+        style = cell.get("s", "0")
+        if style.isdigit() and int(style) in self._date_styles:
+            return _serial_date(number, self._date1904) if 0 <= number <= _LAST_SERIAL else value
+        return format(number, "f")  # 19.989999999999998, never 1.9989999999999998E1
+
+
+def _sheet_lines(progress: Iterator[None], reader: _SheetReader) -> Iterator[str]:
     """Tab-separated lines, line N being spreadsheet row N; empty rows at the end are dropped."""
-    emitted = last_row = 0
-    container: ElementTree.Element | None = None
-    for event, element in ElementTree.iterparse(stream, events=("start", "end")):
-        tag = _local(element.tag)
-        if event == "start":
-            if tag == "sheetData":
-                container = element
-            continue
-        if tag != "row":
-            continue
-        reference = element.get("r")
-        last_row = int(reference) if reference else last_row + 1
-        cells: dict[int, str] = {}
-        column = -1
-        for cell in element:
-            if _local(cell.tag) != "c":
-                continue
-            reference = cell.get("r")
-            column = _column_index(reference) if reference else column + 1
-            text = _cell_text(cell, strings, date_styles, date1904)
-            if text:
-                cells[column] = text
-        if container is not None:
-            container.clear()  # rows already read: keep memory flat
-        if not cells:
-            continue
-        # Empty rows before this one become empty lines, so line numbers stay row numbers.
-        for _ in range(last_row - 1 - emitted):
-            yield ""
-        fields = [cells.get(position, "") for position in range(max(cells) + 1)]
-        yield "\t".join(_quoted(field) for field in fields)
-        emitted = last_row
+    emitted = 0
+    for _ in progress:
+        for number, line in reader.rows:
+            # Empty rows before this one become empty lines, so line numbers stay row numbers.
+            for _ in range(number - 1 - emitted):
+                yield ""
+            yield line
+            emitted = number
+        reader.rows.clear()
 
 
-def _quoted(field: str) -> str:
-    """A field as the csv module reads it back: quoted if it holds a tab, quote or newline."""
-    if _NEEDS_QUOTES.search(field):
-        return '"' + field.replace('"', '""') + '"'
-    return field
-
-
-def _column_index(reference: str) -> int:
-    """0 for A1, 26 for AA7, ..."""
+def _column_index(letters: str) -> int:
+    """0 for A, 26 for AA, ..."""
     index = 0
-    for letter in reference:
-        if not letter.isalpha():
-            break
-        index = index * 26 + ord(letter.upper()) - ord("A") + 1
+    for letter in letters.upper():
+        index = index * 26 + ord(letter) - ord("A") + 1
     return index - 1
-
-
-def _cell_text(
-    cell: ElementTree.Element, strings: list[str], date_styles: frozenset[int], date1904: bool
-) -> str:
-    kind = cell.get("t", "n")
-    value: str | None = None
-    for child in cell:
-        tag = _local(child.tag)
-        if tag == "v":
-            value = child.text
-        elif tag == "is":
-            return _rich_text(child)
-    if value is None:
-        return ""
-    if kind == "s":
-        return strings[int(value)]
-    if kind == "b":
-        return "TRUE" if value == "1" else "FALSE"
-    if kind != "n":
-        return value  # text, a formula's text, an error such as #N/A, or an ISO date (strict)
-    number = Decimal(value)
-    if not number.is_finite():
-        return value
-    if int(cell.get("s", "0")) in date_styles:
-        return _serial_date(number, date1904)
-    return format(number, "f")  # 19.989999999999998, never 1.9989999999999998E1
 
 
 def _serial_date(serial: Decimal, date1904: bool) -> str:

@@ -1,62 +1,184 @@
-"""Text lines from bytes that arrive in chunks: Amazon's report downloads and uploaded files."""
+"""Text lines from bytes that arrive in chunks: Amazon's report downloads and uploaded files.
+
+Everything here is linear in the input and bounded in memory, whatever the bytes are: a line
+longer than MAX_LINE_CHARS and gzip data that unpacks to more than its ceiling are refused.
+"""
 
 from __future__ import annotations
 
 import codecs
+import re
+import zlib
 from collections.abc import Iterable, Iterator
 
+from services.errors import ErrorKind, ServiceError
 
-def decode_lines(chunks: Iterable[bytes], charset: str | None = None) -> Iterator[str]:
+# Amazon's longest real rows are a few KB; a line of a megabyte is not a report.
+MAX_LINE_CHARS = 1 << 20
+# The ceiling for any report once unpacked, and the most a gzip may grow by (deflate can
+# reach about 1,000:1 on repeated bytes; Amazon's tab-separated reports pack 4 to 15:1).
+MAX_UNPACKED_BYTES = 4 << 30
+MAX_GZIP_RATIO = 100
+_RATIO_FLOOR = 64 << 20  # a small file may unpack to this much, whatever its ratio
+_UNPACK_CHUNK = 256 * 1024  # the most one compressed chunk becomes in memory at once
+SNIFF_BYTES = 64 * 1024  # the prefix that decides the encoding of a file without a charset
+
+# Labels that mean another codec in practice (WHATWG Encoding Standard): files labelled
+# ISO-8859-1 hold Windows-1252 characters such as € and ’ (the two agree on every printable
+# Latin-1 character), and Japanese "Shift_JIS" is Microsoft's superset, Windows-31J.
+_CODEC_FOR_LABEL = {"iso8859-1": "cp1252", "latin-1": "cp1252", "shift_jis": "cp932"}
+_BREAK = re.compile(r"\r\n|\r|\n")
+_KANA = re.compile(r"[\u3041-\u30ff]")  # hiragana and full-width katakana
+
+
+def unpack_limit(packed_size: int | None) -> int:
+    """The most a gzip of packed_size bytes may unpack to (unknown size: the ceiling)."""
+    if packed_size is None:
+        return MAX_UNPACKED_BYTES
+    return min(MAX_UNPACKED_BYTES, max(_RATIO_FLOOR, packed_size * MAX_GZIP_RATIO))
+
+
+def gunzip(chunks: Iterable[bytes], *, source: str, limit: int) -> Iterator[bytes]:
+    """Incremental gunzip, including files made of several concatenated gzip members.
+
+    Damaged or truncated data, or more than `limit` bytes unpacked, raise BAD_DATA; no single
+    output chunk is larger than _UNPACK_CHUNK, so a bomb never sits in memory whole.
+    """
+    decompressor = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, detected
+    pending = False  # bytes of an unfinished member have been read
+    total = 0
+    try:
+        for chunk in chunks:
+            data = chunk
+            while data or pending:
+                pending = True
+                out = decompressor.decompress(data, _UNPACK_CHUNK)
+                total += len(out)
+                if total > limit:
+                    raise ServiceError(
+                        ErrorKind.BAD_DATA,
+                        f"{source} unpacks to more than {limit:,} bytes: "
+                        "not a report this app reads.",
+                        retryable=False,
+                    )
+                if out:
+                    yield out
+                if decompressor.eof:
+                    data, pending = decompressor.unused_data, False
+                    decompressor = zlib.decompressobj(wbits=47)
+                    continue
+                data = decompressor.unconsumed_tail
+                if not data and len(out) < _UNPACK_CHUNK:
+                    break  # this chunk is used up: the member goes on in the next one
+        if pending:
+            raise zlib.error("gzip stream ended early")
+    except zlib.error:
+        raise ServiceError(
+            ErrorKind.BAD_DATA, f"{source} is damaged or truncated gzip data.", retryable=False
+        ) from None
+
+
+def sniff_encoding(prefix: bytes, *, complete: bool = False) -> str:
+    """The codec of a text whose first bytes are `prefix` (`complete`: the whole text).
+
+    A BOM decides; else valid UTF-8 is UTF-8; else text that decodes cleanly as Windows-31J
+    and holds kana is Japanese; else Windows-1252, which decodes any byte.
+    """
+    if prefix.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if prefix.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"  # the codec reads the BOM and drops it
+    for name in ("utf-8", "cp932"):
+        decoder = codecs.getincrementaldecoder(name)()
+        try:
+            text = decoder.decode(prefix, final=complete)
+        except UnicodeDecodeError:
+            continue
+        if name == "utf-8" or _KANA.search(text):
+            return name
+    return "cp1252"
+
+
+def decode_lines(
+    chunks: Iterable[bytes], charset: str | None = None, *, source: str = "The file"
+) -> Iterator[str]:
     """Lines (without terminators), decoded as a stream, never holding the whole text.
 
-    A declared charset is trusted (a stray undecodable byte becomes U+FFFD, not a crash).
-    Without one the text is read as UTF-8 (a BOM is dropped) and, from the first byte that is
-    not UTF-8, as Windows-1252: Seller Central files come in either, and the two agree on
-    ASCII, so the lines already read stay right. Lines end at "\\n" only ("\\r\\n" accepted):
-    a field may hold other separators.
+    The encoding is decided once: a declared charset is trusted, else `sniff_encoding` reads
+    the first SNIFF_BYTES. A byte that does not fit it becomes U+FFFD, for the parser to fail
+    its row with the line; so does a NUL, though one in the first bytes means binary data.
+    Lines end at "\\n", "\\r\\n" or a lone "\\r" (old Mac files). A line longer than
+    MAX_LINE_CHARS raises BAD_DATA naming `source` and the line.
     """
-    rest = ""
-    texts = _declared(chunks, charset) if charset else _utf8_then_cp1252(chunks)
-    for text in texts:
-        if not text:
-            continue
-        parts = (rest + text).split("\n")
-        rest = parts.pop()
-        for line in parts:
-            yield line.removesuffix("\r")
-    if rest:
-        yield rest.removesuffix("\r")
-
-
-def _declared(chunks: Iterable[bytes], charset: str) -> Iterator[str]:
-    name = "utf-8-sig" if codecs.lookup(charset).name == "utf-8" else charset
+    iterator = iter(chunks)
+    prefix = b""
+    for chunk in iterator:
+        prefix += chunk
+        if len(prefix) >= SNIFF_BYTES:
+            break
+    else:
+        if not prefix:
+            return
+    if charset:
+        name = codecs.lookup(charset).name
+        name = "utf-8-sig" if name == "utf-8" else _CODEC_FOR_LABEL.get(name, name)
+    else:
+        name = sniff_encoding(prefix, complete=len(prefix) < SNIFF_BYTES)
+        if b"\x00" in prefix and name != "utf-16":
+            raise ServiceError(
+                ErrorKind.BAD_DATA,
+                f"{source} holds binary data, not a text report.",
+                retryable=False,
+            )
     decoder = codecs.getincrementaldecoder(name)(errors="replace")
-    for chunk in chunks:
-        yield decoder.decode(chunk)
-    yield decoder.decode(b"", final=True)
+
+    def texts() -> Iterator[str]:
+        yield decoder.decode(prefix)
+        for chunk in iterator:
+            yield decoder.decode(chunk)
+        yield decoder.decode(b"", final=True)
+
+    yield from _split(texts(), source)
 
 
-def _utf8_then_cp1252(chunks: Iterable[bytes]) -> Iterator[str]:
-    held = b""  # the start of a character split across chunks
-    fallback: codecs.IncrementalDecoder | None = None
-    started = False
-    for chunk in chunks:
-        if fallback is not None:
-            yield fallback.decode(chunk)
-            continue
-        data = held + chunk
-        try:
-            text, used = codecs.utf_8_decode(data, "strict", False)
-        except UnicodeDecodeError as error:
-            fallback = codecs.getincrementaldecoder("cp1252")(errors="replace")
-            text, used = data[: error.start].decode("utf-8"), len(data)
-            text += fallback.decode(data[error.start :])
-        held = data[used:]
-        if not started and text:
-            text, started = text.removeprefix("\ufeff"), True
-        yield text
-    if held:
-        try:
-            yield held.decode("utf-8")
-        except UnicodeDecodeError:
-            yield held.decode("cp1252", errors="replace")
+def _split(texts: Iterable[str], source: str) -> Iterator[str]:
+    """Lines from text in pieces: each piece is scanned once, so the time is linear."""
+    held: list[str] = []  # the start of a line that goes on in a later piece
+    held_size = number = 0
+    carry = ""  # a "\r" at the end of a piece: its "\n" may start the next one
+    for piece in texts:
+        text = carry + piece.replace("\x00", "\ufffd")
+        carry = ""
+        if text.endswith("\r"):
+            text, carry = text[:-1], "\r"
+        parts = _BREAK.split(text)
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            if index == 0 and held:
+                held.append(part)
+                held_size += len(part)
+                if last:
+                    _check_length(held_size, number + 1, source)
+                    continue
+                part, held, held_size = "".join(held), [], 0
+            elif last:
+                if part:
+                    held, held_size = [part], len(part)
+                    _check_length(held_size, number + 1, source)
+                continue
+            number += 1
+            _check_length(len(part), number, source)
+            yield part
+    if held or carry:
+        number += 1
+        yield "".join(held)
+
+
+def _check_length(size: int, number: int, source: str) -> None:
+    if size > MAX_LINE_CHARS:
+        raise ServiceError(
+            ErrorKind.BAD_DATA,
+            f"{source}: line {number} is longer than {MAX_LINE_CHARS:,} characters: "
+            "not a report this app reads.",
+            retryable=False,
+        )
