@@ -8,11 +8,13 @@ active -> authorization_expired when Amazon's 365-day authorization lapses; a re
 from __future__ import annotations
 
 import builtins  # in IntegrationService, `list` is the method: its annotations say builtins.list
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel import Locale
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,12 +22,18 @@ from services.crypto import TokenCipher
 from services.errors import ErrorKind, ServiceError
 from services.marketplaces import MARKETPLACES, Region
 from services.models import AuditEntry, Integration, IntegrationStatus, InvoiceStatus
+from services.transactions import TaxScheme
+from services.vat_rates import rate_exists, rates_in_force
 
 AMAZON_AUTHORIZATION_LIFETIME = timedelta(days=365)
 EXPIRY_WARNING = timedelta(days=7)  # how long before it lapses the errors channel is told
 EXPIRY_WARNED = "amazon.expiry_warned"
 NAME_MAX_LENGTH = 50
 LOCAL_WORKSPACE = "local"  # integrations made from the CLI, outside any Slack workspace
+# The schemes a seller sets a rate for: exports, reverse charge and tax Amazon collects as
+# facilitator are 0% by law.
+OWN_VAT_SCHEMES = (TaxScheme.DOMESTIC, TaxScheme.OSS, TaxScheme.IOSS)
+_COUNTRIES = Locale("en").territories  # ISO 3166 codes, and regions such as "001"
 
 Clock = Callable[[], datetime]
 
@@ -61,7 +69,9 @@ class IntegrationSpec:
     posting: PostingSettings = field(default_factory=PostingSettings)
 
 
-def _validate(spec: IntegrationSpec, today: date) -> IntegrationSpec:
+def _validate(
+    spec: IntegrationSpec, today: date, *, checked_vat_rates: Mapping[str, str] | None = None
+) -> IntegrationSpec:
     errors: dict[str, str] = {}
     name = " ".join(spec.name.split())
     if not 1 <= len(name) <= NAME_MAX_LENGTH:
@@ -83,9 +93,69 @@ def _validate(spec: IntegrationSpec, today: date) -> IntegrationSpec:
     for field_name in ("sales_account_code", "shipping_account_code"):
         if not getattr(posting, field_name).strip():
             errors[field_name] = "An account code is required."
+    vat_rates, vat_errors = _valid_vat_rates(
+        posting.vat_rates, today, checked=checked_vat_rates or {}
+    )
+    if vat_errors:
+        errors["vat_rates"] = " ".join(vat_errors)
     if errors:
         raise InvalidInput(errors)
-    return replace(spec, name=name, marketplaces=tuple(dict.fromkeys(spec.marketplaces)))
+    return replace(
+        spec,
+        name=name,
+        marketplaces=tuple(dict.fromkeys(spec.marketplaces)),
+        posting=replace(posting, vat_rates=vat_rates),
+    )
+
+
+def _percent_text(percent: Decimal) -> str:
+    return format(percent.normalize(), "f")
+
+
+def _valid_vat_rates(
+    rates: Mapping[str, str], today: date, *, checked: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The seller's own VAT rates normalized ("de:Domestic": "19.0%" -> "DE:domestic": "19"),
+    and a message per bad entry, naming it. A rate must exist in its country today; one in
+    `checked` (already stored) is not judged again, so a rate abolished since it was set does
+    not block other settings (the mapping checks each sale's own date anyway)."""
+    valid: dict[str, str] = {}
+    errors: list[str] = []
+    for key_text, percent_text in rates.items():
+        entry = f"{key_text.strip()} {percent_text.strip()}"
+        country, _, scheme_text = (part.strip() for part in key_text.partition(":"))
+        country, scheme_text = country.upper(), scheme_text.lower()
+        name = _COUNTRIES.get(country, country)
+        try:
+            percent = Decimal(percent_text.strip().removesuffix("%").strip().replace(",", "."))
+        except InvalidOperation:
+            percent = Decimal("NaN")
+        if len(country) != 2 or not country.isalpha() or country not in _COUNTRIES:
+            problem = f"{country or 'the country'} is not an ISO country code such as DE or GB."
+        elif rates_in_force(country, today) is None:
+            problem = f"no VAT rates are known for {name}."
+        elif scheme_text not in {scheme.value for scheme in OWN_VAT_SCHEMES}:
+            problem = (
+                f"the scheme is one of {', '.join(s.value for s in OWN_VAT_SCHEMES)} (exports, "
+                "reverse charge and tax Amazon collects are 0% and need no rate)."
+            )
+        elif not percent.is_finite() or not 0 <= percent < 100:
+            problem = "the rate is a percentage from 0 to under 100, such as 19 or 5.5."
+        else:
+            key, value = f"{country}:{scheme_text}", _percent_text(percent)
+            if key in valid:
+                problem = f"{key} is set twice."
+            elif checked.get(key) == value or rate_exists(country, today, percent) is not False:
+                valid[key] = value
+                continue
+            else:
+                known = sorted(rates_in_force(country, today) or (), reverse=True)
+                problem = (
+                    f"{name} has no {value}% VAT rate today (its rates: "
+                    f"{', '.join(_percent_text(rate) + '%' for rate in known)}, 0%)."
+                )
+        errors.append(f"{entry}: {problem}")
+    return valid, errors
 
 
 def _not_found(session: Session, name: str, workspace_id: str | None) -> ServiceError:
@@ -206,6 +276,7 @@ class IntegrationService:
                 sales_account_code=spec.posting.sales_account_code.strip(),
                 shipping_account_code=spec.posting.shipping_account_code.strip(),
                 tax_overrides=dict(spec.posting.tax_overrides),
+                vat_rates=dict(spec.posting.vat_rates),
                 errors_channel=spec.errors_channel,
                 summary_channel=spec.summary_channel,
                 created_by=actor,
@@ -261,28 +332,33 @@ class IntegrationService:
     ) -> Integration:
         with self._sessions.begin() as session:
             integration = self._find(session, name, workspace_id)
-            current = _spec_of(integration)
-            posting_fields = set(PostingSettings.__dataclass_fields__)
-            posting = replace(
-                current.posting, **{k: v for k, v in changes.items() if k in posting_fields}
+            return self._change_settings(session, integration, actor, workspace_id, changes)
+
+    def set_vat_rate(
+        self,
+        name: str,
+        country: str,
+        scheme: str,
+        percent: str | None,
+        *,
+        actor: str,
+        workspace_id: str = LOCAL_WORKSPACE,
+    ) -> Integration:
+        """Set one of the seller's own VAT rates ("DE", "domestic", "19"), or remove it with
+        None; the others stay. Validated and audited as any settings change."""
+        key = f"{country.strip().upper()}:{scheme.strip().lower()}"
+        with self._sessions.begin() as session:
+            integration = self._lock(session, self._find(session, name, workspace_id).id)
+            rates = dict(integration.vat_rates)
+            if percent is not None:
+                rates[key] = percent
+            elif rates.pop(key, None) is None:
+                raise InvalidInput(
+                    {"vat_rates": f"{integration.name} has no VAT rate set for {key}."}
+                )
+            return self._change_settings(
+                session, integration, actor, workspace_id, {"vat_rates": rates}
             )
-            spec_changes = {k: v for k, v in changes.items() if k not in posting_fields}
-            unknown = set(spec_changes) - set(IntegrationSpec.__dataclass_fields__)
-            if unknown:
-                raise ValueError(f"unknown settings: {sorted(unknown)}")
-            spec = _validate(
-                replace(current, posting=posting, **spec_changes), self._clock().date()
-            )
-            if spec.name != integration.name:
-                self._ensure_name_free(session, spec.name, workspace_id)
-            before = _spec_details(current)
-            _apply(integration, spec)
-            after = _spec_details(spec)
-            changed = {
-                k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]
-            }
-            self._audit(session, actor, "integration.settings_updated", integration, changed)
-            return integration
 
     def stop(self, name: str, *, actor: str, workspace_id: str = LOCAL_WORKSPACE) -> Integration:
         """No data is pulled for the next period until the integration is activated again."""
@@ -454,6 +530,37 @@ class IntegrationService:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _change_settings(
+        self,
+        session: Session,
+        integration: Integration,
+        actor: str,
+        workspace_id: str,
+        changes: Mapping[str, Any],
+    ) -> Integration:
+        current = _spec_of(integration)
+        posting_fields = set(PostingSettings.__dataclass_fields__)
+        posting = replace(
+            current.posting, **{k: v for k, v in changes.items() if k in posting_fields}
+        )
+        spec_changes = {k: v for k, v in changes.items() if k not in posting_fields}
+        unknown = set(spec_changes) - set(IntegrationSpec.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        spec = _validate(
+            replace(current, posting=posting, **spec_changes),
+            self._clock().date(),
+            checked_vat_rates=current.posting.vat_rates,
+        )
+        if spec.name != integration.name:
+            self._ensure_name_free(session, spec.name, workspace_id)
+        before = _spec_details(current)
+        _apply(integration, spec)
+        after = _spec_details(spec)
+        changed = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+        self._audit(session, actor, "integration.settings_updated", integration, changed)
+        return integration
+
     def _find(self, session: Session, name: str, workspace_id: str) -> Integration:
         integration = session.scalar(
             select(Integration).where(
@@ -526,6 +633,7 @@ def _spec_of(integration: Integration) -> IntegrationSpec:
             sales_account_code=integration.sales_account_code,
             shipping_account_code=integration.shipping_account_code,
             tax_overrides=dict(integration.tax_overrides),
+            vat_rates=dict(integration.vat_rates),
         ),
     )
 
@@ -541,6 +649,7 @@ def _apply(integration: Integration, spec: IntegrationSpec) -> None:
     integration.sales_account_code = spec.posting.sales_account_code.strip()
     integration.shipping_account_code = spec.posting.shipping_account_code.strip()
     integration.tax_overrides = dict(spec.posting.tax_overrides)
+    integration.vat_rates = dict(spec.posting.vat_rates)
 
 
 def _spec_details(spec: IntegrationSpec) -> dict[str, Any]:
@@ -555,6 +664,7 @@ def _spec_details(spec: IntegrationSpec) -> dict[str, Any]:
         "sales_account_code": spec.posting.sales_account_code,
         "shipping_account_code": spec.posting.shipping_account_code,
         "tax_overrides": dict(spec.posting.tax_overrides),
+        "vat_rates": dict(spec.posting.vat_rates),
     }
 
 

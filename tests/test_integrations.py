@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -8,10 +9,17 @@ from cryptography.fernet import Fernet
 
 from bot import db
 from services.crypto import TokenCipher
+from services.documents import vat_rate_key
 from services.errors import ErrorKind, ServiceError
-from services.integrations import IntegrationService, IntegrationSpec, InvalidInput
+from services.integrations import (
+    IntegrationService,
+    IntegrationSpec,
+    InvalidInput,
+    PostingSettings,
+)
 from services.marketplaces import Region
 from services.models import Integration, IntegrationStatus
+from services.transactions import TaxScheme
 
 DE, FR, US = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "ATVPDKIKX0DER"
 
@@ -94,7 +102,7 @@ def test_bad_setup_is_reported_on_its_field(
     service: IntegrationService, changes: dict[str, object], field: str, message: str
 ) -> None:
     with pytest.raises(InvalidInput) as raised:
-        service.create(spec(**changes), actor="U1")
+        service.create(replace(spec(), **changes), actor="U1")
     assert message in raised.value.errors[field]
     assert raised.value.kind == ErrorKind.VALIDATION
     assert service.list() == []
@@ -150,6 +158,85 @@ def test_update_settings_validates_and_audits_the_change(service: IntegrationSer
         "marketplaces": {"from": [DE, FR], "to": [DE]},
         "sales_account_code": {"from": "200", "to": "4000"},
     }
+
+
+def test_own_vat_rates_are_stored_normalized_as_the_mapping_reads_them_and_audited(
+    service: IntegrationService,
+) -> None:
+    created = service.create(
+        spec(posting=PostingSettings(vat_rates={"fr:OSS": "20.0"})), actor="U1"
+    )
+    assert created.vat_rates == {"FR:oss": "20"}
+    updated = service.update_settings(
+        "Acme EU",
+        actor="U2",
+        vat_rates={" de : Domestic": "19 %", "FR:oss": "20", "FR:ioss": "5,5"},
+    )
+    key = vat_rate_key("DE", TaxScheme.DOMESTIC)
+    assert updated.vat_rates == {key: "19", "FR:oss": "20", "FR:ioss": "5.5"}
+    assert service.get("Acme EU").vat_rates == updated.vat_rates
+    assert service.audit_log(updated.id)[-1].details == {
+        "vat_rates": {
+            "from": {"FR:oss": "20"},
+            "to": {"DE:domestic": "19", "FR:oss": "20", "FR:ioss": "5.5"},
+        }
+    }
+    removed = service.set_vat_rate("Acme EU", "fr", "IOSS", None, actor="U3")
+    assert removed.vat_rates == {"DE:domestic": "19", "FR:oss": "20"}
+    assert (
+        service.set_vat_rate("Acme EU", "AT", "oss", "20", actor="U3").vat_rates["AT:oss"] == "20"
+    )
+    assert service.audit_log(updated.id)[-1].actor == "U3"
+    with pytest.raises(InvalidInput, match="Acme EU has no VAT rate set for PL:oss"):
+        service.set_vat_rate("Acme EU", "PL", "oss", None, actor="U3")
+
+
+@pytest.mark.parametrize(
+    ("rates", "message"),
+    [
+        # Austria has 20, 19 (Jungholz, Mittelberg), 13 and 10: 23 is Poland's or Ireland's.
+        ({"AT:domestic": "23"}, "AT:domestic 23: Austria has no 23% VAT rate today"),
+        ({"XX:domestic": "5"}, "XX:domestic 5: XX is not an ISO country code"),
+        ({"UK:domestic": "20"}, "UK:domestic 20: UK is not an ISO country code"),
+        ({"US:domestic": "5"}, "US:domestic 5: no VAT rates are known for United States"),
+        ({"DE:export": "0"}, "DE:export 0: the scheme is one of domestic, oss, ioss"),
+        ({"DE:domestic": "nineteen"}, "DE:domestic nineteen: the rate is a percentage"),
+        ({"DE:domestic": "100"}, "the rate is a percentage from 0 to under 100"),
+        ({"DE:domestic": "-19"}, "the rate is a percentage from 0 to under 100"),
+        ({"DE:domestic": "Infinity"}, "the rate is a percentage from 0 to under 100"),
+        ({"DE:domestic": "19", "de:DOMESTIC": "7"}, "DE:domestic is set twice"),
+        ({"DE": "19"}, "DE 19: the scheme is one of"),
+    ],
+)
+def test_a_bad_own_vat_rate_is_refused_naming_the_entry(
+    service: IntegrationService, rates: dict[str, str], message: str
+) -> None:
+    service.create(spec(), actor="U1")
+    good = {"FR:oss": "20"}
+    with pytest.raises(InvalidInput) as raised:
+        service.update_settings("Acme EU", actor="U2", vat_rates=good | rates)
+    assert raised.value.kind == ErrorKind.VALIDATION
+    assert list(raised.value.errors) == ["vat_rates"]
+    assert message in raised.value.errors["vat_rates"]
+    assert "FR:oss" not in raised.value.errors["vat_rates"]
+    assert service.get("Acme EU").vat_rates == {}
+
+
+def test_a_stored_rate_since_abolished_does_not_block_other_settings(
+    service: IntegrationService, clock: Clock
+) -> None:
+    # Germany's 16% held from July to December 2020 only.
+    clock.now = datetime(2020, 8, 1, tzinfo=UTC)
+    service.create(spec(start_date=date(2020, 7, 1)), actor="U1")
+    service.update_settings("Acme EU", actor="U1", vat_rates={"DE:domestic": "16"})
+    clock.now = datetime(2026, 11, 22, tzinfo=UTC)
+    kept = service.update_settings("Acme EU", actor="U1", sales_account_code="4000")
+    assert kept.vat_rates == {"DE:domestic": "16"}
+    added = service.set_vat_rate("Acme EU", "AT", "domestic", "20", actor="U1")
+    assert added.vat_rates == {"DE:domestic": "16", "AT:domestic": "20"}
+    # A new rate is judged by today's law.
+    with pytest.raises(InvalidInput, match="Germany has no 17% VAT rate today"):
+        service.set_vat_rate("Acme EU", "DE", "domestic", "17", actor="U1")
 
 
 def test_authorization_lapses_after_365_days_and_refresh_restarts_the_clock(
