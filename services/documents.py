@@ -19,7 +19,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -541,13 +541,17 @@ def _check_rate_exists(t: Transaction, key: TaxKey, posting: PostingSettings) ->
     saying it is right."""
     if not key.rate or key.country is None or str(key) in posting.tax_overrides:
         return
-    if rate_exists(key.country, t.date, key.rate) is not False:
+    # A refund carries the rate of the sale it corrects, which may predate a rate change: any
+    # day of the year before it will do.
+    months_back = 12 if t.type == TransactionType.REFUND else 0
+    days = [t.date - timedelta(days=30 * back) for back in range(months_back + 1)]
+    if any(rate_exists(key.country, day, key.rate) is not False for day in days):
         return
     name = _COUNTRY_NAMES.get(key.country, key.country)
     known = sorted(rates_in_force(key.country, t.date) or (), reverse=True)
     rates = ", ".join(f"{_percent_text(rate)}%" for rate in known)
     raise ServiceError(
-        ErrorKind.BAD_DATA,
+        ErrorKind.VALIDATION,  # fixable in the settings (a tax override), then retried
         f"Order {t.order_id} ({_where(t)}): taxed in {name} at {_percent_text(key.rate)}%, a rate "
         f"{name} did not have on {t.date.isoformat()} (its rates then: {rates}). Check the "
         f"report's tax country; if the rate is right, map {key} to a Xero tax rate in the "

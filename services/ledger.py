@@ -14,23 +14,23 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.models import Base
 from services.transactions import Buyer, Charge, ChargeKind, SourceRef, TaxScheme, Transaction
 
 T = TypeVar("T")
 
 
 def insert_ignore(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], unique: Sequence[str]
+    session: Session, model: type[Base], rows: Sequence[dict[str, Any]], unique: Sequence[str]
 ) -> None:
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).on_conflict_do_nothing(index_elements=list(unique)), rows)
+    session.execute(insert(model).on_conflict_do_nothing(index_elements=list(unique)), rows)
 
 
 def cents(amount: Decimal) -> int:

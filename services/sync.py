@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from services.amazon import SpApiClient
 from services.documents import (
@@ -35,6 +35,7 @@ from services.documents import (
     contact_name,
     contact_payload,
     document_key,
+    document_number,
     document_payload,
     tax_keys,
     transaction_tax_keys,
@@ -69,7 +70,7 @@ from services.report_files import read_report_file
 from services.reports import ReportKind, parse_report
 from services.taxes import TaxMap
 from services.transactions import RowError, Transaction
-from services.xero import XeroClient
+from services.xero import Endpoint, XeroClient
 
 BATCH = 50  # Xero takes at most 50 documents a request
 INGEST_CHUNK = 1000
@@ -122,6 +123,8 @@ class RunResult:
     documents: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     totals: dict[str, CurrencyTotals] = field(default_factory=dict)
+    # Amazon's gross of the documents not in Xero (failed or not yet sent), per currency.
+    left_out: dict[str, Decimal] = field(default_factory=dict)
     countries: dict[str, dict[str, Any]] = field(default_factory=dict)
     xero_api_calls: int = 0
     amazon_api_calls: int = 0
@@ -162,6 +165,7 @@ class RunResult:
                 }
                 for currency, t in sorted(self.totals.items())
             },
+            "left_out": {currency: str(amount) for currency, amount in self.left_out.items()},
             "countries": self.countries,
             "error": (
                 {"kind": self.error_kind, "message": self.error_message}
@@ -498,7 +502,7 @@ class SyncEngine:
         with self._sessions.begin() as session:
             insert_ignore(
                 session,
-                SyncRun.__table__,
+                SyncRun,
                 [
                     {
                         "integration_id": integration.id,
@@ -519,20 +523,24 @@ class SyncEngine:
             if run.status == RunStatus.SUCCEEDED and not resume_finished:
                 return run
             # One conditional UPDATE decides between two racing claimers.
-            claimed = session.execute(
-                update(SyncRun)
-                .where(
-                    SyncRun.id == run.id,
-                    (SyncRun.status != RunStatus.RUNNING) | (SyncRun.lease_until < now),
+            claimed = (
+                session.connection()
+                .execute(
+                    update(SyncRun)
+                    .where(
+                        SyncRun.id == run.id,
+                        (SyncRun.status != RunStatus.RUNNING) | (SyncRun.lease_until < now),
+                    )
+                    .values(
+                        status=RunStatus.RUNNING,
+                        lease_until=now + LEASE,
+                        attempts=SyncRun.attempts + 1,
+                        error_kind=None,
+                        error_message=None,
+                    )
                 )
-                .values(
-                    status=RunStatus.RUNNING,
-                    lease_until=now + LEASE,
-                    attempts=SyncRun.attempts + 1,
-                    error_kind=None,
-                    error_message=None,
-                )
-            ).rowcount
+                .rowcount
+            )
             if claimed != 1:
                 raise RunInProgress(
                     run.id,
@@ -776,16 +784,17 @@ class SyncEngine:
                 if key is not None:
                     needed_tax_keys.update(str(k) for k in transaction_tax_keys(item, posting))
                 if key is not None and key not in documents:
-                    contact = contact_for(item)
-                    contacts[contact.key] = contact
+                    # A refund's contact is its order's, found before posting (refund rows
+                    # carry less of the buyer than the sale's rows).
+                    contact = None if key.startswith("CN:") else contact_for(item)
+                    if contact is not None:
+                        contacts[contact.key] = contact
                     documents[key] = self._new_item(integration, run, key, item, contact)
             with self._sessions.begin() as session:
-                insert_ignore(
-                    session, AmazonTransaction.__table__, rows, ["integration_id", "row_key"]
-                )
+                insert_ignore(session, AmazonTransaction, rows, ["integration_id", "row_key"])
                 insert_ignore(
                     session,
-                    LedgerItem.__table__,
+                    LedgerItem,
                     [*documents.values(), *unreadable],
                     ["integration_id", "source_key"],
                 )
@@ -812,7 +821,7 @@ class SyncEngine:
         run: SyncRun,
         key: str,
         transaction: Transaction,
-        contact: ContactSpec,
+        contact: ContactSpec | None,
     ) -> dict[str, Any]:
         is_invoice = key.startswith("INV:")
         return _item_row(
@@ -822,7 +831,8 @@ class SyncEngine:
             transaction_type=transaction.type,
             amazon_order_id=transaction.order_id,
             document_type=DocumentKind.INVOICE if is_invoice else DocumentKind.CREDIT_NOTE,
-            contact_key=contact.key,
+            document_number=document_number(transaction),
+            contact_key=contact.key if contact else None,
             currency=transaction.currency,
             country=transaction.tax_country,
             allocation_status=None if is_invoice else AllocationStatus.PENDING,
@@ -833,7 +843,8 @@ class SyncEngine:
         return _item_row(
             integration,
             run,
-            source_key=f"ROW:{error.source.file}:{error.source.line}"[:200],
+            # Per run: the same file and line in a corrected file is another row.
+            source_key=f"ROW:{run.id}:{error.source.file}:{error.source.line}"[:200],
             transaction_type="UNREADABLE",
             amazon_order_id=error.order_id,
             status=LedgerStatus.FAILED,
@@ -878,7 +889,7 @@ class SyncEngine:
                 existing.spec, existing.fingerprint = spec_json, fingerprint
                 if existing.status != LedgerStatus.IN_FLIGHT:
                     existing.status = LedgerStatus.PENDING
-        insert_ignore(session, XeroContact.__table__, new_rows, ["integration_id", "contact_key"])
+        insert_ignore(session, XeroContact, new_rows, ["integration_id", "contact_key"])
 
     # -- posting to Xero -------------------------------------------------------------------
 
@@ -893,6 +904,7 @@ class SyncEngine:
         counters.already_posted += self._count_already_posted(run)
         self._reconcile_contacts(integration, xero)
         self._reconcile_documents(integration, run, xero)
+        self._resolve_refund_contacts(integration, run, xero)
         self._post_contacts(integration, run, xero, counters)
         tax_map: TaxMap | None = None
         total = self._count(run, LedgerStatus.PENDING)
@@ -950,24 +962,12 @@ class SyncEngine:
         self, integration: Integration, items: list[LedgerItem]
     ) -> dict[int, Document | ServiceError]:
         posting = _posting(integration)
-        keys = {item.source_key: item.id for item in items}
-        rows: dict[str, list[Transaction]] = defaultdict(list)
-        with self._sessions() as session:
-            for row_key_, payload in session.execute(
-                select(AmazonTransaction.document_key, AmazonTransaction.payload)
-                .where(
-                    AmazonTransaction.integration_id == integration.id,
-                    AmazonTransaction.document_key.in_(list(keys)),
-                )
-                .order_by(AmazonTransaction.id)
-            ):
-                rows[row_key_].append(transaction_from_json(payload))
         built: dict[int, Document | ServiceError] = {}
-        for key, item_id in keys.items():
+        for item, rows in self._rows_of(integration, items).items():
             try:
-                built[item_id] = build_document(rows[key], posting)
+                built[item.id] = build_document(rows, posting)
             except ServiceError as error:
-                built[item_id] = error
+                built[item.id] = error
         return built
 
     def _contact_ids(self, integration: Integration, keys: set[str]) -> dict[str, XeroContact]:
@@ -992,7 +992,11 @@ class SyncEngine:
         items: list[LedgerItem],
         counters: _Counters,
     ) -> None:
-        documents = self._load_documents(integration, items)
+        loaded = self._load_documents(integration, items)
+        documents: dict[int, Document | ServiceError | str] = {
+            **loaded,
+            **self._whole_and_unique(integration, run, kind, items, loaded, xero),
+        }
         contacts = self._contact_ids(integration, {item.contact_key or "" for item in items})
         buildable = [doc for doc in documents.values() if isinstance(doc, Document)]
         # One look at the tax map per batch: missing rates are created together.
@@ -1000,6 +1004,10 @@ class SyncEngine:
         sendable: list[tuple[LedgerItem, Document, dict[str, Any]]] = []
         for item in items:
             built = documents[item.id]
+            if isinstance(built, str):  # Xero has it already: made by an earlier attempt
+                self._set_posted(item.id, built)
+                counters.already_posted += 1
+                continue
             if isinstance(built, ServiceError):
                 self._set_failed(item.id, built)
                 continue
@@ -1025,7 +1033,7 @@ class SyncEngine:
         if not sendable:
             return
         attempts = self._mark_in_flight([(item, doc) for item, doc, _ in sendable])
-        endpoint = "Invoices" if kind == DocumentKind.INVOICE else "CreditNotes"
+        endpoint: Endpoint = "Invoices" if kind == DocumentKind.INVOICE else "CreditNotes"
         key_material = ",".join(f"{item.source_key}#{attempts[item.id]}" for item, _, _ in sendable)
         try:
             results = xero.create_documents(
@@ -1072,6 +1080,109 @@ class SyncEngine:
                 )
         with self._sessions.begin() as session:
             session.execute(update(LedgerItem), outcomes)
+
+    def _whole_and_unique(
+        self,
+        integration: Integration,
+        run: SyncRun,
+        kind: DocumentKind,
+        items: list[LedgerItem],
+        documents: dict[int, Document | ServiceError],
+        xero: XeroClient,
+    ) -> dict[int, ServiceError | str]:
+        """What must not be sent, by item: a document with an unreadable row (posted whole or
+        not at all), and a number that another order's document has, in the ledger or in
+        Xero, since Xero updates the document whose number it already has. A number Xero
+        has for this very order is the document itself: its Xero id is returned."""
+        verdicts: dict[int, ServiceError | str] = {}
+        label = "invoice" if kind == DocumentKind.INVOICE else "credit note"
+        orders = {item.amazon_order_id for item in items}
+        numbers = {item.id: item.document_number for item in items if item.document_number}
+        with self._sessions() as session:
+            unreadable = {
+                order: message
+                for order, message in session.execute(
+                    select(LedgerItem.amazon_order_id, LedgerItem.error_message).where(
+                        LedgerItem.run_id == run.id,
+                        LedgerItem.transaction_type == "UNREADABLE",
+                        LedgerItem.amazon_order_id.in_(list(orders)),
+                    )
+                )
+            }
+            holders: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
+            for item_id, number, order in session.execute(
+                select(LedgerItem.id, LedgerItem.document_number, LedgerItem.amazon_order_id).where(
+                    LedgerItem.integration_id == integration.id,
+                    LedgerItem.document_type == kind,
+                    LedgerItem.document_number.in_(list(set(numbers.values()))),
+                )
+            ):
+                if number is not None:
+                    holders[number].append((item_id, order))
+        for item in items:
+            others = sorted(
+                {order or "?" for item_id, order in holders.get(numbers.get(item.id, ""), [])
+                 if item_id != item.id}
+            )  # fmt: skip
+            if item.amazon_order_id in unreadable:
+                verdicts[item.id] = ServiceError(
+                    ErrorKind.BAD_DATA,
+                    f"Order {item.amazon_order_id}: a row of this order could not be read "
+                    f"({unreadable[item.amazon_order_id]}), so its {label} is not posted "
+                    "without it. Correct the report and import it again.",
+                    retryable=False,
+                )
+            elif others:
+                verdicts[item.id] = ServiceError(
+                    ErrorKind.BAD_DATA,
+                    f"Order {item.amazon_order_id}: its {label} number {item.document_number} "
+                    f"is also the number of order {', '.join(others)}'s {label}, and Xero would "
+                    "overwrite one with the other, so neither is posted. Amazon's data is "
+                    "broken or masked here: correct the report and import it again.",
+                    retryable=False,
+                )
+        sendable = {
+            doc.number: (item_id, doc)
+            for item_id, doc in documents.items()
+            if isinstance(doc, Document) and item_id not in verdicts
+        }
+        if not sendable:
+            return verdicts
+        find = (
+            xero.find_invoices_by_number
+            if kind == DocumentKind.INVOICE
+            else xero.find_credit_notes_by_number
+        )
+        wire_type = "ACCREC" if kind == DocumentKind.INVOICE else "ACCRECCREDIT"
+        for element in find(sorted(sendable)):
+            number = element.get("InvoiceNumber") or element.get("CreditNoteNumber")
+            if number not in sendable or element.get("Type", wire_type) != wire_type:
+                continue
+            if element.get("Status") in ("DELETED", "VOIDED"):
+                continue
+            item_id, doc = sendable[number]
+            if element.get("Reference") == doc.order_id:
+                verdicts[item_id] = str(element.get("InvoiceID") or element.get("CreditNoteID"))
+            else:
+                verdicts[item_id] = ServiceError(
+                    ErrorKind.VALIDATION,
+                    f"Order {doc.order_id}: Xero already has {label} {number} for "
+                    f"{element.get('Reference') or 'another document'}, made outside this bot, "
+                    "and this bot never changes it. Void or renumber that one in Xero, then "
+                    "retry.",
+                    retryable=True,
+                )
+        return verdicts
+
+    def _set_posted(self, item_id: int, xero_id: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(LedgerItem.id == item_id)
+                .values(
+                    status=LedgerStatus.POSTED, xero_id=xero_id, error_kind=None, error_message=None
+                )
+            )
 
     def _mark_in_flight(self, sent: list[tuple[LedgerItem, Document]]) -> dict[int, int]:
         attempts = {item.id: item.attempts + 1 for item, _ in sent}
@@ -1151,8 +1262,20 @@ class SyncEngine:
                         )
 
     def _reopen(self, integration: Integration, run: SyncRun, item_ids: list[int]) -> None:
-        """Failed items become pending; those whose outcome is unknown stay marked uncertain."""
+        """Failed items become pending; those whose outcome is unknown stay marked uncertain.
+        A document already in Xero (its allocation failed) is posted again, its allocation
+        to be made."""
         with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(
+                    LedgerItem.id.in_(item_ids),
+                    LedgerItem.integration_id == integration.id,
+                    LedgerItem.status == LedgerStatus.FAILED,
+                    LedgerItem.xero_id.is_not(None),
+                )
+                .values(status=LedgerStatus.POSTED, error_kind=None, error_message=None)
+            )
             session.execute(
                 update(LedgerItem)
                 .where(
@@ -1200,6 +1323,98 @@ class SyncEngine:
                     session.execute(
                         update(XeroContact).where(XeroContact.id == contact.id).values(**values)
                     )
+
+    def _resolve_refund_contacts(
+        self, integration: Integration, run: SyncRun, xero: XeroClient
+    ) -> None:
+        """Each credit note goes to its order's contact: Xero allocates a credit note only to
+        invoices of its own contact, and one buyer is one customer ledger. The order's invoice
+        contact comes from the ledger (this month or an earlier one), else from the order's
+        invoice in Xero (made before this bot, or by hand), else from the refund's own rows."""
+        invoice = aliased(LedgerItem)
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(
+                    LedgerItem.run_id == run.id,
+                    LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
+                    LedgerItem.contact_key.is_(None),
+                )
+                .values(
+                    contact_key=select(invoice.contact_key)
+                    .where(
+                        invoice.integration_id == LedgerItem.integration_id,
+                        invoice.amazon_order_id == LedgerItem.amazon_order_id,
+                        invoice.document_type == DocumentKind.INVOICE,
+                        invoice.contact_key.is_not(None),
+                    )
+                    .order_by(invoice.id)
+                    .limit(1)
+                    .scalar_subquery()
+                )
+                .execution_options(synchronize_session=False)
+            )
+        for page in self._pages(
+            LedgerItem,
+            LedgerItem.run_id == run.id,
+            LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
+            LedgerItem.contact_key.is_(None),
+        ):
+            in_xero = xero.find_sales_invoice_contacts(
+                {item.amazon_order_id or "" for item in page}
+            )
+            own: dict[str, ContactSpec] = {}
+            keys: dict[int, str] = {}
+            for item, rows in self._rows_of(integration, page).items():
+                contact_id = in_xero.get(item.amazon_order_id or "")
+                if contact_id is not None:
+                    keys[item.id] = f"xero:{contact_id}"
+                elif rows:
+                    spec = contact_for(rows[0])
+                    own[spec.key] = spec
+                    keys[item.id] = spec.key
+            with self._sessions.begin() as session:
+                insert_ignore(
+                    session,
+                    XeroContact,
+                    [
+                        {
+                            "integration_id": integration.id,
+                            "contact_key": key,
+                            "spec": {},
+                            "fingerprint": "",
+                            "name_attempt": 0,
+                            "xero_contact_id": key.removeprefix("xero:"),
+                            "status": LedgerStatus.POSTED,
+                            "updated_at": datetime.now(UTC),
+                        }
+                        for key in sorted(set(keys.values()) - set(own))
+                    ],
+                    ["integration_id", "contact_key"],
+                )
+                self._record_contacts(session, integration, own)
+                session.execute(
+                    update(LedgerItem),
+                    [{"id": item_id, "contact_key": key} for item_id, key in keys.items()],
+                )
+
+    def _rows_of(
+        self, integration: Integration, items: list[LedgerItem]
+    ) -> dict[LedgerItem, list[Transaction]]:
+        """The report rows of each item's document, in file order."""
+        by_key = {item.source_key: item for item in items}
+        rows: dict[LedgerItem, list[Transaction]] = {item: [] for item in items}
+        with self._sessions() as session:
+            for key, payload in session.execute(
+                select(AmazonTransaction.document_key, AmazonTransaction.payload)
+                .where(
+                    AmazonTransaction.integration_id == integration.id,
+                    AmazonTransaction.document_key.in_(list(by_key)),
+                )
+                .order_by(AmazonTransaction.id)
+            ):
+                rows[by_key[key]].append(transaction_from_json(payload))
+        return rows
 
     def _post_contacts(
         self, integration: Integration, run: SyncRun, xero: XeroClient, counters: _Counters
@@ -1376,16 +1591,49 @@ class SyncEngine:
             self._set_allocation(credit_note.id, AllocationStatus.NOT_POSSIBLE)
             return
         self._set_allocation(credit_note.id, AllocationStatus.IN_FLIGHT)
-        xero.allocate_credit_note(
-            credit_note.xero_id or "",
-            invoice_id=invoice.xero_id or "" if invoice else "",
-            amount=amount,
-            date=self._clock().date(),
-            idempotency_key=_idempotency_key(integration, "Allocations", credit_note.source_key),
-        )
+        try:
+            xero.allocate_credit_note(
+                credit_note.xero_id or "",
+                invoice_id=invoice.xero_id or "" if invoice else "",
+                amount=amount,
+                date=self._clock().date(),
+                idempotency_key=_idempotency_key(
+                    integration, "Allocations", credit_note.source_key
+                ),
+            )
+        except ServiceError as error:
+            if error.kind == ErrorKind.AUTH:
+                raise
+            self._allocation_failed(credit_note, invoice, error)
+            return
         element["AmountDue"] = Decimal(str(element["AmountDue"])) - amount
         self._set_allocation(credit_note.id, AllocationStatus.DONE)
         counters.allocations += 1
+
+    def _allocation_failed(
+        self, credit_note: LedgerItem, invoice: LedgerItem | None, error: ServiceError
+    ) -> None:
+        """A refused allocation is a failed item like any other, with Retry; the credit note
+        stays in Xero. An allocation whose outcome is unknown is checked before it is resent."""
+        uncertain = error.kind.value in _UNCERTAIN
+        target = invoice.document_number if invoice else "its invoice"
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(LedgerItem.id == credit_note.id)
+                .values(
+                    status=LedgerStatus.FAILED,
+                    allocation_status=(
+                        AllocationStatus.IN_FLIGHT if uncertain else AllocationStatus.PENDING
+                    ),
+                    error_kind=error.kind.value,
+                    error_message=(
+                        f"Credit note {credit_note.document_number} is in Xero, but allocating "
+                        f"it to invoice {target} failed: {error.message}"
+                    ),
+                    retryable=True,
+                )
+            )
 
     def _set_allocation(self, item_id: int, status: AllocationStatus) -> None:
         with self._sessions.begin() as session:
@@ -1394,6 +1642,22 @@ class SyncEngine:
             )
 
     # -- the result ------------------------------------------------------------------------
+
+    def _left_out(self, integration: Integration, run: SyncRun) -> dict[str, Decimal]:
+        """Amazon's gross of the documents that are not in Xero, per currency, signed as
+        Amazon signs it (refunds negative): with the totals, the report's own figure."""
+        left_out: dict[str, Decimal] = defaultdict(Decimal)
+        for page in self._pages(
+            LedgerItem,
+            LedgerItem.run_id == run.id,
+            LedgerItem.document_type.is_not(None),
+            LedgerItem.xero_id.is_(None),
+            LedgerItem.status != LedgerStatus.POSTED,
+        ):
+            for rows in self._rows_of(integration, page).values():
+                for row in rows:
+                    left_out[row.currency] += row.gross
+        return {currency: amount for currency, amount in sorted(left_out.items()) if amount}
 
     def _summarize(
         self, integration: Integration, run: SyncRun, counters: _Counters, status: RunStatus
@@ -1410,6 +1674,9 @@ class SyncEngine:
             allocations_made=counters.allocations,
             already_posted=counters.already_posted,
         )
+        # A credit note whose allocation failed is in Xero all the same: its amounts count.
+        in_xero = LedgerItem.xero_id.is_not(None)
+        result.left_out = self._left_out(integration, run)
         with self._sessions() as session:
             totals: dict[str, CurrencyTotals] = defaultdict(CurrencyTotals)
             for kind, currency, gross, tax, count in session.execute(
@@ -1420,14 +1687,11 @@ class SyncEngine:
                     func.sum(LedgerItem.tax_cents),
                     func.count(),
                 )
-                .where(
-                    LedgerItem.run_id == run.id,
-                    LedgerItem.status == LedgerStatus.POSTED,
-                )
+                .where(LedgerItem.run_id == run.id, in_xero)
                 .group_by(LedgerItem.document_type, LedgerItem.currency)
             ):
                 result.documents += count
-                entry = totals[currency]
+                entry = totals[str(currency)]
                 if kind == DocumentKind.INVOICE:
                     entry.sales_gross += from_cents(gross)
                     entry.tax += from_cents(tax)
@@ -1460,8 +1724,8 @@ class SyncEngine:
             )
             # Rates are only known from the documents themselves: kept across invocations.
             rates: dict[str, list[str]] = dict(run.summary.get("country_rates", {}))
-            for country, seen in counters.country_rates.items():
-                rates[country] = sorted(set(rates.get(country, [])) | seen, key=Decimal)
+            for code, seen in counters.country_rates.items():
+                rates[code] = sorted(set(rates.get(code, [])) | seen, key=Decimal)
             run.summary = {**run.summary, "country_rates": rates}
             countries: dict[str, dict[str, Any]] = {}
             for country, kind, currency, gross, tax, count in session.execute(
@@ -1473,20 +1737,22 @@ class SyncEngine:
                     func.sum(LedgerItem.tax_cents),
                     func.count(),
                 )
-                .where(LedgerItem.run_id == run.id, LedgerItem.status == LedgerStatus.POSTED)
+                .where(LedgerItem.run_id == run.id, in_xero)
                 .group_by(LedgerItem.country, LedgerItem.document_type, LedgerItem.currency)
             ):
                 code = country or "??"
-                entry = countries.setdefault(
+                figures = countries.setdefault(
                     code,
                     {"documents": 0, "sales_gross": {}, "refunds_gross": {}, "tax": {},
                      "rates": rates.get(code, [])},
                 )  # fmt: skip
-                entry["documents"] += count
+                figures["documents"] += count
                 side = "sales_gross" if kind == DocumentKind.INVOICE else "refunds_gross"
                 signed_tax = from_cents(tax) if kind == DocumentKind.INVOICE else -from_cents(tax)
-                entry[side][currency] = str(from_cents(gross))
-                entry["tax"][currency] = str(Decimal(entry["tax"].get(currency, "0")) + signed_tax)
+                figures[side][currency] = str(from_cents(gross))
+                figures["tax"][currency] = str(
+                    Decimal(figures["tax"].get(currency, "0")) + signed_tax
+                )
         result.countries = dict(sorted(countries.items(), key=lambda item: -item[1]["documents"]))
         return result
 

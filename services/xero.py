@@ -684,6 +684,18 @@ class XeroClient:
         """Credit notes whose number is one of `numbers` (Xero has no number list parameter)."""
         return self._find_where("CreditNotes", "CreditNoteNumber", numbers)
 
+    def find_sales_invoice_contacts(self, references: Iterable[str]) -> dict[str, str]:
+        """Reference (an Amazon order id) -> ContactID of the sales invoice Xero has with that
+        reference, for invoices that are not deleted or voided."""
+        contacts: dict[str, str] = {}
+        for element in self._find_where("Invoices", "Reference", references):
+            if element.get("Type") == "ACCREC" and element.get("Status") not in (
+                "DELETED",
+                "VOIDED",
+            ):
+                contacts.setdefault(str(element["Reference"]), str(element["Contact"]["ContactID"]))
+        return contacts
+
     def find_contacts_by_name(self, names: Iterable[str]) -> list[dict[str, Any]]:
         """Active contacts named one of `names`; Xero matches names regardless of case."""
         return self._find_where("Contacts", "Name", names)

@@ -679,3 +679,12 @@ def test_text_that_a_spreadsheet_would_run_is_neutralised_and_long_text_is_cut()
     assert contact["Addresses"][0]["City"] == "'-Berlin"
     # The buyer's identity is Amazon's data, not what Xero shows.
     assert doc.contact.key == contact_for(replace(sale, description="x")).key
+
+
+def test_a_refund_may_carry_the_rate_of_a_sale_before_a_rate_change() -> None:
+    # Germany's 19% was 16% from July to December 2020: a July refund of a June sale is at 19%.
+    june_sale_refund = refund(
+        item("11.90", "0.19"), tax_country="DE", currency="EUR", date=date(2020, 7, 15)
+    )
+
+    assert build_document([june_sale_refund], POSTING).gross == Decimal("11.90")
