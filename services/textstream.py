@@ -13,8 +13,10 @@ from collections.abc import Iterable, Iterator
 
 from services.errors import ErrorKind, ServiceError
 
-# Amazon's longest real rows are a few KB; a line of a megabyte is not a report.
+# Amazon's longest real rows are a few KB; a line of a megabyte is not a report. Nor are
+# thousands of empty lines in a row, the cheapest bomb (each line costs time, not bytes).
 MAX_LINE_CHARS = 1 << 20
+MAX_EMPTY_RUN = 10_000
 # The ceiling for any report once unpacked, and the most a gzip may grow by (deflate can
 # reach about 1,000:1 on repeated bytes; Amazon's tab-separated reports pack 4 to 15:1).
 MAX_UNPACKED_BYTES = 4 << 30
@@ -144,7 +146,7 @@ def decode_lines(
 def _split(texts: Iterable[str], source: str) -> Iterator[str]:
     """Lines from text in pieces: each piece is scanned once, so the time is linear."""
     held: list[str] = []  # the start of a line that goes on in a later piece
-    held_size = number = 0
+    held_size = number = empty_run = 0
     carry = ""  # a "\r" at the end of a piece: its "\n" may start the next one
     for piece in texts:
         text = carry + piece.replace("\x00", "\ufffd")
@@ -168,6 +170,14 @@ def _split(texts: Iterable[str], source: str) -> Iterator[str]:
                 continue
             number += 1
             _check_length(len(part), number, source)
+            empty_run = 0 if part else empty_run + 1
+            if empty_run > MAX_EMPTY_RUN:
+                raise ServiceError(
+                    ErrorKind.BAD_DATA,
+                    f"{source}: lines {number - MAX_EMPTY_RUN:,} to {number:,} are empty: "
+                    "not a report this app reads.",
+                    retryable=False,
+                )
             yield part
     if held or carry:
         number += 1

@@ -125,6 +125,15 @@ def test_binary_files_and_gzip_bombs_are_bad_data(
     assert "lines.txt.gz unpacks to more than 1,048,576 bytes" in raised.value.message
 
 
+def test_thousands_of_empty_lines_in_a_row_are_refused() -> None:
+    assert len(list(decode_lines([b"a\n" + b"\n" * 10_000 + b"b\n"]))) == 10_002
+    with pytest.raises(ServiceError) as raised:
+        list(decode_lines([b"a\r\n" + b"\r\n" * 10_001 + b"b"], source="r.txt"))
+    assert raised.value.message == (
+        "r.txt: lines 2 to 10,002 are empty: not a report this app reads."
+    )
+
+
 def test_the_gunzip_of_a_download_is_bounded_in_each_chunk_and_in_total() -> None:
     packed = gzip.compress(b"0123456789" * 1_000_000)
     sizes = [len(out) for out in gunzip([packed], source="doc", limit=10_000_000)]
