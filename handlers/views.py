@@ -68,7 +68,9 @@ def settings_submitted(
         body, view, client, context, "change integrations"
     )
     values = blocks.parse_settings_submission(
-        view["state"]["values"], current_overrides=integration.tax_overrides
+        view["state"]["values"],
+        current_overrides=integration.tax_overrides,
+        current_vat_rates=integration.vat_rates,
     )
     services.integrations.update_settings(
         integration.name,
@@ -84,6 +86,7 @@ def settings_submitted(
         sales_account_code=values["sales_account_code"],
         shipping_account_code=values["shipping_account_code"],
         tax_overrides=values["tax_overrides"],
+        vat_rates=values["vat_rates"],
     )
     ack()
 

@@ -466,6 +466,13 @@ def test_status_warns_in_the_last_week_of_amazons_authorization() -> None:
     assert ids.REFRESH_INTEGRATION in {b["action_id"] for b in actions_of(built["blocks"])}
 
 
+def test_status_lists_the_own_vat_rates() -> None:
+    rates = {"FR:oss": "20", "DE:domestic": "19", "IT:ioss": "5.5"}
+    built = check_message(status_message(overview(vat_rates=rates), can_manage=True, now=NOW))
+    assert "Own VAT rates*\\nDE domestic 19%, FR oss 20%, IT ioss 5.5%" in shown(built)
+    assert "Own VAT rates" not in shown(status_message(overview(), can_manage=True, now=NOW))
+
+
 def test_logs_show_the_latest_runs_and_changes(slack: tuple[SlackSandbox, WebClient]) -> None:
     runs = [
         last_run(
@@ -570,6 +577,7 @@ def test_settings_modal_is_prefilled_with_the_tax_mapping(
             ":20:domestic": "OUTPUT2",
         },
         tax_overrides={"FR:20:oss": "TAX150", "PL:23:oss": "ARCHIVED1"},
+        vat_rates={"FR:oss": "20", "DE:domestic": "19"},
     )
     view = check_view(settings_modal(current, tax_types=tax_types(150)), "modal")
     assert (view["callback_id"], view["private_metadata"]) == (ids.SETTINGS_CALLBACK, "7")
@@ -590,6 +598,11 @@ def test_settings_modal_is_prefilled_with_the_tax_mapping(
     assert blocks["tax:FR:20:oss"]["element"]["initial_option"]["value"] == "TAX150"
     assert blocks["tax:PL:23:oss"]["element"]["initial_option"]["value"] == "ARCHIVED1"
     assert blocks["tax::20:domestic"]["label"]["text"].startswith("Home country 20%")
+    rates = blocks[ids.VAT_RATES.block]
+    assert rates["label"]["text"].startswith("Your own VAT rates")
+    assert rates["optional"] and rates["element"]["multiline"]
+    assert rates["element"]["initial_value"] == "DE domestic 19\nFR oss 20"
+    assert "DE domestic 19" in rates["hint"]["text"]
     open_modal(slack, view)
 
 
@@ -710,8 +723,51 @@ def test_parse_settings_submission_reads_the_tax_mapping() -> None:
         current_overrides={"FR:20:oss": "TAX001", "PL:23:oss": "TAX009"},
     )
     assert parsed == SETUP_VALUES | {
-        "tax_overrides": {"DE:19:domestic": "OUTPUT2", "IT:22:oss": "TAX002", "PL:23:oss": "TAX009"}
+        "tax_overrides": {
+            "DE:19:domestic": "OUTPUT2",
+            "IT:22:oss": "TAX002",
+            "PL:23:oss": "TAX009",
+        },
+        "vat_rates": {},
     }
+
+
+def vat_state(text: str | None) -> Json:
+    return {
+        ids.VAT_RATES.block: {ids.VAT_RATES.action: {"type": "plain_text_input", "value": text}}
+    }
+
+
+def test_parse_settings_submission_reads_own_vat_rates_as_people_write_them() -> None:
+    text = "DE domestic 19\n\n  FR:oss 20%\nat domestic: 10 %\nIT ioss 5,5"
+    parsed = parse_settings_submission(SETUP_STATE | vat_state(text))
+    assert parsed["vat_rates"] == {
+        "DE:domestic": "19",
+        "FR:oss": "20",
+        "AT:domestic": "10",
+        "IT:ioss": "5,5",  # the service reads the decimal comma
+    }
+    # An emptied field removes them all; a modal opened before the field existed keeps them.
+    current = {"DE:domestic": "19"}
+    emptied = parse_settings_submission(SETUP_STATE | vat_state(None), current_vat_rates=current)
+    assert emptied["vat_rates"] == {}
+    assert parse_settings_submission(SETUP_STATE, current_vat_rates=current)["vat_rates"] == current
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("DE domestic 19\nGermany", "Line 2 (Germany): write country, scheme and percent"),
+        ("DE 19", "Line 1 (DE 19): write country, scheme and percent"),
+        ("DE domestic 19\nde DOMESTIC 7", "Line 2: de DOMESTIC is set twice."),
+    ],
+)
+def test_an_unreadable_vat_rate_line_is_refused_on_its_field(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_settings_submission(SETUP_STATE | vat_state(text))
+    assert list(caught.value.errors) == [ids.VAT_RATES.block]
+    assert message in caught.value.errors[ids.VAT_RATES.block]
+    assert list(errors_response(caught.value.errors)["errors"]) == [ids.VAT_RATES.block]
 
 
 @pytest.mark.parametrize(

@@ -299,6 +299,56 @@ def test_settings_open_prefilled_then_list_xeros_tax_types_by_name_and_save(
     assert container.integrations.audit_log(shop_id)[-1].actor == "U0ADMIN"
 
 
+def vat_rates_value(text: str) -> dict[str, Any]:
+    return {
+        ids.VAT_RATES.block: {ids.VAT_RATES.action: {"type": "plain_text_input", "value": text}}
+    }
+
+
+def test_own_vat_rates_are_set_in_the_settings_modal_and_a_bad_one_is_refused_inline(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    shop = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
+    slack.command("settings Acme EU")
+    [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
+    view = opened["view"]
+    [field] = [b for b in view["blocks"] if b.get("block_id") == ids.VAT_RATES.block]
+    assert field["label"]["text"] == "Your own VAT rates (for sales Amazon calculated no VAT for)"
+    assert "initial_value" not in field["element"]
+    values = setup_values("Acme EU", marketplaces=list(SPEC.marketplaces))
+
+    for text, message in [
+        ("DE domestic 19\nAT domestic 23", "AT:domestic 23: Austria has no 23% VAT rate today"),
+        ("XX domestic 5", "XX:domestic 5: XX is not an ISO country code"),
+        ("DE domestic nineteen", "DE:domestic nineteen: the rate is a percentage"),
+        ("DE domestic 19\nGermany 19", "Line 2 (Germany 19): write country, scheme"),
+    ]:
+        refused = slack.submit(view, values | vat_rates_value(text))
+        assert refused.json()["response_action"] == "errors"
+        assert list(refused.json()["errors"]) == [ids.VAT_RATES.block]
+        assert message in refused.json()["errors"][ids.VAT_RATES.block]
+    assert container.integrations.get_by_id(shop.id).vat_rates == {}
+
+    accepted = slack.submit(view, values | vat_rates_value("DE domestic: 19%\nFR:oss 20"))
+    assert (accepted.status_code, accepted.text) == (200, "")
+    assert container.integrations.get_by_id(shop.id).vat_rates == {
+        "DE:domestic": "19",
+        "FR:oss": "20",
+    }
+    [entry] = [
+        e
+        for e in container.integrations.audit_log(shop.id)
+        if e.action == "integration.settings_updated"
+    ]
+    assert entry.actor == "U0ADMIN"
+    assert entry.details["vat_rates"]["to"] == {"DE:domestic": "19", "FR:oss": "20"}
+
+    slack.command("settings Acme EU")
+    reopened = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"], 2)[1][1]
+    [field] = [b for b in reopened["view"]["blocks"] if b.get("block_id") == ids.VAT_RATES.block]
+    assert field["element"]["initial_value"] == "DE domestic 19\nFR oss 20"
+
+
 def test_retrying_a_group_of_failures_updates_its_reply_with_each_outcome(
     slack: SlackDriver, container: Container, world: SandboxWorld
 ) -> None:

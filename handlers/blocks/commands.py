@@ -208,6 +208,14 @@ def status_message(overview: IntegrationOverview, *, can_manage: bool, now: date
     overrides = len(integration.tax_overrides or {})
     if overrides:
         pairs.append(("Tax overrides", plural(overrides, "mapping")))
+    if integration.vat_rates:
+        rates = sorted(integration.vat_rates.items())
+        pairs.append(
+            (
+                "Own VAT rates",
+                ", ".join(f"{key.replace(':', ' ')} {percent}%" for key, percent in rates),
+            )
+        )
     blocks: list[Block] = [header(integration.name), *field_sections(pairs)]
     if can_manage:
         blocks.append(actions(*manage_buttons(overview, now)))

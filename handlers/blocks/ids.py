@@ -80,3 +80,5 @@ TAX_TYPE_ACTION = "tax_type_select"
 AUTOMATIC_TAX_TYPE = "auto"  # the select's "no override" choice; Xero's TaxTypes are upper case
 NEW_TAX_KEY = Field("new_tax_key", "new_tax_key_input")
 NEW_TAX_TYPE = Field("new_tax_type", "new_tax_type_select")
+# Settings only: the seller's own VAT rates, one "DE domestic 19" a line.
+VAT_RATES = Field("vat_rates", "vat_rates_input")

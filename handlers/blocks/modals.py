@@ -3,6 +3,7 @@ readers that turn a view_submission's state.values into plain values for the ser
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, TypedDict
@@ -46,12 +47,18 @@ from handlers.blocks.common import (
     when,
 )
 from services.documents import TaxKey
-from services.integrations import NAME_MAX_LENGTH, InvalidInput, PostingSettings
+from services.integrations import (
+    NAME_MAX_LENGTH,
+    OWN_VAT_SCHEMES,
+    InvalidInput,
+    PostingSettings,
+)
 from services.marketplaces import MARKETPLACES, Region
 from services.models import Integration, InvoiceStatus
 
 ACCOUNT_CODE_MAX_LENGTH = 10  # the integrations table's column
 _NEW = PostingSettings()  # what a new integration's setup form starts from
+MAX_TEXT_INPUT = 3000  # a plain_text_input's max_length
 # A view takes 100 blocks; the settings modal's other blocks take under 20.
 MAX_TAX_ROWS = 80
 REGION_NAMES = {Region.NA: "North America", Region.EU: "Europe", Region.FE: "Far East"}
@@ -79,6 +86,7 @@ class SetupValues(TypedDict):
 
 class SettingsValues(SetupValues):
     tax_overrides: dict[str, str]  # "DE:19:domestic" -> Xero TaxType
+    vat_rates: dict[str, str]  # "DE:domestic" -> "19", as written: the service validates
 
 
 # --- elements ------------------------------------------------------------------------------
@@ -322,6 +330,26 @@ def _tax_row(
     )
 
 
+def _vat_rates_input(rates: Mapping[str, str]) -> InputBlock:
+    """The seller's own rates as text, one "DE domestic 19" a line (read by _vat_rate_lines)."""
+    lines = [f"{key.replace(':', ' ')} {percent}" for key, percent in sorted(rates.items())]
+    schemes = ", ".join(scheme.value for scheme in OWN_VAT_SCHEMES)
+    return _input(
+        ids.VAT_RATES,
+        "Your own VAT rates (for sales Amazon calculated no VAT for)",
+        PlainTextInputElement(
+            action_id=ids.VAT_RATES.action,
+            multiline=True,
+            initial_value="\n".join(lines) or None,
+            placeholder=plain("DE domestic 19", MAX_PLACEHOLDER_TEXT),
+            max_length=MAX_TEXT_INPUT,
+        ),
+        hint=f"One a line: country, scheme ({schemes}) and percent, e.g. DE domestic 19. "
+        "Such sales fail until their rate is set; none is guessed.",
+        optional=True,
+    )
+
+
 def settings_modal(integration: Integration, *, tax_types: Sequence[tuple[str, str]]) -> Json:
     """`/amazon settings NAME`, prefilled. `tax_types` are the Xero organisation's active
     sales tax rates as (TaxType, name); each tax key the integration has met (or has an
@@ -332,6 +360,7 @@ def settings_modal(integration: Integration, *, tax_types: Sequence[tuple[str, s
     blocks: list[Block] = [
         section(f"Settings of *{escape(integration.name)}*."),
         *_integration_inputs(integration, integration.start_date),
+        _vat_rates_input(integration.vat_rates or {}),
         divider(),
         section(
             "*Tax mapping*\nWhich Xero tax type each country and rate posts under. "
@@ -453,6 +482,7 @@ def errors_response(errors: Mapping[str, str]) -> Json:
     fields = {field.block for field in ids.SETUP_FIELDS} | {
         ids.NEW_TAX_KEY.block,
         ids.NEW_TAX_TYPE.block,
+        ids.VAT_RATES.block,
     }
     shown: dict[str, str] = {}
     for key, text in errors.items():
@@ -544,12 +574,45 @@ def setup_form_values(values: SetupValues) -> dict[str, Any]:
     return {field.block: {field.action: value} for field, value in state.items()}
 
 
+# "DE domestic 19", "DE:domestic 19%", "de domestic: 5,5 %": country, scheme, percent.
+_VAT_RATE_LINE = re.compile(r"([A-Za-z]+)\s*[:\s]\s*([A-Za-z_]+)\s*:?\s*([^\s%]+)\s*%?")
+
+
+def _vat_rate_lines(text: str) -> dict[str, str]:
+    """The own VAT rates field as {"DE:domestic": "19"}; whether each is a real country,
+    scheme and rate is the service's to judge. A line it cannot read is refused, naming it."""
+    rates: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _VAT_RATE_LINE.fullmatch(line.strip())
+        if match is None:
+            raise InvalidInput(
+                {
+                    ids.VAT_RATES.block: f"Line {number} ({line.strip()[:40]}): write country, "
+                    "scheme and percent, e.g. DE domestic 19."
+                }
+            )
+        country, scheme, percent = match.groups()
+        key = f"{country.upper()}:{scheme.lower()}"
+        if key in rates:
+            raise InvalidInput(
+                {ids.VAT_RATES.block: f"Line {number}: {country} {scheme} is set twice."}
+            )
+        rates[key] = percent
+    return rates
+
+
 def parse_settings_submission(
-    values: Mapping[str, Any], *, current_overrides: Mapping[str, str] | None = None
+    values: Mapping[str, Any],
+    *,
+    current_overrides: Mapping[str, str] | None = None,
+    current_vat_rates: Mapping[str, str] | None = None,
 ) -> SettingsValues:
     """The settings modal's values. `tax_overrides` is complete: the rows shown as chosen
     (Automatic drops an override), the new row if filled in, and the integration's
-    `current_overrides` for keys the modal had no room to show."""
+    `current_overrides` for keys the modal had no room to show. `vat_rates` is the field's
+    lines, or `current_vat_rates` from a modal opened before it had the field."""
     setup = parse_setup_submission(values)
     shown: dict[str, str | None] = {}
     for block_id, actions_state in values.items():
@@ -574,4 +637,9 @@ def parse_settings_submission(
         if not new_type:
             raise InvalidInput({ids.NEW_TAX_TYPE.block: f"Choose the Xero tax type for {key}."})
         overrides[key] = new_type
-    return {**setup, "tax_overrides": overrides}
+    vat_rates = (
+        _vat_rate_lines(_text(values, ids.VAT_RATES))
+        if ids.VAT_RATES.block in values
+        else dict(current_vat_rates or {})
+    )
+    return {**setup, "tax_overrides": overrides, "vat_rates": vat_rates}
