@@ -25,7 +25,7 @@ from bot.container import Container
 from bot.progress import ProgressBar
 from bot.results import describe_result
 from services.errors import ErrorKind, ServiceError
-from services.integrations import LOCAL_WORKSPACE, IntegrationSpec
+from services.integrations import LOCAL_WORKSPACE, OWN_VAT_SCHEMES, IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration
 from services.sync import RunResult, period_bounds, previous_period
@@ -68,6 +68,7 @@ def integration_json(container: Container, integration: Integration) -> dict[str
         "invoice_status": integration.invoice_status,
         "sales_account_code": integration.sales_account_code,
         "shipping_account_code": integration.shipping_account_code,
+        "vat_rates": dict(integration.vat_rates),
         "errors_channel": integration.errors_channel,
         "summary_channel": integration.summary_channel,
         "amazon_selling_partner_id": integration.amazon_selling_partner_id,
@@ -149,12 +150,40 @@ def _cmd_integration_show(container: Container, args: argparse.Namespace) -> int
     if args.json:
         print(json.dumps(shown, indent=2))
         return 0
+    rates = shown.pop("vat_rates")
     width = max(len(key) for key in shown)
     for key, value in shown.items():
         print(f"{key:<{width}}  {value if value is not None else '-'}")
+    print("\nOwn VAT rates (for sales Amazon calculated no VAT for):")
+    for key, percent in sorted(rates.items()):
+        print(f"  {key.replace(':', ' ')} {percent}%")
+    if not rates:
+        print(f"  none set (`integration vat-rate {integration.name} DE domestic 19` sets one)")
     print("\nAudit log:")
     for entry in container.integrations.audit_log(integration.id):
         print(f"  {entry.at:%Y-%m-%d %H:%M:%S}Z  {entry.actor}  {entry.action}")
+    return 0
+
+
+def _cmd_integration_vat_rate(container: Container, args: argparse.Namespace) -> int:
+    if (args.percent is None) == (not args.remove):
+        build_parser().error("integration vat-rate: give either PERCENT or --remove")
+    container.migrate()
+    found = container.integrations.find(args.name, args.workspace)
+    integration = container.integrations.set_vat_rate(
+        found.name,
+        args.country,
+        args.scheme,
+        args.percent,
+        actor=_actor(),
+        workspace_id=found.workspace_id,
+    )
+    what = f"{args.country.upper()} {args.scheme.lower()}"
+    if args.remove:
+        print(f"{integration.name}: no own VAT rate for {what} sales any more.")
+    else:
+        key = f"{args.country.upper()}:{args.scheme.lower()}"
+        print(f"{integration.name}: {what} sales at {integration.vat_rates[key]}%.")
     return 0
 
 
@@ -376,11 +405,29 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--workspace", metavar="TEAM_ID", help="default: every workspace")
     listing.set_defaults(handler=_cmd_integration_list)
-    show = actions.add_parser("show", help="show one integration and its audit log")
+    show = actions.add_parser(
+        "show", help="show one integration, its own VAT rates and its audit log"
+    )
     show.add_argument("name")
     _workspace_option(show)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_cmd_integration_show)
+    schemes = ", ".join(scheme.value for scheme in OWN_VAT_SCHEMES)
+    vat_rate = actions.add_parser(
+        "vat-rate",
+        help="set (or --remove) one of your own VAT rates, for sales Amazon calculated no VAT "
+        "for, e.g. `vat-rate NAME DE domestic 19`",
+        description="Sales Amazon calculated no VAT for are posted VAT-inclusive at your own "
+        "rate for their country and scheme; without one they fail, saying which rate they need "
+        "(retry them once it is set). `integration show NAME` lists the rates.",
+    )
+    vat_rate.add_argument("name")
+    vat_rate.add_argument("country", metavar="COUNTRY", help="ISO code, e.g. DE")
+    vat_rate.add_argument("scheme", metavar="SCHEME", help=f"one of: {schemes}")
+    vat_rate.add_argument("percent", nargs="?", metavar="PERCENT", help="e.g. 19 or 5.5")
+    vat_rate.add_argument("--remove", action="store_true", help="remove the rate instead")
+    _workspace_option(vat_rate)
+    vat_rate.set_defaults(handler=_cmd_integration_vat_rate)
     handlers: dict[str, tuple[str, Callable[[Container, argparse.Namespace], int]]] = {
         "stop": ("stop pulling data from the next period on", _cmd_integration_stop),
         "activate": ("resume a stopped integration", _cmd_integration_activate),

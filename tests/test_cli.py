@@ -84,6 +84,60 @@ def test_add_list_show_stop_activate(
     assert run(settings, capsys, "integration", "activate", "Acme EU")[0] == 0
 
 
+def test_own_vat_rates_are_set_shown_and_removed(
+    settings: Settings, capsys: pytest.CaptureFixture[str], tokens: None
+) -> None:
+    run(settings, capsys, *ADD)
+    code, out, _ = run(settings, capsys, "integration", "show", "Acme EU")
+    assert "none set (`integration vat-rate Acme EU DE domestic 19` sets one)" in out
+    vat_rate = ["integration", "vat-rate", "Acme EU"]
+    assert run(settings, capsys, *vat_rate, "de", "domestic", "19%")[:2] == (
+        0,
+        "Acme EU: DE domestic sales at 19%.\n",
+    )
+    assert run(settings, capsys, *vat_rate, "FR", "OSS", "5.50")[:2] == (
+        0,
+        "Acme EU: FR oss sales at 5.5%.\n",
+    )
+    code, out, _ = run(settings, capsys, "integration", "show", "Acme EU")
+    assert code == 0
+    assert "Own VAT rates (for sales Amazon calculated no VAT for):\n" in out
+    assert "  DE domestic 19%\n  FR oss 5.5%\n" in out
+    code, out, _ = run(settings, capsys, "integration", "show", "Acme EU", "--json")
+    assert json.loads(out)["vat_rates"] == {"DE:domestic": "19", "FR:oss": "5.5"}
+
+    assert run(settings, capsys, *vat_rate, "FR", "oss", "--remove")[:2] == (
+        0,
+        "Acme EU: no own VAT rate for FR oss sales any more.\n",
+    )
+    code, out, _ = run(settings, capsys, "integration", "show", "Acme EU", "--json")
+    assert json.loads(out)["vat_rates"] == {"DE:domestic": "19"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["AT", "domestic", "23"], "AT:domestic 23: Austria has no 23% VAT rate today"),
+        (["XX", "domestic", "5"], "XX:domestic 5: XX is not an ISO country code"),
+        (["DE", "export", "0"], "DE:export 0: the scheme is one of domestic, oss, ioss"),
+        (["DE", "domestic"], "give either PERCENT or --remove"),
+        (["DE", "domestic", "19", "--remove"], "give either PERCENT or --remove"),
+        (["PL", "oss", "--remove"], "Acme EU has no VAT rate set for PL:oss."),
+    ],
+)
+def test_a_bad_vat_rate_is_one_line_and_status_2(
+    settings: Settings,
+    capsys: pytest.CaptureFixture[str],
+    tokens: None,
+    argv: list[str],
+    message: str,
+) -> None:
+    run(settings, capsys, *ADD)
+    code, _, err = run(settings, capsys, "integration", "vat-rate", "Acme EU", *argv)
+    assert code == 2
+    assert message in one_line(err)
+
+
 def test_refresh_prints_a_fresh_consent_link(
     settings: Settings, capsys: pytest.CaptureFixture[str], tokens: None
 ) -> None:
@@ -120,6 +174,10 @@ def test_refresh_prints_a_fresh_consent_link(
         (["integration", "stop", "Nope"], "There is no integration named 'Nope'"),
         (["integration", "activate", "Nope"], "There is no integration named 'Nope'"),
         (["integration", "refresh", "Nope"], "There is no integration named 'Nope'"),
+        (
+            ["integration", "vat-rate", "Nope", "DE", "domestic", "19"],
+            "There is no integration named 'Nope'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(
