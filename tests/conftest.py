@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,13 @@ from bot.config import Settings, load_settings
 from bot.container import Container
 from bot.slack_app import create_slack_app
 from bot.web import LateBoundApp, create_web_app
+from sandbox.browser import consent_to_both
 from sandbox.server import LoopbackServer
 from sandbox.slack_driver import SlackDriver
 from sandbox.world import SandboxWorld
+from services.integrations import IntegrationSpec
+from services.marketplaces import Region
+from services.models import Integration
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -102,3 +107,26 @@ def slack(container: Container, world: SandboxWorld) -> SlackDriver:
         world.slack,
         world.slack_server.url,
     )
+
+
+EU = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3")  # DE, UK, PL
+ORDERS = 60
+
+
+@pytest.fixture
+def shop(container: Container, world: SandboxWorld) -> Integration:
+    """An active EU integration connected through the sandbox consent pages."""
+    world.amazon.orders_per_report = ORDERS
+    # Polling with backoff is the Amazon client's own test; here reports are ready at once.
+    world.amazon.report_processing_polls = 0
+    world.xero.minute_limit = 100_000
+    org = world.xero.org()
+    org.currencies = (*org.currencies, "PLN", "SEK")
+    integration = container.integrations.create(
+        IntegrationSpec(
+            name="Acme EU", region=Region.EU, marketplaces=EU, start_date=date(2026, 1, 1)
+        ),
+        actor="U0ADMIN",
+    )
+    consent_to_both(container.connect, integration, actor="U0ADMIN")
+    return container.integrations.get("Acme EU")

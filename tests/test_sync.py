@@ -24,32 +24,11 @@ from services.marketplaces import Region
 from services.models import Integration, LedgerItem, RunStatus, SyncRun
 from services.sync import SyncEngine
 from services.xero import XeroClient
-from tests.conftest import SHARED
+from tests.conftest import EU, ORDERS, SHARED
 
 PERIOD = "2026-10"
-EU = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3")  # DE, UK, PL
-ORDERS = 60
 
 Totals = dict[str, tuple[Decimal, Decimal, Decimal]]
-
-
-@pytest.fixture
-def shop(container: Container, world: SandboxWorld) -> Integration:
-    """An active EU integration connected through the sandbox consent pages."""
-    world.amazon.orders_per_report = ORDERS
-    # Polling with backoff is the Amazon client's own test; here reports are ready at once.
-    world.amazon.report_processing_polls = 0
-    world.xero.minute_limit = 100_000
-    org = world.xero.org()
-    org.currencies = (*org.currencies, "PLN", "SEK")
-    integration = container.integrations.create(
-        IntegrationSpec(
-            name="Acme EU", region=Region.EU, marketplaces=EU, start_date=date(2026, 1, 1)
-        ),
-        actor="U0ADMIN",
-    )
-    consent_to_both(container.connect, integration, actor="U0ADMIN")
-    return container.integrations.get("Acme EU")
 
 
 def report_rows(world: SandboxWorld, period: str = PERIOD) -> Iterator[dict[str, str]]:

@@ -1,0 +1,188 @@
+"""One buyer, one customer ledger, one document per number: refunds on their order's contact,
+numbers that would overwrite each other, and allocations Xero refuses (issue 8, points 4 and 6),
+end to end through the ledger and the Xero sandbox, on both databases."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.container import Container
+from sandbox.world import SandboxWorld
+from services.models import Integration, RunStatus
+from services.sync import RunResult
+from tests.test_reports import SALE, vat_line
+
+ORDER = SALE["TRANSACTION_EVENT_ID"]
+# Amazon's refund rows carry less than the sale's: no buyer name, no address, no arrival.
+REFUND = {
+    **SALE,
+    "TRANSACTION_TYPE": "REFUND",
+    "ACTIVITY_TRANSACTION_ID": "amzn1:crow:R1",
+    "TRANSACTION_COMPLETE_DATE": "05-04-2026",
+    "TAX_CALCULATION_DATE": "05-04-2026",
+    "PRICE_OF_ITEMS_AMT_VAT_EXCL": "-16.80",
+    "PRICE_OF_ITEMS_VAT_AMT": "-3.19",
+    "PRICE_OF_ITEMS_AMT_VAT_INCL": "-19.99",
+    "TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL": "-19.99",
+    "VAT_INV_NUMBER": "DE-CN-2026-1",
+    "BUYER_NAME": "",
+    "ARRIVAL_ADDRESS": "",
+    "ARRIVAL_CITY": "",
+    "ARRIVAL_POST_CODE": "",
+    "ARRIVAL_COUNTRY": "",
+}
+
+
+def import_rows(
+    container: Container, integration: Integration, path: Path, *rows: dict[str, str]
+) -> RunResult:
+    header = vat_line({column: column for column in SALE | REFUND})
+    path.write_text("\n".join([header, *(vat_line(row) for row in rows)]) + "\n")
+    return container.sync.import_report(integration, path)
+
+
+def contact_of(document: dict[str, Any]) -> str:
+    return str(document["Contact"]["ContactID"])
+
+
+def test_a_refund_without_the_buyers_address_lands_on_the_sales_contact(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    result = import_rows(container, shop, tmp_path / "vat.txt", SALE, REFUND)
+
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    [invoice] = world.xero.documents("Invoices")
+    [credit_note] = world.xero.documents("CreditNotes")
+    assert contact_of(credit_note) == contact_of(invoice)
+    assert result.contacts_created == 1 and result.allocations_made == 1
+
+
+def test_a_refund_next_month_lands_on_the_contact_of_last_months_sale(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    import_rows(container, shop, tmp_path / "march.txt", SALE)
+    result = import_rows(container, shop, tmp_path / "april.txt", REFUND)
+
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    [invoice] = world.xero.documents("Invoices")
+    [credit_note] = world.xero.documents("CreditNotes")
+    assert contact_of(credit_note) == contact_of(invoice)
+    assert result.contacts_created == 0 and result.allocations_made == 1
+
+
+def test_a_refund_of_an_order_invoiced_outside_the_bot_lands_on_that_invoices_contact(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    xero = container.xero(shop)
+    [made] = xero.create_documents(
+        "Contacts", [{"Name": "Anna Schmidt (by hand)"}], idempotency_key="hand-contact"
+    )
+    assert made.ok and made.xero_id
+    xero.create_documents(
+        "Invoices",
+        [
+            {
+                "Type": "ACCREC",
+                "Contact": {"ContactID": made.xero_id},
+                "InvoiceNumber": "HAND-1",
+                "Reference": ORDER,
+                "CurrencyCode": "EUR",
+                "Status": "AUTHORISED",
+                "LineItems": [
+                    {"Description": "By hand", "Quantity": 1, "UnitAmount": Decimal("19.99"),
+                     "AccountCode": "200", "TaxType": "NONE"}
+                ],
+            }
+        ],
+        idempotency_key="hand-invoice",
+    )  # fmt: skip
+
+    result = import_rows(container, shop, tmp_path / "april.txt", REFUND)
+
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    [credit_note] = world.xero.documents("CreditNotes")
+    assert contact_of(credit_note) == made.xero_id
+    assert result.contacts_created == 0
+
+
+def test_two_orders_with_one_invoice_number_both_fail_naming_each_other(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    other = {**SALE, "TRANSACTION_EVENT_ID": "302-7654321-1234567", "BUYER_NAME": "Ben Meyer"}
+
+    result = import_rows(container, shop, tmp_path / "vat.txt", SALE, other)
+
+    assert result.status == RunStatus.PARTIAL
+    assert world.xero.documents("Invoices") == []
+    failed = {item.amazon_order_id: item.error_message or "" for item in
+              container.sync.failed_items(result.run_id)}  # fmt: skip
+    assert set(failed) == {ORDER, other["TRANSACTION_EVENT_ID"]}
+    assert other["TRANSACTION_EVENT_ID"] in failed[ORDER]
+    assert ORDER in failed[other["TRANSACTION_EVENT_ID"]]
+    assert result.left_out == {"EUR": Decimal("39.98")}
+
+
+def test_a_number_xero_has_for_another_document_is_never_overwritten(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    xero = container.xero(shop)
+    [made] = xero.create_documents(
+        "Contacts", [{"Name": "Another app's customer"}], idempotency_key="other-contact"
+    )
+    theirs = {
+        "Type": "ACCREC",
+        "Contact": {"ContactID": made.xero_id},
+        "InvoiceNumber": SALE["VAT_INV_NUMBER"],
+        "Reference": "made by another app",
+        "CurrencyCode": "EUR",
+        "Status": "DRAFT",
+        "LineItems": [{"Description": "Theirs", "Quantity": 1, "UnitAmount": Decimal("5.00"),
+                       "AccountCode": "200", "TaxType": "NONE"}],
+    }  # fmt: skip
+    xero.create_documents("Invoices", [theirs], idempotency_key="their-invoice")
+
+    result = import_rows(container, shop, tmp_path / "vat.txt", SALE)
+
+    assert result.status == RunStatus.PARTIAL
+    [failed] = container.sync.failed_items(result.run_id)
+    assert "Xero already has invoice DE-AEU-2026-1 for made by another app" in (
+        failed.error_message or ""
+    )
+    [invoice] = world.xero.documents("Invoices")
+    assert (invoice["Reference"], Decimal(str(invoice["Total"]))) == (
+        "made by another app",
+        Decimal("5.00"),
+    )
+
+
+@pytest.mark.parametrize("refusal", [400, 503])
+def test_a_refused_allocation_is_a_failed_item_and_retry_allocates_it(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path, refusal: int
+) -> None:
+    refused = [{"ValidationErrors": [{"Message": "The allocation is refused."}]}]
+    body = {"ErrorNumber": 10, "Type": "ValidationException", "Message": "Refused"}
+    body["Elements"] = refused
+    world.xero.faults.add("/api.xro/2.0/CreditNotes/", refusal, method="PUT", body=body, times=10)
+
+    result = import_rows(container, shop, tmp_path / "vat.txt", SALE, REFUND)
+
+    # Documents were posted: the run is partial, not "could not proceed".
+    assert result.status == RunStatus.PARTIAL, result.to_json()
+    assert (result.invoices_created, result.credit_notes_created) == (1, 1)
+    [failed] = container.sync.failed_items(result.run_id)
+    assert "is in Xero, but allocating it to invoice DE-AEU-2026-1 failed" in (
+        failed.error_message or ""
+    )
+    assert result.totals["EUR"].refunds_gross == Decimal("19.99")  # the credit note is in Xero
+
+    world.xero.faults.clear()
+    after = container.sync.retry_item(failed.id)
+
+    assert after.status == "posted" and after.allocation_status == "done"
+    [credit_note] = world.xero.documents("CreditNotes")
+    assert len(credit_note.get("Allocations") or []) == 1
+    assert len(world.xero.documents("CreditNotes")) == 1  # never sent twice
