@@ -489,6 +489,8 @@ def _vat_transaction(row: _Row, source: SourceRef) -> Transaction:
     currency = _currency(row, "TRANSACTION_CURRENCY_CODE", posted, kind)
     day = _vat_date(row)
     quantity = _quantity(row, "QTY", posted, kind)
+    if kind == TransactionType.REFUND:
+        quantity = -abs(quantity)  # Amazon writes a refund's QTY with either sign
     charges = tuple(
         charge
         for charge in (_vat_charge(row, *spec) for spec in _VAT_CHARGES)
@@ -623,14 +625,14 @@ def _reported_scheme(row: _Row) -> TaxScheme | None:
         return None
     if "VOEC" in reported or reported.startswith("DEEMED_RESELLER"):
         return TaxScheme.FACILITATOR
-    if "IOSS" in reported:
+    if "IOSS" in reported or reported == "IMPORT-OSS":
         return TaxScheme.IOSS
     if "OSS" in reported:
         return TaxScheme.OSS
     raise _BadValue(
         row.label("TAX_REPORTING_SCHEME"),
         f"{reported!r} is not a tax reporting scheme this app knows (REGULAR, UNION-OSS, "
-        "VCS_EU_OSS, VCS_EU_IOSS, UK_VOEC-DOMESTIC, UK_VOEC-IMPORT, DEEMED_RESELLER-IOSS...)",
+        "IMPORT-OSS, UK_VOEC-DOMESTIC, UK_VOEC-IMPORT, CH_VOEC, NO_VOEC, DEEMED_RESELLER-IOSS)",
     )
 
 
