@@ -23,7 +23,7 @@ from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration, LedgerItem, RunStatus, SyncRun
 from services.sync import SyncEngine
-from services.xero import XeroClient
+from services.xero import Endpoint, XeroClient
 from tests.conftest import EU, ORDERS, SHARED
 
 PERIOD = "2026-10"
@@ -176,7 +176,7 @@ def test_a_crash_at_any_step_then_a_rerun_posts_each_document_once(
         call()
         raise Crash
 
-    def create(self: XeroClient, target: str, documents: Any, **kwargs: Any) -> Any:
+    def create(self: XeroClient, target: Endpoint, documents: Any, **kwargs: Any) -> Any:
         call = lambda: real_create(self, target, documents, **kwargs)  # noqa: E731
         return crash_once(call) if target == endpoint else call()
 
