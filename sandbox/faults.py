@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flask import Flask, Response, request
@@ -18,7 +19,7 @@ class Fault:
     status: int
     method: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    body: dict[str, object] | None = None
+    body: Mapping[str, object] | None = None
     times: int = 1
 
 
@@ -34,7 +35,7 @@ class Faults:
         *,
         method: str | None = None,
         headers: dict[str, str] | None = None,
-        body: dict[str, object] | None = None,
+        body: Mapping[str, object] | None = None,
         times: int = 1,
     ) -> None:
         with self._lock:

@@ -37,7 +37,7 @@ class LoopbackServer:
 
         # Requests in progress finish first: a worker wakes the loop when it is done, and that
         # must not find the loop's wake-up pipe closed.
-        server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+        server.task_dispatcher.shutdown()
         # Sockets are closed by the loop's own thread (closing them from here races its poll);
         # with nothing left to watch the loop ends.
         try:

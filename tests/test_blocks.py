@@ -290,8 +290,11 @@ def result(**changes: Any) -> RunResult:
     return RunResult(**(values | changes))
 
 
-CURRENCIES = sorted(code for code in Locale("en").currencies if len(code) == 3)[:40]
-COUNTRIES = sorted(c for c in Locale("en").territories if len(c) == 2 and c.isalpha())[:200]
+# Babel types its data keys loosely (str | int | None): the codes are the str ones.
+CURRENCIES = sorted(c for c in Locale("en").currencies if isinstance(c, str) and len(c) == 3)[:40]
+COUNTRIES = sorted(
+    c for c in Locale("en").territories if isinstance(c, str) and len(c) == 2 and c.isalpha()
+)[:200]
 
 
 def huge_result() -> RunResult:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -47,15 +48,11 @@ def service(database_url: str, clock: Clock) -> Iterator[IntegrationService]:
     engine.dispose()
 
 
-def spec(name: str = "Acme EU", **changes: object) -> IntegrationSpec:
-    values: dict[str, object] = {
-        "name": name,
-        "region": Region.EU,
-        "marketplaces": (DE, FR),
-        "start_date": date(2026, 1, 1),
-    }
-    values.update(changes)
-    return IntegrationSpec(**values)  # type: ignore[arg-type]
+ACME = IntegrationSpec("Acme EU", Region.EU, (DE, FR), date(2026, 1, 1))
+
+
+def spec(name: str = "Acme EU", **changes: Any) -> IntegrationSpec:
+    return replace(ACME, name=name, **changes)
 
 
 def connect(service: IntegrationService, integration: Integration) -> Integration:
@@ -99,10 +96,10 @@ def test_setup_then_both_consents_make_it_active(service: IntegrationService) ->
     ],
 )
 def test_bad_setup_is_reported_on_its_field(
-    service: IntegrationService, changes: dict[str, object], field: str, message: str
+    service: IntegrationService, changes: dict[str, Any], field: str, message: str
 ) -> None:
     with pytest.raises(InvalidInput) as raised:
-        service.create(replace(spec(), **changes), actor="U1")
+        service.create(spec(**changes), actor="U1")
     assert message in raised.value.errors[field]
     assert raised.value.kind == ErrorKind.VALIDATION
     assert service.list() == []

@@ -361,8 +361,9 @@ def test_block_limits_surface_as_slack_api_errors(
 
 
 def test_the_limits_themselves_are_allowed(client: WebClient) -> None:
-    assert client.chat_postMessage(**{**POST, "blocks": _blocks(50)})["ok"]
-    assert client.chat_postMessage(**{**POST, "text": "x" * 40_000})["ok"]
+    channel = POST["channel"]
+    assert client.chat_postMessage(channel=channel, text=POST["text"], blocks=_blocks(50))["ok"]
+    assert client.chat_postMessage(channel=channel, text="x" * 40_000)["ok"]
     assert client.views_open(trigger_id="1.1.1", view=modal("t" * 24, _blocks(100)))["ok"]
 
 
