@@ -132,28 +132,17 @@ _FACILITATOR_COUNTRIES = frozenset({"US"})
 # --- public API -------------------------------------------------------------------------------
 
 
-def detect_kind(header_line: str) -> ReportKind:
-    """Which report a file is, from its first line (tab, comma or semicolon separated)."""
-    return _read_header(header_line).kind
+def report_kind(lines: Iterable[str], *, file_name: str) -> ReportKind:
+    """Which report a file is, from its header: checked before anything is recorded, so that
+    a wrong file is one clear error. Raises ServiceError (BAD_DATA) as parse_report does."""
+    return _header(iter(lines), file_name)[0].kind
 
 
 def parse_report(lines: Iterable[str], *, file_name: str) -> Iterator[Transaction | RowError]:
     """One Transaction or RowError per data row of a report, streamed; blank rows yield
     nothing. A file whose first line is not a known header raises ServiceError (BAD_DATA)."""
     iterator = iter(lines)
-    consumed = 0
-    for first in iterator:
-        consumed += 1
-        if first.strip("\ufeff \t\r\n"):
-            break
-    else:
-        raise ServiceError(
-            ErrorKind.BAD_DATA, f"{file_name} is empty: it has no header line.", retryable=False
-        )
-    try:
-        header = _read_header(first)
-    except ServiceError as error:
-        raise ServiceError(error.kind, f"{file_name}: {error.message}", retryable=False) from None
+    header, consumed = _header(iterator, file_name)
     rows = _rows(iterator, header, file_name, consumed)
     if header.kind == ReportKind.SETTLEMENT_V2:
         yield from _settlement_items(rows, file_name)
@@ -171,6 +160,23 @@ def parse_report(lines: Iterable[str], *, file_name: str) -> Iterator[Transactio
 
 
 # --- header and rows --------------------------------------------------------------------------
+
+
+def _header(lines: Iterator[str], file_name: str) -> tuple[_Header, int]:
+    """The header (the first non-blank line) and how many lines it took to find it."""
+    consumed = 0
+    for first in lines:
+        consumed += 1
+        if first.strip("\ufeff \t\r\n"):
+            break
+    else:
+        raise ServiceError(
+            ErrorKind.BAD_DATA, f"{file_name} is empty: it has no header line.", retryable=False
+        )
+    try:
+        return _read_header(first), consumed
+    except ServiceError as error:
+        raise ServiceError(error.kind, f"{file_name}: {error.message}", retryable=False) from None
 
 
 @functools.lru_cache(maxsize=1024)

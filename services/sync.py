@@ -16,7 +16,7 @@ import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -67,7 +67,7 @@ from services.models import (
 )
 from services.notifications import Notifier, NullNotifier, PostedMessage
 from services.report_files import read_report_file
-from services.reports import ReportKind, parse_report
+from services.reports import ReportKind, parse_report, report_kind
 from services.taxes import TaxMap
 from services.transactions import RowError, Transaction
 from services.xero import Endpoint, XeroClient
@@ -279,6 +279,7 @@ class SyncEngine:
         integration = self._integrations.get_by_id(integration.id)
         if integration.status != IntegrationStatus.ACTIVE:
             raise self._not_active(integration)
+        report_kind(read_report_file(path), file_name=path.name)  # a wrong file: no run at all
         with path.open("rb") as handle:  # streamed: reports can be hundreds of MB
             digest = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
         run = self._claim(integration, f"import:{digest}")
@@ -307,17 +308,43 @@ class SyncEngine:
         posting = _posting(integration)
         tax_types = dict(integration.xero_tax_types) | dict(integration.tax_overrides)
         groups: dict[str, list[Transaction]] = defaultdict(list)
+        unreadable: dict[str, str] = {}
         for item in parse_report(read_report_file(path), file_name=path.name):
             if isinstance(item, RowError):
                 yield {"_error": item.describe()}
+                if item.order_id:
+                    unreadable.setdefault(item.order_id, item.describe())
             elif key := document_key(item):
                 groups[key].append(item)
+        numbers: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for key, rows in groups.items():
+            numbers[key[:3], document_number(rows[0])].add(rows[0].order_id)
         documents: list[Document] = []
-        for rows in groups.values():
-            try:
-                documents.append(build_document(rows, posting))
-            except ServiceError as error:
-                yield {"_error": error.message}
+        for key, rows in groups.items():
+            order, number = rows[0].order_id, document_number(rows[0])
+            label = _label(
+                DocumentKind.INVOICE if key.startswith("INV:") else DocumentKind.CREDIT_NOTE
+            )
+            others = sorted(numbers[key[:3], number] - {order})
+            if order in unreadable:
+                yield {"_error": _unreadable_order(order, label, unreadable[order]).message}
+            elif others:
+                yield {"_error": _shared_number(order, label, number, others).message}
+            else:
+                try:
+                    documents.append(build_document(rows, posting))
+                except ServiceError as error:
+                    yield {"_error": error.message}
+        # A refund's contact is its order's, as when posting.
+        by_order = {
+            doc.order_id: doc.contact for doc in documents if doc.kind == DocumentKind.INVOICE
+        }
+        documents = [
+            replace(doc, contact=by_order.get(doc.order_id, doc.contact))
+            if doc.kind == DocumentKind.CREDIT_NOTE
+            else doc
+            for doc in documents
+        ]
         contacts: dict[str, ContactSpec] = {doc.contact.key: doc.contact for doc in documents}
         for spec in contacts.values():
             yield {"_endpoint": "Contacts", **contact_payload(spec, contact_name(spec, 0))}
@@ -1095,7 +1122,7 @@ class SyncEngine:
         Xero, since Xero updates the document whose number it already has. A number Xero
         has for this very order is the document itself: its Xero id is returned."""
         verdicts: dict[int, ServiceError | str] = {}
-        label = "invoice" if kind == DocumentKind.INVOICE else "credit note"
+        label = _label(kind)
         orders = {item.amazon_order_id for item in items}
         numbers = {item.id: item.document_number for item in items if item.document_number}
         with self._sessions() as session:
@@ -1124,23 +1151,11 @@ class SyncEngine:
                 {order or "?" for item_id, order in holders.get(numbers.get(item.id, ""), [])
                  if item_id != item.id}
             )  # fmt: skip
-            if item.amazon_order_id in unreadable:
-                verdicts[item.id] = ServiceError(
-                    ErrorKind.BAD_DATA,
-                    f"Order {item.amazon_order_id}: a row of this order could not be read "
-                    f"({unreadable[item.amazon_order_id]}), so its {label} is not posted "
-                    "without it. Correct the report and import it again.",
-                    retryable=False,
-                )
+            order = item.amazon_order_id or "?"
+            if order in unreadable:
+                verdicts[item.id] = _unreadable_order(order, label, unreadable[order] or "")
             elif others:
-                verdicts[item.id] = ServiceError(
-                    ErrorKind.BAD_DATA,
-                    f"Order {item.amazon_order_id}: its {label} number {item.document_number} "
-                    f"is also the number of order {', '.join(others)}'s {label}, and Xero would "
-                    "overwrite one with the other, so neither is posted. Amazon's data is "
-                    "broken or masked here: correct the report and import it again.",
-                    retryable=False,
-                )
+                verdicts[item.id] = _shared_number(order, label, item.document_number or "", others)
         sendable = {
             doc.number: (item_id, doc)
             for item_id, doc in documents.items()
@@ -1755,6 +1770,30 @@ class SyncEngine:
                 )
         result.countries = dict(sorted(countries.items(), key=lambda item: -item[1]["documents"]))
         return result
+
+
+def _label(kind: DocumentKind) -> str:
+    return "invoice" if kind == DocumentKind.INVOICE else "credit note"
+
+
+def _unreadable_order(order: str, label: str, problem: str) -> ServiceError:
+    return ServiceError(
+        ErrorKind.BAD_DATA,
+        f"Order {order}: a row of this order could not be read ({problem}), so its {label} is "
+        "not posted without it. Correct the report and import it again.",
+        retryable=False,
+    )
+
+
+def _shared_number(order: str, label: str, number: str, others: list[str]) -> ServiceError:
+    return ServiceError(
+        ErrorKind.BAD_DATA,
+        f"Order {order}: its {label} number {number} is also the number of order "
+        f"{', '.join(others)}'s {label}, and Xero would overwrite one with the other, so "
+        "neither is posted. Amazon's data is broken or masked here: correct the report and "
+        "import it again.",
+        retryable=False,
+    )
 
 
 def _item_row(integration: Integration, run: SyncRun, **values: Any) -> dict[str, Any]:

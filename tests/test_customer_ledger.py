@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from bot.container import Container
 from sandbox.world import SandboxWorld
 from services.models import Integration, RunStatus
 from services.sync import RunResult
+from tests.conftest import SHARED
 from tests.test_reports import SALE, vat_line
 
 ORDER = SALE["TRANSACTION_EVENT_ID"]
@@ -186,3 +188,32 @@ def test_a_refused_allocation_is_a_failed_item_and_retry_allocates_it(
     [credit_note] = world.xero.documents("CreditNotes")
     assert len(credit_note.get("Allocations") or []) == 1
     assert len(world.xero.documents("CreditNotes")) == 1  # never sent twice
+
+
+BOOKWORK = SHARED / "samples" / "amazon" / "vat-bookwork-2018-01"
+
+
+def test_the_bookwork_dry_run_never_shows_the_organisations_zero_rate(
+    container: Container, shop: Integration
+) -> None:
+    # A real 2018 amazon.de report of a seller without Amazon's VAT calculation, its activity
+    # ids masked to "xxx", so that three orders share one invoice number.
+    report = BOOKWORK / "2018_01_Amazon_Transaktionsbericht_dummy.txt"
+
+    lines = list(container.sync.dry_run(shop, report))
+
+    errors = [line["_error"] for line in lines if "_error" in line]
+    assert sum("is also the number of order" in error for error in errors) == 3
+    assert any("needs a VAT rate for DE domestic sales" in error for error in errors)
+    assert not [line for line in lines if line.get("_endpoint") in ("Invoices", "CreditNotes")]
+
+    with container.sessions.begin() as session:
+        session.execute(update(Integration).values(vat_rates={"DE:domestic": "19"}))
+    shop = container.integrations.get(shop.name)
+    [credit_note] = [
+        line for line in container.sync.dry_run(shop, report) if "CreditNoteNumber" in line
+    ]
+    assert credit_note["LineAmountTypes"] == "Inclusive"
+    assert credit_note["LineItems"][0]["LineAmount"] == Decimal("124.99")
+    assert credit_note["LineItems"][0]["TaxAmount"] == Decimal("19.96")  # German 19%
+    assert credit_note["LineItems"][0]["TaxType"] == "<new tax rate for DE:19:domestic>"

@@ -25,7 +25,7 @@ from sandbox.amazon_reports import (
 )
 from services.errors import ErrorKind, ServiceError
 from services.report_files import read_report_file
-from services.reports import ReportKind, detect_kind, parse_report
+from services.reports import ReportKind, parse_report, report_kind
 from services.transactions import (
     Buyer,
     Charge,
@@ -838,16 +838,16 @@ def test_header_only_file_yields_nothing() -> None:
         ("\ufeff" + ";".join(ALL_ORDERS_HEADER), ReportKind.ALL_ORDERS),
     ],
 )
-def test_detect_kind(header: str, kind: ReportKind) -> None:
-    assert detect_kind(header) == kind
+def test_report_kind(header: str, kind: ReportKind) -> None:
+    assert report_kind([" ", header], file_name="report.txt") == kind
     assert kind.value.startswith("GET_")
 
 
-def test_detect_kind_refuses_the_v1_settlement_layout() -> None:
+def test_report_kind_refuses_an_unknown_layout() -> None:
     v1 = "settlement-id\ttotal-amount\ttransaction-type\torder-id\tprice-type\tprice-amount"
 
-    with pytest.raises(ServiceError):
-        detect_kind(v1)
+    with pytest.raises(ServiceError, match="report.txt: the first line is not the header"):
+        report_kind([v1], file_name="report.txt")
 
 
 # --- settlement details -----------------------------------------------------------------------
