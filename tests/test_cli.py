@@ -352,18 +352,27 @@ def test_import_report_dry_run_prints_payloads_and_calls_nothing(
 ) -> None:
     sample = SHARED / "samples" / "amazon" / "vat-transactions-row"
     before = len(world.xero.api_calls())
-    code, out, _ = run(
-        settings, capsys, "import-report", str(sample / "sheet_with_strict_ooxml.xlsx"),
+    dry_run = (
+        "import-report", str(sample / "sheet_with_strict_ooxml.xlsx"),
         "--integration", connected, "--dry-run", "--json",
     )  # fmt: skip
+    # A Spanish sale Amazon calculated no VAT for: it waits for the seller's own rate.
+    code, _, err = run(settings, capsys, *dry_run)
+    assert (code, "needs a VAT rate for ES domestic sales" in err) == (1, True)
+    assert (
+        run(settings, capsys, "integration", "vat-rate", connected, "ES", "domestic", "21")[0] == 0
+    )
+    code, out, _ = run(settings, capsys, *dry_run)
     assert code == 0
     documents = [json.loads(line) for line in out.splitlines()]
     assert [d["_endpoint"] for d in documents] == ["Contacts", "Invoices"]
     invoice = documents[1]
     assert (invoice["Type"], invoice["Reference"]) == ("ACCREC", "408-9590879-6335512")
-    assert sum(Decimal(str(line["LineAmount"])) for line in invoice["LineItems"]) + sum(
-        Decimal(str(line.get("TaxAmount", 0))) for line in invoice["LineItems"]
-    ) == Decimal("19.99")
+    # Sent tax-inclusive, so Xero's total is Amazon's gross; the VAT in it at Spain's 21%.
+    assert invoice["LineAmountTypes"] == "Inclusive"
+    lines = invoice["LineItems"]
+    assert sum(Decimal(str(line["LineAmount"])) for line in lines) == Decimal("19.99")
+    assert sum(Decimal(str(line["TaxAmount"])) for line in lines) == Decimal("3.47")
     assert len(world.xero.api_calls()) == before
 
     code, _, err = run(
