@@ -474,7 +474,13 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
         return EXIT_CANNOT_PROCEED
     except ServiceError as error:
         print(f"{prog}: {error.message}", file=sys.stderr)
-        cannot_proceed = error.kind in (ErrorKind.VALIDATION, ErrorKind.NOT_FOUND, ErrorKind.AUTH)
+        # A file refused whole (a wrong report, unreadable bytes) cannot proceed either.
+        refused = error.kind == ErrorKind.BAD_DATA and not error.retryable
+        cannot_proceed = refused or error.kind in (
+            ErrorKind.VALIDATION,
+            ErrorKind.NOT_FOUND,
+            ErrorKind.AUTH,
+        )
         return EXIT_CANNOT_PROCEED if cannot_proceed else EXIT_FAILED
     except KeyboardInterrupt:
         return 130

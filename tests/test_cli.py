@@ -437,3 +437,98 @@ def test_a_name_is_found_in_whichever_workspace_has_it_and_a_shared_one_asks_whi
     code, out, _ = run(settings, capsys, "integration", "list")
     assert code == 0 and out.count("Acme EU") == 2
     container.engine.dispose()
+
+
+def test_a_report_this_app_does_not_read_is_named_and_refused_with_exit_2(
+    settings: Settings, capsys: pytest.CaptureFixture[str], connected: str, tmp_path: Path
+) -> None:
+    # Amazon's settlement flat file V1: 36 columns, the first ones shared with V2.
+    v1 = [
+        "settlement-id",
+        "settlement-start-date",
+        "settlement-end-date",
+        "deposit-date",
+        "total-amount",
+        "currency",
+        "transaction-type",
+        "order-id",
+        "merchant-order-id",
+        "adjustment-id",
+        "shipment-id",
+        "marketplace-name",
+        "shipment-fee-type",
+        "shipment-fee-amount",
+        "order-fee-type",
+        "order-fee-amount",
+        "fulfillment-id",
+        "posted-date",
+        "order-item-code",
+        "merchant-order-item-id",
+        "merchant-adjustment-item-id",
+        "sku",
+        "quantity-purchased",
+        "price-type",
+        "price-amount",
+        "item-related-fee-type",
+        "item-related-fee-amount",
+        "misc-fee-amount",
+        "other-fee-amount",
+        "other-fee-reason-description",
+        "promotion-id",
+        "promotion-type",
+        "promotion-amount",
+        "direct-payment-type",
+        "direct-payment-amount",
+        "other-amount",
+    ]
+    assert len(v1) == 36
+    report = tmp_path / "settlement-v1.txt"
+    report.write_text("\t".join(v1) + "\n" + "\t".join(["12345"] + [""] * 35) + "\n")
+
+    for dry_run in ([], ["--dry-run", "--json"]):
+        code, out, err = run(
+            settings, capsys, "import-report", str(report), "--integration", connected, *dry_run
+        )
+        line = one_line(err)
+        assert (code, out) == (2, "")
+        assert "settlement report flat file V1 (36 columns)" in line and "Flat File V2" in line
+
+
+def test_the_bookwork_dry_run_shows_german_vat_or_the_rate_it_needs(
+    settings: Settings, capsys: pytest.CaptureFixture[str], connected: str
+) -> None:
+    report = SHARED / "samples" / "amazon" / "vat-bookwork-2018-01"
+    path = report / "2018_01_Amazon_Transaktionsbericht_dummy.txt"
+
+    code, out, err = run(
+        settings,
+        capsys,
+        "import-report",
+        str(path),
+        "--integration",
+        connected,
+        "--dry-run",
+        "--json",
+    )
+
+    assert code == 1  # some documents would fail
+    assert "needs a VAT rate for DE domestic sales" in err
+    sent = [json.loads(line) for line in out.splitlines()]
+    assert not [doc for doc in sent if doc["_endpoint"] in ("Invoices", "CreditNotes")]
+
+    assert (
+        run(settings, capsys, "integration", "vat-rate", connected, "DE", "domestic", "19")[0] == 0
+    )
+    code, out, err = run(
+        settings,
+        capsys,
+        "import-report",
+        str(path),
+        "--integration",
+        connected,
+        "--dry-run",
+        "--json",
+    )
+    [credit_note] = [json.loads(line) for line in out.splitlines() if "CreditNoteNumber" in line]
+    assert credit_note["LineAmountTypes"] == "Inclusive"
+    assert credit_note["LineItems"][0]["TaxType"] == "<new tax rate for DE:19:domestic>"

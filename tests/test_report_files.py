@@ -366,9 +366,6 @@ def test_hostile_files_end_in_one_line_through_the_cli(
     assert results[0] == results[1] and "408-9590879-6335512" in out + err  # the row was read
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bot/cli.py exits 1 on BAD_DATA; issue 8 asks for 2 when a file is refused"
-)
 @pytest.mark.usefixtures("connected")
 def test_a_refused_file_exits_2(
     settings: Settings,  # noqa: F811 (the fixture from test_cli)

@@ -185,7 +185,7 @@ def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_
     from tests.test_sync import EU
 
     # A small month: the notifier posts one message a second per channel, as Slack wants.
-    world.amazon.orders_per_report = 12
+    world.amazon.orders_per_report = 17  # a month with a few PLN documents, which fail
     world.amazon.report_processing_polls = 0
     world.xero.minute_limit = 100_000
     shop = container.integrations.create(
@@ -408,7 +408,7 @@ def test_a_sync_from_the_cli_posts_to_slack_and_its_retry_button_works_in_the_bo
     from bot import cli
 
     connected_shop(container, world)
-    world.amazon.orders_per_report = 12  # a few failures: the thread is posted at one a second
+    world.amazon.orders_per_report = 17  # a few PLN failures: the thread is posted at one a second
     # Another process, as `python -m bot sync` is: its own container, the same database.
     settings = replace(container.settings, errors_channel="C0ERRORS", summary_channel="C0FINANCE")
     assert cli.main(["sync", "Acme EU", "--period", "2026-10"], settings=settings) == 1
@@ -441,7 +441,7 @@ def test_a_retry_from_the_cli_updates_the_error_report_an_earlier_process_posted
     from bot import cli
 
     connected_shop(container, world)
-    world.amazon.orders_per_report = 12
+    world.amazon.orders_per_report = 17  # a month with a few PLN documents, which fail
     settings = replace(container.settings, errors_channel="C0ERRORS", summary_channel="C0FINANCE")
     assert cli.main(["sync", "Acme EU", "--period", "2026-10"], settings=settings) == 1
     [parent] = [m for m in world.slack.messages("C0ERRORS") if m.get("thread_ts") == m["ts"]]
