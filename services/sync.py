@@ -1032,7 +1032,9 @@ class SyncEngine:
         for item in items:
             built = documents[item.id]
             if isinstance(built, str):  # Xero has it already: made by an earlier attempt
-                self._set_posted(item.id, built)
+                adopted = loaded[item.id]
+                assert isinstance(adopted, Document)  # only a sendable document is looked up
+                self._record_outcomes([_posted(item.id, built) | _figures(adopted)])
                 counters.already_posted += 1
                 continue
             if isinstance(built, ServiceError):
@@ -1078,16 +1080,7 @@ class SyncEngine:
         outcomes = []
         for (item, doc, _), result in zip(sendable, results, strict=True):
             if result.ok:
-                outcomes.append(
-                    {
-                        "id": item.id,
-                        "status": LedgerStatus.POSTED,
-                        "xero_id": result.xero_id,
-                        "error_kind": None,
-                        "error_message": None,
-                        "retryable": False,
-                    }
-                )
+                outcomes.append(_posted(item.id, result.xero_id))
                 if kind == DocumentKind.INVOICE:
                     counters.invoices += 1
                 else:
@@ -1105,8 +1098,11 @@ class SyncEngine:
                         "retryable": True,
                     }
                 )
+        self._record_outcomes(outcomes)
+
+    def _record_outcomes(self, outcomes: list[dict[str, Any]]) -> None:
         with self._sessions.begin() as session:
-            session.execute(update(LedgerItem), outcomes)
+            session.execute(update(LedgerItem), outcomes)  # one executemany by primary key
 
     def _whole_and_unique(
         self,
@@ -1189,16 +1185,6 @@ class SyncEngine:
                 )
         return verdicts
 
-    def _set_posted(self, item_id: int, xero_id: str) -> None:
-        with self._sessions.begin() as session:
-            session.execute(
-                update(LedgerItem)
-                .where(LedgerItem.id == item_id)
-                .values(
-                    status=LedgerStatus.POSTED, xero_id=xero_id, error_kind=None, error_message=None
-                )
-            )
-
     def _mark_in_flight(self, sent: list[tuple[LedgerItem, Document]]) -> dict[int, int]:
         attempts = {item.id: item.attempts + 1 for item, _ in sent}
         with self._sessions.begin() as session:
@@ -1210,11 +1196,7 @@ class SyncEngine:
                         "id": item.id,
                         "status": LedgerStatus.IN_FLIGHT,
                         "attempts": attempts[item.id],
-                        "document_number": doc.number,
-                        "gross_cents": cents(doc.gross),
-                        "tax_cents": cents(doc.tax),
-                        "country": doc.country,
-                        "currency": doc.currency,
+                        **_figures(doc),
                     }
                     for item, doc in sent
                 ],
@@ -1770,6 +1752,28 @@ class SyncEngine:
                 )
         result.countries = dict(sorted(countries.items(), key=lambda item: -item[1]["documents"]))
         return result
+
+
+def _posted(item_id: int, xero_id: str | None) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "status": LedgerStatus.POSTED,
+        "xero_id": xero_id,
+        "error_kind": None,
+        "error_message": None,
+        "retryable": False,
+    }
+
+
+def _figures(doc: Document) -> dict[str, Any]:
+    """What the ledger keeps of a document for the summary and the error posts."""
+    return {
+        "document_number": doc.number,
+        "gross_cents": cents(doc.gross),
+        "tax_cents": cents(doc.tax),
+        "country": doc.country,
+        "currency": doc.currency,
+    }
 
 
 def _label(kind: DocumentKind) -> str:

@@ -500,35 +500,22 @@ def test_the_bookwork_dry_run_shows_german_vat_or_the_rate_it_needs(
     report = SHARED / "samples" / "amazon" / "vat-bookwork-2018-01"
     path = report / "2018_01_Amazon_Transaktionsbericht_dummy.txt"
 
-    code, out, err = run(
-        settings,
-        capsys,
-        "import-report",
-        str(path),
-        "--integration",
-        connected,
-        "--dry-run",
-        "--json",
-    )
+    def dry_run() -> tuple[int, str, str]:
+        return run(
+            settings, capsys, "import-report", str(path), "--integration", connected,
+            "--dry-run", "--json",
+        )  # fmt: skip
+
+    code, out, err = dry_run()
 
     assert code == 1  # some documents would fail
     assert "needs a VAT rate for DE domestic sales" in err
     sent = [json.loads(line) for line in out.splitlines()]
     assert not [doc for doc in sent if doc["_endpoint"] in ("Invoices", "CreditNotes")]
 
-    assert (
-        run(settings, capsys, "integration", "vat-rate", connected, "DE", "domestic", "19")[0] == 0
-    )
-    code, out, err = run(
-        settings,
-        capsys,
-        "import-report",
-        str(path),
-        "--integration",
-        connected,
-        "--dry-run",
-        "--json",
-    )
+    rate = ("integration", "vat-rate", connected, "DE", "domestic", "19")
+    assert run(settings, capsys, *rate)[0] == 0
+    _, out, _ = dry_run()
     [credit_note] = [json.loads(line) for line in out.splitlines() if "CreditNoteNumber" in line]
     assert credit_note["LineAmountTypes"] == "Inclusive"
     assert credit_note["LineItems"][0]["TaxType"] == "<new tax rate for DE:19:domestic>"

@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from bot.container import Container
 from sandbox.world import SandboxWorld
-from services.models import Integration, RunStatus
+from services.models import Integration, LedgerItem, RunStatus
 from services.sync import RunResult
 from tests.conftest import SHARED
 from tests.test_reports import SALE, vat_line
@@ -217,3 +217,18 @@ def test_the_bookwork_dry_run_never_shows_the_organisations_zero_rate(
     assert credit_note["LineItems"][0]["LineAmount"] == Decimal("124.99")
     assert credit_note["LineItems"][0]["TaxAmount"] == Decimal("19.96")  # German 19%
     assert credit_note["LineItems"][0]["TaxType"] == "<new tax rate for DE:19:domestic>"
+
+
+def test_a_document_xero_already_has_for_this_order_is_taken_as_posted_not_sent_again(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    # As if an earlier attempt's answer was lost with its ledger write: Xero has the invoice.
+    first = import_rows(container, shop, tmp_path / "march.txt", SALE)
+    with container.sessions.begin() as session:
+        session.execute(update(LedgerItem).values(status="pending", xero_id=None, attempts=0))
+
+    again = container.sync.retry_run(first.run_id)
+
+    assert len(world.xero.documents("Invoices")) == 1
+    assert again.already_posted == 1 and again.invoices_created == 0
+    assert again.totals["EUR"].sales_gross == Decimal("19.99")
