@@ -1058,6 +1058,12 @@ def test_summary_facts_and_money_per_currency() -> None:
         assert fact in text
     [xero] = actions_of(built["blocks"])
     assert xero["url"] == "https://go.xero.com/organisationlogin/default.aspx?shortcode=%21sandb"
+    assert "Not in Xero" not in text
+
+    partial = shown(
+        check_message(summary_message(result(failed=2, left_out={"EUR": Decimal("39.98")})))
+    )
+    assert "Not in Xero (failed documents): €39.98" in partial
 
 
 # --- connecting -----------------------------------------------------------------------------

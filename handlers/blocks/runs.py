@@ -531,6 +531,12 @@ def summary_message(
             max_blocks=4,
             more=lambda left: f"…and {plural(left, 'more currency', 'more currencies')}",
         )
+    if result.left_out:
+        # With the totals, Amazon's own figure: what the failed documents leave out of Xero.
+        left_out = ", ".join(
+            money(amount, currency) for currency, amount in sorted(result.left_out.items())
+        )
+        blocks.append(context(truncate(f"Not in Xero (failed documents): {left_out}", 2000)))
     countries = sorted(
         result.countries.items(), key=lambda item: (-int(item[1].get("documents", 0)), item[0])
     )
