@@ -192,6 +192,13 @@ class LedgerItem(Base):
         UniqueConstraint("integration_id", "source_key"),
         # The posting loop asks for the next pending documents of a run, over and over.
         Index("ix_ledger_items_run_id_status", "run_id", "status"),
+        # Each batch asks which documents of the integration already have its numbers.
+        Index(
+            "ix_ledger_items_integration_number",
+            "integration_id",
+            "document_type",
+            "document_number",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -748,7 +748,10 @@ def _settlement_items(
             continue
         kind = row.text("transaction-type").lower()
         if not kind and not currency and row.text("total-amount"):
-            currency = row.text("currency").upper()
+            try:
+                currency = _currency(row, "currency", False, "summary")
+            except _BadValue as bad:
+                yield RowError(SourceRef(file_name, row.line), bad.column, bad.message)
         key = tuple(row.text(column) for column in _REFUND_KEY) if kind in _REFUND_TYPES else None
         if key != group_key:
             if group:

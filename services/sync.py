@@ -69,7 +69,7 @@ from services.notifications import Notifier, NullNotifier, PostedMessage
 from services.report_files import read_report_file
 from services.reports import ReportKind, parse_report, report_kind
 from services.taxes import TaxMap
-from services.transactions import RowError, Transaction
+from services.transactions import RowError, TaxScheme, Transaction, TransactionType
 from services.xero import Endpoint, XeroClient
 
 BATCH = 50  # Xero takes at most 50 documents a request
@@ -105,6 +105,17 @@ class CurrencyTotals:
     refunds_gross: Decimal = Decimal("0.00")
     tax: Decimal = Decimal("0.00")
 
+    def to_json(self) -> dict[str, str]:
+        return {
+            "sales_gross": str(self.sales_gross),
+            "refunds_gross": str(self.refunds_gross),
+            "tax": str(self.tax),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> CurrencyTotals:
+        return cls(*(Decimal(data[name]) for name in ("sales_gross", "refunds_gross", "tax")))
+
 
 @dataclass
 class RunResult:
@@ -123,8 +134,9 @@ class RunResult:
     documents: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     totals: dict[str, CurrencyTotals] = field(default_factory=dict)
-    # Amazon's gross of the documents not in Xero (failed or not yet sent), per currency.
-    left_out: dict[str, Decimal] = field(default_factory=dict)
+    # Amazon's figures of the documents not in Xero (failed or not yet sent), per currency:
+    # with `totals`, the report's own.
+    left_out: dict[str, CurrencyTotals] = field(default_factory=dict)
     countries: dict[str, dict[str, Any]] = field(default_factory=dict)
     xero_api_calls: int = 0
     amazon_api_calls: int = 0
@@ -157,15 +169,8 @@ class RunResult:
             "xero_api_calls": self.xero_api_calls,
             "amazon_api_calls": self.amazon_api_calls,
             "duration_seconds": round(self.duration_seconds, 3),
-            "totals": {
-                currency: {
-                    "sales_gross": str(t.sales_gross),
-                    "refunds_gross": str(t.refunds_gross),
-                    "tax": str(t.tax),
-                }
-                for currency, t in sorted(self.totals.items())
-            },
-            "left_out": {currency: str(amount) for currency, amount in self.left_out.items()},
+            "totals": {currency: t.to_json() for currency, t in sorted(self.totals.items())},
+            "left_out": {currency: t.to_json() for currency, t in sorted(self.left_out.items())},
             "countries": self.countries,
             "error": (
                 {"kind": self.error_kind, "message": self.error_message}
@@ -316,20 +321,19 @@ class SyncEngine:
                     unreadable.setdefault(item.order_id, item.describe())
             elif key := document_key(item):
                 groups[key].append(item)
-        numbers: dict[tuple[str, str], set[str]] = defaultdict(set)
+        holders: dict[tuple[str, str], list[str]] = defaultdict(list)
         for key, rows in groups.items():
-            numbers[key[:3], document_number(rows[0])].add(rows[0].order_id)
+            holders[key[:3], document_number(rows[0])].append(key)
         documents: list[Document] = []
         for key, rows in groups.items():
             order, number = rows[0].order_id, document_number(rows[0])
             label = _label(
                 DocumentKind.INVOICE if key.startswith("INV:") else DocumentKind.CREDIT_NOTE
             )
-            others = sorted(numbers[key[:3], number] - {order})
-            if order in unreadable:
-                yield {"_error": _unreadable_order(order, label, unreadable[order]).message}
-            elif others:
-                yield {"_error": _shared_number(order, label, number, others).message}
+            others = sorted({groups[k][0].order_id for k in holders[key[:3], number] if k != key})
+            verdict = _posting_verdict(order, label, number, unreadable.get(order), others)
+            if verdict is not None:
+                yield {"_error": verdict.message}
             else:
                 try:
                     documents.append(build_document(rows, posting))
@@ -630,6 +634,7 @@ class SyncEngine:
     ) -> RunResult:
         """The run could not proceed; what was posted stays posted and the run resumes later."""
         retry_at = self._clock() + FAILED_RUN_RETRY if error.retryable else None
+        self._note_left_out(integration, run)
         result = self._summarize(integration, run, counters, RunStatus.FAILED)
         self._record(
             run.id,
@@ -661,6 +666,7 @@ class SyncEngine:
         started: float,
         announce: bool = True,
     ) -> RunResult:
+        self._note_left_out(integration, run)
         result = self._summarize(integration, run, counters, RunStatus.SUCCEEDED)
         status = RunStatus.PARTIAL if result.failed else RunStatus.SUCCEEDED
         result.status = status
@@ -825,7 +831,8 @@ class SyncEngine:
                     [*documents.values(), *unreadable],
                     ["integration_id", "source_key"],
                 )
-                # Documents that failed in another run (an import, say) are this run's now.
+                # Documents that failed in another run (an import, say) are this run's now,
+                # and, unless Xero has them, read afresh: a corrected report posts them.
                 session.execute(
                     update(LedgerItem)
                     .where(
@@ -835,6 +842,16 @@ class SyncEngine:
                         LedgerItem.run_id != run.id,
                     )
                     .values(run_id=run.id)
+                )
+                session.execute(
+                    update(LedgerItem)
+                    .where(
+                        LedgerItem.integration_id == integration.id,
+                        LedgerItem.source_key.in_(list(documents)),
+                        LedgerItem.status == LedgerStatus.FAILED,
+                        LedgerItem.xero_id.is_(None),
+                    )
+                    .values(status=LedgerStatus.PENDING)
                 )
                 self._record_contacts(session, integration, contacts)
             read += len(chunk)
@@ -930,7 +947,7 @@ class SyncEngine:
     ) -> None:
         counters.already_posted += self._count_already_posted(run)
         self._reconcile_contacts(integration, xero)
-        self._reconcile_documents(integration, run, xero)
+        self._reconcile_documents(run)
         self._resolve_refund_contacts(integration, run, xero)
         self._post_contacts(integration, run, xero, counters)
         tax_map: TaxMap | None = None
@@ -1029,12 +1046,17 @@ class SyncEngine:
         # One look at the tax map per batch: missing rates are created together.
         tax_types = tax_map.ensure(set().union(*(tax_keys(doc) for doc in buildable)), xero)
         sendable: list[tuple[LedgerItem, Document, dict[str, Any]]] = []
+        outcomes: list[dict[str, Any]] = []
         for item in items:
             built = documents[item.id]
-            if isinstance(built, str):  # Xero has it already: made by an earlier attempt
-                adopted = loaded[item.id]
-                assert isinstance(adopted, Document)  # only a sendable document is looked up
-                self._record_outcomes([_posted(item.id, built) | _figures(adopted)])
+            if isinstance(built, str):  # Xero has it already: sent by an attempt we lost
+                adopted = _posted(item.id, built)
+                if isinstance(document := loaded[item.id], Document):
+                    adopted |= _figures(document)
+                if kind == DocumentKind.CREDIT_NOTE:
+                    # It may be allocated too: look before allocating again.
+                    adopted["allocation_status"] = AllocationStatus.IN_FLIGHT
+                outcomes.append(adopted)
                 counters.already_posted += 1
                 continue
             if isinstance(built, ServiceError):
@@ -1060,6 +1082,7 @@ class SyncEngine:
             )
             sendable.append((item, built, payload))
         if not sendable:
+            self._record_outcomes(outcomes)
             return
         attempts = self._mark_in_flight([(item, doc) for item, doc, _ in sendable])
         endpoint: Endpoint = "Invoices" if kind == DocumentKind.INVOICE else "CreditNotes"
@@ -1076,8 +1099,8 @@ class SyncEngine:
             # Xero may or may not have acted: the items stay uncertain (looked up before resend).
             for item, _, _ in sendable:
                 self._set_failed(item.id, error)
+            self._record_outcomes(outcomes)
             return
-        outcomes = []
         for (item, doc, _), result in zip(sendable, results, strict=True):
             if result.ok:
                 outcomes.append(_posted(item.id, result.xero_id))
@@ -1101,6 +1124,8 @@ class SyncEngine:
         self._record_outcomes(outcomes)
 
     def _record_outcomes(self, outcomes: list[dict[str, Any]]) -> None:
+        if not outcomes:
+            return
         with self._sessions.begin() as session:
             session.execute(update(LedgerItem), outcomes)  # one executemany by primary key
 
@@ -1113,77 +1138,85 @@ class SyncEngine:
         documents: dict[int, Document | ServiceError],
         xero: XeroClient,
     ) -> dict[int, ServiceError | str]:
-        """What must not be sent, by item: a document with an unreadable row (posted whole or
-        not at all), and a number that another order's document has, in the ledger or in
-        Xero, since Xero updates the document whose number it already has. A number Xero
-        has for this very order is the document itself: its Xero id is returned."""
-        verdicts: dict[int, ServiceError | str] = {}
+        """What becomes of a batch's items before anything is sent, by item id.
+
+        One look-up of the batch's numbers in Xero (Xero updates the document whose number it
+        already has). A number Xero has for this very order is the document itself, sent by an
+        attempt whose answer was lost: its Xero id is returned. Otherwise a document with an
+        unreadable row is not posted without it, and a number that another document has, in
+        the ledger or in Xero, is never sent."""
         label = _label(kind)
-        orders = {item.amazon_order_id for item in items}
-        numbers = {item.id: item.document_number for item in items if item.document_number}
+        numbers: dict[int, str] = {}
+        for item in items:
+            built = documents[item.id]
+            number = item.document_number or (built.number if isinstance(built, Document) else None)
+            if number:
+                numbers[item.id] = number
+        in_xero = self._find_numbers(xero, kind, set(numbers.values()))
         with self._sessions() as session:
-            unreadable = {
-                order: message
-                for order, message in session.execute(
+            unreadable = dict(
+                session.execute(
                     select(LedgerItem.amazon_order_id, LedgerItem.error_message).where(
                         LedgerItem.run_id == run.id,
                         LedgerItem.transaction_type == "UNREADABLE",
-                        LedgerItem.amazon_order_id.in_(list(orders)),
+                        LedgerItem.amazon_order_id.in_({item.amazon_order_id for item in items}),
                     )
-                )
-            }
+                ).all()
+            )
             holders: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
             for item_id, number, order in session.execute(
                 select(LedgerItem.id, LedgerItem.document_number, LedgerItem.amazon_order_id).where(
                     LedgerItem.integration_id == integration.id,
                     LedgerItem.document_type == kind,
-                    LedgerItem.document_number.in_(list(set(numbers.values()))),
+                    LedgerItem.document_number.in_(set(numbers.values())),
+                    # A document failed for good in another run holds no number.
+                    (LedgerItem.run_id == run.id)
+                    | LedgerItem.xero_id.is_not(None)
+                    | LedgerItem.status.in_([LedgerStatus.POSTED, LedgerStatus.IN_FLIGHT]),
                 )
             ):
                 if number is not None:
                     holders[number].append((item_id, order))
+        verdicts: dict[int, ServiceError | str] = {}
         for item in items:
-            others = sorted(
-                {order or "?" for item_id, order in holders.get(numbers.get(item.id, ""), [])
-                 if item_id != item.id}
-            )  # fmt: skip
-            order = item.amazon_order_id or "?"
-            if order in unreadable:
-                verdicts[item.id] = _unreadable_order(order, label, unreadable[order] or "")
-            elif others:
-                verdicts[item.id] = _shared_number(order, label, item.document_number or "", others)
-        sendable = {
-            doc.number: (item_id, doc)
-            for item_id, doc in documents.items()
-            if isinstance(doc, Document) and item_id not in verdicts
-        }
-        if not sendable:
-            return verdicts
-        find = (
-            xero.find_invoices_by_number
-            if kind == DocumentKind.INVOICE
-            else xero.find_credit_notes_by_number
-        )
-        wire_type = "ACCREC" if kind == DocumentKind.INVOICE else "ACCRECCREDIT"
-        for element in find(sorted(sendable)):
-            number = element.get("InvoiceNumber") or element.get("CreditNoteNumber")
-            if number not in sendable or element.get("Type", wire_type) != wire_type:
+            order, number = item.amazon_order_id or "?", numbers.get(item.id, "")
+            element = in_xero.get(number)
+            if element is not None and element.get("Reference") == order:
+                verdicts[item.id] = str(element.get("InvoiceID") or element.get("CreditNoteID"))
                 continue
-            if element.get("Status") in ("DELETED", "VOIDED"):
-                continue
-            item_id, doc = sendable[number]
-            if element.get("Reference") == doc.order_id:
-                verdicts[item_id] = str(element.get("InvoiceID") or element.get("CreditNoteID"))
-            else:
-                verdicts[item_id] = ServiceError(
+            others = sorted({o or "?" for i, o in holders.get(number, []) if i != item.id})
+            verdict = _posting_verdict(order, label, number, unreadable.get(order), others)
+            if verdict is None and element is not None:
+                verdict = ServiceError(
                     ErrorKind.VALIDATION,
-                    f"Order {doc.order_id}: Xero already has {label} {number} for "
+                    f"Order {order}: Xero already has {label} {number} for "
                     f"{element.get('Reference') or 'another document'}, made outside this bot, "
                     "and this bot never changes it. Void or renumber that one in Xero, then "
                     "retry.",
                     retryable=True,
                 )
+            if verdict is not None:
+                verdicts[item.id] = verdict
         return verdicts
+
+    @staticmethod
+    def _find_numbers(
+        xero: XeroClient, kind: DocumentKind, numbers: set[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The sales documents of this kind Xero has under these numbers, by number (deleted
+        and voided ones do not count: their numbers can be used again)."""
+        if not numbers:
+            return {}
+        if kind == DocumentKind.INVOICE:
+            found, wire_type = xero.find_invoices_by_number(sorted(numbers)), "ACCREC"
+        else:
+            found, wire_type = xero.find_credit_notes_by_number(sorted(numbers)), "ACCRECCREDIT"
+        return {
+            str(element.get("InvoiceNumber") or element.get("CreditNoteNumber")): element
+            for element in found
+            if element.get("Type", wire_type) == wire_type
+            and element.get("Status") not in ("DELETED", "VOIDED")
+        }
 
     def _mark_in_flight(self, sent: list[tuple[LedgerItem, Document]]) -> dict[int, int]:
         attempts = {item.id: item.attempts + 1 for item, _ in sent}
@@ -1203,7 +1236,7 @@ class SyncEngine:
             )
         return attempts
 
-    def _set_failed(self, item_id: int, error: ServiceError) -> None:
+    def _set_failed(self, item_id: int, error: ServiceError, **values: Any) -> None:
         with self._sessions.begin() as session:
             session.execute(
                 update(LedgerItem)
@@ -1213,50 +1246,19 @@ class SyncEngine:
                     error_kind=error.kind.value,
                     error_message=error.message,
                     retryable=error.retryable,
+                    **values,
                 )
             )
 
-    def _reconcile_documents(
-        self, integration: Integration, run: SyncRun, xero: XeroClient
-    ) -> None:
-        """Documents that may have reached Xero: posted if Xero has them, else sent again."""
-        with self._sessions() as session:
-            uncertain = list(
-                session.scalars(
-                    select(LedgerItem).where(
-                        LedgerItem.run_id == run.id,
-                        LedgerItem.document_number.is_not(None),
-                        (LedgerItem.status == LedgerStatus.IN_FLIGHT)
-                        | (
-                            (LedgerItem.status == LedgerStatus.PENDING)
-                            & LedgerItem.error_kind.in_(_UNCERTAIN)
-                        ),
-                    )
-                )
+    def _reconcile_documents(self, run: SyncRun) -> None:
+        """Documents a crash left in flight go back to pending: the look-up of each batch's
+        numbers (`_whole_and_unique`) finds those Xero has before anything is sent again."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(LedgerItem.run_id == run.id, LedgerItem.status == LedgerStatus.IN_FLIGHT)
+                .values(status=LedgerStatus.PENDING)
             )
-        for kind, find in (
-            (DocumentKind.INVOICE, xero.find_invoices_by_number),
-            (DocumentKind.CREDIT_NOTE, xero.find_credit_notes_by_number),
-        ):
-            items = [item for item in uncertain if item.document_type == kind]
-            for chunk in chunks(items, BATCH):
-                found = {
-                    element.get("InvoiceNumber") or element.get("CreditNoteNumber"): element
-                    for element in find([item.document_number or "" for item in chunk])
-                    if element.get("Status") not in ("DELETED", "VOIDED")
-                }
-                with self._sessions.begin() as session:
-                    for item in chunk:
-                        element = found.get(item.document_number)
-                        values: dict[str, Any] = {"error_kind": None, "error_message": None}
-                        if element is not None:
-                            xero_id = element.get("InvoiceID") or element.get("CreditNoteID")
-                            values |= {"status": LedgerStatus.POSTED, "xero_id": xero_id}
-                        else:
-                            values |= {"status": LedgerStatus.PENDING}
-                        session.execute(
-                            update(LedgerItem).where(LedgerItem.id == item.id).values(**values)
-                        )
 
     def _reopen(self, integration: Integration, run: SyncRun, item_ids: list[int]) -> None:
         """Failed items become pending; those whose outcome is unknown stay marked uncertain.
@@ -1335,19 +1337,25 @@ class SyncEngine:
                 .where(
                     LedgerItem.run_id == run.id,
                     LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
-                    LedgerItem.contact_key.is_(None),
+                    LedgerItem.status.in_([LedgerStatus.PENDING, LedgerStatus.FAILED]),
+                    LedgerItem.xero_id.is_(None),
                 )
                 .values(
-                    contact_key=select(invoice.contact_key)
-                    .where(
-                        invoice.integration_id == LedgerItem.integration_id,
-                        invoice.amazon_order_id == LedgerItem.amazon_order_id,
-                        invoice.document_type == DocumentKind.INVOICE,
-                        invoice.contact_key.is_not(None),
+                    # Every credit note not yet sent, so that a sale read after its refund
+                    # still gives the refund its contact.
+                    contact_key=func.coalesce(
+                        select(invoice.contact_key)
+                        .where(
+                            invoice.integration_id == LedgerItem.integration_id,
+                            invoice.amazon_order_id == LedgerItem.amazon_order_id,
+                            invoice.document_type == DocumentKind.INVOICE,
+                            invoice.contact_key.is_not(None),
+                        )
+                        .order_by(invoice.id)
+                        .limit(1)
+                        .scalar_subquery(),
+                        LedgerItem.contact_key,
                     )
-                    .order_by(invoice.id)
-                    .limit(1)
-                    .scalar_subquery()
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -1599,38 +1607,21 @@ class SyncEngine:
                 ),
             )
         except ServiceError as error:
-            if error.kind == ErrorKind.AUTH:
-                raise
-            self._allocation_failed(credit_note, invoice, error)
+            if error.kind == ErrorKind.AUTH or error.kind.value in _UNCERTAIN:
+                raise  # the run resumes later; an allocation in flight is looked for first
+            target = invoice.document_number if invoice else "its invoice"
+            refused = ServiceError(
+                error.kind,
+                f"Credit note {credit_note.document_number} is in Xero, but Xero refused its "
+                f"allocation to invoice {target}: {error.message}",
+                retryable=True,
+            )
+            # A failed item with Retry like any other; the credit note stays in Xero.
+            self._set_failed(credit_note.id, refused, allocation_status=AllocationStatus.PENDING)
             return
         element["AmountDue"] = Decimal(str(element["AmountDue"])) - amount
         self._set_allocation(credit_note.id, AllocationStatus.DONE)
         counters.allocations += 1
-
-    def _allocation_failed(
-        self, credit_note: LedgerItem, invoice: LedgerItem | None, error: ServiceError
-    ) -> None:
-        """A refused allocation is a failed item like any other, with Retry; the credit note
-        stays in Xero. An allocation whose outcome is unknown is checked before it is resent."""
-        uncertain = error.kind.value in _UNCERTAIN
-        target = invoice.document_number if invoice else "its invoice"
-        with self._sessions.begin() as session:
-            session.execute(
-                update(LedgerItem)
-                .where(LedgerItem.id == credit_note.id)
-                .values(
-                    status=LedgerStatus.FAILED,
-                    allocation_status=(
-                        AllocationStatus.IN_FLIGHT if uncertain else AllocationStatus.PENDING
-                    ),
-                    error_kind=error.kind.value,
-                    error_message=(
-                        f"Credit note {credit_note.document_number} is in Xero, but allocating "
-                        f"it to invoice {target} failed: {error.message}"
-                    ),
-                    retryable=True,
-                )
-            )
 
     def _set_allocation(self, item_id: int, status: AllocationStatus) -> None:
         with self._sessions.begin() as session:
@@ -1640,10 +1631,10 @@ class SyncEngine:
 
     # -- the result ------------------------------------------------------------------------
 
-    def _left_out(self, integration: Integration, run: SyncRun) -> dict[str, Decimal]:
-        """Amazon's gross of the documents that are not in Xero, per currency, signed as
-        Amazon signs it (refunds negative): with the totals, the report's own figure."""
-        left_out: dict[str, Decimal] = defaultdict(Decimal)
+    def _note_left_out(self, integration: Integration, run: SyncRun) -> None:
+        """Amazon's figures of the documents that are not in Xero, per currency, kept with the
+        run when it ends (not worked out again for every look at the result)."""
+        left_out: dict[str, CurrencyTotals] = defaultdict(CurrencyTotals)
         for page in self._pages(
             LedgerItem,
             LedgerItem.run_id == run.id,
@@ -1653,8 +1644,17 @@ class SyncEngine:
         ):
             for rows in self._rows_of(integration, page).values():
                 for row in rows:
-                    left_out[row.currency] += row.gross
-        return {currency: amount for currency, amount in sorted(left_out.items()) if amount}
+                    entry = left_out[row.currency]
+                    if row.type == TransactionType.SALE:
+                        entry.sales_gross += row.gross
+                    else:
+                        entry.refunds_gross -= row.gross  # positive, as in the totals
+                    if row.scheme != TaxScheme.FACILITATOR:
+                        entry.tax += row.tax
+        run.summary = {
+            **run.summary,
+            "left_out": {currency: t.to_json() for currency, t in sorted(left_out.items())},
+        }
 
     def _summarize(
         self, integration: Integration, run: SyncRun, counters: _Counters, status: RunStatus
@@ -1673,7 +1673,10 @@ class SyncEngine:
         )
         # A credit note whose allocation failed is in Xero all the same: its amounts count.
         in_xero = LedgerItem.xero_id.is_not(None)
-        result.left_out = self._left_out(integration, run)
+        result.left_out = {
+            currency: CurrencyTotals.from_json(figures)
+            for currency, figures in run.summary.get("left_out", {}).items()
+        }
         with self._sessions() as session:
             totals: dict[str, CurrencyTotals] = defaultdict(CurrencyTotals)
             for kind, currency, gross, tax, count in session.execute(
@@ -1780,24 +1783,29 @@ def _label(kind: DocumentKind) -> str:
     return "invoice" if kind == DocumentKind.INVOICE else "credit note"
 
 
-def _unreadable_order(order: str, label: str, problem: str) -> ServiceError:
-    return ServiceError(
-        ErrorKind.BAD_DATA,
-        f"Order {order}: a row of this order could not be read ({problem}), so its {label} is "
-        "not posted without it. Correct the report and import it again.",
-        retryable=False,
-    )
-
-
-def _shared_number(order: str, label: str, number: str, others: list[str]) -> ServiceError:
-    return ServiceError(
-        ErrorKind.BAD_DATA,
-        f"Order {order}: its {label} number {number} is also the number of order "
-        f"{', '.join(others)}'s {label}, and Xero would overwrite one with the other, so "
-        "neither is posted. Amazon's data is broken or masked here: correct the report and "
-        "import it again.",
-        retryable=False,
-    )
+def _posting_verdict(
+    order: str, label: str, number: str, unreadable: str | None, others: list[str]
+) -> ServiceError | None:
+    """Why a document must not be posted, from the report alone (the engine and the dry run
+    share it): one of its order's rows could not be read, so it is not posted partly; or its
+    number is another document's, and Xero would overwrite one with the other."""
+    if unreadable is not None:
+        return ServiceError(
+            ErrorKind.BAD_DATA,
+            f"Order {order}: a row of this order could not be read ({unreadable}), so its "
+            f"{label} is not posted without it. Correct the report and import it again.",
+            retryable=False,
+        )
+    if others:
+        return ServiceError(
+            ErrorKind.BAD_DATA,
+            f"Order {order}: its {label} number {number} is also the number of order "
+            f"{', '.join(others)}'s {label}, and Xero would overwrite one with the other, so "
+            "neither is posted. Amazon's data is broken or masked here: correct the report and "
+            "import it again.",
+            retryable=False,
+        )
+    return None
 
 
 def _item_row(integration: Integration, run: SyncRun, **values: Any) -> dict[str, Any]:

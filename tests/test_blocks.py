@@ -1061,9 +1061,16 @@ def test_summary_facts_and_money_per_currency() -> None:
     assert "Not in Xero" not in text
 
     partial = shown(
-        check_message(summary_message(result(failed=2, left_out={"EUR": Decimal("39.98")})))
+        check_message(
+            summary_message(
+                result(
+                    failed=2,
+                    left_out={"EUR": CurrencyTotals(Decimal("39.98"), Decimal("19.99"))},
+                )
+            )
+        )
     )
-    assert "Not in Xero (failed documents): €39.98" in partial
+    assert "Not in Xero (failed documents): EUR sales €39.98 · refunds €19.99" in partial
 
 
 # --- connecting -----------------------------------------------------------------------------

@@ -846,7 +846,7 @@ def test_report_kind(header: str, kind: ReportKind) -> None:
 def test_report_kind_refuses_an_unknown_layout() -> None:
     v1 = "settlement-id\ttotal-amount\ttransaction-type\torder-id\tprice-type\tprice-amount"
 
-    with pytest.raises(ServiceError, match="report.txt: the first line is not the header"):
+    with pytest.raises(ServiceError, match=r"report\.txt: the first line is not the header"):
         report_kind([v1], file_name="report.txt")
 
 

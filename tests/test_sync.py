@@ -22,7 +22,7 @@ from services.errors import ServiceError
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration, LedgerItem, RunStatus, SyncRun
-from services.sync import SyncEngine
+from services.sync import CurrencyTotals, SyncEngine
 from services.xero import Endpoint, XeroClient
 from tests.conftest import EU, ORDERS, SHARED
 
@@ -303,7 +303,7 @@ def test_the_real_vat_sample_needs_the_sellers_rate_then_imports(
     [failed] = container.sync.failed_items(result.run_id)
     assert "needs a VAT rate for ES domestic sales" in (failed.error_message or "")
     assert world.xero.documents("Invoices") == []  # never the organisation's 0%
-    assert result.left_out == {"EUR": Decimal("19.99")}
+    assert result.left_out == {"EUR": CurrencyTotals(sales_gross=Decimal("19.99"))}
 
     with container.sessions.begin() as session:
         session.execute(update(Integration).values(vat_rates={"ES:domestic": "21"}))

@@ -532,9 +532,11 @@ def summary_message(
             more=lambda left: f"…and {plural(left, 'more currency', 'more currencies')}",
         )
     if result.left_out:
-        # With the totals, Amazon's own figure: what the failed documents leave out of Xero.
-        left_out = ", ".join(
-            money(amount, currency) for currency, amount in sorted(result.left_out.items())
+        # With the totals, Amazon's own figures: what the failed documents leave out of Xero.
+        left_out = "; ".join(
+            f"{escape(currency)} sales {money(t.sales_gross, currency)} · "
+            f"refunds {money(t.refunds_gross, currency)}"
+            for currency, t in sorted(result.left_out.items())
         )
         blocks.append(context(truncate(f"Not in Xero (failed documents): {left_out}", 2000)))
     countries = sorted(

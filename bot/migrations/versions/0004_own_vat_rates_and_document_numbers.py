@@ -1,4 +1,4 @@
-"""the seller's own VAT rates, for sales Amazon calculated no VAT for
+"""the seller's own VAT rates, for sales Amazon calculated no VAT for; documents by number
 
 Revision ID: 0004
 Revises: 0003
@@ -22,8 +22,17 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("vat_rates", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
         )
+    with op.batch_alter_table("ledger_items", schema=None) as batch_op:
+        # Before each batch the engine asks which documents already have its numbers.
+        batch_op.create_index(
+            "ix_ledger_items_integration_number",
+            ["integration_id", "document_type", "document_number"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("ledger_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_ledger_items_integration_number")
     with op.batch_alter_table("integrations", schema=None) as batch_op:
         batch_op.drop_column("vat_rates")
