@@ -23,7 +23,6 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from babel import Locale
 from stdnum.eu import vat as eu_vat
 from stdnum.gb import vat as gb_vat
 
@@ -40,7 +39,7 @@ from services.transactions import (
     Transaction,
     TransactionType,
 )
-from services.vat_rates import rate_exists, rates_in_force
+from services.vat_rates import country_name, own_rate_key, percent_text, rate_exists, rates_in_force
 
 CONTACT_NAME_MAX = 255  # Xero's limit on Contact.Name
 DESCRIPTION_MAX = 4000  # Xero's limit on a line's Description
@@ -50,7 +49,6 @@ STATUSES = frozenset({"DRAFT", "SUBMITTED", "AUTHORISED"})  # the ones Xero crea
 FACILITATOR_LINE = "Tax collected and remitted by Amazon (marketplace facilitator)"
 # What a spreadsheet takes for the start of a formula when finance exports from Xero.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_COUNTRY_NAMES = Locale("en").territories
 
 _SHIPPING_KINDS = frozenset(
     {
@@ -93,10 +91,6 @@ def document_number(t: Transaction) -> str:
 # --- tax keys ---------------------------------------------------------------------------------
 
 
-def _percent_text(rate: Decimal) -> str:
-    return format(rate.normalize(), "f")
-
-
 @dataclass(frozen=True)
 class TaxKey:
     """How a line is taxed: the taxing country, the rate as a percentage (19 for 19%) and the
@@ -110,7 +104,7 @@ class TaxKey:
     scheme: TaxScheme
 
     def __str__(self) -> str:
-        return f"{self.country or ''}:{_percent_text(self.rate)}:{self.scheme.value}"
+        return f"{self.country or ''}:{percent_text(self.rate)}:{self.scheme.value}"
 
     @classmethod
     def parse(cls, text: str) -> TaxKey:
@@ -514,14 +508,9 @@ def _charge_tax_key(t: Transaction, charge: Charge, posting: PostingSettings) ->
     return TaxKey(t.tax_country, own_vat_rate(t, posting), t.scheme)
 
 
-def vat_rate_key(country: str | None, scheme: TaxScheme) -> str:
-    """How the integration's own VAT rates are keyed: "DE:domestic"."""
-    return f"{country or ''}:{scheme.value}"
-
-
 def own_vat_rate(t: Transaction, posting: PostingSettings) -> Decimal:
     """The seller's rate for a sale Amazon calculated no VAT for; never guessed."""
-    key = vat_rate_key(t.tax_country, t.scheme)
+    key = own_rate_key(t.tax_country or "", t.scheme.value)
     text = posting.vat_rates.get(key)
     if text is None:
         country = t.tax_country or "its country"
@@ -547,12 +536,12 @@ def _check_rate_exists(t: Transaction, key: TaxKey, posting: PostingSettings) ->
     days = [t.date - timedelta(days=30 * back) for back in range(months_back + 1)]
     if any(rate_exists(key.country, day, key.rate) is not False for day in days):
         return
-    name = _COUNTRY_NAMES.get(key.country, key.country)
+    name = country_name(key.country)
     known = sorted(rates_in_force(key.country, t.date) or (), reverse=True)
-    rates = ", ".join(f"{_percent_text(rate)}%" for rate in known)
+    rates = ", ".join(f"{percent_text(rate)}%" for rate in known)
     raise ServiceError(
         ErrorKind.VALIDATION,  # fixable in the settings (a tax override), then retried
-        f"Order {t.order_id} ({_where(t)}): taxed in {name} at {_percent_text(key.rate)}%, a rate "
+        f"Order {t.order_id} ({_where(t)}): taxed in {name} at {percent_text(key.rate)}%, a rate "
         f"{name} did not have on {t.date.isoformat()} (its rates then: {rates}). Check the "
         f"report's tax country; if the rate is right, map {key} to a Xero tax rate in the "
         "integration's tax overrides and retry.",

@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from babel import Locale
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,7 +22,14 @@ from services.errors import ErrorKind, ServiceError
 from services.marketplaces import MARKETPLACES, Region
 from services.models import AuditEntry, Integration, IntegrationStatus, InvoiceStatus
 from services.transactions import TaxScheme
-from services.vat_rates import rate_exists, rates_in_force
+from services.vat_rates import (
+    country_name,
+    is_country,
+    own_rate_key,
+    percent_text,
+    rate_exists,
+    rates_in_force,
+)
 
 AMAZON_AUTHORIZATION_LIFETIME = timedelta(days=365)
 EXPIRY_WARNING = timedelta(days=7)  # how long before it lapses the errors channel is told
@@ -33,7 +39,6 @@ LOCAL_WORKSPACE = "local"  # integrations made from the CLI, outside any Slack w
 # The schemes a seller sets a rate for: exports, reverse charge and tax Amazon collects as
 # facilitator are 0% by law.
 OWN_VAT_SCHEMES = (TaxScheme.DOMESTIC, TaxScheme.OSS, TaxScheme.IOSS)
-_COUNTRIES = Locale("en").territories  # ISO 3166 codes, and regions such as "001"
 
 Clock = Callable[[], datetime]
 
@@ -108,10 +113,6 @@ def _validate(
     )
 
 
-def _percent_text(percent: Decimal) -> str:
-    return format(percent.normalize(), "f")
-
-
 def _valid_vat_rates(
     rates: Mapping[str, str], today: date, *, checked: Mapping[str, str]
 ) -> tuple[dict[str, str], list[str]]:
@@ -121,16 +122,16 @@ def _valid_vat_rates(
     not block other settings (the mapping checks each sale's own date anyway)."""
     valid: dict[str, str] = {}
     errors: list[str] = []
-    for key_text, percent_text in rates.items():
-        entry = f"{key_text.strip()} {percent_text.strip()}"
+    for key_text, written in rates.items():
+        entry = f"{key_text.strip()} {written.strip()}"
         country, _, scheme_text = (part.strip() for part in key_text.partition(":"))
         country, scheme_text = country.upper(), scheme_text.lower()
-        name = _COUNTRIES.get(country, country)
+        name = country_name(country)
         try:
-            percent = Decimal(percent_text.strip().removesuffix("%").strip().replace(",", "."))
+            percent = Decimal(written.strip().removesuffix("%").strip().replace(",", "."))
         except InvalidOperation:
             percent = Decimal("NaN")
-        if len(country) != 2 or not country.isalpha() or country not in _COUNTRIES:
+        if not is_country(country):
             problem = f"{country or 'the country'} is not an ISO country code such as DE or GB."
         elif rates_in_force(country, today) is None:
             problem = f"no VAT rates are known for {name}."
@@ -142,7 +143,7 @@ def _valid_vat_rates(
         elif not percent.is_finite() or not 0 <= percent < 100:
             problem = "the rate is a percentage from 0 to under 100, such as 19 or 5.5."
         else:
-            key, value = f"{country}:{scheme_text}", _percent_text(percent)
+            key, value = own_rate_key(country, scheme_text), percent_text(percent)
             if key in valid:
                 problem = f"{key} is set twice."
             elif checked.get(key) == value or rate_exists(country, today, percent) is not False:
@@ -152,7 +153,7 @@ def _valid_vat_rates(
                 known = sorted(rates_in_force(country, today) or (), reverse=True)
                 problem = (
                     f"{name} has no {value}% VAT rate today (its rates: "
-                    f"{', '.join(_percent_text(rate) + '%' for rate in known)}, 0%)."
+                    f"{', '.join(percent_text(rate) + '%' for rate in known)}, 0%)."
                 )
         errors.append(f"{entry}: {problem}")
     return valid, errors
@@ -346,7 +347,7 @@ class IntegrationService:
     ) -> Integration:
         """Set one of the seller's own VAT rates ("DE", "domestic", "19"), or remove it with
         None; the others stay. Validated and audited as any settings change."""
-        key = f"{country.strip().upper()}:{scheme.strip().lower()}"
+        key = own_rate_key(country, scheme)
         with self._sessions.begin() as session:
             integration = self._lock(session, self._find(session, name, workspace_id).id)
             rates = dict(integration.vat_rates)

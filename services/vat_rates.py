@@ -31,6 +31,30 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from babel import Locale
+
+_TERRITORIES = Locale("en").territories  # ISO 3166 codes, and regions such as "001"
+
+
+def country_name(code: str) -> str:
+    """A country's English name from its ISO code (the code itself when unknown)."""
+    return str(_TERRITORIES.get(code, code))
+
+
+def is_country(code: str) -> bool:
+    return len(code) == 2 and code.isalpha() and code in _TERRITORIES
+
+
+def percent_text(percent: Decimal) -> str:
+    """19 for 19.00, 5.5 for 5.50: a rate as people write it."""
+    return format(percent.normalize(), "f")
+
+
+def own_rate_key(country: str, scheme: str) -> str:
+    """How the seller's own VAT rates are keyed: "DE:domestic"."""
+    return f"{country.strip().upper()}:{scheme.strip().lower()}"
+
+
 COVERED_FROM = date(2015, 1, 1)
 
 # Codes that are taxed as another country: Greece's VAT prefix, the UK as people write it,

@@ -10,7 +10,6 @@ from cryptography.fernet import Fernet
 
 from bot import db
 from services.crypto import TokenCipher
-from services.documents import vat_rate_key
 from services.errors import ErrorKind, ServiceError
 from services.integrations import (
     IntegrationService,
@@ -21,6 +20,7 @@ from services.integrations import (
 from services.marketplaces import Region
 from services.models import Integration, IntegrationStatus
 from services.transactions import TaxScheme
+from services.vat_rates import own_rate_key
 
 DE, FR, US = "A1PA6795UKMFR9", "A13V1IB3VIYZZH", "ATVPDKIKX0DER"
 
@@ -169,7 +169,7 @@ def test_own_vat_rates_are_stored_normalized_as_the_mapping_reads_them_and_audit
         actor="U2",
         vat_rates={" de : Domestic": "19 %", "FR:oss": "20", "FR:ioss": "5,5"},
     )
-    key = vat_rate_key("DE", TaxScheme.DOMESTIC)
+    key = own_rate_key("DE", TaxScheme.DOMESTIC.value)
     assert updated.vat_rates == {key: "19", "FR:oss": "20", "FR:ioss": "5.5"}
     assert service.get("Acme EU").vat_rates == updated.vat_rates
     assert service.audit_log(updated.id)[-1].details == {

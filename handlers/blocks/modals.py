@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, TypedDict
 
-from babel import Locale
 from slack_sdk.models.blocks import (
     Block,
     ConversationFilter,
@@ -55,6 +54,7 @@ from services.integrations import (
 )
 from services.marketplaces import MARKETPLACES, Region
 from services.models import Integration, InvoiceStatus
+from services.vat_rates import country_name, own_rate_key
 
 ACCOUNT_CODE_MAX_LENGTH = 10  # the integrations table's column
 _NEW = PostingSettings()  # what a new integration's setup form starts from
@@ -62,7 +62,6 @@ MAX_TEXT_INPUT = 3000  # a plain_text_input's max_length
 # A view takes 100 blocks; the settings modal's other blocks take under 20.
 MAX_TAX_ROWS = 80
 REGION_NAMES = {Region.NA: "North America", Region.EU: "Europe", Region.FE: "Far East"}
-_COUNTRIES = Locale("en").territories
 _SCHEMES = {
     "domestic": "",
     "oss": " OSS",
@@ -292,7 +291,7 @@ def _tax_label(key_text: str) -> str:
         key = TaxKey.parse(key_text)
     except ValueError:
         return key_text
-    country = _COUNTRIES.get(key.country, key.country) if key.country else "Home country"
+    country = country_name(key.country) if key.country else "Home country"
     rate = format(key.rate.normalize(), "f")
     return f"{country} {rate}%{_SCHEMES.get(key.scheme.value, '')} ({key_text})"
 
@@ -594,7 +593,7 @@ def _vat_rate_lines(text: str) -> dict[str, str]:
                 }
             )
         country, scheme, percent = match.groups()
-        key = f"{country.upper()}:{scheme.lower()}"
+        key = own_rate_key(country, scheme)
         if key in rates:
             raise InvalidInput(
                 {ids.VAT_RATES.block: f"Line {number}: {country} {scheme} is set twice."}

@@ -24,7 +24,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
-from babel import Locale
 from slack_sdk.models.blocks import Block
 
 from handlers.blocks import ids
@@ -53,6 +52,7 @@ from handlers.blocks.common import (
 from services.errors import ErrorKind
 from services.models import DocumentKind, LedgerItem, LedgerStatus, RunStatus
 from services.sync import RunResult
+from services.vat_rates import country_name
 
 MAX_ITEM_REPLIES = 20
 MAX_GROUP_REPLIES = 20
@@ -61,7 +61,6 @@ MAX_ORDERS_SHOWN = 5
 TOP_COUNTRIES = 10
 PROGRESS_BAR_WIDTH = 20
 XERO_HOME = "https://go.xero.com/"
-_COUNTRIES = Locale("en").territories
 
 KIND_LABELS: dict[str, str] = {
     ErrorKind.VALIDATION: "Refused by Xero",
@@ -478,7 +477,7 @@ def _amounts(values: Mapping[str, str]) -> str:
 
 def _country_line(code: str, facts: Mapping[str, Any]) -> str:
     """One entry of RunResult.countries: rates, documents and amounts per currency."""
-    parts = [f"*{escape(code)}* {escape(_COUNTRIES.get(code, code))}"]
+    parts = [f"*{escape(code)}* {escape(country_name(code))}"]
     rates = facts.get("rates") or []
     if rates:
         parts.append(", ".join(f"{rate}%" for rate in rates))
