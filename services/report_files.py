@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
+from typing import IO
 from xml.etree import ElementTree
 
 from services.errors import ErrorKind, ServiceError
-from services.textstream import decode_lines, gunzip, unpack_limit
+from services.textstream import decode_lines, gunzip, sniff_stream, unpack_limit
 
 READ_CHUNK = 64 * 1024
 
@@ -46,12 +47,19 @@ def read_report_file(path: Path) -> Iterator[str]:
     if magic.startswith(b"PK"):
         yield from _xlsx_lines(path)
         return
-    with path.open("rb") as stream:
-        chunks = _chunks(stream.read)
+
+    def chunks(stream: IO[bytes]) -> Iterator[bytes]:
+        read = _chunks(stream.read)
         if magic.startswith(b"\x1f\x8b"):
-            limit = unpack_limit(path.stat().st_size)
-            chunks = gunzip(chunks, source=path.name, limit=limit)
-        yield from decode_lines(chunks, source=path.name)
+            return gunzip(read, source=path.name, limit=unpack_limit(path.stat().st_size))
+        return read
+
+    # The whole file decides its encoding (one more pass, linear): a Windows-1252 report may
+    # be plain ASCII for far longer than the prefix a download is judged by.
+    with path.open("rb") as stream:
+        encoding = sniff_stream(chunks(stream))
+    with path.open("rb") as stream:
+        yield from decode_lines(chunks(stream), source=path.name, encoding=encoding)
 
 
 def _chunks(read: Callable[[int], bytes]) -> Iterator[bytes]:

@@ -101,14 +101,43 @@ def sniff_encoding(prefix: bytes, *, complete: bool = False) -> str:
     return "cp1252"
 
 
+def sniff_stream(chunks: Iterable[bytes]) -> str:
+    """The encoding of a whole text read as a stream (a file on disk can be read twice): as
+    `sniff_encoding`, except that UTF-8 must hold to the end, since a Windows-1252 report
+    can be plain ASCII for its first rows."""
+    iterator = iter(chunks)
+    prefix = b""
+    for chunk in iterator:
+        prefix += chunk
+        if len(prefix) >= SNIFF_BYTES:
+            break
+    name = sniff_encoding(prefix, complete=len(prefix) < SNIFF_BYTES)
+    if name != "utf-8":
+        return name
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        decoder.decode(prefix)
+        for chunk in iterator:
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "cp1252"
+    return name
+
+
 def decode_lines(
-    chunks: Iterable[bytes], charset: str | None = None, *, source: str = "The file"
+    chunks: Iterable[bytes],
+    charset: str | None = None,
+    *,
+    source: str = "The file",
+    encoding: str | None = None,
 ) -> Iterator[str]:
     """Lines (without terminators), decoded as a stream, never holding the whole text.
 
-    The encoding is decided once: a declared charset is trusted, else `sniff_encoding` reads
-    the first SNIFF_BYTES. A byte that does not fit it becomes U+FFFD, for the parser to fail
-    its row with the line; so does a NUL, though one in the first bytes means binary data.
+    The encoding is decided once: a declared charset is trusted, else the caller's `encoding`
+    (`sniff_stream` over a whole file), else `sniff_encoding` reads the first SNIFF_BYTES. A
+    byte that does not fit it becomes U+FFFD, for the parser to fail its row with the line;
+    so does a NUL, though one in the first bytes means binary data.
     Lines end at "\\n", "\\r\\n" or a lone "\\r" (old Mac files). A line longer than
     MAX_LINE_CHARS raises BAD_DATA naming `source` and the line.
     """
@@ -125,7 +154,7 @@ def decode_lines(
         name = codecs.lookup(charset).name
         name = "utf-8-sig" if name == "utf-8" else _CODEC_FOR_LABEL.get(name, name)
     else:
-        name = sniff_encoding(prefix, complete=len(prefix) < SNIFF_BYTES)
+        name = encoding or sniff_encoding(prefix, complete=len(prefix) < SNIFF_BYTES)
         if b"\x00" in prefix and name != "utf-16":
             raise ServiceError(
                 ErrorKind.BAD_DATA,

@@ -374,3 +374,17 @@ def test_a_refused_file_exits_2(
 ) -> None:
     codes = [import_dry_run(settings, capsys, path)[0] for path in hostile_files(tmp_path)]
     assert codes == [2, 2, 2]
+
+
+def test_a_windows_1252_file_that_is_ascii_for_its_first_rows_is_read_as_windows_1252(
+    tmp_path: Path,
+) -> None:
+    header, row = vat_file(SALE)
+    plain = row.replace("Küchenwaage", "Kitchen scale").replace("Invalidenstraße", "Main St")
+    rows = [plain] * 600  # far more than the prefix a download's encoding is judged by
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("\n".join([header, *rows, row]).encode("cp1252") + b"\n")
+
+    last = list(read_report_file(latin))[-1]
+
+    assert "Küchenwaage" in last and "\ufffd" not in last
