@@ -918,15 +918,7 @@ class SyncEngine:
             existing = known.get(key)
             if existing is None:
                 new_rows.append(
-                    {
-                        "integration_id": integration.id,
-                        "contact_key": key,
-                        "spec": spec_json,
-                        "fingerprint": fingerprint,
-                        "name_attempt": 0,
-                        "status": LedgerStatus.PENDING,
-                        "updated_at": datetime.now(UTC),
-                    }
+                    _contact_row(integration, key, spec=spec_json, fingerprint=fingerprint)
                 )
             elif existing.fingerprint != fingerprint:
                 # The buyer's details changed (a new address, say): update the contact.
@@ -1383,16 +1375,12 @@ class SyncEngine:
                     session,
                     XeroContact,
                     [
-                        {
-                            "integration_id": integration.id,
-                            "contact_key": key,
-                            "spec": {},
-                            "fingerprint": "",
-                            "name_attempt": 0,
-                            "xero_contact_id": key.removeprefix("xero:"),
-                            "status": LedgerStatus.POSTED,
-                            "updated_at": datetime.now(UTC),
-                        }
+                        _contact_row(
+                            integration,
+                            key,
+                            xero_contact_id=key.removeprefix("xero:"),
+                            status=LedgerStatus.POSTED,
+                        )
                         for key in sorted(set(keys.values()) - set(own))
                     ],
                     ["integration_id", "contact_key"],
@@ -1755,6 +1743,20 @@ class SyncEngine:
                 )
         result.countries = dict(sorted(countries.items(), key=lambda item: -item[1]["documents"]))
         return result
+
+
+def _contact_row(integration: Integration, key: str, **values: Any) -> dict[str, Any]:
+    """A xero_contacts row for a bulk insert: a contact to make unless `values` say more."""
+    row: dict[str, Any] = {
+        "integration_id": integration.id,
+        "contact_key": key,
+        "spec": {},
+        "fingerprint": "",
+        "name_attempt": 0,
+        "status": LedgerStatus.PENDING,
+        "updated_at": datetime.now(UTC),
+    }
+    return row | values
 
 
 def _posted(item_id: int, xero_id: str | None) -> dict[str, Any]:
