@@ -13,26 +13,40 @@ For every generated month:
    names the file and line;
 5. the run's totals per currency plus what it left out are the report's own figures, and
    `failed` counts exactly what was not posted;
-6. importing the same file again posts nothing and leaves Xero as it was.
+6. importing the same file again posts nothing and leaves Xero as it was;
+and a credit note is allocated when an invoice of its order can take it.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from bot.container import Container
 from sandbox.world import SandboxWorld
 from services import xero as xero_module
 from services.models import Integration
 from services.sync import CurrencyTotals, RunResult
-from tests.strategies import Month, Rendered, ReportFile, months, render
+from tests.strategies import (
+    ZERO,
+    Buyer,
+    Item,
+    Month,
+    Order,
+    Refund,
+    Rendered,
+    ReportFile,
+    Shipment,
+    months,
+    render,
+)
 
 # Each example's order ids and document numbers carry a tag of their own: the examples of one
 # test are months imported one after another into one organisation.
@@ -84,6 +98,64 @@ def test_a_generated_month_posts_amazons_figures_once_on_one_contact_per_buyer(
     assert (again.invoices_created, again.credit_notes_created, again.contacts_created) == (0, 0, 0)
     assert again.allocations_made == 0
     assert xero_state(world) == before
+
+
+# A refund of the first of two shipments (Amazon's VAT invoice for each): only the first
+# invoice has enough left to pay for its credit note.
+TWO_SHIPMENTS_ONE_REFUND = Month(
+    first=date(2026, 3, 1),
+    orders=(
+        Order(
+            "amazon.co.uk", "domestic", "GB", "GB", "GB", "GB", Buyer("Anna Schmidt", "GB"),
+            sale="here",
+            shipments=(
+                Shipment(1, False, (Item(1, Decimal(20), Decimal("10.00"), ZERO, ZERO),), 0),
+                Shipment(2, False, (Item(1, Decimal(20), Decimal("1.00"), ZERO, ZERO),), 0),
+            ),
+            refunds=(Refund(5, ((0, 0, Decimal("10.00"), False),), negative_qty=False),),
+        ),
+    ),
+    transfers=0,
+    returns=(),
+    unreadable=None,
+    short_amounts=False,
+    amazon_invoices=True,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@example(month=TWO_SHIPMENTS_ONE_REFUND)
+@given(month=months())
+def test_a_credit_note_is_allocated_to_an_invoice_of_its_order_that_can_take_it(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path, month: Month
+) -> None:
+    """Xero allocates a credit note only to an invoice of its contact with as much left to pay;
+    an order shipped in parts has an invoice per shipment, and one of them may be able to."""
+    world.xero.day_limit = 1_000_000
+    report = render(month, next(TAGS))
+    import_files(container, shop, tmp_path, report)
+    in_xero = xero_documents(world, report)
+    by_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (_endpoint, _number), document in in_xero.items():
+        by_order[document["Reference"]].append(document)
+    for order_id, documents in by_order.items():
+        credit_notes = [d for d in documents if d["Type"] == "ACCRECCREDIT"]
+        if len(credit_notes) != 1:
+            continue  # several refunds compete for what the invoices have left
+        [credit_note] = credit_notes
+        contact = credit_note["Contact"]["ContactID"]
+        room = max(
+            (Decimal(str(d["Total"])) for d in documents
+             if d["Type"] == "ACCREC" and d["Contact"]["ContactID"] == contact),
+            default=Decimal(-1),
+        )  # fmt: skip
+        if room >= Decimal(str(credit_note["Total"])):
+            assert Decimal(str(credit_note["RemainingCredit"])) == 0, (order_id, documents)
 
 
 def import_files(
