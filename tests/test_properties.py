@@ -56,9 +56,10 @@ NUMBER_FIELD = {"Invoices": "InvoiceNumber", "CreditNotes": "CreditNoteNumber"}
 
 @pytest.fixture(autouse=True)
 def xero_minute_unthrottled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Twenty months post a few hundred documents: at Xero's 60 calls a minute (the client's
-    own window, tested in test_xero_client) the test would spend minutes waiting. The window is
-    made per organisation when its first client is built, hence before the `shop` fixture."""
+    """Twenty-five months make a few hundred Xero calls: under the client's own window of 60
+    calls a minute the test would spend minutes waiting, and the window is not what it checks.
+    The window is made per organisation with its first client, hence before the `shop` fixture
+    (an autouse fixture is set up first)."""
     monkeypatch.setattr(xero_module, "MINUTE_LIMIT", 100_000)
 
 
