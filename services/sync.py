@@ -1522,7 +1522,8 @@ class SyncEngine:
     def _allocate(
         self, integration: Integration, run: SyncRun, xero: XeroClient, counters: _Counters
     ) -> None:
-        """Allocate each posted credit note to its order's invoice when Xero allows it."""
+        """Allocate each posted credit note to an invoice of its order when Xero allows it:
+        an order shipped in several parts has several invoices, any of which may take it."""
         for chunk in self._pages(
             LedgerItem,
             LedgerItem.run_id == run.id,
@@ -1532,30 +1533,32 @@ class SyncEngine:
                 [AllocationStatus.PENDING, AllocationStatus.WAITING, AllocationStatus.IN_FLIGHT]
             ),
         ):
-            orders = {item.amazon_order_id for item in chunk}
+            invoices: dict[str | None, list[LedgerItem]] = defaultdict(list)
             with self._sessions() as session:
-                invoices = {
-                    invoice.amazon_order_id: invoice
-                    for invoice in session.scalars(
-                        select(LedgerItem).where(
-                            LedgerItem.integration_id == integration.id,
-                            LedgerItem.document_type == DocumentKind.INVOICE,
-                            LedgerItem.status == LedgerStatus.POSTED,
-                            LedgerItem.amazon_order_id.in_(list(orders)),
-                        )
+                for invoice in session.scalars(
+                    select(LedgerItem)
+                    .where(
+                        LedgerItem.integration_id == integration.id,
+                        LedgerItem.document_type == DocumentKind.INVOICE,
+                        LedgerItem.status == LedgerStatus.POSTED,
+                        LedgerItem.amazon_order_id.in_({cn.amazon_order_id for cn in chunk}),
                     )
-                }
-            targets = {
-                cn.id: invoices[cn.amazon_order_id]
-                for cn in chunk
-                if cn.amazon_order_id in invoices
-            }
-            numbers = sorted({inv.document_number or "" for inv in targets.values()})
+                    .order_by(LedgerItem.id)
+                ):
+                    invoices[invoice.amazon_order_id].append(invoice)
+            numbers = sorted(
+                {i.document_number or "" for group in invoices.values() for i in group}
+            )
             found = xero.find_invoices_by_number(numbers) if numbers else []
             state = {element["InvoiceID"]: element for element in found}
             for credit_note in chunk:
                 self._allocate_one(
-                    integration, xero, credit_note, targets.get(credit_note.id), state, counters
+                    integration,
+                    xero,
+                    credit_note,
+                    invoices.get(credit_note.amazon_order_id, []),
+                    state,
+                    counters,
                 )
 
     def _allocate_one(
@@ -1563,45 +1566,59 @@ class SyncEngine:
         integration: Integration,
         xero: XeroClient,
         credit_note: LedgerItem,
-        invoice: LedgerItem | None,
+        invoices: list[LedgerItem],
         state: dict[str, dict[str, Any]],
         counters: _Counters,
     ) -> None:
-        element = state.get(invoice.xero_id or "") if invoice else None
+        """The first invoice of the order, on the credit note's contact, that is authorised and
+        has enough left to pay takes it. None in Xero yet, or only drafts: later. All too
+        little: not possible (the refund exceeds what is due), said in the ledger."""
         amount = from_cents(credit_note.gross_cents)
-        if element is None:
-            self._set_allocation(credit_note.id, AllocationStatus.WAITING)
-            return
+        in_xero = [
+            (invoice, state[invoice.xero_id or ""])
+            for invoice in invoices
+            if invoice.xero_id in state and invoice.contact_key == credit_note.contact_key
+        ]
         if credit_note.allocation_status == AllocationStatus.IN_FLIGHT and _already_allocated(
-            xero, credit_note, invoice
+            xero, credit_note, {invoice.xero_id or "" for invoice, _ in in_xero}
         ):
             self._set_allocation(credit_note.id, AllocationStatus.DONE)
             return
-        if element.get("Status") != "AUTHORISED":
-            self._set_allocation(credit_note.id, AllocationStatus.WAITING)  # a draft: later
+        authorised = [(i, e) for i, e in in_xero if e.get("Status") == "AUTHORISED"]
+        target = next(
+            (
+                (invoice, element)
+                for invoice, element in authorised
+                if Decimal(str(element.get("AmountDue", "0"))) >= amount
+            ),
+            None,
+        )
+        if target is None:
+            waiting = len(authorised) < len(in_xero) or not in_xero  # a draft, or none yet
+            self._set_allocation(
+                credit_note.id,
+                AllocationStatus.WAITING if waiting else AllocationStatus.NOT_POSSIBLE,
+            )
             return
-        if Decimal(str(element.get("AmountDue", "0"))) < amount:
-            self._set_allocation(credit_note.id, AllocationStatus.NOT_POSSIBLE)
-            return
+        invoice, element = target
         self._set_allocation(credit_note.id, AllocationStatus.IN_FLIGHT)
         try:
             xero.allocate_credit_note(
                 credit_note.xero_id or "",
-                invoice_id=invoice.xero_id or "" if invoice else "",
+                invoice_id=invoice.xero_id or "",
                 amount=amount,
                 date=self._clock().date(),
                 idempotency_key=_idempotency_key(
-                    integration, "Allocations", credit_note.source_key
+                    integration, "Allocations", f"{credit_note.source_key}>{invoice.xero_id}"
                 ),
             )
         except ServiceError as error:
             if error.kind == ErrorKind.AUTH or error.kind.value in _UNCERTAIN:
                 raise  # the run resumes later; an allocation in flight is looked for first
-            target = invoice.document_number if invoice else "its invoice"
             refused = ServiceError(
                 error.kind,
                 f"Credit note {credit_note.document_number} is in Xero, but Xero refused its "
-                f"allocation to invoice {target}: {error.message}",
+                f"allocation to invoice {invoice.document_number}: {error.message}",
                 retryable=True,
             )
             # A failed item with Retry like any other; the credit note stays in Xero.
@@ -1853,15 +1870,16 @@ def _count_country(counters: _Counters, doc: Document) -> None:
     rates.update(f"{key.rate.normalize():f}" for key in tax_keys(doc))
 
 
-def _already_allocated(
-    xero: XeroClient, credit_note: LedgerItem, invoice: LedgerItem | None
-) -> bool:
+def _already_allocated(xero: XeroClient, credit_note: LedgerItem, invoice_ids: set[str]) -> bool:
+    """Whether Xero shows the credit note allocated to one of these invoices."""
+    if not invoice_ids:
+        return False
     body = xero.request("GET", f"CreditNotes/{credit_note.xero_id}")
-    for element in body.get("CreditNotes", []):
-        for allocation in element.get("Allocations") or []:
-            if invoice and allocation.get("Invoice", {}).get("InvoiceID") == invoice.xero_id:
-                return True
-    return False
+    return any(
+        allocation.get("Invoice", {}).get("InvoiceID") in invoice_ids
+        for element in body.get("CreditNotes", [])
+        for allocation in element.get("Allocations") or []
+    )
 
 
 def _idempotency_key(integration: Integration, endpoint: str, material: str) -> str:
