@@ -192,6 +192,8 @@ class LedgerItem(Base):
         UniqueConstraint("integration_id", "source_key"),
         # The posting loop asks for the next pending documents of a run, over and over.
         Index("ix_ledger_items_run_id_status", "run_id", "status"),
+        # An order's other documents: its contact for the next shipment and for refunds.
+        Index("ix_ledger_items_integration_order", "integration_id", "amazon_order_id"),
         # Each batch asks which documents of the integration already have its numbers.
         Index(
             "ix_ledger_items_integration_number",

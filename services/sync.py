@@ -796,6 +796,7 @@ class SyncEngine:
             documents: dict[str, dict[str, Any]] = {}
             contacts: dict[str, ContactSpec] = {}
             unreadable: list[dict[str, Any]] = []
+            order_contacts = self._order_contacts(integration, chunk)
             for item in chunk:
                 if isinstance(item, RowError):
                     unreadable.append(self._unreadable_item(integration, run, item))
@@ -817,12 +818,16 @@ class SyncEngine:
                 if key is not None:
                     needed_tax_keys.update(str(k) for k in transaction_tax_keys(item, posting))
                 if key is not None and key not in documents:
-                    # A refund's contact is its order's, found before posting (refund rows
-                    # carry less of the buyer than the sale's rows).
-                    contact = None if key.startswith("CN:") else contact_for(item)
-                    if contact is not None:
-                        contacts[contact.key] = contact
-                    documents[key] = self._new_item(integration, run, key, item, contact)
+                    # One order, one buyer: each shipment's invoice takes the contact of the
+                    # order's first. A refund's contact is its order's, found before posting
+                    # (refund rows carry less of the buyer than the sale's rows).
+                    contact_key = None
+                    if key.startswith("INV:"):
+                        contact = contact_for(item)
+                        contact_key = order_contacts.setdefault(item.order_id, contact.key)
+                        if contact_key == contact.key:
+                            contacts[contact.key] = contact
+                    documents[key] = self._new_item(integration, run, key, item, contact_key)
             with self._sessions.begin() as session:
                 insert_ignore(session, AmazonTransaction, rows, ["integration_id", "row_key"])
                 insert_ignore(
@@ -865,7 +870,7 @@ class SyncEngine:
         run: SyncRun,
         key: str,
         transaction: Transaction,
-        contact: ContactSpec | None,
+        contact_key: str | None,
     ) -> dict[str, Any]:
         is_invoice = key.startswith("INV:")
         return _item_row(
@@ -876,11 +881,32 @@ class SyncEngine:
             amazon_order_id=transaction.order_id,
             document_type=DocumentKind.INVOICE if is_invoice else DocumentKind.CREDIT_NOTE,
             document_number=document_number(transaction),
-            contact_key=contact.key if contact else None,
+            contact_key=contact_key,
             currency=transaction.currency,
             country=transaction.tax_country,
             allocation_status=None if is_invoice else AllocationStatus.PENDING,
         )
+
+    def _order_contacts(
+        self, integration: Integration, chunk: list[Transaction | RowError]
+    ) -> dict[str, str]:
+        """The contact of each order of this chunk that already has an invoice."""
+        orders = {item.order_id for item in chunk if isinstance(item, Transaction)}
+        with self._sessions() as session:
+            found: dict[str, str] = {}
+            for order, key in session.execute(
+                select(LedgerItem.amazon_order_id, LedgerItem.contact_key)
+                .where(
+                    LedgerItem.integration_id == integration.id,
+                    LedgerItem.document_type == DocumentKind.INVOICE,
+                    LedgerItem.amazon_order_id.in_(orders),
+                    LedgerItem.contact_key.is_not(None),
+                )
+                .order_by(LedgerItem.id)
+            ):
+                if order is not None and key is not None:
+                    found.setdefault(order, key)
+            return found
 
     @staticmethod
     def _unreadable_item(integration: Integration, run: SyncRun, error: RowError) -> dict[str, Any]:

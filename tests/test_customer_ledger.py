@@ -270,3 +270,23 @@ def test_a_document_xero_already_has_for_this_order_is_taken_as_posted_not_sent_
     assert len(world.xero.documents("Invoices")) == 1
     assert again.already_posted == 1 and again.invoices_created == 0
     assert again.totals["EUR"].sales_gross == Decimal("19.99")
+
+
+def test_every_shipment_of_an_order_lands_on_the_contact_of_its_first(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    # The second shipment of one order, its buyer written another way, and in a later file.
+    second = {
+        **SALE,
+        "ACTIVITY_TRANSACTION_ID": "Zz98Yy76X",
+        "VAT_INV_NUMBER": "DE-AEU-2026-9",
+        "BUYER_NAME": "ANNA  SCHMIDT GmbH i.G.",
+        "ARRIVAL_POST_CODE": "10117",
+    }
+    import_rows(container, shop, tmp_path / "first.txt", SALE)
+    result = import_rows(container, shop, tmp_path / "second.txt", second, REFUND)
+
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    contacts = {contact_of(document) for endpoint in ("Invoices", "CreditNotes")
+                for document in world.xero.documents(endpoint)}  # fmt: skip
+    assert len(contacts) == 1 and len(world.xero.org().contacts) == 1
