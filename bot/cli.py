@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.container import Container
+from bot.logs import configure_logging
 from bot.progress import ProgressBar
 from bot.results import describe_result
 from services.errors import ErrorKind, ServiceError
@@ -444,19 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging() -> None:
-    """The bot's processes (the CLI, the server's worker) log alike to standard error."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
-    )
-
-
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging()
     prog = "amazon-xero-bot"
     try:
         settings = settings or load_settings()
+        configure_logging(settings.log_level)
         return int(args.handler(Container(settings), args))
     except ConfigError as error:
         print(f"{prog}: configuration error: {error}", file=sys.stderr)

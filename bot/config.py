@@ -6,6 +6,7 @@ The endpoint overrides are the only way to point the bot at the sandbox or anoth
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.logs import LEVELS
 from services.marketplaces import SPAPI_ENDPOINTS, Region, marketplace
 
 DATA_DIR = Path("data")
@@ -46,6 +48,9 @@ class Settings:
     token_encryption_key: str | None
     public_base_url: str
     port: int
+    bind_address: str
+    health_token: str | None
+    log_level: str
     amazon_lwa_client_id: str | None
     amazon_lwa_client_secret: str | None
     amazon_spapi_application_id: str | None
@@ -142,6 +147,21 @@ def _database_url(env: Mapping[str, str]) -> str:
     return value
 
 
+def _ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    value = (_optional(env, "LOG_LEVEL") or "INFO").upper()
+    if value not in LEVELS:
+        raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LEVELS)}, got {value!r}")
+    return value
+
+
 _SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
@@ -187,6 +207,15 @@ def load_settings(
         ),
         public_base_url=_url(env, "PUBLIC_BASE_URL", f"http://localhost:{port}") or "",
         port=port,
+        # Loopback by default: a reverse proxy on the same host fronts HTTP mode (README).
+        bind_address=_checked(
+            env, "BIND_ADDRESS", _ip_address, "must be an IP address such as 127.0.0.1 or 0.0.0.0"
+        )
+        or "127.0.0.1",
+        health_token=_checked(
+            env, "HEALTH_TOKEN", lambda v: len(v) >= 16, "must be at least 16 characters"
+        ),
+        log_level=_log_level(env),
         amazon_lwa_client_id=_optional(env, "AMAZON_LWA_CLIENT_ID"),
         amazon_lwa_client_secret=_optional(env, "AMAZON_LWA_CLIENT_SECRET"),
         amazon_spapi_application_id=_optional(env, "AMAZON_SPAPI_APPLICATION_ID"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -11,14 +12,42 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.config import DATA_DIR
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+# SQLite's own files beside the database: it creates them with the database file's mode.
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_directory(directory: Path) -> None:
+    """Create `directory` owner-only (0700); one the bot created before is made so too.
+
+    A directory someone else made (a mount, /var/lib/...) keeps the mode they gave it; the
+    files the bot writes in it are owner-only in any case.
+    """
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o700)
+        directory.chmod(0o700)  # mkdir's mode passes through the umask
+    elif directory.resolve() == DATA_DIR.resolve():
+        directory.chmod(0o700)
+
+
+def _private_sqlite_file(database: Path) -> None:
+    """The database and its WAL and shared memory are owner-only (0600): they hold buyers'
+    names and addresses. Created empty here so that SQLite, which gives the WAL and the
+    shared-memory file the database's mode, never makes them readable to others."""
+    private_directory(database.parent)
+    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    for path in (database, *(Path(f"{database}{suffix}") for suffix in _SQLITE_COMPANIONS)):
+        if path.exists():
+            path.chmod(0o600)  # also a database an earlier version created with the umask's mode
 
 
 def make_engine(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(url.database))
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -1,12 +1,17 @@
-"""The web server: Amazon and Xero OAuth callbacks and the health check (Slack joins in later).
+"""The web server: Amazon and Xero OAuth callbacks, the health check and Slack's HTTP endpoint.
 
-Served by waitress, a production WSGI server, never Flask's development server.
+Served by waitress (bot/server.py), a production WSGI server, never Flask's development server.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +39,63 @@ _PAGE = """<!doctype html>
 h1{font-size:1.4rem}.ok{color:#1a7f37}.fail{color:#b42318}</style></head>
 <body><h1 class="{{ 'ok' if ok else 'fail' }}">{{ title }}</h1><p id="message">{{ message }}</p>
 <p>You can close this window and return to Slack.</p></body></html>"""
+
+
+def _style_hash(page: str) -> str:
+    style = re.search(r"<style>(.*?)</style>", page, re.DOTALL)
+    assert style is not None
+    return base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+
+
+# The pages run no script and load nothing: only their own inline style, by its hash.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_style_hash(_PAGE)}'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # the callbacks' URLs carry OAuth codes and states
+    "Cache-Control": "no-store",
+}
+
+
+class RefusalLog:
+    """Slack requests refused for their signature (missing, wrong or over five minutes old),
+    logged once per source and minute with how many came meanwhile, never with their bodies:
+    a flood of them must not become a flood of log."""
+
+    WINDOW = 60.0
+    MAX_SOURCES = 10_000  # sources remembered at once; beyond, the lapsed ones are forgotten
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sources: dict[str, tuple[float, int]] = {}  # source: (logged at, refused since)
+
+    def refused(self, source: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            logged_at, since = self._sources.get(source, (now - self.WINDOW, 0))
+            if now - logged_at < self.WINDOW:
+                self._sources[source] = (logged_at, since + 1)
+                return
+            if len(self._sources) >= self.MAX_SOURCES:
+                self._sources = {
+                    key: value
+                    for key, value in self._sources.items()
+                    if now - value[0] < self.WINDOW
+                }
+            self._sources[source] = (now, 0)
+        log.warning(
+            "refused a Slack request from %s: missing, wrong or expired signature "
+            "(%d more from it since the last such line)",
+            source,
+            since,
+        )
+
+
+def _drop(record: logging.LogRecord) -> bool:
+    return False
 
 
 def _page(title: str, message: str, *, ok: bool, status: int) -> Response:
@@ -69,6 +131,23 @@ def _failure_page(error: ServiceError) -> Response:
     return _page("Connection not completed", error.message, ok=False, status=status)
 
 
+def _health(container: Container, worker: SlackWorker | None) -> dict[str, str | int]:
+    health: dict[str, str | int] = {"status": "ok", "database": "ok"}
+    try:
+        with container.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:
+        log.exception("health check: database unreachable")
+        health |= {"status": "unavailable", "database": "unreachable"}
+    if worker is not None:
+        # Without its worker the bot acks but does nothing more, scheduled syncs included.
+        health["worker"] = "ok" if worker.alive else "stopped"
+        health["worker_pending"] = worker.pending
+        if not worker.alive:
+            health["status"] = "unavailable"
+    return health
+
+
 class LateBoundApp:
     """A WSGI app set after its server is listening, when the server's URL is needed to build it."""
 
@@ -90,27 +169,39 @@ def create_web_app(
     app = Flask("amazon-xero-bot")
     if slack is not None:
         slack_handler = SlackRequestHandler(slack)
+        refusals = RefusalLog()
+        # Bolt logs each refused request whole, body included, at INFO: RefusalLog says it.
+        logging.getLogger("slack_bolt.RequestVerification").addFilter(_drop)
 
         @app.post(SLACK_EVENTS_PATH)
         def slack_events() -> Response:
-            return slack_handler.handle(request)
+            response = slack_handler.handle(request)
+            if response.status_code == 401:
+                refusals.refused(request.remote_addr or "unknown")
+            return response
+
+    @app.after_request
+    def secure(response: Response) -> Response:
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        return response
+
+    health_token = container.settings.health_token
 
     @app.get("/healthz")
-    def healthz() -> tuple[dict[str, str | int], int]:
-        health: dict[str, str | int] = {"status": "ok", "database": "ok"}
-        try:
-            with container.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception:
-            log.exception("health check: database unreachable")
-            health |= {"status": "unavailable", "database": "unreachable"}
-        if worker is not None:
-            # Without its worker the bot acks but does nothing more, scheduled syncs included.
-            health["worker"] = "ok" if worker.alive else "stopped"
-            health["worker_pending"] = worker.pending
-            if not worker.alive:
-                health["status"] = "unavailable"
-        return health, 200 if health["status"] == "ok" else 503
+    def healthz() -> Response | tuple[dict[str, str | int], int]:
+        """Up or down for anyone; the details with `Authorization: Bearer HEALTH_TOKEN`."""
+        authorization = request.headers.get("Authorization")
+        if authorization is not None and not (
+            health_token
+            and hmac.compare_digest(authorization.encode(), f"Bearer {health_token}".encode())
+        ):
+            return Response("unauthorized\n", status=401, mimetype="text/plain")
+        health = _health(container, worker)
+        status = 200 if health["status"] == "ok" else 503
+        if authorization is not None:
+            return health, status
+        return Response("ok\n" if status == 200 else "down\n", status=status, mimetype="text/plain")
 
     @app.get(AMAZON_CALLBACK_PATH)
     def amazon_callback() -> Response:

@@ -21,6 +21,21 @@ def test_defaults_need_no_credentials() -> None:
     assert settings.seller_central_url("A1PA6795UKMFR9") == "https://sellercentral.amazon.de"
     assert settings.xero_login_url == "https://login.xero.com"
     assert (settings.sync_day_of_month, settings.sync_hour_utc) == (4, 6)
+    # Loopback, for a reverse proxy on the same host; INFO; health details for nobody.
+    assert (settings.bind_address, settings.log_level, settings.health_token) == (
+        "127.0.0.1",
+        "INFO",
+        None,
+    )
+
+
+def test_server_settings() -> None:
+    settings = load_settings(
+        {"BIND_ADDRESS": "::", "LOG_LEVEL": "debug", "HEALTH_TOKEN": "s3cret-s3cret-s3cret"},
+        dotenv=NO_DOTENV,
+    )
+    assert (settings.bind_address, settings.log_level) == ("::", "DEBUG")
+    assert settings.health_token == "s3cret-s3cret-s3cret"
 
 
 def test_overrides_replace_every_endpoint() -> None:
@@ -52,6 +67,9 @@ def test_overrides_replace_every_endpoint() -> None:
         ("SLACK_BOT_TOKEN", "xoxp-user-token", "SLACK_BOT_TOKEN: must be a bot token"),
         ("SLACK_APP_TOKEN", "xoxb-1", "SLACK_APP_TOKEN: must be an app token"),
         ("TOKEN_ENCRYPTION_KEY", "short", "TOKEN_ENCRYPTION_KEY: must be a Fernet key"),
+        ("BIND_ADDRESS", "example.com", "BIND_ADDRESS: must be an IP address"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR"),
+        ("HEALTH_TOKEN", "short", "HEALTH_TOKEN: must be at least 16 characters"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, expected: str) -> None:

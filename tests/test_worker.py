@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from tests.test_slack_app import SPEC, texts, wait_for
 
 # Spawning the worker imports the whole bot first: its first answer takes a second or two.
 FIRST_ANSWER_TIMEOUT = 60.0
+HEALTH_TOKEN = "worker-test-health-token"
 
 
 @dataclass
@@ -40,7 +41,9 @@ class Served:
 def served(container: Container, world: SandboxWorld) -> Iterator[Served]:
     worker = SlackWorker(container.settings, scheduler=False)
     app = create_slack_app(container, worker=worker)
-    with LoopbackServer(create_web_app(container, app, worker=worker)) as server:
+    # The health check's details are for whoever has its token.
+    web = replace(container, settings=replace(container.settings, health_token=HEALTH_TOKEN))
+    with LoopbackServer(create_web_app(web, app, worker=worker)) as server:
         worker.start()
         try:
             secret = container.settings.slack_signing_secret or ""
@@ -48,6 +51,13 @@ def served(container: Container, world: SandboxWorld) -> Iterator[Served]:
             yield Served(driver, worker, server.url, app)
         finally:
             worker.stop()
+            web.engine.dispose()
+
+
+def health(url: str) -> requests.Response:
+    return requests.get(
+        f"{url}/healthz", headers={"Authorization": f"Bearer {HEALTH_TOKEN}"}, timeout=5
+    )
 
 
 def test_the_worker_answers_after_the_ack_and_comes_back_when_it_dies(
@@ -64,9 +74,8 @@ def test_the_worker_answers_after_the_ack_and_comes_back_when_it_dies(
     [refusal] = wait_for(lambda: slack.slack.responses("viewer"))
     assert "Only admins can stop integrations" in texts(refusal)
     assert worker.wait_idle(10)
-    health = requests.get(f"{url}/healthz", timeout=5)
-    assert health.status_code == 200
-    assert health.json() | {} == {
+    assert health(url).status_code == 200
+    assert health(url).json() == {
         "status": "ok",
         "database": "ok",
         "worker": "ok",
@@ -76,14 +85,16 @@ def test_the_worker_answers_after_the_ack_and_comes_back_when_it_dies(
     assert worker.pid is not None and worker.pid != os.getpid()
     os.kill(worker.pid, signal.SIGKILL)
     wait_for(lambda: [] if worker.alive else [True])
-    health = requests.get(f"{url}/healthz", timeout=5)
-    assert health.status_code == 503 and health.json()["worker"] == "stopped"
+    assert health(url).status_code == 503 and health(url).json()["worker"] == "stopped"
+    # Anyone else learns only that the bot is down.
+    public = requests.get(f"{url}/healthz", timeout=5)
+    assert (public.status_code, public.text) == (503, "down\n")
 
     # The next request starts a new worker, which answers it.
     assert slack.command("list", key="again").status_code == 200
     [again] = wait_for(lambda: slack.slack.responses("again"), timeout=FIRST_ANSWER_TIMEOUT)
     assert "Acme EU" in texts(again)
-    assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    assert health(url).status_code == 200
 
 
 def test_socket_mode_requests_are_acked_and_answered_by_the_worker_too(

@@ -1,0 +1,277 @@
+"""The HTTP edge of `python -m bot run` under hostile traffic, driven over loopback HTTP.
+
+One real server process (waitress as deployed, its worker, the sandbox behind it) serves the
+module; each test reads its log and its memory from outside, as an operator would.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+
+from bot.container import Container
+from bot.server import CHANNEL_TIMEOUT, MAX_BODY_BYTES
+from sandbox.slack_driver import SlackDriver
+from sandbox.world import SandboxWorld
+from services.models import Integration
+from tests.conftest import REPO
+
+HEALTH_TOKEN = "edge-test-health-token"
+STARTUP_TIMEOUT = 60.0
+
+
+@dataclass
+class Bot:
+    url: str
+    port: int
+    pid: int
+    log: Path
+    data: Path
+    slack: SlackDriver
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        assert match is not None
+        return int(match.group(1))
+
+    def logged(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    """`python -m bot run` in HTTP mode with its defaults (no BIND_ADDRESS), started under a
+    permissive umask in a directory whose data/ does not exist yet."""
+    home = tmp_path_factory.mktemp("edge")
+    port = _free_port()
+    with SandboxWorld() as world:
+        env = world.env() | {
+            "DATABASE_URL": f"sqlite:///{home / 'data' / 'bot.sqlite3'}",
+            "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "PORT": str(port),
+            "HEALTH_TOKEN": HEALTH_TOKEN,
+        }
+        log = home / "bot.log"
+        with log.open("w") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bot", "run"],
+                env={k: v for k, v in os.environ.items() if k != "LOG_LEVEL"} | env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                umask=0o022,
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while True:
+                assert process.poll() is None, log.read_text()
+                try:
+                    requests.get(f"{url}/healthz", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    assert time.monotonic() < deadline, "the bot did not start"
+                    time.sleep(0.1)
+            slack = SlackDriver(
+                url, env["SLACK_SIGNING_SECRET"], world.slack, world.slack_server.url
+            )
+            yield Bot(url, port, process.pid, log, home / "data", slack)
+        finally:
+            process.terminate()
+            process.wait(60)
+
+
+def _raw(port: int, head: bytes, body: bytes = b"", timeout: float = 10) -> bytes:
+    """Send `head` and as much of `body` as the server takes; what it answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
+        connection.sendall(head)
+        answer = b""
+        # The server may answer and close before the body is sent: then what it said is read.
+        with contextlib.suppress(OSError):
+            connection.sendall(body)
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := connection.recv(65536):
+                answer += chunk
+        return answer
+
+
+def test_bodies_over_a_mebibyte_are_refused_unread(bot: Bot) -> None:
+    before = bot.rss_kib()
+    # Announced: 200 MB, of which 20 MB are sent; the server answers without reading them.
+    announced = 200 * 1024 * 1024
+    head = (
+        f"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {announced}\r\n\r\n"
+    ).encode()
+    answer = _raw(bot.port, head, b"x" * (20 * 1024 * 1024))
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    # Chunked, so no length is announced: cut off once past the cap.
+    head = b"POST /slack/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"y" * 64 * 1024)
+    answer = _raw(bot.port, head, chunk * (2 * MAX_BODY_BYTES // (64 * 1024)))
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert bot.rss_kib() - before < 20 * 1024
+    # Under the cap the request reaches Bolt (and, unsigned, is refused there).
+    small = bot.slack.send("x" * (MAX_BODY_BYTES // 2), signed=False)
+    assert small.status_code == 401
+
+
+def test_refused_requests_are_logged_once_per_source_and_minute_without_bodies(
+    bot: Bot,
+) -> None:
+    marker = "BODY-THAT-MUST-NOT-BE-LOGGED"
+    old = int(time.time()) - 600
+    for attempt in range(30):
+        body = f"command=/amazon&text={marker}{attempt}"
+        if attempt % 3 == 0:
+            refused = bot.slack.send(body, signed=False)
+        elif attempt % 3 == 1:
+            refused = bot.slack.send(body, secret="not-the-signing-secret")
+        else:
+            refused = bot.slack.send(body, timestamp=old)  # over five minutes old
+        assert refused.status_code == 401
+    time.sleep(0.5)
+    logged = bot.logged()
+    assert marker not in logged
+    refusals = [line for line in logged.splitlines() if "refused a Slack request" in line]
+    assert len(refusals) == 1 and "from 127.0.0.1" in refusals[0]
+
+
+def test_half_open_connections_leave_the_bot_answering(bot: Bot) -> None:
+    # Held open, a header line short of a request: more than waitress's default limit (100).
+    held = []
+    try:
+        for _ in range(200):
+            connection = socket.create_connection(("127.0.0.1", bot.port), timeout=5)
+            connection.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\n")
+            held.append(connection)
+        started = time.monotonic()
+        health = requests.get(f"{bot.url}/healthz", timeout=5)
+        assert health.status_code == 200 and time.monotonic() - started < 1
+        started = time.monotonic()
+        assert bot.slack.command("help", key="edge-help").status_code == 200
+        assert time.monotonic() - started < 1
+    finally:
+        for connection in held:
+            connection.close()
+
+
+def test_a_request_trickling_in_is_dropped(bot: Bot) -> None:
+    """One header line every few seconds (each well within the idle timeout) no longer keeps
+    a connection: the whole request must arrive within CHANNEL_TIMEOUT of its first byte."""
+    with socket.create_connection(("127.0.0.1", bot.port), timeout=1) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        dropped_after = None
+        while time.monotonic() - started < CHANNEL_TIMEOUT * 3:
+            try:
+                connection.sendall(b"X-Slow: 1\r\n")
+                if connection.recv(1) == b"":
+                    dropped_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                time.sleep(CHANNEL_TIMEOUT / 4)
+            except OSError:
+                dropped_after = time.monotonic() - started
+                break
+    assert dropped_after is not None and dropped_after < CHANNEL_TIMEOUT + 4
+
+
+def test_health_is_up_or_down_for_anyone_and_detailed_with_the_token(bot: Bot) -> None:
+    public = requests.get(f"{bot.url}/healthz", timeout=5)
+    assert (public.status_code, public.text) == (200, "ok\n")
+    wrong = requests.get(f"{bot.url}/healthz", headers={"Authorization": "Bearer guess"}, timeout=5)
+    assert wrong.status_code == 401 and "worker" not in wrong.text
+    detailed = requests.get(
+        f"{bot.url}/healthz", headers={"Authorization": f"Bearer {HEALTH_TOKEN}"}, timeout=5
+    )
+    assert detailed.status_code == 200
+    assert detailed.json() == {
+        "status": "ok",
+        "database": "ok",
+        "worker": "ok",
+        "worker_pending": detailed.json()["worker_pending"],
+    }
+
+
+def test_callback_pages_forbid_framing_scripts_and_caching(bot: Bot) -> None:
+    page = requests.get(
+        f"{bot.url}/oauth/xero/callback", params={"error": "access_denied"}, timeout=5
+    )
+    assert page.status_code == 400 and "<style>" in page.text
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Cache-Control"] == "no-store"
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    # The page's one inline style is allowed by its hash, and nothing else is.
+    style = re.search(r"<style>(.*?)</style>", page.text, re.DOTALL)
+    assert style is not None
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in policy
+
+
+def test_it_listens_on_loopback_only_by_default(bot: Bot) -> None:
+    # 127.0.0.2 reaches this host too, but not a socket bound to 127.0.0.1 alone.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.2", bot.port), timeout=2).close()
+
+
+def test_the_database_and_data_directory_are_private(bot: Bot) -> None:
+    # Written by the running bot (its health checks and requests): the WAL is there too.
+    assert stat.S_IMODE(bot.data.stat().st_mode) == 0o700
+    files = sorted(bot.data.glob("bot.sqlite3*"))
+    assert {path.name for path in files} >= {"bot.sqlite3", "bot.sqlite3-wal", "bot.sqlite3-shm"}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_a_debug_log_of_a_report_download_never_shows_its_signed_query(
+    container: Container, shop: Integration, world: SandboxWorld
+) -> None:
+    """The CLI at LOG_LEVEL=DEBUG syncs a month: urllib3 logs every request line, the report
+    document's pre-signed URL among them."""
+    settings = container.settings
+    env = world.env() | {
+        "DATABASE_URL": settings.database_url,
+        "TOKEN_ENCRYPTION_KEY": settings.token_encryption_key or "",
+        "LOG_LEVEL": "debug",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "sync", shop.name, "--period", "2026-01", "--json"],
+        env=os.environ | env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert json.loads(done.stdout)
+    # The download happened and was logged at DEBUG, without its query string.
+    downloads = [line for line in done.stderr.splitlines() if "/documents-bucket/" in line]
+    assert downloads and all("?[redacted]" in line for line in downloads)
+    assert "X-Amz-Signature" not in done.stderr and "X-Amz-Date" not in done.stderr
