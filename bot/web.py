@@ -233,6 +233,20 @@ def create_web_app(
             )
         except ServiceError as error:
             return _failure_page(error)
+        if outcome.held:
+            # Only this view asks Slack to confirm a change of organisation.
+            from handlers.xero_change import ask_to_confirm
+
+            asked = bool(container.settings.slack_bot_token) and ask_to_confirm(
+                container.slack_client, outcome.integration, container.settings.errors_channel
+            )
+            where = (
+                "An admin confirms it in the integration's Slack channel."
+                if asked
+                else "Slack could not be asked (no channel is set for the integration): set "
+                "its errors channel in Settings, then connect Xero again."
+            )
+            return _page("Confirmation needed", f"{outcome.message} {where}", ok=False, status=200)
         _announce(container, outcome)
         return _outcome_page(outcome)
 

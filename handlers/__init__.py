@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from handlers import actions, commands, errors, events, views
+from handlers import actions, commands, errors, events, views, xero_change
 
 
 def register(app: App) -> None:
@@ -15,4 +15,5 @@ def register(app: App) -> None:
     views.register(app)
     actions.register(app)
     events.register(app)
+    xero_change.register(app)
     errors.register(app)

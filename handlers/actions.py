@@ -15,11 +15,11 @@ from handlers import blocks
 from handlers.authz import is_admin, require_admin
 from handlers.blocks import ids
 from handlers.commands import open_settings, refresh_link, reply, start_sync
-from handlers.context import ack_at_once, services_of
+from handlers.context import ack_at_once, services_of, workspace_of
 from handlers.events import publish_home
 from handlers.overviews import overview, overviews
 from services.connect import STATE_LIFETIME
-from services.errors import ServiceError
+from services.errors import ErrorKind, ServiceError
 from services.models import Integration
 from services.sync import RunInProgress, previous_period
 
@@ -34,8 +34,22 @@ def _message_location(body: dict[str, Any]) -> tuple[str, str]:
     return container["channel_id"], container["message_ts"]
 
 
+def clicked_id(body: dict[str, Any], what: str) -> int:
+    """The id a button carries; a value that is not one (a forged payload) is not found,
+    with the same answer as an id that does not exist."""
+    value = str(body["actions"][0].get("value") or "")
+    if not value.isdigit():
+        raise ServiceError(ErrorKind.NOT_FOUND, f"There is no {what} {value!r}.", retryable=False)
+    return int(value)
+
+
 def _clicked_integration(body: dict[str, Any], context: BoltContext) -> Integration:
-    return services_of(context).integrations.get_by_id(int(body["actions"][0]["value"]))
+    """The integration a button names, if it is one of the clicking workspace's."""
+    return services_of(context).integrations.get_by_id(
+        clicked_id(body, "integration"),
+        workspace_id=workspace_of(context),
+        actor=body["user"]["id"],
+    )
 
 
 def _retry(
@@ -50,8 +64,12 @@ def _retry(
     the background pool: the updates wait for the channel's pace and the retry for Xero's rate
     limit, while the threads that answer Slack must stay free. `showing(retrying_by,
     retried_by)` renders the message as things stand when it is called."""
-    user = body["user"]["id"]
+    user, workspace = body["user"]["id"], workspace_of(context)
     channel, ts = _message_location(body)
+
+    def tell(text: str) -> None:
+        # Service messages carry names and report text: escaped as in channel posts.
+        client.chat_postEphemeral(channel=channel, user=user, **blocks.notice_message(text))
 
     def run() -> None:
         try:
@@ -60,14 +78,15 @@ def _retry(
                 retry()
             except RunInProgress as busy:
                 # A double click, or a retry of the whole month: show what it comes to.
-                text = f":hourglass: {busy.message} This message shows the outcome when it ends."
-                client.chat_postEphemeral(channel=channel, user=user, text=text)
-                services_of(context).sync.wait_for_run(busy.run_id, timeout=RUN_WAIT_SECONDS)
+                tell(f":hourglass: {busy.message} This message shows the outcome when it ends.")
+                services_of(context).sync.wait_for_run(
+                    busy.run_id, timeout=RUN_WAIT_SECONDS, workspace_id=workspace, actor=user
+                )
             finally:
                 # The outcome, or things as they stand when the retry could not start.
                 client.chat_update(channel=channel, ts=ts, **showing(None, user))
         except ServiceError as error:
-            client.chat_postEphemeral(channel=channel, user=user, text=f":warning: {error.message}")
+            tell(f":warning: {error.message}")
         except Exception:
             log.exception("a retry started from Slack failed")
 
@@ -75,57 +94,76 @@ def _retry(
 
 
 def retry_item(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-    require_admin(context, client, body["user"]["id"], "retry failed items")
+    user, workspace = body["user"]["id"], workspace_of(context)
+    require_admin(context, client, user, "retry failed items")
     sync = services_of(context).sync
-    item_id = int(body["actions"][0]["value"])
+    item_id = clicked_id(body, "ledger item")
+    sync.item(item_id, workspace_id=workspace, actor=user)  # another workspace's: not found
     _retry(
         body,
         client,
         context,
         showing=lambda retrying, retried: blocks.failed_item_message(
-            sync.item(item_id), retrying_by=retrying, retried_by=retried
+            sync.item(item_id, workspace_id=workspace), retrying_by=retrying, retried_by=retried
         ),
-        retry=lambda: sync.retry_item(item_id),
+        retry=lambda: sync.retry_item(item_id, workspace_id=workspace, actor=user),
     )
 
 
 def retry_items(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-    require_admin(context, client, body["user"]["id"], "retry failed items")
+    user, workspace = body["user"]["id"], workspace_of(context)
+    require_admin(context, client, user, "retry failed items")
     sync = services_of(context).sync
-    run_id, key = blocks.parse_retry_items_value(body["actions"][0]["value"])
-    group = [i.id for i in sync.failed_items(run_id) if blocks.failure_key(i) == key]
+    try:
+        run_id, key = blocks.parse_retry_items_value(body["actions"][0]["value"])
+    except ValueError:
+        raise ServiceError(ErrorKind.NOT_FOUND, "There is no such run.", retryable=False) from None
+    failed = sync.failed_items(run_id, workspace_id=workspace, actor=user)
+    group = [i.id for i in failed if blocks.failure_key(i) == key]
     _retry(
         body,
         client,
         context,
         showing=lambda retrying, retried: blocks.failure_group_message(
-            run_id, [sync.item(i) for i in group], retrying_by=retrying, retried_by=retried
+            run_id,
+            [sync.item(i, workspace_id=workspace) for i in group],
+            retrying_by=retrying,
+            retried_by=retried,
         ),
-        retry=lambda: sync.retry_run(run_id, only=group, announce=False),
+        retry=lambda: sync.retry_run(
+            run_id, only=group, announce=False, workspace_id=workspace, actor=user
+        ),
     )
 
 
 def retry_run(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     """Retry all failed (the error parent) or the whole run (a run that could not proceed)."""
-    require_admin(context, client, body["user"]["id"], "retry runs")
+    user, workspace = body["user"]["id"], workspace_of(context)
+    require_admin(context, client, user, "retry runs")
     sync = services_of(context).sync
     action = body["actions"][0]
-    run_id = int(action["value"])
+    run_id = clicked_id(body, "run")
+    sync.result_of(run_id, workspace_id=workspace, actor=user)  # another workspace's: not found
     integrations = services_of(context).integrations
 
     def showing(retrying: str | None, retried: str | None) -> dict[str, Any]:
-        result = sync.result_of(run_id)
+        result = sync.result_of(run_id, workspace_id=workspace)
         if action["action_id"] == ids.RETRY_RUN:
-            integration = integrations.get(result.integration, body["team"]["id"])
+            integration = integrations.get(result.integration, workspace)
             return blocks.run_failed_message(
                 result, integration_id=integration.id, retrying_by=retrying, retried_by=retried
             )
+        failures = sync.failed_items(run_id, workspace_id=workspace)
         return blocks.error_parent_message(
-            result, failures=sync.failed_items(run_id), retrying_by=retrying, retried_by=retried
+            result, failures=failures, retrying_by=retrying, retried_by=retried
         )
 
     _retry(
-        body, client, context, showing=showing, retry=lambda: sync.retry_run(run_id, announce=False)
+        body,
+        client,
+        context,
+        showing=showing,
+        retry=lambda: sync.retry_run(run_id, announce=False, workspace_id=workspace, actor=user),
     )
 
 
@@ -134,10 +172,10 @@ def lifecycle(
 ) -> None:
     """Settings, Stop, Activate, Sync now, Refresh, Send connect links: as the commands do."""
     services = services_of(context)
-    user, workspace = body["user"]["id"], body["team"]["id"]
+    user, workspace = body["user"]["id"], workspace_of(context)
     action = body["actions"][0]["action_id"]
-    integration = _clicked_integration(body, context)
     require_admin(context, client, user, "change integrations")
+    integration = _clicked_integration(body, context)
     trigger = body["trigger_id"]
     if action == ids.OPEN_SETTINGS:
         open_settings(services, client, trigger, integration)
@@ -152,15 +190,19 @@ def lifecycle(
             replace_original=False,
         )
     elif action == ids.SYNC_NOW:
-        notice = start_sync(services, integration, previous_period(datetime.now(UTC)))
+        notice = start_sync(
+            services, integration, previous_period(datetime.now(UTC)), workspace, user
+        )
         reply(respond, notice, replace_original=False)
     elif action == ids.REFRESH_INTEGRATION:
-        reply(respond, refresh_link(services, integration, user), replace_original=False)
+        link = refresh_link(services, integration, user, workspace)
+        reply(respond, link, replace_original=False)
     elif action == ids.SEND_CONNECT_LINKS:
+        connect = services.connect
         links = blocks.connect_links_modal(
             integration.name,
-            amazon_url=services.connect.amazon_consent_url(integration, actor=user),
-            xero_url=services.connect.xero_consent_url(integration, actor=user),
+            amazon_url=connect.amazon_consent_url(integration, actor=user, workspace_id=workspace),
+            xero_url=connect.xero_consent_url(integration, actor=user, workspace_id=workspace),
             expires_at=datetime.now(UTC) + STATE_LIFETIME,
         )
         client.views_open(trigger_id=trigger, view=links)
@@ -175,20 +217,19 @@ def open_setup(body: dict[str, Any], client: WebClient, context: BoltContext) ->
 def list_page(
     body: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
 ) -> None:
-    user, workspace = body["user"]["id"], body["team"]["id"]
+    user, workspace = body["user"]["id"], workspace_of(context)
     page = blocks.integration_list_message(
         overviews(services_of(context), workspace),
         can_manage=is_admin(context, client, user),
         now=datetime.now(UTC),
-        page=int(body["actions"][0]["value"]),
+        page=clicked_id(body, "page"),
     )
     reply(respond, page, replace_original=True)
 
 
 def home_page(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-    publish_home(
-        client, context, body["user"]["id"], body["team"]["id"], int(body["actions"][0]["value"])
-    )
+    page = clicked_id(body, "page")
+    publish_home(client, context, body["user"]["id"], workspace_of(context), page)
 
 
 def register(app: App) -> None:

@@ -8,7 +8,7 @@ import time
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
 
-from handlers.context import services_of
+from handlers.context import services_of, workspace_of
 from services.errors import ErrorKind, ServiceError
 
 _CACHE_SECONDS = 300.0
@@ -34,7 +34,12 @@ def is_admin(context: BoltContext, client: WebClient, user_id: str) -> bool:
 
 
 def require_admin(context: BoltContext, client: WebClient, user_id: str, doing: str) -> None:
+    """Before anything is looked up: a refused user learns nothing of what exists. The
+    refusal is logged and audited."""
     if not is_admin(context, client, user_id):
+        services_of(context).integrations.record_refusal(
+            actor=user_id, workspace_id=workspace_of(context), doing=doing
+        )
         raise ServiceError(
             ErrorKind.AUTH,
             f"Only admins can {doing}. Ask a workspace admin, or someone listed in ADMIN_USER_IDS.",

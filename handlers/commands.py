@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from handlers import blocks
 from handlers.authz import is_admin, require_admin
 from handlers.blocks.common import describe_period
-from handlers.context import Services, ack_at_once, services_of
+from handlers.context import Services, ack_at_once, services_of, workspace_of
 from handlers.overviews import overview, overviews
 from services.connect import STATE_LIFETIME, Purpose
 from services.errors import ErrorKind, ServiceError
@@ -35,7 +35,7 @@ def amazon(
     command: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
 ) -> None:
     services = services_of(context)
-    user, workspace = command["user_id"], command["team_id"]
+    user, workspace = command["user_id"], workspace_of(context)
     words = command.get("text", "").split()
     action = words[0].lower() if words else "help"
     rest = " ".join(words[1:])
@@ -58,7 +58,7 @@ def amazon(
     elif action in ("status", "logs"):
         _show(action, services, workspace, rest, respond, context, client, user)
     elif action in ("settings", "stop", "activate", "refresh", "sync"):
-        _manage(action, services, command, rest, respond, context, client)
+        _manage(action, services, workspace, command, rest, respond, context, client)
     else:
         # A typo: the help, naming the nearest command.
         reply(
@@ -122,13 +122,16 @@ def _names(services: Services, workspace: str) -> list[str]:
 def _manage(
     action: str,
     services: Services,
+    workspace: str,
     command: dict[str, Any],
     rest: str,
     respond: Respond,
     context: BoltContext,
     client: WebClient,
 ) -> None:
-    user, workspace = command["user_id"], command["team_id"]
+    user = command["user_id"]
+    # Before the name is looked up: a refused user learns nothing of which names exist.
+    require_admin(context, client, user, f"{action} integrations")
     period = None
     if action == "sync" and rest.split() and _looks_like_period(rest.split()[-1]):
         period = rest.split()[-1]
@@ -136,7 +139,6 @@ def _manage(
     integration = _named(action, services, workspace, rest, respond)
     if integration is None:
         return
-    require_admin(context, client, user, f"{action} integrations")
     trigger = command["trigger_id"]
     if action == "settings":
         open_settings(services, client, trigger, integration)
@@ -152,12 +154,10 @@ def _manage(
             blocks.notice_message(f"{activated.name} is active: the next period is pulled."),
         )
     elif action == "refresh":
-        reply(respond, refresh_link(services, integration, user))
+        reply(respond, refresh_link(services, integration, user, workspace))
     else:
-        reply(
-            respond,
-            start_sync(services, integration, period or previous_period(datetime.now(UTC))),
-        )
+        period = period or previous_period(datetime.now(UTC))
+        reply(respond, start_sync(services, integration, period, workspace, user))
 
 
 def _looks_like_period(word: str) -> bool:
@@ -190,15 +190,22 @@ def open_settings(
         log.info("settings modal not updated: %s", error.response.get("error"))
 
 
-def refresh_link(services: Services, integration: Integration, user: str) -> dict[str, Any]:
-    url = services.connect.amazon_consent_url(integration, actor=user, purpose=Purpose.REFRESH)
+def refresh_link(
+    services: Services, integration: Integration, user: str, workspace: str
+) -> dict[str, Any]:
+    url = services.connect.amazon_consent_url(
+        integration, actor=user, purpose=Purpose.REFRESH, workspace_id=workspace
+    )
     return blocks.refresh_link_message(
         integration.name, amazon_url=url, expires_at=datetime.now(UTC) + STATE_LIFETIME
     )
 
 
-def start_sync(services: Services, integration: Integration, period: str) -> dict[str, Any]:
-    """The sync runs on its own thread; its progress and outcome are posted by the notifier."""
+def start_sync(
+    services: Services, integration: Integration, period: str, workspace: str, user: str
+) -> dict[str, Any]:
+    """The sync runs on its own thread; its progress and outcome are posted by the notifier.
+    `integration` must be `workspace`'s: checked again before the sync is started."""
 
     def work() -> None:
         try:
@@ -206,7 +213,7 @@ def start_sync(services: Services, integration: Integration, period: str) -> dic
         except ServiceError as error:  # e.g. already running: nothing was started
             log.warning("sync of %s %s did not start: %s", integration.name, period, error)
 
-    services.sync.check_can_sync(integration, period)
+    services.sync.check_can_sync(integration, period, workspace_id=workspace, actor=user)
     services.background.submit(work)
     return blocks.notice_message(
         f"Syncing {describe_period(period)} for {integration.name}: progress and "

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from slack_bolt import Ack, BoltContext
 
 from services.connect import ConnectService
+from services.errors import ErrorKind, ServiceError
 from services.integrations import IntegrationService
 from services.sync import SyncEngine
 
@@ -51,6 +52,16 @@ class _Shared:
 def services_of(context: BoltContext) -> Services:
     shared: _Shared = context["services"]
     return shared.services
+
+
+def workspace_of(context: BoltContext) -> str:
+    """The workspace a signed request came from: every id in its payload is looked up in it
+    alone. Bolt reads it from the payload (`team.id`, the user's team where an Enterprise Grid
+    org-wide install sends none, else the org's `enterprise.id`)."""
+    workspace = context.team_id or context.enterprise_id
+    if not workspace:
+        raise ServiceError(ErrorKind.AUTH, "Slack did not say which workspace this came from.")
+    return workspace
 
 
 def context_for(services: Services, team_id: str) -> BoltContext:

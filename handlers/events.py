@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from handlers import blocks
 from handlers.authz import is_admin
-from handlers.context import ack_at_once, services_of
+from handlers.context import ack_at_once, services_of, workspace_of
 from handlers.overviews import overviews
 
 
@@ -30,7 +30,7 @@ def home_opened(
     event: dict[str, Any], body: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
     if event.get("tab") == "home":
-        publish_home(client, context, event["user"], body["team_id"])
+        publish_home(client, context, event["user"], workspace_of(context))
 
 
 def register(app: App) -> None:

@@ -11,8 +11,9 @@ from slack_sdk import WebClient
 from handlers import blocks
 from handlers.authz import require_admin
 from handlers.blocks import ids
-from handlers.context import services_of
+from handlers.context import services_of, workspace_of
 from services.connect import STATE_LIFETIME
+from services.errors import ErrorKind, ServiceError
 from services.integrations import IntegrationSpec, PostingSettings
 from services.models import Integration
 
@@ -21,7 +22,7 @@ def setup_submitted(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
     services = services_of(context)
-    user, workspace = body["user"]["id"], body["team"]["id"]
+    user, workspace = body["user"]["id"], workspace_of(context)
     require_admin(context, client, user, "set up integrations")
     values = blocks.parse_setup_submission(view["state"]["values"])
     integration = services.integrations.create(
@@ -43,8 +44,10 @@ def setup_submitted(
     )
     links = blocks.connect_links_modal(
         integration.name,
-        amazon_url=services.connect.amazon_consent_url(integration, actor=user),
-        xero_url=services.connect.xero_consent_url(integration, actor=user),
+        amazon_url=services.connect.amazon_consent_url(
+            integration, actor=user, workspace_id=workspace
+        ),
+        xero_url=services.connect.xero_consent_url(integration, actor=user, workspace_id=workspace),
         expires_at=datetime.now(UTC) + STATE_LIFETIME,
     )
     ack(response_action="update", view=links)
@@ -53,10 +56,18 @@ def setup_submitted(
 def _submitted_for(
     body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext, doing: str
 ) -> tuple[Integration, str, str]:
-    """The integration a settings or stop modal is about, once the submitter may do it."""
-    user, workspace = body["user"]["id"], body["team"]["id"]
+    """The integration a settings or stop modal is about, once the submitter may do it: only
+    one of the submitting workspace (the id in private_metadata is the payload's word)."""
+    user, workspace = body["user"]["id"], workspace_of(context)
     require_admin(context, client, user, doing)
-    integration = services_of(context).integrations.get_by_id(int(view["private_metadata"]))
+    metadata = str(view.get("private_metadata") or "")
+    if not metadata.isdigit():
+        raise ServiceError(
+            ErrorKind.NOT_FOUND, f"No integration with id {metadata!r}.", retryable=False
+        )
+    integration = services_of(context).integrations.get_by_id(
+        int(metadata), workspace_id=workspace, actor=user
+    )
     return integration, user, workspace
 
 

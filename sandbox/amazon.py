@@ -1,4 +1,5 @@
-"""A stand-in for Amazon: LWA, the Seller Central consent page, the Reports and Tokens APIs.
+"""A stand-in for Amazon: LWA, the Seller Central consent page, the Reports, Tokens and Sellers
+APIs.
 
 One Flask app serves every Amazon host on one port, with Amazon's wire formats: LWA's OAuth
 errors, SP-API's `{"errors": [...]}` bodies and headers, usage plans enforced as 429s, report
@@ -47,6 +48,9 @@ from services.marketplaces import MARKETPLACES, Region
 
 REPORTS = "/reports/2021-06-30"
 TOKENS = "/tokens/2021-03-01"
+SELLERS = "/sellers/v1"
+# getMarketplaceParticipations' usage plan, from its description in sellers.json.
+SELLERS_USAGE_PLANS = {"getMarketplaceParticipations": (0.016, 15)}
 RESTRICTED_REPORT_TYPES = frozenset({VAT_REPORT})
 # Amazon's internal numbers for the settlement types, as its refusal message quotes them.
 SETTLEMENT_TYPE_NUMBERS = {
@@ -69,7 +73,16 @@ LOOPBACK = "127.0.0.1"
 _RATE_HEADER_STATUSES = {
     "reports": frozenset({200, 202, 400, 404}),
     "tokens": frozenset({200, 400, 404, 415, 429, 500, 503}),
+    "sellers": frozenset({200, 400, 404}),  # the others' header is deprecated in sellers.json
 }
+_API_OF = {"createRestrictedDataToken": "tokens", "getMarketplaceParticipations": "sellers"}
+# A marketplace's defaultLanguageCode, as getMarketplaceParticipations gives it.
+_LANGUAGES = {
+    "AE": "en_AE", "AU": "en_AU", "BE": "fr_BE", "BR": "pt_BR", "CA": "en_CA", "DE": "de_DE",
+    "EG": "ar_EG", "ES": "es_ES", "FR": "fr_FR", "GB": "en_GB", "IE": "en_IE", "IN": "en_IN",
+    "IT": "it_IT", "JP": "ja_JP", "MX": "es_MX", "NL": "nl_NL", "PL": "pl_PL", "SA": "ar_SA",
+    "SE": "sv_SE", "SG": "en_SG", "TR": "tr_TR", "US": "en_US", "ZA": "en_ZA",
+}  # fmt: skip
 # Paths an RDT can be issued for (Tokens API use case guide), {x} standing for one segment.
 _RESTRICTED_PATHS = (
     f"{REPORTS}/documents/{{reportDocumentId}}",
@@ -114,7 +127,17 @@ def _parse_time(value: object) -> datetime | None:
 class _Code:
     redirect_uri: str
     expires: float
+    seller: str  # the selling partner id of whoever confirmed the consent
     used: bool = False
+
+
+@dataclass(frozen=True)
+class Seller:
+    """A selling account: its id, its store name and the marketplaces it sells in."""
+
+    selling_partner_id: str
+    store_name: str
+    marketplace_ids: tuple[str, ...]
 
 
 @dataclass
@@ -217,20 +240,26 @@ class AmazonSandbox:
         self.declare_charset = declare_charset
         self._clock = clock
         self._rng = random.Random(f"amazon-sandbox:{seed}")
-        self.selling_partner_id = "A" + "".join(
-            self._rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(13)
-        )
+        self.selling_partner_id = self._new_seller_id()
+        self.sellers = {
+            self.selling_partner_id: Seller(
+                self.selling_partner_id, "Sandbox Store", tuple(settlement_marketplace_ids)
+            )
+        }
+        # Whoever is signed in to Seller Central when a consent is confirmed gives it.
+        self.signed_in = self.selling_partner_id
         self._lock = threading.RLock()
         self._codes: dict[str, _Code] = {}
-        self._refresh_tokens: set[str] = set()
-        self._access_tokens: dict[str, float] = {}
+        # Every token belongs to the seller who consented: refresh token -> selling partner id.
+        self._refresh_tokens: dict[str, str] = {}
+        self._access_tokens: dict[str, tuple[float, str]] = {}
         self._rdts: dict[str, _Rdt] = {}
         self._reports: dict[str, _Report] = {}
         self._documents: dict[str, _Document] = {}
         self._report_ids = itertools.count(50_000_000_000 + seed % 10_000 * 100_000)
         self._next_outcomes: deque[str] = deque()
         self._signing_key = secrets.token_bytes(32)
-        plans = {**USAGE_PLANS, **(usage_plans or {})}
+        plans = {**USAGE_PLANS, **SELLERS_USAGE_PLANS, **(usage_plans or {})}
         self._buckets = {
             operation: TokenBucket(rate, burst, sleep=_refuse)
             for operation, (rate, burst) in plans.items()
@@ -249,23 +278,30 @@ class AmazonSandbox:
 
     # --- helpers for tests -----------------------------------------------------------------
 
+    def add_seller(self, store_name: str, marketplace_ids: Sequence[str]) -> str:
+        """Another selling account (sign in as it with `signed_in`); its selling partner id."""
+        with self._lock:
+            seller_id = self._new_seller_id()
+            self.sellers[seller_id] = Seller(seller_id, store_name, tuple(marketplace_ids))
+        return seller_id
+
     def authorization_code(self, redirect_uri: str = "https://bot.example/amazon/callback") -> str:
         """What the consent page issues when the seller confirms, without the browser steps."""
         code = "ANDt" + secrets.token_urlsafe(24)
         with self._lock:
-            self._codes[code] = _Code(redirect_uri, self._clock() + CODE_LIFETIME)
+            self._codes[code] = _Code(redirect_uri, self._clock() + CODE_LIFETIME, self.signed_in)
         return code
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far stops working, as an hour passing would do."""
         with self._lock:
-            for token in self._access_tokens:
-                self._access_tokens[token] = 0.0
+            for token, (_, seller) in self._access_tokens.items():
+                self._access_tokens[token] = (0.0, seller)
 
     def revoke(self, refresh_token: str) -> None:
         """The seller removed the app in Seller Central."""
         with self._lock:
-            self._refresh_tokens.discard(refresh_token)
+            self._refresh_tokens.pop(refresh_token, None)
 
     def end_next_report_with(self, status: str) -> None:
         """The next report created finishes FATAL or CANCELLED instead of DONE."""
@@ -286,6 +322,11 @@ class AmazonSandbox:
             return [r.report_id for r in reports if r.report_type == SETTLEMENT_REPORT]
 
     # --- plumbing ------------------------------------------------------------------------------
+
+    def _new_seller_id(self) -> str:
+        # Like Amazon's merchant ids: A and 13 uppercase letters and digits.
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+        return "A" + "".join(self._rng.choice(alphabet) for _ in range(13))
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -321,6 +362,12 @@ class AmazonSandbox:
             methods=["POST"],
         )
         rule("/documents-bucket/<document_id>", "document", self._download, methods=["GET"])
+        rule(
+            f"{SELLERS}/marketplaceParticipations",
+            "getMarketplaceParticipations",
+            self._marketplace_participations,
+            methods=["GET"],
+        )
 
     def _sp_response(self, operation: str, status: int, body: Mapping[str, Any] | None) -> Response:
         response = Response(
@@ -329,7 +376,7 @@ class AmazonSandbox:
             mimetype="application/json",
         )
         response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
-        api = "tokens" if operation == "createRestrictedDataToken" else "reports"
+        api = _API_OF.get(operation, "reports")
         if status in _RATE_HEADER_STATUSES[api]:
             response.headers["x-amzn-RateLimit-Limit"] = f"{self._rates[operation]:g}"
         return response
@@ -345,7 +392,7 @@ class AmazonSandbox:
         token = request.headers.get("x-amz-access-token", "")
         with self._lock:
             rdt = self._rdts.get(token)
-            expires = self._access_tokens.get(token)
+            expires, _ = self._access_tokens.get(token, (None, None))
             now = self._clock()
             # The error's details, or None when the token opens this operation.
             details: str | None
@@ -405,14 +452,15 @@ class AmazonSandbox:
                 if form.get("redirect_uri", code.redirect_uri) != code.redirect_uri:
                     return self._invalid_grant("redirect_uri")
                 refresh_token = "Atzr|" + secrets.token_urlsafe(96)
-                self._refresh_tokens.add(refresh_token)
+                self._refresh_tokens[refresh_token] = code.seller
                 self.issued_refresh_tokens.append(refresh_token)
             else:
                 refresh_token = form.get("refresh_token", "")
                 if refresh_token not in self._refresh_tokens:
                     return self._invalid_grant("refresh_token")
+            seller = self._refresh_tokens[refresh_token]
             access_token = "Atza|" + secrets.token_urlsafe(96)
-            self._access_tokens[access_token] = self._clock() + self.access_token_ttl
+            self._access_tokens[access_token] = (self._clock() + self.access_token_ttl, seller)
             self.issued_access_tokens.append(access_token)
         body = {
             "access_token": access_token,
@@ -492,12 +540,41 @@ class AmazonSandbox:
         query = urlencode(
             {
                 "state": request.form.get("state", ""),
-                "selling_partner_id": self.selling_partner_id,
+                "selling_partner_id": self.signed_in,
                 "spapi_oauth_code": code,
             }
         )
         separator = "&" if "?" in redirect_uri else "?"
         return Response(status=302, headers={"Location": f"{redirect_uri}{separator}{query}"})
+
+    # --- Sellers API -----------------------------------------------------------------------
+
+    def _marketplace_participations(self) -> Response:
+        """getMarketplaceParticipations: the marketplaces of the seller the token belongs to,
+        with its store name; nothing in the answer names the seller's id (sellers.json)."""
+        refused = self._gate("getMarketplaceParticipations")
+        if refused is not None:
+            return refused
+        with self._lock:
+            _, seller_id = self._access_tokens[request.headers["x-amz-access-token"]]
+            seller = self.sellers[seller_id]
+        markets = [MARKETPLACES[m] for m in seller.marketplace_ids if m in MARKETPLACES]
+        payload = [
+            {
+                "marketplace": {
+                    "id": market.id,
+                    "name": market.domain.capitalize(),  # "Amazon.de"
+                    "countryCode": market.country,
+                    "defaultCurrencyCode": market.currency,
+                    "defaultLanguageCode": _LANGUAGES[market.country],
+                    "domainName": f"www.{market.domain}",
+                },
+                "storeName": seller.store_name,
+                "participation": {"isParticipating": True, "hasSuspendedListings": False},
+            }
+            for market in markets
+        ]
+        return self._sp_response("getMarketplaceParticipations", 200, {"payload": payload})
 
     # --- Reports API -----------------------------------------------------------------------
 

@@ -1,13 +1,18 @@
 """Consent flows: send a user to Amazon's and Xero's consent pages and take the callbacks.
 
-Each redirect carries a random single-use `state` bound to one integration that expires after
-10 minutes; a callback whose state is unknown, used or expired changes nothing.
+Each redirect carries a random single-use `state` that expires after 10 minutes, bound to the
+integration, the workspace whose admin asked for it and that admin; a callback whose state is
+unknown, used, expired or does not match changes nothing. What the browser brings back is not
+trusted: Amazon's `selling_partner_id` is checked for form and the seller against what the new
+token proves (the Sellers API), and a Xero consent for another organisation than the one an
+integration posts to is held until an admin confirms it in Slack.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -24,6 +29,11 @@ from services.xero import XeroAuth, auth_event_id
 STATE_LIFETIME = timedelta(minutes=10)
 AMAZON_CALLBACK_PATH = "/oauth/amazon/callback"
 XERO_CALLBACK_PATH = "/oauth/xero/callback"
+# Amazon's merchant (seller) ids: uppercase letters and digits, such as A2EUQ1WTGCTBG2.
+SELLING_PARTNER_ID = re.compile(r"[A-Z0-9]{10,20}")
+
+# The Sellers API's answer for a refresh token: marketplace id -> the seller's store name there.
+SellerStores = Callable[[Integration, str], Mapping[str, str]]
 
 
 class Provider(StrEnum):
@@ -50,6 +60,7 @@ class CallbackOutcome:
     purpose: Purpose
     message: str
     became_active: bool  # this callback completed the setup
+    held: bool = False  # a change of Xero organisation waits for an admin's confirmation
 
     @property
     def connected(self) -> bool:
@@ -66,9 +77,13 @@ class ConnectService:
         amazon_app: AmazonApp,
         xero_auth: XeroAuth,
         public_base_url: str,
+        seller_stores: SellerStores | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`seller_stores` asks the Sellers API which seller a new refresh token belongs to;
+        without it a refresh is checked against the redirect's selling_partner_id alone."""
         self._sessions = sessions
+        self._seller_stores = seller_stores
         self._integrations = integrations
         self._lwa = lwa
         self._amazon_app = amazon_app
@@ -85,9 +100,15 @@ class ConnectService:
         return self._base_url + XERO_CALLBACK_PATH
 
     def amazon_consent_url(
-        self, integration: Integration, *, actor: str, purpose: Purpose = Purpose.CONNECT
+        self,
+        integration: Integration,
+        *,
+        actor: str,
+        purpose: Purpose = Purpose.CONNECT,
+        workspace_id: str | None = None,
     ) -> str:
-        state = self._new_state(integration, Provider.AMAZON, purpose, actor)
+        """`workspace_id`: the workspace of the admin who asks (None: the operator's CLI)."""
+        state = self._new_state(integration, Provider.AMAZON, purpose, actor, workspace_id)
         return consent_url(
             seller_central_url=self._amazon_app.seller_central_url(integration.marketplaces[0]),
             application_id=self._amazon_app.application_id,
@@ -96,8 +117,10 @@ class ConnectService:
             draft=self._amazon_app.is_draft,
         )
 
-    def xero_consent_url(self, integration: Integration, *, actor: str) -> str:
-        state = self._new_state(integration, Provider.XERO, Purpose.CONNECT, actor)
+    def xero_consent_url(
+        self, integration: Integration, *, actor: str, workspace_id: str | None = None
+    ) -> str:
+        state = self._new_state(integration, Provider.XERO, Purpose.CONNECT, actor, workspace_id)
         return self._xero_auth.authorize_url(state=state, redirect_uri=self.xero_redirect_uri)
 
     def complete_amazon(self, *, state: str, code: str, selling_partner_id: str) -> CallbackOutcome:
@@ -108,13 +131,24 @@ class ConnectService:
                 "Amazon did not send an authorization code. Start the connection again from Slack.",
                 retryable=False,
             )
+        if not SELLING_PARTNER_ID.fullmatch(selling_partner_id):
+            raise ServiceError(
+                ErrorKind.VALIDATION,
+                "Amazon's answer does not name a seller account (the link was changed on the "
+                "way). Nothing was changed. Start the connection again from Slack.",
+                retryable=False,
+            )
+        integration = self._bound_integration(oauth_state)
         refresh_token = self._lwa.exchange_code(code, self.amazon_redirect_uri)
-        was_pending = self._pending(oauth_state.integration_id)
+        # What the token itself proves; the selling_partner_id is only what the browser sent.
+        stores = self._seller_stores(integration, refresh_token) if self._seller_stores else None
+        was_pending = integration.status == IntegrationStatus.PENDING_AUTHORIZATION
         integration = self._integrations.record_amazon_authorization(
             oauth_state.integration_id,
             selling_partner_id=selling_partner_id,
             refresh_token=refresh_token,
             actor=oauth_state.created_by,
+            stores=stores,
         )
         purpose = Purpose(oauth_state.purpose)
         if purpose == Purpose.REFRESH:
@@ -133,6 +167,9 @@ class ConnectService:
 
     def complete_xero(self, *, state: str, code: str) -> CallbackOutcome:
         oauth_state = self._consume(state, Provider.XERO)
+        was_pending = self._bound_integration(oauth_state).status == (
+            IntegrationStatus.PENDING_AUTHORIZATION
+        )
         if not code:
             raise ServiceError(
                 ErrorKind.VALIDATION,
@@ -153,7 +190,6 @@ class ConnectService:
                 retryable=False,
             )
         [tenant] = tenants
-        was_pending = self._pending(oauth_state.integration_id)
         integration = self._integrations.record_xero_connection(
             oauth_state.integration_id,
             tenant_id=tenant.tenant_id,
@@ -161,6 +197,18 @@ class ConnectService:
             refresh_token=tokens.refresh_token,
             actor=oauth_state.created_by,
         )
+        if integration.xero_tenant_id != tenant.tenant_id:
+            return CallbackOutcome(
+                integration,
+                Provider.XERO,
+                Purpose.CONNECT,
+                f"{integration.name} posts to the Xero organisation "
+                f"{integration.xero_tenant_name or integration.xero_tenant_id}, not to "
+                f"{tenant.name}. Moving its books is never silent: an admin confirms the "
+                "change in Slack first; until then nothing changes.",
+                became_active=False,
+                held=True,
+            )
         message = f"Xero organisation {tenant.name} is connected to {integration.name}."
         return CallbackOutcome(
             integration,
@@ -170,13 +218,31 @@ class ConnectService:
             became_active=was_pending and integration.status == IntegrationStatus.ACTIVE,
         )
 
-    def _pending(self, integration_id: int) -> bool:
-        status = self._integrations.get_by_id(integration_id).status
-        return status == IntegrationStatus.PENDING_AUTHORIZATION
+    def _bound_integration(self, oauth_state: OAuthState) -> Integration:
+        """The state's integration, if it is still of the workspace the state was issued in
+        (a mismatch is audited, and the callback fails as for an unknown link)."""
+        try:
+            return self._integrations.get_by_id(
+                oauth_state.integration_id,
+                workspace_id=oauth_state.workspace_id,
+                actor=oauth_state.created_by,
+            )
+        except ServiceError as error:
+            if error.kind != ErrorKind.NOT_FOUND:
+                raise
+            raise _refused("This link is not one the bot issued") from None
 
     def _new_state(
-        self, integration: Integration, provider: Provider, purpose: Purpose, actor: str
+        self,
+        integration: Integration,
+        provider: Provider,
+        purpose: Purpose,
+        actor: str,
+        workspace_id: str | None,
     ) -> str:
+        """A state for `actor` of `workspace_id` (the CLI: the integration's own workspace); a
+        link for another workspace's integration is never issued."""
+        bound = self._integrations.get_by_id(integration.id, workspace_id=workspace_id, actor=actor)
         state = secrets.token_urlsafe(32)
         now = self._clock()
         with self._sessions.begin() as session:
@@ -185,7 +251,8 @@ class ConnectService:
                     state=state,
                     provider=provider,
                     purpose=purpose,
-                    integration_id=integration.id,
+                    integration_id=bound.id,
+                    workspace_id=bound.workspace_id,
                     created_by=actor,
                     created_at=now,
                     expires_at=now + STATE_LIFETIME,
@@ -218,11 +285,15 @@ class ConnectService:
             problem = "This link was already used"
         else:
             problem = "This link expired (links are valid for 10 minutes)"
-        raise ServiceError(
-            ErrorKind.AUTH,
-            f"{problem}. Nothing was changed. Start the connection again from Slack.",
-            retryable=False,
-        )
+        raise _refused(problem)
+
+
+def _refused(problem: str) -> ServiceError:
+    return ServiceError(
+        ErrorKind.AUTH,
+        f"{problem}. Nothing was changed. Start the connection again from Slack.",
+        retryable=False,
+    )
 
 
 def _with_next_step(message: str, integration: Integration) -> str:

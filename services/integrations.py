@@ -8,19 +8,27 @@ active -> authorization_expired when Amazon's 365-day authorization lapses; a re
 from __future__ import annotations
 
 import builtins  # in IntegrationService, `list` is the method: its annotations say builtins.list
+import logging
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.crypto import TokenCipher
 from services.errors import ErrorKind, ServiceError
 from services.marketplaces import MARKETPLACES, Region
-from services.models import AuditEntry, Integration, IntegrationStatus, InvoiceStatus
+from services.models import (
+    AuditEntry,
+    Integration,
+    IntegrationStatus,
+    InvoiceStatus,
+    XeroContact,
+)
 from services.transactions import TaxScheme
 from services.vat_rates import (
     country_name,
@@ -31,10 +39,17 @@ from services.vat_rates import (
     rates_in_force,
 )
 
+log = logging.getLogger(__name__)
+
 AMAZON_AUTHORIZATION_LIFETIME = timedelta(days=365)
 EXPIRY_WARNING = timedelta(days=7)  # how long before it lapses the errors channel is told
 EXPIRY_WARNED = "amazon.expiry_warned"
 NAME_MAX_LENGTH = 50
+ACCOUNT_CODE_MAX_LENGTH = 10  # Xero's limit for an account code, and the column's
+CHANNEL_MAX_LENGTH = 80  # Slack's limit for a channel name, and the column's
+# Terminal escapes and other controls, bidirectional overrides, zero-width and private-use
+# characters, line separators: a name with one can show as something else than it is.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
 LOCAL_WORKSPACE = "local"  # integrations made from the CLI, outside any Slack workspace
 # The schemes a seller sets a rate for: exports, reverse charge and tax Amazon collects as
 # facilitator are 0% by law.
@@ -81,6 +96,15 @@ def _validate(
     name = " ".join(spec.name.split())
     if not 1 <= len(name) <= NAME_MAX_LENGTH:
         errors["name"] = f"The name must be 1 to {NAME_MAX_LENGTH} characters."
+    elif _has_hidden(name):
+        errors["name"] = (
+            "The name has an invisible or control character (such as a terminal escape, a "
+            "text direction override or a zero-width space): type it again."
+        )
+    if not isinstance(spec.region, Region):
+        regions = ", ".join(region.value.upper() for region in Region)
+        errors["region"] = f"{spec.region} is not an Amazon region: choose one of {regions}."
+        raise InvalidInput(errors)
     if not spec.marketplaces:
         errors["marketplaces"] = "Choose at least one marketplace."
     for marketplace_id in spec.marketplaces:
@@ -95,9 +119,31 @@ def _validate(
     if spec.start_date > today:
         errors["start_date"] = "The start date cannot be in the future."
     posting = spec.posting
+    if not isinstance(posting.invoice_status, InvoiceStatus):
+        errors["invoice_status"] = (
+            f"{posting.invoice_status} is not an invoice status: choose "
+            f"{' or '.join(status.value for status in InvoiceStatus)}."
+        )
     for field_name in ("sales_account_code", "shipping_account_code"):
-        if not getattr(posting, field_name).strip():
+        code = getattr(posting, field_name).strip()
+        if not code:
             errors[field_name] = "An account code is required."
+        elif len(code) > ACCOUNT_CODE_MAX_LENGTH or _has_hidden(code) or " " in code:
+            errors[field_name] = (
+                f"An account code is up to {ACCOUNT_CODE_MAX_LENGTH} letters and digits, "
+                "as in Xero's chart of accounts."
+            )
+    for field_name in ("errors_channel", "summary_channel"):
+        channel = getattr(spec, field_name)
+        if channel is not None and (
+            not 1 <= len(channel) <= CHANNEL_MAX_LENGTH
+            or _has_hidden(channel)
+            or any(char.isspace() for char in channel)
+        ):
+            errors[field_name] = (
+                f"A channel is its id or its name, up to {CHANNEL_MAX_LENGTH} characters "
+                "without spaces."
+            )
     vat_rates, vat_errors = _valid_vat_rates(
         posting.vat_rates, today, checked=checked_vat_rates or {}
     )
@@ -111,6 +157,10 @@ def _validate(
         marketplaces=tuple(dict.fromkeys(spec.marketplaces)),
         posting=replace(posting, vat_rates=vat_rates),
     )
+
+
+def _has_hidden(text: str) -> bool:
+    return any(unicodedata.category(char) in _HIDDEN_CATEGORIES for char in text)
 
 
 def _valid_vat_rates(
@@ -225,12 +275,54 @@ class IntegrationService:
             )
         return found[0]
 
-    def get_by_id(self, integration_id: int) -> Integration:
+    def get_by_id(
+        self, integration_id: int, *, workspace_id: str | None = None, actor: str = "system"
+    ) -> Integration:
+        """By id. With `workspace_id` (the id came in a request from that workspace) another
+        workspace's integration is not found, as a missing one is; the attempt is audited."""
         with self._sessions() as session:
             integration = session.get(Integration, integration_id)
-            if integration is None:
-                raise ServiceError(ErrorKind.NOT_FOUND, f"No integration with id {integration_id}.")
-            return integration
+        if integration is None or not self.belongs(
+            integration, workspace_id, actor=actor, looked_up=f"integration {integration_id}"
+        ):
+            raise ServiceError(
+                ErrorKind.NOT_FOUND, f"No integration with id {integration_id}.", retryable=False
+            )
+        return integration
+
+    def belongs(
+        self, integration: Integration, workspace_id: str | None, *, actor: str, looked_up: str
+    ) -> bool:
+        """Whether a request from `workspace_id` may reach `integration` (None: the operator's
+        CLI, which serves every workspace). When it may not, the attempt is logged and written
+        to the audit log of the integration it aimed at, and the caller answers "not found"."""
+        if workspace_id is None or integration.workspace_id == workspace_id:
+            return True
+        log.warning(
+            "%s of workspace %s asked for %s, which belongs to another workspace: not found",
+            actor,
+            workspace_id,
+            looked_up,
+        )
+        with self._sessions.begin() as session:
+            details = {"workspace_id": workspace_id, "looked_up": looked_up}
+            self._audit(session, actor, "workspace.access_refused", integration, details)
+        return False
+
+    def record_refusal(self, *, actor: str, workspace_id: str, doing: str) -> None:
+        """Someone who may not `doing` tried to: kept in the audit log (no integration is
+        named, since nothing was looked up for them)."""
+        log.warning("%s of workspace %s may not %s: refused", actor, workspace_id, doing)
+        with self._sessions.begin() as session:
+            session.add(
+                AuditEntry(
+                    at=self._clock(),
+                    actor=actor,
+                    action="admin.refused",
+                    integration_id=None,
+                    details={"workspace_id": workspace_id, "doing": doing},
+                )
+            )
 
     def amazon_refresh_token(self, integration: Integration) -> str:
         if integration.amazon_refresh_token_encrypted is None:
@@ -405,21 +497,38 @@ class IntegrationService:
             return integration
 
     def record_amazon_authorization(
-        self, integration_id: int, *, selling_partner_id: str, refresh_token: str, actor: str
+        self,
+        integration_id: int,
+        *,
+        selling_partner_id: str,
+        refresh_token: str,
+        actor: str,
+        stores: Mapping[str, str] | None = None,
     ) -> Integration:
-        """A (new) Amazon consent: the token is replaced and the 365-day clock restarts."""
+        """A (new) Amazon consent: the token is replaced and the 365-day clock restarts.
+        `stores` is what the new token itself proved (marketplace id -> store name, from the
+        Sellers API): a refresh must prove the seller the integration was connected to, since
+        the redirect's `selling_partner_id` is only what the browser sent."""
         with self._sessions.begin() as session:
             integration = self._lock(session, integration_id)
             previous = integration.amazon_selling_partner_id
             if previous and previous != selling_partner_id:
+                given_by = f"seller {selling_partner_id}"
+            elif stores is not None and not _same_seller(integration.amazon_stores, stores):
+                given_by = f"the seller of {_stores_text(stores)}"
+            else:
+                given_by = None
+            if given_by is not None:
                 raise ServiceError(
                     ErrorKind.VALIDATION,
                     f"{integration.name} is connected to Amazon seller {previous}, but this "
-                    f"consent was given by seller {selling_partner_id}. Sign in to Seller Central "
-                    "as the original seller, or set up a new integration.",
+                    f"consent was given by {given_by}. Sign in to Seller Central as the "
+                    "original seller, or set up a new integration.",
                     retryable=False,
                 )
             integration.amazon_selling_partner_id = selling_partner_id
+            if stores is not None:
+                integration.amazon_stores = dict(stores)
             integration.amazon_refresh_token_encrypted = self._cipher.encrypt(refresh_token)
             integration.amazon_authorized_at = self._clock()
             action = "amazon.reauthorized" if previous else "amazon.authorized"
@@ -438,20 +547,70 @@ class IntegrationService:
         refresh_token: str,
         actor: str,
     ) -> Integration:
+        """A Xero consent. One for another organisation than the one an integration already
+        posts to is held, not applied: the books move only once an admin confirms it in Slack
+        (`confirm_xero_change`); the returned integration then has it as its pending tenant."""
         with self._sessions.begin() as session:
             integration = self._lock(session, integration_id)
-            integration.xero_tenant_id = tenant_id
-            integration.xero_tenant_name = tenant_name
-            integration.xero_refresh_token_encrypted = self._cipher.encrypt(refresh_token)
-            integration.xero_connected_at = self._clock()
-            self._activate_if_connected(integration)
-            self._audit(
-                session,
-                actor,
-                "xero.connected",
+            details = {"tenant_id": tenant_id, "tenant_name": tenant_name}
+            moves = integration.xero_tenant_id not in (None, tenant_id)
+            if moves and integration.status != IntegrationStatus.PENDING_AUTHORIZATION:
+                integration.xero_pending_tenant_id = tenant_id
+                integration.xero_pending_tenant_name = tenant_name
+                integration.xero_pending_refresh_token_encrypted = self._cipher.encrypt(
+                    refresh_token
+                )
+                integration.xero_pending_by = actor
+                integration.xero_pending_at = self._clock()
+                self._audit(session, actor, "xero.change_held", integration, details)
+                return integration
+            self._connect_xero(integration, tenant_id, tenant_name, refresh_token)
+            if moves:
+                self._forget_organisation(session, integration)
+            self._audit(session, actor, "xero.connected", integration, details)
+            return integration
+
+    def confirm_xero_change(
+        self, integration_id: int, tenant_id: str, *, actor: str, workspace_id: str | None
+    ) -> Integration:
+        """An admin confirmed the held Xero consent for `tenant_id`: from now on the
+        integration posts to that organisation."""
+        # Checked before the row is locked: a refusal is audited in its own transaction.
+        self.get_by_id(integration_id, workspace_id=workspace_id, actor=actor)
+        with self._sessions.begin() as session:
+            integration = self._held_change(session, integration_id, tenant_id)
+            previous = {
+                "tenant_id": integration.xero_tenant_id,
+                "name": integration.xero_tenant_name,
+            }
+            refresh_token = integration.xero_pending_refresh_token_encrypted
+            assert refresh_token is not None  # held together with the tenant
+            self._connect_xero(
                 integration,
-                {"tenant_id": tenant_id, "tenant_name": tenant_name},
+                tenant_id,
+                integration.xero_pending_tenant_name,
+                self._cipher.decrypt(refresh_token),
             )
+            self._forget_organisation(session, integration)
+            _clear_held_change(integration)
+            details = {
+                "from": previous,
+                "to": {"tenant_id": tenant_id, "name": integration.xero_tenant_name},
+            }
+            self._audit(session, actor, "xero.change_confirmed", integration, details)
+            return integration
+
+    def cancel_xero_change(
+        self, integration_id: int, tenant_id: str, *, actor: str, workspace_id: str | None
+    ) -> Integration:
+        """The held Xero consent is dropped; the integration keeps its organisation."""
+        # Checked before the row is locked: a refusal is audited in its own transaction.
+        self.get_by_id(integration_id, workspace_id=workspace_id, actor=actor)
+        with self._sessions.begin() as session:
+            integration = self._held_change(session, integration_id, tenant_id)
+            details = {"tenant_id": tenant_id, "tenant_name": integration.xero_pending_tenant_name}
+            _clear_held_change(integration)
+            self._audit(session, actor, "xero.change_cancelled", integration, details)
             return integration
 
     def save_xero_refresh_token(self, integration_id: int, refresh_token: str) -> None:
@@ -572,6 +731,38 @@ class IntegrationService:
             raise _not_found(session, name, workspace_id)
         return integration
 
+    def _held_change(self, session: Session, integration_id: int, tenant_id: str) -> Integration:
+        integration = self._lock(session, integration_id)
+        if integration.xero_pending_tenant_id != tenant_id:
+            # Confirmed or cancelled already, or replaced by a later consent.
+            raise ServiceError(
+                ErrorKind.VALIDATION,
+                f"No change of Xero organisation is waiting for {integration.name} any more: "
+                f"it posts to {integration.xero_tenant_name or integration.xero_tenant_id}.",
+                retryable=False,
+            )
+        return integration
+
+    def _connect_xero(
+        self,
+        integration: Integration,
+        tenant_id: str,
+        tenant_name: str | None,
+        refresh_token: str,
+    ) -> None:
+        integration.xero_tenant_id = tenant_id
+        integration.xero_tenant_name = tenant_name
+        integration.xero_refresh_token_encrypted = self._cipher.encrypt(refresh_token)
+        integration.xero_connected_at = self._clock()
+        self._activate_if_connected(integration)
+
+    @staticmethod
+    def _forget_organisation(session: Session, integration: Integration) -> None:
+        """What was learnt of the previous organisation names its ids: its tax types and its
+        contacts do not exist in the new one."""
+        integration.xero_tax_types = {}
+        session.execute(delete(XeroContact).where(XeroContact.integration_id == integration.id))
+
     def _lock(self, session: Session, integration_id: int) -> Integration:
         integration = session.get(Integration, integration_id, with_for_update=True)
         if integration is None:
@@ -615,6 +806,14 @@ class IntegrationService:
                 details=details,
             )
         )
+
+
+def _clear_held_change(integration: Integration) -> None:
+    integration.xero_pending_tenant_id = None
+    integration.xero_pending_tenant_name = None
+    integration.xero_pending_refresh_token_encrypted = None
+    integration.xero_pending_by = None
+    integration.xero_pending_at = None
 
 
 def _describe(status: str) -> str:
@@ -667,6 +866,21 @@ def _spec_details(spec: IntegrationSpec) -> dict[str, Any]:
         "tax_overrides": dict(spec.posting.tax_overrides),
         "vat_rates": dict(spec.posting.vat_rates),
     }
+
+
+def _same_seller(known: Mapping[str, str] | None, proved: Mapping[str, str]) -> bool:
+    """Whether a token's stores are the ones recorded at the last consent: the same store name
+    in every marketplace both list (a seller may have joined marketplaces since). Nothing on
+    record (connected before tokens were checked): the new proof is recorded from now on."""
+    if not known:
+        return True
+    shared = set(known) & set(proved)
+    return bool(shared) and all(known[m] == proved[m] for m in shared)
+
+
+def _stores_text(stores: Mapping[str, str]) -> str:
+    names = sorted(set(stores.values()))
+    return ", ".join(repr(name) for name in names) or "no store"
 
 
 def names_of(integrations: Sequence[Integration]) -> list[str]:

@@ -110,6 +110,17 @@ class Integration(Base):
     xero_tenant_name: Mapped[str | None] = mapped_column(String(255))
     xero_refresh_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     xero_connected_at: Mapped[datetime | None]
+    # What the Amazon token itself proved at the last consent (Sellers API): marketplace id ->
+    # store name. A refresh must prove the same seller; the redirect's selling_partner_id can
+    # be edited by whoever holds the link.
+    amazon_stores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A Xero consent that would move the books to another organisation waits here until an
+    # admin confirms it in Slack.
+    xero_pending_tenant_id: Mapped[str | None] = mapped_column(String(64))
+    xero_pending_tenant_name: Mapped[str | None] = mapped_column(String(255))
+    xero_pending_refresh_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    xero_pending_by: Mapped[str | None] = mapped_column(String(64))
+    xero_pending_at: Mapped[datetime | None]
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -124,6 +135,9 @@ class OAuthState(Base):
     provider: Mapped[str] = mapped_column(String(16))
     purpose: Mapped[str] = mapped_column(String(16))
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    # The workspace whose admin asked for the link: the callback acts only on an integration
+    # of that workspace.
+    workspace_id: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

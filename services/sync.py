@@ -366,8 +366,17 @@ class SyncEngine:
                 payload["Contact"] = {"Name": contact_name(doc.contact, 0)}
                 yield {"_endpoint": endpoint, **payload}
 
-    def runs(self, integration_id: int, *, limit: int = 10) -> list[SyncRun]:
-        """The latest runs first."""
+    def runs(
+        self,
+        integration_id: int,
+        *,
+        limit: int = 10,
+        workspace_id: str | None = None,
+        actor: str = "system",
+    ) -> list[SyncRun]:
+        """The latest runs first. With `workspace_id`, only of that workspace's integrations
+        (the ids came in a request from it): another's are not found."""
+        self._integrations.get_by_id(integration_id, workspace_id=workspace_id, actor=actor)
         with self._sessions() as session:
             query = (
                 select(SyncRun)
@@ -377,9 +386,18 @@ class SyncEngine:
             )
             return list(session.scalars(query))
 
-    def wait_for_run(self, run_id: int, *, timeout: float, poll: float = 1.0) -> bool:
+    def wait_for_run(
+        self,
+        run_id: int,
+        *,
+        timeout: float,
+        poll: float = 1.0,
+        workspace_id: str | None = None,
+        actor: str = "system",
+    ) -> bool:
         """Wait while another sync or retry holds the run (at most until its lease lapses, if
         its process died); False if it still holds it after `timeout` seconds."""
+        self._run(run_id, workspace_id, actor)
         deadline = time.monotonic() + timeout
         while True:
             with self._sessions() as session:
@@ -398,36 +416,45 @@ class SyncEngine:
                 return False
             time.sleep(poll)
 
-    def result_of(self, run_id: int) -> RunResult:
+    def result_of(
+        self, run_id: int, *, workspace_id: str | None = None, actor: str = "system"
+    ) -> RunResult:
         """A run's result as it stands, from the ledger (what Slack shows on a Retry click)."""
-        with self._sessions() as session:
-            run = session.get(SyncRun, run_id)
-        if run is None:
-            raise ServiceError(ErrorKind.NOT_FOUND, f"There is no run {run_id}.", retryable=False)
+        run = self._run(run_id, workspace_id, actor)
         integration = self._integrations.get_by_id(run.integration_id)
         result = self._summarize(integration, run, _Counters(), RunStatus(run.status))
         result.error_kind, result.error_message = run.error_kind, run.error_message
         return result
 
-    def item(self, item_id: int) -> LedgerItem:
+    def item(
+        self, item_id: int, *, workspace_id: str | None = None, actor: str = "system"
+    ) -> LedgerItem:
+        """A ledger item; with `workspace_id` only one of that workspace's integrations."""
         with self._sessions() as session:
             item = session.get(LedgerItem, item_id)
-        if item is None:
+        if item is None or not self._belongs(
+            item.integration_id, workspace_id, actor, f"ledger item {item_id}"
+        ):
             raise ServiceError(
                 ErrorKind.NOT_FOUND, f"There is no ledger item {item_id}.", retryable=False
             )
         return item
 
-    def failed_items(self, run_id: int) -> list[LedgerItem]:
+    def failed_items(
+        self, run_id: int, *, workspace_id: str | None = None, actor: str = "system"
+    ) -> list[LedgerItem]:
+        self._run(run_id, workspace_id, actor)
         with self._sessions() as session:
             query = select(LedgerItem).where(
                 LedgerItem.run_id == run_id, LedgerItem.status == LedgerStatus.FAILED
             )
             return list(session.scalars(query.order_by(LedgerItem.id)))
 
-    def retry_item(self, item_id: int) -> LedgerItem:
+    def retry_item(
+        self, item_id: int, *, workspace_id: str | None = None, actor: str = "system"
+    ) -> LedgerItem:
         """Post one failed document again; returns it as it stands afterwards."""
-        item = self.item(item_id)
+        item = self.item(item_id, workspace_id=workspace_id, actor=actor)
         with self._sessions() as session:
             run = session.get(SyncRun, item.run_id)
         assert run is not None
@@ -453,12 +480,11 @@ class SyncEngine:
         only: list[int] | None = None,
         announce: bool = True,
         progress: Progress = _no_progress,
+        workspace_id: str | None = None,
+        actor: str = "system",
     ) -> RunResult:
         """Post the failed documents of a run again (all of them, or `only` those)."""
-        with self._sessions() as session:
-            run = session.get(SyncRun, run_id)
-        if run is None:
-            raise ServiceError(ErrorKind.NOT_FOUND, f"There is no run {run_id}.", retryable=False)
+        run = self._run(run_id, workspace_id, actor)
         integration = self._integrations.get_by_id(run.integration_id)
         retryable = select(LedgerItem.id).where(
             LedgerItem.run_id == run_id,
@@ -489,9 +515,40 @@ class SyncEngine:
         sorted by name, to choose overrides from: one GET /TaxRates."""
         return TaxMap.from_xero(self._xero(integration).tax_rates()).sales_tax_types()
 
-    def check_can_sync(self, integration: Integration, period: str) -> None:
+    def check_can_sync(
+        self,
+        integration: Integration,
+        period: str,
+        *,
+        workspace_id: str | None = None,
+        actor: str = "system",
+    ) -> None:
         """Raise what would stop a sync of this period before any work starts."""
-        self._check_can_sync(self._integrations.get_by_id(integration.id), *period_bounds(period))
+        current = self._integrations.get_by_id(
+            integration.id, workspace_id=workspace_id, actor=actor
+        )
+        self._check_can_sync(current, *period_bounds(period))
+
+    def _run(self, run_id: int, workspace_id: str | None, actor: str) -> SyncRun:
+        """A run, looked up for a request from `workspace_id` (None: the CLI, any workspace);
+        another workspace's run is not found, as a missing one is."""
+        with self._sessions() as session:
+            run = session.get(SyncRun, run_id)
+        if run is None or not self._belongs(
+            run.integration_id, workspace_id, actor, f"run {run_id}"
+        ):
+            raise ServiceError(ErrorKind.NOT_FOUND, f"There is no run {run_id}.", retryable=False)
+        return run
+
+    def _belongs(
+        self, integration_id: int, workspace_id: str | None, actor: str, looked_up: str
+    ) -> bool:
+        if workspace_id is None:
+            return True
+        integration = self._integrations.get_by_id(integration_id)
+        return self._integrations.belongs(
+            integration, workspace_id, actor=actor, looked_up=looked_up
+        )
 
     def _check_can_sync(self, integration: Integration, start: datetime, end: datetime) -> None:
         if integration.status != IntegrationStatus.ACTIVE:

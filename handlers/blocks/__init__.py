@@ -9,7 +9,10 @@ builders take `now`.
 from handlers.blocks.authorization import (
     authorization_warning_message,
     connected_message,
+    parse_xero_change_value,
     refresh_link_message,
+    xero_change_answered_message,
+    xero_change_message,
 )
 from handlers.blocks.commands import (
     COMMANDS,
@@ -79,6 +82,7 @@ __all__ = [
     "parse_retry_items_value",
     "parse_settings_submission",
     "parse_setup_submission",
+    "parse_xero_change_value",
     "progress_message",
     "refresh_link_message",
     "retry_items_value",
@@ -91,5 +95,7 @@ __all__ = [
     "summary_message",
     "unknown_integration_message",
     "what_to_fix",
+    "xero_change_answered_message",
+    "xero_change_message",
     "xero_url",
 ]

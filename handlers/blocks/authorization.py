@@ -1,5 +1,5 @@
-"""Messages about connecting: both sides connected, a fresh Amazon consent link, and the
-warning before Amazon's 365-day authorization lapses."""
+"""Messages about connecting: both sides connected, a fresh Amazon consent link, the warning
+before Amazon's 365-day authorization lapses, and a change of Xero organisation to confirm."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from handlers.blocks.common import (
     Json,
     actions,
     button,
+    confirm,
     context,
     day,
     describe_period,
@@ -21,6 +22,7 @@ from handlers.blocks.common import (
     message,
     relative,
     section,
+    user,
     when,
 )
 from services.models import Integration
@@ -76,3 +78,64 @@ def authorization_warning_message(integration: Integration, *, now: datetime) ->
         actions(button("Refresh", ids.REFRESH_INTEGRATION, str(integration.id), style="primary")),
     ]
     return message(text, blocks)
+
+
+def xero_change_value(integration_id: int, tenant_id: str) -> str:
+    """The Confirm/Cancel buttons name the organisation asked for: a click answers for that
+    consent only, not for one that replaced it meanwhile."""
+    return f"{integration_id}:{tenant_id}"
+
+
+def parse_xero_change_value(value: str) -> tuple[int, str]:
+    integration_id, _, tenant_id = value.partition(":")
+    return int(integration_id), tenant_id
+
+
+def xero_change_message(integration: Integration) -> Json:
+    """A Xero consent would move an integration's books to another organisation: held until
+    an admin confirms it here."""
+    name, asked_by = integration.name, integration.xero_pending_by or "someone"
+    current = integration.xero_tenant_name or integration.xero_tenant_id or "none"
+    wanted = integration.xero_pending_tenant_name or integration.xero_pending_tenant_id or ""
+    value = xero_change_value(integration.id, integration.xero_pending_tenant_id or "")
+    text = f"Move {name} from Xero organisation {current} to {wanted}? Asked by {asked_by}"
+    return message(
+        text,
+        [
+            section(
+                f":warning: {user(asked_by)} connected *{escape(name)}* to the Xero "
+                f"organisation *{escape(wanted)}*; it posts to *{escape(current)}*. Its Amazon "
+                "sales go to the new organisation only once an admin confirms."
+            ),
+            actions(
+                button(
+                    "Move to the new organisation",
+                    ids.CONFIRM_XERO_CHANGE,
+                    value,
+                    style="danger",
+                    confirm=confirm(
+                        "Move the books?",
+                        f"From now on *{escape(name)}* posts to *{escape(wanted)}*.",
+                        "Move",
+                        danger=True,
+                    ),
+                ),
+                button("Keep the current one", ids.CANCEL_XERO_CHANGE, value),
+            ),
+        ],
+    )
+
+
+def xero_change_answered_message(integration: Integration, *, moved: bool, by: str) -> Json:
+    """The question, once answered: the buttons go, who answered stays."""
+    name, organisation = integration.name, integration.xero_tenant_name or ""
+    verb = "now posts" if moved else "keeps posting"
+    return message(
+        f"{name} {verb} to the Xero organisation {organisation}",
+        [
+            section(
+                f"*{escape(name)}* {verb} to the Xero organisation *{escape(organisation)}*, "
+                f"as {user(by)} decided."
+            )
+        ],
+    )

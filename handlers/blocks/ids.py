@@ -33,6 +33,11 @@ RETRY_ITEMS = "retry_items"  # value: "<run id>:<failure key>", see runs.retry_i
 RETRY_ALL_FAILED = "retry_all_failed"  # value: the run id
 RETRY_RUN = "retry_run"  # value: the run id
 
+# A Xero consent for another organisation, held until an admin answers.
+# Value: "<integration id>:<tenant id>", see authorization.xero_change_value.
+CONFIRM_XERO_CHANGE = "confirm_xero_change"
+CANCEL_XERO_CHANGE = "cancel_xero_change"
+
 # Link buttons: Slack still sends block_actions for them, which the app must ack.
 CONNECT_AMAZON = "connect_amazon"
 CONNECT_XERO = "connect_xero"

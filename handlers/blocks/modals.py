@@ -514,11 +514,17 @@ def parse_setup_submission(values: Mapping[str, Any]) -> SetupValues:
     start_text = _state(values, ids.START_DATE).get("selected_date")
     if region_text not in {r.value for r in Region}:
         errors[ids.REGION.block] = "Choose the Amazon region."
-    if not start_text:
+    try:
+        start = date.fromisoformat(str(start_text)) if start_text else None
+    except ValueError:
+        start = None
+    if start is None:
         errors[ids.START_DATE.block] = "Choose a start date."
-    if errors:
-        raise InvalidInput(errors)
     status = _selected(values, ids.INVOICE_STATUS)
+    if status is not None and status not in {s.value for s in InvoiceStatus}:
+        errors[ids.INVOICE_STATUS.block] = "Choose how invoices are saved in Xero."
+    if errors or start is None:
+        raise InvalidInput(errors)
     return {
         "name": " ".join(_text(values, ids.NAME).split()),
         "region": Region(region_text),
@@ -526,7 +532,7 @@ def parse_setup_submission(values: Mapping[str, Any]) -> SetupValues:
             option["value"]
             for option in _state(values, ids.MARKETPLACES).get("selected_options") or []
         ],
-        "start_date": date.fromisoformat(str(start_text)),
+        "start_date": start,
         "invoice_status": InvoiceStatus(status) if status else InvoiceStatus.AUTHORISED,
         "sales_account_code": _text(values, ids.SALES_ACCOUNT_CODE),
         "shipping_account_code": _text(values, ids.SHIPPING_ACCOUNT_CODE),
