@@ -17,6 +17,7 @@ import logging
 import resource
 import signal
 import sys
+import time
 from types import FrameType
 from typing import Any
 
@@ -51,6 +52,22 @@ WAITRESS_OPTIONS: dict[str, Any] = {
 }
 
 
+class OncePerMinute(logging.Filter):
+    """Waitress warns at every request queued behind busy threads: under a flood, a line per
+    request. One a minute says as much."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self._last < 60:
+            return False
+        self._last = now
+        return True
+
+
 class RequestDeadlineChannel(HTTPChannel):
     """Waitress drops a connection CHANNEL_TIMEOUT after its last byte, so one header line every
     50 s would hold it forever. Here a request's clock starts at its first byte: a request still
@@ -74,6 +91,9 @@ class RequestDeadlineChannel(HTTPChannel):
 def create_http_server(app: Any, host: str, port: int) -> BaseWSGIServer | MultiSocketServer:
     """The waitress server `python -m bot run` runs (port 0: any free one); `.run()` serves."""
     _raise_open_files_limit(CONNECTION_LIMIT + 64)
+    queue_log = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, OncePerMinute) for f in queue_log.filters):
+        queue_log.addFilter(OncePerMinute())
     sockets: dict[int, Any] = {}
     server = create_server(app, map=sockets, host=host, port=port, **WAITRESS_OPTIONS)
     for dispatcher in sockets.values():
