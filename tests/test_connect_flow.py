@@ -169,8 +169,8 @@ def test_draft_apps_send_version_beta(world: SandboxWorld, database_url: str) ->
 
 def test_health_check(container: Container) -> None:
     response = requests.get(f"{container.settings.public_base_url}/healthz", timeout=10)
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    # The public answer is up or down only (the details need HEALTH_TOKEN).
+    assert (response.status_code, response.text) == (200, "ok\n")
 
 
 def test_each_xero_consent_connects_the_organisation_chosen_in_it(
