@@ -282,12 +282,18 @@ def process_alive(process: Any) -> bool:
     return bool(process.is_alive())
 
 
+HEALTH_TOKEN = "bench-health-token-0000"
+
+
 def drain(bot: Server, timeout: float) -> bool:
     """Wait until the bot's worker has finished what it was handed (its /healthz counts it);
     False if it is still busy after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if requests.get(f"{bot.url}/healthz", timeout=5).json().get("worker_pending") == 0:
+        details = requests.get(
+            f"{bot.url}/healthz", headers={"Authorization": f"Bearer {HEALTH_TOKEN}"}, timeout=5
+        ).json()
+        if details.get("worker_pending") == 0:
             return True
         time.sleep(0.2)
     return False
@@ -416,6 +422,7 @@ def main(arguments: list[str]) -> None:
             "DATABASE_URL": f"sqlite:///{directory}/bench.sqlite3",
             "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "HEALTH_TOKEN": HEALTH_TOKEN,  # the worker's pending count is a detail
         }
         container = Container(load_settings(env, dotenv=Path("/nonexistent")))
         container.migrate()

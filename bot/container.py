@@ -141,7 +141,16 @@ class Container:
             ),
             xero_auth=self.xero_auth,
             public_base_url=self.settings.public_base_url,
+            seller_stores=self._seller_stores,
         )
+
+    def _seller_stores(self, integration: Integration, refresh_token: str) -> dict[str, str]:
+        """What a new Amazon refresh token proves about its seller: its stores."""
+        return SpApiClient(
+            endpoint=self.settings.spapi_endpoint(Region(integration.region)),
+            lwa=self.lwa,
+            refresh_token=refresh_token,
+        ).marketplace_participations()
 
     @cached_property
     def sync(self) -> SyncEngine:

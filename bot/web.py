@@ -25,6 +25,7 @@ from bot.container import Container
 from bot.worker import SlackWorker
 from handlers.context import context_for
 from handlers.events import publish_home
+from handlers.xero_change import ask_to_confirm
 from services.connect import AMAZON_CALLBACK_PATH, XERO_CALLBACK_PATH, CallbackOutcome
 from services.errors import ServiceError
 
@@ -235,8 +236,6 @@ def create_web_app(
             return _failure_page(error)
         if outcome.held:
             # Only this view asks Slack to confirm a change of organisation.
-            from handlers.xero_change import ask_to_confirm
-
             asked = bool(container.settings.slack_bot_token) and ask_to_confirm(
                 container.slack_client, outcome.integration, container.settings.errors_channel
             )

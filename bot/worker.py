@@ -37,6 +37,7 @@ from slack_bolt.util.utils import get_arg_names_of_callable
 
 from bot.config import Settings
 from bot.container import Container
+from bot.logs import configure_logging
 from bot.scheduler import SyncScheduler
 from handlers.errors import report_after_ack
 
@@ -208,14 +209,13 @@ def _work(
     parent: int,
 ) -> None:
     """The worker process: Bolt's app with the same listeners, dispatching lazy-only requests."""
-    # Here, not at the top: these modules import this one.
-    from bot.cli import configure_logging
+    # Here, not at the top: bot.slack_app imports this module.
     from bot.slack_app import create_slack_app
 
     os.nice(WORKER_NICENESS)
     # Ctrl-C reaches the whole process group: the web process stops the worker in its turn.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    configure_logging()
+    configure_logging(settings.log_level)
     container = Container(settings)
     app = create_slack_app(container, verify_requests=False)
     scheduler = SyncScheduler(container) if run_scheduler else None

@@ -50,7 +50,6 @@ REPORTS = "/reports/2021-06-30"
 TOKENS = "/tokens/2021-03-01"
 SELLERS = "/sellers/v1"
 # getMarketplaceParticipations' usage plan, from its description in sellers.json.
-SELLERS_USAGE_PLANS = {"getMarketplaceParticipations": (0.016, 15)}
 RESTRICTED_REPORT_TYPES = frozenset({VAT_REPORT})
 # Amazon's internal numbers for the settlement types, as its refusal message quotes them.
 SETTLEMENT_TYPE_NUMBERS = {
@@ -259,7 +258,7 @@ class AmazonSandbox:
         self._report_ids = itertools.count(50_000_000_000 + seed % 10_000 * 100_000)
         self._next_outcomes: deque[str] = deque()
         self._signing_key = secrets.token_bytes(32)
-        plans = {**USAGE_PLANS, **SELLERS_USAGE_PLANS, **(usage_plans or {})}
+        plans = {**USAGE_PLANS, **(usage_plans or {})}
         self._buckets = {
             operation: TokenBucket(rate, burst, sleep=_refuse)
             for operation, (rate, burst) in plans.items()

@@ -60,6 +60,7 @@ USAGE_PLANS: dict[str, tuple[float, int]] = {
     "getReport": (2.0, 15),
     "getReportDocument": (0.0167, 15),
     "createRestrictedDataToken": (1.0, 10),
+    "getMarketplaceParticipations": (0.016, 15),
 }
 
 REPORT_NAMES = {
@@ -378,6 +379,18 @@ class SpApiClient:
                     retryable=True,
                 )
             self._sleep(delay)
+
+    def marketplace_participations(self) -> dict[str, str]:
+        """Marketplace id -> store name of the seller this token belongs to (Sellers API
+        getMarketplaceParticipations): what a refresh token itself proves about its seller."""
+        response = self._call(
+            "getMarketplaceParticipations", "GET", "/sellers/v1/marketplaceParticipations"
+        )
+        return {
+            str(entry["marketplace"]["id"]): str(entry["storeName"])
+            for entry in _json(response).get("payload") or []
+            if entry.get("participation", {}).get("isParticipating", True)
+        }
 
     def get_reports(
         self,

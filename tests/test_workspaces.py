@@ -22,9 +22,8 @@ from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from sandbox.xero import SandboxOrg
 from services.amazon import LwaClient
-from services.connect import AmazonApp, ConnectService, Purpose, SellerStores
+from services.connect import Purpose
 from services.errors import ErrorKind
-from services.marketplaces import Region
 from services.models import AuditEntry, Integration, LedgerItem, OAuthState
 from tests.test_slack_app import (
     SPEC,
@@ -256,27 +255,10 @@ def test_moving_an_integration_to_another_xero_organisation_waits_for_an_admin(
     assert "No change of Xero organisation is waiting" in answer(slack, "again")
 
 
-def _sellers_stores(container: Container) -> SellerStores:
-    """What a refresh token proves, from the Sellers API (getMarketplaceParticipations).
-    Here, until SpApiClient has the operation and bot/container.py passes it."""
-
-    def stores(integration: Integration, refresh_token: str) -> dict[str, str]:
-        endpoint = container.settings.spapi_endpoint(Region(integration.region))
-        response = requests.get(
-            f"{endpoint}/sellers/v1/marketplaceParticipations",
-            headers={"x-amz-access-token": container.lwa.access_token(refresh_token)},
-            timeout=10,
-        )
-        response.raise_for_status()
-        return {p["marketplace"]["id"]: p["storeName"] for p in response.json()["payload"]}
-
-    return stores
-
-
 def test_an_amazon_refresh_must_come_from_the_seller_the_token_proves(
     container: Container, world: SandboxWorld
 ) -> None:
-    connect = replace_connect(container)
+    connect = container.connect  # asks the Sellers API what a new token proves
     shop = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
     browser = requests.Session()
     assert submit_consent(browser, connect.amazon_consent_url(shop, actor="U0ADMIN")).ok
@@ -300,27 +282,6 @@ def test_an_amazon_refresh_must_come_from_the_seller_the_token_proves(
     world.amazon.signed_in = world.amazon.selling_partner_id
     url = connect.amazon_consent_url(shop, actor="U0ADMIN", purpose=Purpose.REFRESH)
     assert "renewed" in submit_consent(browser, url).text
-
-
-def replace_connect(container: Container) -> ConnectService:
-    """The container's ConnectService, asking the Sellers API (bot/container.py does not
-    wire `seller_stores` yet); the web app reads `container.connect` on each callback."""
-    settings = container.settings
-    connect = ConnectService(
-        container.sessions,
-        container.integrations,
-        lwa=container.lwa,
-        amazon_app=AmazonApp(
-            application_id=settings.amazon_spapi_application_id or "",
-            is_draft=settings.amazon_app_is_draft,
-            seller_central_url=settings.seller_central_url,
-        ),
-        xero_auth=container.xero_auth,
-        public_base_url=settings.public_base_url,
-        seller_stores=_sellers_stores(container),
-    )
-    container.__dict__["connect"] = connect  # in place of the cached_property's value
-    return connect
 
 
 def _redirect_naming(
