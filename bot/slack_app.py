@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 import handlers
@@ -27,6 +30,49 @@ def _shared_client(client: WebClient) -> Callable[..., Any]:
         return next()
 
     return middleware
+
+
+# Slack refuses a signature older than five minutes: a request can only come back within them.
+REPLAY_WINDOW = 300.0
+
+
+def _once_per_request(clock: Callable[[], float] = time.monotonic) -> Callable[..., Any]:
+    """A request Slack sends again (a retry, with X-Slack-Retry-Num) or that someone replays
+    (the same signed body within the window) is answered, and acts once: each click, command
+    or submission has its own trigger_id, each event its event_id."""
+    seen: OrderedDict[str, float] = OrderedDict()  # identity -> when it stops counting
+    lock = threading.Lock()
+
+    def middleware(req: BoltRequest, next: Callable[[], BoltResponse]) -> BoltResponse:
+        identity = _identity(req)
+        if req.lazy_only or identity is None:  # the work after an ack is not a new request
+            return next()
+        now = clock()
+        with lock:
+            while seen and _oldest(seen) <= now:
+                seen.popitem(last=False)
+            if identity in seen:
+                log.info("A Slack request came again (%s); answered, not acted on", identity)
+                return BoltResponse(status=200, body="")
+            seen[identity] = now + REPLAY_WINDOW
+        return next()
+
+    return middleware
+
+
+def _oldest(seen: OrderedDict[str, float]) -> float:
+    """When the oldest identity stops counting (they are kept in the order they came)."""
+    return next(iter(seen.values()))
+
+
+def _identity(req: BoltRequest) -> str | None:
+    body = req.body or {}
+    for field in ("trigger_id", "event_id"):
+        if isinstance(body.get(field), str):
+            return f"{field}:{body[field]}"
+    signature = req.headers.get("x-slack-signature", [None])[0] if req.headers else None
+    stamp = req.headers.get("x-slack-request-timestamp", [None])[0] if req.headers else None
+    return f"signature:{stamp}:{signature}" if signature else None
 
 
 def create_slack_app(
@@ -55,6 +101,7 @@ def create_slack_app(
     runner.lazy_listener_runner = (
         ProcessLazyRunner(log, worker) if worker else ThreadLazyRunner(log, executor)
     )
+    app.middleware(_once_per_request())
     app.middleware(_shared_client(container.slack_client))
     app.middleware(inject(container))
     handlers.register(app)

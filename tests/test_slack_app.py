@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 from slack_sdk import WebClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.container import Container
 from handlers import blocks
@@ -27,6 +27,7 @@ from services.models import (
     InvoiceStatus,
     LedgerItem,
     LedgerStatus,
+    OAuthState,
     RunStatus,
     SyncRun,
 )
@@ -505,3 +506,29 @@ def test_retry_run_on_a_run_that_could_not_proceed_runs_it_again(
 
     wait_for(outcome, timeout=30)
     assert container.sync.result_of(result.run_id).status != RunStatus.FAILED
+
+
+def test_a_request_sent_again_is_answered_but_acts_once(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    shop = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
+    sent: list[tuple[bytes, dict[str, str]]] = []
+    post = slack._post
+
+    def keep(data: bytes, headers: dict[str, str]) -> requests.Response:
+        sent.append((data, headers))
+        return post(data, headers)
+
+    slack._post = keep  # type: ignore[method-assign]
+    assert slack.command("refresh Acme EU", key="refresh").status_code == 200
+    [(data, headers)] = sent
+    # A replay of the same signed request, and Slack's own retry of it: both answered.
+    assert post(data, headers).status_code == 200
+    assert post(data, headers | {"X-Slack-Retry-Num": "1"}).status_code == 200
+
+    [link] = wait_for(lambda: slack.slack.responses("refresh"))
+    time.sleep(1)  # time for a second answer, if one were coming
+    assert slack.slack.responses("refresh") == [link]
+    with container.sessions() as session:
+        states = session.scalars(select(OAuthState).where(OAuthState.integration_id == shop.id))
+        assert len(states.all()) == 1  # one consent link minted, not three
