@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -25,8 +27,10 @@ from services.sync import RunInProgress, previous_period
 
 log = logging.getLogger(__name__)
 
-# How long a click waits for another retry of its month before showing things as they stand.
+# How long a click waits for another retry of its month before showing things as they stand,
+# and how often it looks whether that retry has finished.
 RUN_WAIT_SECONDS = 30 * 60
+RUN_POLL_SECONDS = 2.0
 
 
 def _message_location(body: dict[str, Any]) -> tuple[str, str]:
@@ -71,26 +75,60 @@ def _retry(
         # Service messages carry names and report text: escaped as in channel posts.
         client.chat_postEphemeral(channel=channel, user=user, **blocks.notice_message(text))
 
-    def run() -> None:
+    services = services_of(context)
+    deadline = time.monotonic() + RUN_WAIT_SECONDS
+
+    def run(first: bool) -> None:
         try:
-            client.chat_update(channel=channel, ts=ts, **showing(user, None))
+            if first:
+                client.chat_update(channel=channel, ts=ts, **showing(user, None))
             try:
                 retry()
             except RunInProgress as busy:
-                # A double click, or a retry of the whole month: show what it comes to.
-                tell(f":hourglass: {busy.message} This message shows the outcome when it ends.")
-                services_of(context).sync.wait_for_run(
-                    busy.run_id, timeout=RUN_WAIT_SECONDS, workspace_id=workspace, actor=user
-                )
-            finally:
-                # The outcome, or things as they stand when the retry could not start.
-                client.chat_update(channel=channel, ts=ts, **showing(None, user))
+                if time.monotonic() < deadline:
+                    if first:  # a double click, or a retry of the whole month meanwhile
+                        tell(
+                            f":hourglass: {busy.message} Your retry is queued behind it and "
+                            "runs when it ends; this message then shows the outcome."
+                        )
+                    _when_free(busy.run_id, resume)
+                    return
+                tell(f":hourglass: {busy.message} Still running after 30 minutes: retry later.")
+            except ServiceError as error:
+                tell(f":warning: {error.message}")
+            # The outcome, or things as they stand when the retry could not start.
+            client.chat_update(channel=channel, ts=ts, **showing(None, user))
         except ServiceError as error:
             tell(f":warning: {error.message}")
         except Exception:
             log.exception("a retry started from Slack failed")
 
-    services_of(context).background.submit(run)
+    def resume() -> None:
+        try:
+            services.background.submit(run, False)
+        except RuntimeError:  # the pool is shut down: the bot is stopping
+            log.info("a queued retry was dropped as the bot stopped; its Retry button stays")
+
+    def _when_free(run_id: int, then: Callable[[], object]) -> None:
+        """`then` once the run is no longer held, looked at every few seconds by a timer:
+        waiting holds none of the background pool's threads."""
+
+        def look() -> None:
+            try:
+                held = services.sync.is_held(run_id, workspace_id=workspace, actor=user)
+            except Exception:
+                log.exception("could not look whether run %s is still held", run_id)
+                held = False
+            if held and time.monotonic() < deadline:
+                _when_free(run_id, then)
+            else:
+                then()
+
+        timer = threading.Timer(RUN_POLL_SECONDS, look)
+        timer.daemon = True
+        timer.start()
+
+    services.background.submit(run, True)
 
 
 def retry_item(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:

@@ -386,22 +386,14 @@ class SyncEngine:
             )
             return list(session.scalars(query))
 
-    def wait_for_run(
-        self,
-        run_id: int,
-        *,
-        timeout: float,
-        poll: float = 1.0,
-        workspace_id: str | None = None,
-        actor: str = "system",
+    def is_held(
+        self, run_id: int, *, workspace_id: str | None = None, actor: str = "system"
     ) -> bool:
-        """Wait while another sync or retry holds the run (at most until its lease lapses, if
-        its process died); False if it still holds it after `timeout` seconds."""
+        """Whether a sync or retry holds the run now (a lapsed lease means its process died)."""
         self._run(run_id, workspace_id, actor)
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._sessions() as session:
-                held = session.scalar(
+        with self._sessions() as session:
+            return bool(
+                session.scalar(
                     select(func.count())
                     .select_from(SyncRun)
                     .where(
@@ -410,11 +402,7 @@ class SyncEngine:
                         SyncRun.lease_until >= self._clock(),
                     )
                 )
-            if not held:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(poll)
+            )
 
     def result_of(
         self, run_id: int, *, workspace_id: str | None = None, actor: str = "system"
@@ -523,11 +511,28 @@ class SyncEngine:
         workspace_id: str | None = None,
         actor: str = "system",
     ) -> None:
-        """Raise what would stop a sync of this period before any work starts."""
+        """Raise what would stop a sync of this period before any work starts, including
+        another sync or retry holding it now (RunInProgress): nothing would start."""
         current = self._integrations.get_by_id(
             integration.id, workspace_id=workspace_id, actor=actor
         )
         self._check_can_sync(current, *period_bounds(period))
+        with self._sessions() as session:
+            run = session.scalar(
+                select(SyncRun).where(
+                    SyncRun.integration_id == current.id,
+                    SyncRun.period == period,
+                    SyncRun.status == RunStatus.RUNNING,
+                    SyncRun.lease_until >= self._clock(),
+                )
+            )
+        if run is not None:
+            raise RunInProgress(
+                run.id,
+                f"The {_describe_period(period)} sync of {current.name} is already running "
+                "(a sync or a retry started earlier); its progress and outcome are posted in "
+                "its channels. Nothing new was started.",
+            )
 
     def _run(self, run_id: int, workspace_id: str | None, actor: str) -> SyncRun:
         """A run, looked up for a request from `workspace_id` (None: the CLI, any workspace);

@@ -466,12 +466,20 @@ def test_a_click_while_its_month_is_being_retried_shows_what_that_retry_came_to(
         with container.sessions.begin() as session:
             session.execute(update(SyncRun).where(SyncRun.id == item.run_id).values(**values))
 
-    # "Retry all failed" holds the month when the item's Retry is clicked.
+    # "Retry all failed" holds the month when the item's Retry is clicked, four times.
     month(status=RunStatus.RUNNING, lease_until=datetime.now(UTC) + timedelta(minutes=5))
-    slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
-    [(_, told)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.postEphemeral"])
-    assert "already running" in told["text"]
+    for _ in range(4):
+        slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
+    told = wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.postEphemeral"], 4)
+    assert all("already running" in call["text"] and "queued" in call["text"] for _, call in told)
     assert "Retrying" in texts(world.slack.messages("C0ERRORS")[0])
+    # Waiting holds none of the background threads: other work still runs at once.
+    for future in [container.background.submit(lambda: None) for _ in range(8)]:
+        future.result(timeout=2)
+    # A sync of the held month says so, rather than "Syncing..." with nothing started.
+    slack.command("sync Acme EU 2026-10", key="sync-now")
+    [answer] = wait_for(lambda: slack.slack.responses("sync-now"))
+    assert "already running" in texts(answer) and "Syncing" not in texts(answer)
 
     # That retry posts the item, and ends.
     with container.sessions.begin() as session:
