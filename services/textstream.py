@@ -101,16 +101,22 @@ def sniff_encoding(prefix: bytes, *, complete: bool = False) -> str:
     return "cp1252"
 
 
+def _prefix(chunks: Iterator[bytes]) -> bytes:
+    """The first SNIFF_BYTES or more of a stream (all of it if shorter), taken from it."""
+    prefix = b""
+    for chunk in chunks:
+        prefix += chunk
+        if len(prefix) >= SNIFF_BYTES:
+            break
+    return prefix
+
+
 def sniff_stream(chunks: Iterable[bytes]) -> str:
     """The encoding of a whole text read as a stream (a file on disk can be read twice): as
     `sniff_encoding`, except that UTF-8 must hold to the end, since a Windows-1252 report
     can be plain ASCII for its first rows."""
     iterator = iter(chunks)
-    prefix = b""
-    for chunk in iterator:
-        prefix += chunk
-        if len(prefix) >= SNIFF_BYTES:
-            break
+    prefix = _prefix(iterator)
     name = sniff_encoding(prefix, complete=len(prefix) < SNIFF_BYTES)
     if name != "utf-8":
         return name
@@ -142,14 +148,9 @@ def decode_lines(
     MAX_LINE_CHARS raises BAD_DATA naming `source` and the line.
     """
     iterator = iter(chunks)
-    prefix = b""
-    for chunk in iterator:
-        prefix += chunk
-        if len(prefix) >= SNIFF_BYTES:
-            break
-    else:
-        if not prefix:
-            return
+    prefix = _prefix(iterator)
+    if not prefix:
+        return
     if charset:
         name = codecs.lookup(charset).name
         name = "utf-8-sig" if name == "utf-8" else _CODEC_FOR_LABEL.get(name, name)

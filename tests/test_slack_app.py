@@ -375,12 +375,10 @@ def test_retrying_a_group_of_failures_updates_its_reply_with_each_outcome(
     assert {container.sync.item(item.id).status for item in group} == {"posted"}
 
 
-def test_a_double_click_and_a_resent_click_retry_once(
-    slack: SlackDriver, container: Container, world: SandboxWorld
-) -> None:
-    from tests.test_sync import numbers
-
-    item, posted = failed_item_in_errors(container, world)
+def recording(
+    slack: SlackDriver,
+) -> tuple[list[tuple[bytes, dict[str, str]]], Callable[[bytes, dict[str, str]], Any]]:
+    """Keep every request the driver sends, to send one again byte for byte; and the way to."""
     sent: list[tuple[bytes, dict[str, str]]] = []
     post = slack._post
 
@@ -389,6 +387,16 @@ def test_a_double_click_and_a_resent_click_retry_once(
         return post(data, headers)
 
     slack._post = keep  # type: ignore[method-assign]
+    return sent, post
+
+
+def test_a_double_click_and_a_resent_click_retry_once(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    from tests.test_sync import numbers
+
+    item, posted = failed_item_in_errors(container, world)
+    sent, post = recording(slack)
     slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
     slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
     assert post(*sent[0]).status_code == 200  # the first click again, byte for byte
@@ -520,14 +528,7 @@ def test_a_request_sent_again_is_answered_but_acts_once(
     slack: SlackDriver, container: Container, world: SandboxWorld
 ) -> None:
     shop = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
-    sent: list[tuple[bytes, dict[str, str]]] = []
-    post = slack._post
-
-    def keep(data: bytes, headers: dict[str, str]) -> requests.Response:
-        sent.append((data, headers))
-        return post(data, headers)
-
-    slack._post = keep  # type: ignore[method-assign]
+    sent, post = recording(slack)
     assert slack.command("refresh Acme EU", key="refresh").status_code == 200
     [(data, headers)] = sent
     # A replay of the same signed request, and Slack's own retry of it: both answered.
