@@ -19,18 +19,24 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from bot.config import load_settings
 from bot.container import Container
 from bot.server import CHANNEL_TIMEOUT, MAX_BODY_BYTES
+from handlers.blocks import ids
 from sandbox.slack_driver import SlackDriver
 from sandbox.world import SandboxWorld
+from services.integrations import IntegrationSpec
+from services.marketplaces import Region
 from services.models import Integration
 from tests.conftest import REPO
+from tests.test_slack_app import texts
 
 HEALTH_TOKEN = "edge-test-health-token"
 STARTUP_TIMEOUT = 60.0
@@ -44,6 +50,7 @@ class Bot:
     log: Path
     data: Path
     slack: SlackDriver
+    env: dict[str, str]
 
     def rss_kib(self) -> int:
         status = Path(f"/proc/{self.pid}/status").read_text()
@@ -100,7 +107,7 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
             slack = SlackDriver(
                 url, env["SLACK_SIGNING_SECRET"], world.slack, world.slack_server.url
             )
-            yield Bot(url, port, process.pid, log, home / "data", slack)
+            yield Bot(url, port, process.pid, log, home / "data", slack, env)
         finally:
             process.terminate()
             process.wait(60)
@@ -275,3 +282,32 @@ def test_a_debug_log_of_a_report_download_never_shows_its_signed_query(
     downloads = [line for line in done.stderr.splitlines() if "/documents-bucket/" in line]
     assert downloads and all("?[redacted]" in line for line in downloads)
     assert "X-Amz-Signature" not in done.stderr and "X-Amz-Date" not in done.stderr
+
+
+def test_another_workspaces_integration_is_not_found_through_the_real_server(bot: Bot) -> None:
+    # The running server's database, seen from here: an integration of another workspace.
+    container = Container(load_settings(bot.env, dotenv=Path("/nonexistent/.env")))
+    theirs = container.integrations.create(
+        IntegrationSpec("Their shop", Region.EU, ("A1PA6795UKMFR9",), date(2026, 1, 1)),
+        actor="U0THEIRS",
+        workspace_id="T0THEIRS",
+    )
+    try:
+        bot.slack.click(ids.OPEN_SETTINGS, str(theirs.id), key="theirs")
+        bot.slack.click(ids.OPEN_SETTINGS, "999999", key="missing")
+
+        def answers() -> list[str]:
+            got = [bot.slack.slack.responses(key) for key in ("theirs", "missing")]
+            return [texts(reply[0]) for reply in got] if all(got) else []
+
+        deadline = time.monotonic() + 15
+        while not (said := answers()):
+            assert time.monotonic() < deadline, "no answer"
+            time.sleep(0.1)
+        theirs_said, missing_said = said
+        # The same answer as for an id that does not exist, and the attempt audited.
+        assert theirs_said == missing_said.replace("999999", str(theirs.id))
+        refused = [e.action for e in container.integrations.audit_log(theirs.id)]
+        assert "workspace.access_refused" in refused
+    finally:
+        container.engine.dispose()
