@@ -87,10 +87,8 @@ def _retry(
             except RunInProgress as busy:
                 if time.monotonic() < deadline:
                     if first:  # a double click, or a retry of the whole month meanwhile
-                        tell(
-                            f":hourglass: {busy.message} Your retry is queued behind it and "
-                            "runs when it ends; this message then shows the outcome."
-                        )
+                        queued = blocks.queued_retry_message(busy.message, busy.held_by)
+                        client.chat_postEphemeral(channel=channel, user=user, **queued)
                     _when_free(busy.run_id, resume)
                     return
                 tell(f":hourglass: {busy.message} Still running after 30 minutes: retry later.")

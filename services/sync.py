@@ -92,11 +92,13 @@ def _no_progress(_phase: str, _done: int, _total: int) -> None:
 
 
 class RunInProgress(ServiceError):
-    """Another sync or retry holds the period's run; it reports its own outcome."""
+    """Another sync or retry holds the period's run; it reports its own outcome. `held_by` is
+    the user who started it, when a user did (not the schedule or the CLI)."""
 
-    def __init__(self, run_id: int, message: str) -> None:
+    def __init__(self, run_id: int, message: str, held_by: str | None = None) -> None:
         super().__init__(ErrorKind.VALIDATION, message, retryable=False)
         self.run_id = run_id
+        self.held_by = held_by
 
 
 @dataclass
@@ -486,7 +488,8 @@ class SyncEngine:
         self._reopen(integration, run, list(failed))
         if run.status == RunStatus.FAILED and not run.summary.get("ingested"):
             return self.sync_period(integration, run.period, progress=progress)
-        run = self._claim(integration, run.period, resume_finished=True)
+        by = None if actor == "system" else actor
+        run = self._claim(integration, run.period, resume_finished=True, by=by)
         started = time.monotonic()
         counters = _Counters()
         xero = self._xero(integration)
@@ -532,6 +535,7 @@ class SyncEngine:
                 f"The {_describe_period(period)} sync of {current.name} is already running "
                 "(a sync or a retry started earlier); its progress and outcome are posted in "
                 "its channels. Nothing new was started.",
+                held_by=run.summary.get("held_by"),
             )
 
     def _run(self, run_id: int, workspace_id: str | None, actor: str) -> SyncRun:
@@ -588,7 +592,12 @@ class SyncEngine:
         )
 
     def _claim(
-        self, integration: Integration, period: str, *, resume_finished: bool = False
+        self,
+        integration: Integration,
+        period: str,
+        *,
+        resume_finished: bool = False,
+        by: str | None = None,
     ) -> SyncRun:
         """Create or take over the run of this period; refuse while another process holds it."""
         now = self._clock()
@@ -639,8 +648,11 @@ class SyncEngine:
                     run.id,
                     f"The {_describe_period(period)} sync of {integration.name} is already "
                     "running.",
+                    held_by=run.summary.get("held_by"),
                 )
             session.refresh(run)
+            # Who holds it, for whoever finds it held meanwhile.
+            run.summary = {**run.summary, "held_by": by}
             return run
 
     def _renew(self, run: SyncRun) -> None:

@@ -474,12 +474,19 @@ def test_a_click_while_its_month_is_being_retried_shows_what_that_retry_came_to(
         with container.sessions.begin() as session:
             session.execute(update(SyncRun).where(SyncRun.id == item.run_id).values(**values))
 
-    # "Retry all failed" holds the month when the item's Retry is clicked, four times.
-    month(status=RunStatus.RUNNING, lease_until=datetime.now(UTC) + timedelta(minutes=5))
+    # Ada's "Retry all failed" holds the month when the item's Retry is clicked, four times.
+    with container.sessions() as session:
+        run = session.get(SyncRun, item.run_id)
+        assert run is not None
+        summary = run.summary
+    held = datetime.now(UTC) + timedelta(minutes=5)
+    month(status=RunStatus.RUNNING, lease_until=held, summary=summary | {"held_by": "U0ADA"})
     for _ in range(4):
         slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
     told = wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.postEphemeral"], 4)
-    assert all("already running" in call["text"] and "queued" in call["text"] for _, call in told)
+    for _, call in told:
+        assert "already running" in call["text"]
+        assert "queued behind the retry started by <@U0ADA>" in json.dumps(call["blocks"])
     assert "Retrying" in texts(world.slack.messages("C0ERRORS")[0])
     # Waiting holds none of the background threads: other work still runs at once.
     for future in [container.background.submit(lambda: None) for _ in range(8)]:

@@ -22,6 +22,7 @@ from handlers.blocks.commands import (
     name_needed_message,
     nearest_command,
     notice_message,
+    queued_retry_message,
     status_message,
     unknown_integration_message,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "parse_setup_submission",
     "parse_xero_change_value",
     "progress_message",
+    "queued_retry_message",
     "refresh_link_message",
     "retry_items_value",
     "run_failed_message",

@@ -115,6 +115,17 @@ def notice_message(text: str) -> Json:
     return message(text, [section(escape(text))])
 
 
+def queued_retry_message(busy: str, held_by: str | None) -> Json:
+    """A Retry click on a month another retry holds: it runs when that one ends."""
+
+    def said(behind: str, what: str) -> str:
+        return f"{what} Your retry is queued behind {behind} and runs when it ends."
+
+    text = said(f"the retry started by {held_by}" if held_by else "it", busy)
+    behind = f"the retry started by {user(held_by)}" if held_by else "it"
+    return message(text, [section(":hourglass: " + said(behind, escape(busy)))])
+
+
 def unknown_integration_message(name: str, known: Sequence[str]) -> Json:
     """The name asked for does not exist: the closest names, then the ones that do."""
     asked = truncate(name, 60)
