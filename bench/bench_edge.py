@@ -24,7 +24,6 @@ import multiprocessing
 import platform
 import re
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -211,4 +210,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

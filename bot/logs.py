@@ -18,19 +18,25 @@ FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
 _QUERY = re.compile(
     r"""((?:\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#"'<>]*|(?<![\w.])/[^\s?#"'<>]*)\?)[^\s#"'<>]+"""
 )
+# Slack's response_url and webhooks carry their credential in the path instead.
+_SLACK_HOOK = re.compile(r"(https://hooks\.slack\.com/)[^\s\"'<>,;)]+")
 REDACTED = "[redacted]"
 
 
 def redact(text: str) -> str:
-    """`text` with the query string of every URL and path replaced by [redacted]."""
-    return _QUERY.sub(rf"\1{REDACTED}", text)
+    """`text` with the query string of every URL and path, and the path of Slack's response
+    and webhook URLs, replaced by [redacted]."""
+    return _SLACK_HOOK.sub(rf"\1{REDACTED}", _QUERY.sub(rf"\1{REDACTED}", text))
 
 
 class RedactQueries(logging.Filter):
     """Rewrites a record's message and traceback before any handler formats it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: the handler reports it as logging does
+            return True
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
@@ -49,6 +55,7 @@ _REDACT = RedactQueries()
 def configure_logging(level: str = "INFO") -> None:
     """The bot's processes (the CLI, the server and its worker) log alike to standard error."""
     logging.basicConfig(level=level, format=FORMAT)
+    logging.getLogger().setLevel(level)  # basicConfig leaves an already configured root alone
     for handler in logging.getLogger().handlers:
         # On the handler: a filter on a logger sees only what is logged on that logger itself.
         handler.addFilter(_REDACT)

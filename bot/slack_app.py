@@ -55,7 +55,18 @@ def _once_per_request(clock: Callable[[], float] = time.monotonic) -> Callable[.
                 log.info("A Slack request came again (%s); answered, not acted on", identity)
                 return BoltResponse(status=200, body="")
             seen[identity] = now + REPLAY_WINDOW
-        return next()
+        try:
+            response = next()
+        except Exception:
+            forget(identity)
+            raise
+        if response is not None and response.status >= 500:
+            forget(identity)  # it did not act: Slack's retry of it must
+        return response
+
+    def forget(identity: str) -> None:
+        with lock:
+            seen.pop(identity, None)
 
     return middleware
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -42,7 +43,7 @@ def clicked_id(body: dict[str, Any], what: str) -> int:
     """The id a button carries; a value that is not one (a forged payload) is not found,
     with the same answer as an id that does not exist."""
     value = str(body["actions"][0].get("value") or "")
-    if not value.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", value):  # "²" is a digit to isdigit(); ids are int32
         raise ServiceError(ErrorKind.NOT_FOUND, f"There is no {what} {value!r}.", retryable=False)
     return int(value)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +62,7 @@ def _submitted_for(
     user, workspace = body["user"]["id"], workspace_of(context)
     require_admin(context, client, user, doing)
     metadata = str(view.get("private_metadata") or "")
-    if not metadata.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", metadata):  # "²" is a digit to isdigit(); ids are int32
         raise ServiceError(
             ErrorKind.NOT_FOUND, f"No integration with id {metadata!r}.", retryable=False
         )

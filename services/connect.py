@@ -142,6 +142,7 @@ class ConnectService:
         refresh_token = self._lwa.exchange_code(code, self.amazon_redirect_uri)
         # What the token itself proves; the selling_partner_id is only what the browser sent.
         stores = self._seller_stores(integration, refresh_token) if self._seller_stores else None
+        stores_before = self._stores_before(integration) if stores is not None else None
         was_pending = integration.status == IntegrationStatus.PENDING_AUTHORIZATION
         integration = self._integrations.record_amazon_authorization(
             oauth_state.integration_id,
@@ -149,6 +150,7 @@ class ConnectService:
             refresh_token=refresh_token,
             actor=oauth_state.created_by,
             stores=stores,
+            stores_before=stores_before,
         )
         purpose = Purpose(oauth_state.purpose)
         if purpose == Purpose.REFRESH:
@@ -164,6 +166,18 @@ class ConnectService:
             _with_next_step(message, integration),
             became_active=was_pending and integration.status == IntegrationStatus.ACTIVE,
         )
+
+    def _stores_before(self, integration: Integration) -> dict[str, str] | None:
+        """What the integration's own seller proves now: its current token asked live (a store
+        renamed since the last consent is still that seller's), else what was recorded then
+        (a token that has lapsed answers nothing)."""
+        if self._seller_stores is None or integration.amazon_refresh_token_encrypted is None:
+            return None
+        try:
+            token = self._integrations.amazon_refresh_token(integration)
+            return dict(self._seller_stores(integration, token))
+        except ServiceError:
+            return dict(integration.amazon_stores) if integration.amazon_stores else None
 
     def complete_xero(self, *, state: str, code: str) -> CallbackOutcome:
         oauth_state = self._consume(state, Provider.XERO)

@@ -504,17 +504,20 @@ class IntegrationService:
         refresh_token: str,
         actor: str,
         stores: Mapping[str, str] | None = None,
+        stores_before: Mapping[str, str] | None = None,
     ) -> Integration:
         """A (new) Amazon consent: the token is replaced and the 365-day clock restarts.
         `stores` is what the new token itself proved (marketplace id -> store name, from the
-        Sellers API): a refresh must prove the seller the integration was connected to, since
-        the redirect's `selling_partner_id` is only what the browser sent."""
+        Sellers API), `stores_before` what the integration's seller proves (its current token
+        asked now, else what was recorded): a refresh must prove the same seller, since the
+        redirect's `selling_partner_id` is only what the browser sent. Nothing to compare with
+        is a refusal, not a pass."""
         with self._sessions.begin() as session:
             integration = self._lock(session, integration_id)
             previous = integration.amazon_selling_partner_id
             if previous and previous != selling_partner_id:
                 given_by = f"seller {selling_partner_id}"
-            elif stores is not None and not _same_seller(integration.amazon_stores, stores):
+            elif previous and stores is not None and not _same_seller(stores_before, stores):
                 given_by = f"the seller of {_stores_text(stores)}"
             else:
                 given_by = None
@@ -869,11 +872,11 @@ def _spec_details(spec: IntegrationSpec) -> dict[str, Any]:
 
 
 def _same_seller(known: Mapping[str, str] | None, proved: Mapping[str, str]) -> bool:
-    """Whether a token's stores are the ones recorded at the last consent: the same store name
-    in every marketplace both list (a seller may have joined marketplaces since). Nothing on
-    record (connected before tokens were checked): the new proof is recorded from now on."""
+    """Whether a token's stores are the seller's: the same store name in every marketplace
+    both list (a seller may have joined marketplaces since). Nothing known, or nothing shared,
+    proves nothing."""
     if not known:
-        return True
+        return False
     shared = set(known) & set(proved)
     return bool(shared) and all(known[m] == proved[m] for m in shared)
 

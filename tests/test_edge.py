@@ -311,3 +311,17 @@ def test_another_workspaces_integration_is_not_found_through_the_real_server(bot
         assert "workspace.access_refused" in refused
     finally:
         container.engine.dispose()
+
+
+def test_slack_response_urls_are_redacted_like_signed_queries() -> None:
+    from bot.logs import redact
+
+    line = (
+        "Sending a request - url: https://hooks.slack.com/actions/T0A/1234/Zx9SeCrEt, "
+        "then GET /documents/abc?X-Amz-Signature=deadbeef HTTP/1.1"
+    )
+
+    assert redact(line) == (
+        "Sending a request - url: https://hooks.slack.com/[redacted], "
+        "then GET /documents/abc?[redacted] HTTP/1.1"
+    )

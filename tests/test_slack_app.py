@@ -548,3 +548,24 @@ def test_a_request_sent_again_is_answered_but_acts_once(
     with container.sessions() as session:
         states = session.scalars(select(OAuthState).where(OAuthState.integration_id == shop.id))
         assert len(states.all()) == 1  # one consent link minted, not three
+
+
+def test_a_request_that_failed_is_acted_on_when_slack_sends_it_again() -> None:
+    from slack_bolt import BoltRequest, BoltResponse
+
+    from bot.slack_app import _once_per_request
+
+    once = _once_per_request()
+    request = BoltRequest(body='{"event_id": "Ev0FAILED", "type": "event_callback"}')
+    answers = iter([BoltResponse(status=500), BoltResponse(status=200, body="acted")])
+    acted: list[int] = []
+
+    def handle() -> BoltResponse:
+        response = next(answers)
+        acted.append(response.status)
+        return response
+
+    assert once(req=request, next=handle).status == 500
+    assert once(req=request, next=handle).body == "acted"  # Slack's retry: acted on
+    assert once(req=request, next=handle).body == ""  # and now only answered
+    assert acted == [500, 200]

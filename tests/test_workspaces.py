@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
@@ -336,3 +337,28 @@ def test_the_cli_still_reaches_every_workspace(container: Container, world: Sand
     assert container.sync.item(item.id).id == item.id
     assert container.sync.result_of(item.run_id).failed > 0
     assert container.integrations.get_by_id(item.integration_id).workspace_id == TEAM
+
+
+def test_a_refresh_is_proved_against_the_current_token_even_with_no_stores_on_record(
+    container: Container, world: SandboxWorld
+) -> None:
+    connect = container.connect
+    shop = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
+    browser = requests.Session()
+    assert submit_consent(browser, connect.amazon_consent_url(shop, actor="U0ADMIN")).ok
+    seller = container.integrations.get_by_id(shop.id).amazon_selling_partner_id or ""
+    # Connected before tokens were checked: nothing on record to compare with.
+    with container.sessions.begin() as session:
+        session.execute(update(Integration).values(amazon_stores=None))
+
+    world.amazon.signed_in = world.amazon.add_seller("Other Store", ["A1PA6795UKMFR9"])
+    url = connect.amazon_consent_url(shop, actor="U0ADMIN", purpose=Purpose.REFRESH)
+    edited = _redirect_naming(browser, url, seller)
+    assert edited.status_code == 400 and "Other Store" in edited.text
+
+    # The real seller renamed its store since: its current token still proves it.
+    world.amazon.signed_in = seller
+    renamed = world.amazon.sellers[seller]
+    world.amazon.sellers[seller] = replace(renamed, store_name="Renamed Store")
+    url = connect.amazon_consent_url(shop, actor="U0ADMIN", purpose=Purpose.REFRESH)
+    assert "renewed" in submit_consent(browser, url).text

@@ -91,12 +91,19 @@ def parse_xero_change_value(value: str) -> tuple[int, str]:
     return int(integration_id), tenant_id
 
 
+def _organisation(name: str | None, tenant_id: str | None) -> str:
+    if name and tenant_id:
+        return f"{name} ({tenant_id})"
+    return name or tenant_id or "none"
+
+
 def xero_change_message(integration: Integration) -> Json:
     """A Xero consent would move an integration's books to another organisation: held until
     an admin confirms it here."""
     name, asked_by = integration.name, integration.xero_pending_by or "someone"
-    current = integration.xero_tenant_name or integration.xero_tenant_id or "none"
-    wanted = integration.xero_pending_tenant_name or integration.xero_pending_tenant_id or ""
+    # Names are the organisations' owners' to choose, and can be copied: the ids tell apart.
+    current = _organisation(integration.xero_tenant_name, integration.xero_tenant_id)
+    wanted = _organisation(integration.xero_pending_tenant_name, integration.xero_pending_tenant_id)
     value = xero_change_value(integration.id, integration.xero_pending_tenant_id or "")
     text = f"Move {name} from Xero organisation {current} to {wanted}? Asked by {asked_by}"
     return message(
