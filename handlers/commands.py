@@ -209,7 +209,7 @@ def start_sync(
 
     def work() -> None:
         try:
-            services.sync.sync_period(integration, period)
+            services.sync.sync_period(integration, period, by=user)
         except ServiceError as error:  # e.g. already running: nothing was started
             log.warning("sync of %s %s did not start: %s", integration.name, period, error)
 

@@ -251,13 +251,19 @@ class SyncEngine:
     # -- entry points ----------------------------------------------------------------------
 
     def sync_period(
-        self, integration: Integration, period: str, *, progress: Progress = _no_progress
+        self,
+        integration: Integration,
+        period: str,
+        *,
+        progress: Progress = _no_progress,
+        by: str | None = None,
     ) -> RunResult:
-        """Run (or resume) one month of one integration."""
+        """Run (or resume) one month of one integration; `by` is the user who started it, if
+        one did (told to whoever finds the month held meanwhile)."""
         integration = self._integrations.get_by_id(integration.id)
         start, end = period_bounds(period)
         self._check_can_sync(integration, start, end)
-        run = self._claim(integration, period)
+        run = self._claim(integration, period, by=by)
         if run.status == RunStatus.SUCCEEDED:
             return self._finished_already(integration, run)
         progress = self._reporting(integration, period, progress)
@@ -457,7 +463,7 @@ class SyncEngine:
                 retryable=False,
             )
         # The clicked message shows the outcome; no new run summary for one item.
-        self.retry_run(run.id, only=[item_id], announce=False)
+        self.retry_run(run.id, only=[item_id], announce=False, actor=actor)
         with self._sessions() as session:
             refreshed = session.get(LedgerItem, item_id)
             assert refreshed is not None
