@@ -25,18 +25,19 @@ from pathlib import Path
 import pytest
 import requests
 from cryptography.fernet import Fernet
+from sqlalchemy import select
 
 from bot.config import load_settings
 from bot.container import Container
 from bot.server import CHANNEL_TIMEOUT, MAX_BODY_BYTES
 from handlers.blocks import ids
-from sandbox.slack_driver import SlackDriver
+from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
-from services.models import Integration
+from services.models import Integration, OAuthState
 from tests.conftest import REPO
-from tests.test_slack_app import texts
+from tests.test_slack_app import recording, texts
 
 HEALTH_TOKEN = "edge-test-health-token"
 STARTUP_TIMEOUT = 60.0
@@ -206,7 +207,8 @@ def test_a_request_trickling_in_is_dropped(bot: Bot) -> None:
             except OSError:
                 dropped_after = time.monotonic() - started
                 break
-    assert dropped_after is not None and dropped_after < CHANNEL_TIMEOUT + 4
+    # Detected within a poll (up to 3.5 s) of the deadline; a loaded machine adds a little.
+    assert dropped_after is not None and dropped_after < CHANNEL_TIMEOUT * 2
 
 
 def test_health_is_up_or_down_for_anyone_and_detailed_with_the_token(bot: Bot) -> None:
@@ -284,33 +286,64 @@ def test_a_debug_log_of_a_report_download_never_shows_its_signed_query(
     assert "X-Amz-Signature" not in done.stderr and "X-Amz-Date" not in done.stderr
 
 
-def test_another_workspaces_integration_is_not_found_through_the_real_server(bot: Bot) -> None:
-    # The running server's database, seen from here: an integration of another workspace.
+@pytest.fixture
+def database(bot: Bot) -> Iterator[Container]:
+    """The running server's database, seen from the test."""
     container = Container(load_settings(bot.env, dotenv=Path("/nonexistent/.env")))
-    theirs = container.integrations.create(
+    yield container
+    container.engine.dispose()
+
+
+def answered(bot: Bot, *keys: str, settle: float = 0.0) -> list[list[dict[str, object]]]:
+    """What the bot sent to each response_url, once every one has an answer."""
+    deadline = time.monotonic() + 15
+    while not all(bot.slack.slack.responses(key) for key in keys):
+        assert time.monotonic() < deadline, "no answer"
+        time.sleep(0.1)
+    time.sleep(settle)  # room for a second answer, where one must not come
+    return [bot.slack.slack.responses(key) for key in keys]
+
+
+def test_another_workspaces_integration_is_not_found_through_the_real_server(
+    bot: Bot, database: Container
+) -> None:
+    theirs = database.integrations.create(
         IntegrationSpec("Their shop", Region.EU, ("A1PA6795UKMFR9",), date(2026, 1, 1)),
         actor="U0THEIRS",
         workspace_id="T0THEIRS",
     )
-    try:
-        bot.slack.click(ids.OPEN_SETTINGS, str(theirs.id), key="theirs")
-        bot.slack.click(ids.OPEN_SETTINGS, "999999", key="missing")
+    bot.slack.click(ids.OPEN_SETTINGS, str(theirs.id), key="theirs")
+    bot.slack.click(ids.OPEN_SETTINGS, "999999", key="missing")
 
-        def answers() -> list[str]:
-            got = [bot.slack.slack.responses(key) for key in ("theirs", "missing")]
-            return [texts(reply[0]) for reply in got] if all(got) else []
+    [theirs_said], [missing_said] = answered(bot, "theirs", "missing")
 
-        deadline = time.monotonic() + 15
-        while not (said := answers()):
-            assert time.monotonic() < deadline, "no answer"
-            time.sleep(0.1)
-        theirs_said, missing_said = said
-        # The same answer as for an id that does not exist, and the attempt audited.
-        assert theirs_said == missing_said.replace("999999", str(theirs.id))
-        refused = [e.action for e in container.integrations.audit_log(theirs.id)]
-        assert "workspace.access_refused" in refused
-    finally:
-        container.engine.dispose()
+    # The same answer as for an id that does not exist, and the attempt audited.
+    assert texts(theirs_said) == texts(missing_said).replace("999999", str(theirs.id))
+    refused = [e.action for e in database.integrations.audit_log(theirs.id)]
+    assert "workspace.access_refused" in refused
+
+
+def test_a_replayed_request_acts_once_through_the_real_server_and_its_worker(
+    bot: Bot, database: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours = database.integrations.create(
+        IntegrationSpec("Our shop", Region.EU, ("A1PA6795UKMFR9",), date(2026, 1, 1)),
+        actor="U0ADMIN",
+        workspace_id=TEAM,
+    )
+    monkeypatch.setattr(bot.slack, "_post", bot.slack._post)  # put back after the test
+    sent, post = recording(bot.slack)
+    bot.slack.command("refresh Our shop", key="replayed")
+    [(data, headers)] = sent
+    assert post(data, headers).status_code == 200
+    assert post(data, headers | {"X-Slack-Retry-Num": "1"}).status_code == 200
+
+    # The worker acted on the first alone: one answer, one consent link minted.
+    [replies] = answered(bot, "replayed", settle=1.5)
+    assert len(replies) == 1 and "Seller Central" in texts(replies[0])
+    with database.sessions() as session:
+        states = session.scalars(select(OAuthState).where(OAuthState.integration_id == ours.id))
+        assert len(states.all()) == 1
 
 
 def test_slack_response_urls_are_redacted_like_signed_queries() -> None:
