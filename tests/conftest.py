@@ -4,12 +4,18 @@ the sandbox world, and a bot container wired to both."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine
 
@@ -130,3 +136,41 @@ def shop(container: Container, world: SandboxWorld) -> Integration:
     )
     consent_to_both(container.connect, integration, actor="U0ADMIN")
     return container.integrations.get("Acme EU")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def bot_process(env: dict[str, str], log: Path, *, cwd: Path = REPO) -> Iterator[tuple[str, int]]:
+    """`python -m bot run` (its web process and its worker) with `env`, logging to `log`,
+    under a permissive umask, once it answers /healthz: its URL and the web process's pid.
+    Stopped with SIGTERM, as a service manager stops it."""
+    url = f"http://127.0.0.1:{env['PORT']}"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            env={k: v for k, v in os.environ.items() if k != "LOG_LEVEL"} | env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            umask=0o022,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                requests.get(f"{url}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the bot did not start"
+                time.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(60)

@@ -36,11 +36,10 @@ from sandbox.world import SandboxWorld
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration, OAuthState
-from tests.conftest import REPO
+from tests.conftest import REPO, bot_process, free_port
 from tests.test_slack_app import recording, texts
 
 HEALTH_TOKEN = "edge-test-health-token"
-STARTUP_TIMEOUT = 60.0
 
 
 @dataclass
@@ -63,19 +62,12 @@ class Bot:
         return self.log.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     """`python -m bot run` in HTTP mode with its defaults (no BIND_ADDRESS), started under a
     permissive umask in a directory whose data/ does not exist yet."""
     home = tmp_path_factory.mktemp("edge")
-    port = _free_port()
+    port = free_port()
     with SandboxWorld() as world:
         env = world.env() | {
             "DATABASE_URL": f"sqlite:///{home / 'data' / 'bot.sqlite3'}",
@@ -85,33 +77,12 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
             "HEALTH_TOKEN": HEALTH_TOKEN,
         }
         log = home / "bot.log"
-        with log.open("w") as output:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "bot", "run"],
-                env={k: v for k, v in os.environ.items() if k != "LOG_LEVEL"} | env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                umask=0o022,
-            )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    requests.get(f"{url}/healthz", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    assert time.monotonic() < deadline, "the bot did not start"
-                    time.sleep(0.1)
+        # Started from its own directory, whose data/ does not exist yet.
+        with bot_process(env, log) as (url, pid):
             slack = SlackDriver(
                 url, env["SLACK_SIGNING_SECRET"], world.slack, world.slack_server.url
             )
-            yield Bot(url, port, process.pid, log, home / "data", slack, env)
-        finally:
-            process.terminate()
-            process.wait(60)
+            yield Bot(url, port, pid, log, home / "data", slack, env)
 
 
 def _raw(port: int, head: bytes, body: bytes = b"", timeout: float = 10) -> bytes:
