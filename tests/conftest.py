@@ -138,6 +138,9 @@ def shop(container: Container, world: SandboxWorld) -> Integration:
     return container.integrations.get("Acme EU")
 
 
+SERVED_HEALTH_TOKEN = "served-bot-health-token"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -174,3 +177,30 @@ def bot_process(env: dict[str, str], log: Path, *, cwd: Path = REPO) -> Iterator
     finally:
         process.terminate()
         process.wait(60)
+
+
+@pytest.fixture
+def served_container(world: SandboxWorld, database_url: str, tmp_path: Path) -> Iterator[Container]:
+    """The real `python -m bot run` (its web process and its worker) serving the sandbox,
+    and the test's own view of the same database (a test module makes it its `container`)."""
+    port = free_port()
+    settings = make_settings(world, database_url, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    env = world.env() | {
+        "DATABASE_URL": database_url,
+        "TOKEN_ENCRYPTION_KEY": settings.token_encryption_key or "",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "PORT": str(port),
+        "HEALTH_TOKEN": SERVED_HEALTH_TOKEN,
+    }
+    with bot_process(env, tmp_path / "bot.log") as (url, _pid):
+        # The worker's scheduler catches up once when it starts: with nothing to sync yet,
+        # so that no run the tests do not start appears meanwhile.
+        health = {"Authorization": f"Bearer {SERVED_HEALTH_TOKEN}"}
+        deadline = time.monotonic() + 30
+        while requests.get(f"{url}/healthz", headers=health, timeout=5).json()["worker"] != "ok":
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.1)
+        time.sleep(1)
+        built = Container(settings)
+        yield built
+        built.engine.dispose()

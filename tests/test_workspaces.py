@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
@@ -28,7 +26,6 @@ from services.amazon import LwaClient
 from services.connect import Purpose
 from services.errors import ErrorKind
 from services.models import AuditEntry, Integration, LedgerItem, OAuthState
-from tests.conftest import bot_process, free_port, make_settings
 from tests.test_slack_app import (
     SPEC,
     connected_shop,
@@ -42,40 +39,9 @@ OTHER = "T0OTHER"  # a second workspace the same deployment serves
 
 
 @pytest.fixture
-def container(world: SandboxWorld, database_url: str, tmp_path: Path) -> Iterator[Container]:
-    """The real `python -m bot run` (its web process and its worker) serving the sandbox,
-    and the test's own view of the same database: every click here goes through both."""
-    port = free_port()
-    settings = make_settings(world, database_url, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
-    env = world.env() | {
-        "DATABASE_URL": database_url,
-        "TOKEN_ENCRYPTION_KEY": settings.token_encryption_key or "",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "PORT": str(port),
-        "HEALTH_TOKEN": "workspaces-health-token",
-    }
-    with bot_process(env, tmp_path / "bot.log") as (url, _pid):
-        # The worker's scheduler catches up once when it starts: with nothing to sync yet,
-        # so that no run the tests do not start appears meanwhile.
-        wait_for(
-            lambda: (
-                [1]
-                if requests.get(
-                    f"{url}/healthz",
-                    headers={"Authorization": "Bearer workspaces-health-token"},
-                    timeout=5,
-                )
-                .json()
-                .get("worker")
-                == "ok"
-                else []
-            ),
-            timeout=30,
-        )
-        time.sleep(1)
-        built = Container(settings)
-        yield built
-        built.engine.dispose()
+def container(served_container: Container) -> Container:
+    """Every click here goes through the real `python -m bot run` and its worker."""
+    return served_container
 
 
 @contextmanager
