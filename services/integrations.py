@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins  # in IntegrationService, `list` is the method: its annotations say builtins.list
 import logging
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -884,10 +884,6 @@ def _same_seller(known: Mapping[str, str] | None, proved: Mapping[str, str]) -> 
 def _stores_text(stores: Mapping[str, str]) -> str:
     names = sorted(set(stores.values()))
     return ", ".join(repr(name) for name in names) or "no store"
-
-
-def names_of(integrations: Sequence[Integration]) -> list[str]:
-    return [integration.name for integration in integrations]
 
 
 class XeroTokenStore:

@@ -178,7 +178,6 @@ class LedgerStatus(StrEnum):
     IN_FLIGHT = "in_flight"
     POSTED = "posted"
     FAILED = "failed"
-    SKIPPED = "skipped"
 
 
 class DocumentKind(StrEnum):

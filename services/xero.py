@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
@@ -146,21 +146,6 @@ def auth_event_id(access_token: str) -> str | None:
         return None
     event = claims.get("authentication_event_id") if isinstance(claims, dict) else None
     return event if isinstance(event, str) else None
-
-
-def parse_xero_date(value: str) -> datetime:
-    """Xero's dates as aware datetimes: /Date(1573755038314+0000)/ (milliseconds since the epoch,
-    with the offset to show it in) and the ISO-8601 strings some fields use (naive means UTC)."""
-    match = _MS_DATE.fullmatch(value.strip())
-    if match is not None:
-        millis, sign, hours, minutes = match.groups()
-        moment = _EPOCH + timedelta(milliseconds=int(millis))
-        if sign is None:
-            return moment
-        offset = timedelta(hours=int(hours), minutes=int(minutes))
-        return moment.astimezone(timezone(-offset if sign == "-" else offset))
-    parsed = datetime.fromisoformat(value.strip())
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def to_json(value: object) -> str:
@@ -761,9 +746,3 @@ class XeroClient:
 
     def organisation(self) -> dict[str, Any]:
         return dict(self.request("GET", "Organisation")["Organisations"][0])
-
-    def accounts(self) -> list[dict[str, Any]]:
-        return list(self.request("GET", "Accounts").get("Accounts") or [])
-
-    def currencies(self) -> list[dict[str, Any]]:
-        return list(self.request("GET", "Currencies").get("Currencies") or [])
