@@ -28,7 +28,8 @@ from services.errors import ErrorKind, ServiceError
 from services.integrations import LOCAL_WORKSPACE, OWN_VAT_SCHEMES, IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration
-from services.sync import RunResult, period_bounds, previous_period
+from services.periods import period_bounds, previous_period
+from services.results import RunResult
 from services.xero import to_json
 
 EXIT_FAILED = 1

@@ -24,6 +24,7 @@ from services.integrations import IntegrationService, XeroTokenStore
 from services.marketplaces import Region
 from services.models import Integration
 from services.notifications import Notifier, NullNotifier
+from services.periods import next_sync
 from services.sync import SyncEngine
 from services.xero import XeroAuth, XeroClient
 
@@ -67,9 +68,8 @@ class Container:
         return ThreadPoolExecutor(max_workers=4, thread_name_prefix="background")
 
     def next_sync(self) -> tuple[datetime, str]:
-        from bot.scheduler import next_sync
-
-        return next_sync(self.settings, datetime.now(UTC))
+        settings = self.settings
+        return next_sync(settings.sync_day_of_month, settings.sync_hour_utc, datetime.now(UTC))
 
     @cached_property
     def slack_client(self) -> PacedWebClient:

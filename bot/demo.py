@@ -34,7 +34,7 @@ from sandbox.slack_driver import SlackDriver
 from sandbox.world import SandboxWorld
 from services.marketplaces import Region
 from services.models import InvoiceStatus, RunStatus
-from services.sync import period_bounds, period_label, previous_period
+from services.periods import period_bounds, period_label, previous_period
 
 DEMO_DATABASE = DATA_DIR / "demo.sqlite3"
 ADMIN = "U0ADMIN"  # "ada" in the sandbox workspace

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.blocks.common import money
-from services.sync import RunResult
+from services.results import RunResult
 
 
 def describe_result(result: RunResult) -> list[str]:

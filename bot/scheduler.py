@@ -16,27 +16,16 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
-from bot.config import Settings
 from bot.container import Container
 from services.errors import ServiceError
 from services.models import Integration, RunStatus, SyncRun
-from services.sync import RunResult, period_bounds, period_of, periods_between
+from services.periods import period_bounds, period_of, periods_between
+from services.results import RunResult
 
 log = logging.getLogger(__name__)
 
 RETRY_EVERY = timedelta(hours=3)
 MISFIRE_GRACE = timedelta(hours=12)
-
-
-def next_sync(settings: Settings, now: datetime) -> tuple[datetime, str]:
-    """When the monthly job runs next, and the period it pulls then (the month before)."""
-    scheduled = datetime(
-        now.year, now.month, settings.sync_day_of_month, settings.sync_hour_utc, tzinfo=UTC
-    )
-    if scheduled <= now:
-        _, following = period_bounds(period_of(now.date()))
-        scheduled = scheduled.replace(year=following.year, month=following.month)
-    return scheduled, period_of(scheduled.date().replace(day=1) - timedelta(days=1))
 
 
 class SyncScheduler:

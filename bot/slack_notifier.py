@@ -49,7 +49,7 @@ from services.errors import ErrorKind
 from services.http import Clock
 from services.models import Integration, LedgerItem
 from services.notifications import PostedMessage
-from services.sync import RunResult
+from services.results import RunResult
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from handlers.overviews import overview, overviews
 from services.connect import STATE_LIFETIME
 from services.errors import ErrorKind, ServiceError
 from services.models import Integration
-from services.sync import RunInProgress, previous_period
+from services.periods import previous_period
+from services.sync import RunInProgress
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from handlers.overviews import overview, overviews
 from services.connect import STATE_LIFETIME, Purpose
 from services.errors import ErrorKind, ServiceError
 from services.models import Integration
-from services.sync import previous_period
+from services.periods import previous_period
 
 log = logging.getLogger(__name__)
 

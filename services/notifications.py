@@ -9,12 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from services.models import Integration, LedgerItem
-
-if TYPE_CHECKING:
-    from services.sync import RunResult
+from services.results import RunResult
 
 
 @dataclass(frozen=True)

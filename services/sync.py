@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -66,8 +65,10 @@ from services.models import (
     XeroContact,
 )
 from services.notifications import Notifier, NullNotifier, PostedMessage
+from services.periods import describe_period, period_bounds
 from services.report_files import read_report_file
 from services.reports import ReportKind, parse_report, report_kind
+from services.results import CurrencyTotals, RunResult
 from services.taxes import TaxMap
 from services.transactions import RowError, TaxScheme, Transaction, TransactionType
 from services.xero import Endpoint, XeroClient
@@ -79,7 +80,6 @@ VAT_REPORT_READY_DAY = 3  # Amazon's VAT transactions report for a month is read
 NOT_READY_RETRY = timedelta(hours=3)
 FAILED_RUN_RETRY = timedelta(hours=6)
 CONTACT_NAME_ATTEMPTS = 5
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _NAME_TAKEN = "is already assigned to another contact"
 # Outcomes Xero may have acted on although we never saw its answer.
 _UNCERTAIN = {ErrorKind.UPSTREAM_UNAVAILABLE.value, ErrorKind.RATE_LIMIT.value}
@@ -99,122 +99,6 @@ class RunInProgress(ServiceError):
         super().__init__(ErrorKind.VALIDATION, message, retryable=False)
         self.run_id = run_id
         self.held_by = held_by
-
-
-@dataclass
-class CurrencyTotals:
-    sales_gross: Decimal = Decimal("0.00")
-    refunds_gross: Decimal = Decimal("0.00")
-    tax: Decimal = Decimal("0.00")
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "sales_gross": str(self.sales_gross),
-            "refunds_gross": str(self.refunds_gross),
-            "tax": str(self.tax),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, str]) -> CurrencyTotals:
-        return cls(*(Decimal(data[name]) for name in ("sales_gross", "refunds_gross", "tax")))
-
-
-@dataclass
-class RunResult:
-    run_id: int
-    integration: str
-    period: str
-    status: RunStatus
-    message: str = ""
-    invoices_created: int = 0
-    credit_notes_created: int = 0
-    contacts_created: int = 0
-    contacts_updated: int = 0
-    allocations_made: int = 0
-    already_posted: int = 0
-    failed: int = 0
-    documents: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    totals: dict[str, CurrencyTotals] = field(default_factory=dict)
-    # Amazon's figures of the documents not in Xero (failed or not yet sent), per currency:
-    # with `totals`, the report's own.
-    left_out: dict[str, CurrencyTotals] = field(default_factory=dict)
-    countries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    xero_api_calls: int = 0
-    amazon_api_calls: int = 0
-    duration_seconds: float = 0.0
-    error_kind: str | None = None
-    error_message: str | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if self.status == RunStatus.SUCCEEDED:
-            return 0
-        return 1 if self.status == RunStatus.PARTIAL else 2
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "integration": self.integration,
-            "period": self.period,
-            "run_id": self.run_id,
-            "status": self.status.value,
-            "message": self.message,
-            "invoices_created": self.invoices_created,
-            "credit_notes_created": self.credit_notes_created,
-            "contacts_created": self.contacts_created,
-            "contacts_updated": self.contacts_updated,
-            "allocations_made": self.allocations_made,
-            "skipped": dict(self.skipped),
-            "failed": self.failed,
-            "already_posted": self.already_posted,
-            "documents": self.documents,
-            "xero_api_calls": self.xero_api_calls,
-            "amazon_api_calls": self.amazon_api_calls,
-            "duration_seconds": round(self.duration_seconds, 3),
-            "totals": {currency: t.to_json() for currency, t in sorted(self.totals.items())},
-            "left_out": {currency: t.to_json() for currency, t in sorted(self.left_out.items())},
-            "countries": self.countries,
-            "error": (
-                {"kind": self.error_kind, "message": self.error_message}
-                if self.error_kind
-                else None
-            ),
-        }
-
-
-def period_bounds(period: str) -> tuple[datetime, datetime]:
-    """[start, end) of a calendar month in UTC."""
-    match = _PERIOD.match(period)
-    if match is None:
-        raise ServiceError(
-            ErrorKind.VALIDATION, f"{period!r} is not a period like 2026-10.", retryable=False
-        )
-    year, month = int(match[1]), int(match[2])
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
-
-
-def period_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def previous_period(now: datetime) -> str:
-    first = now.date().replace(day=1)
-    return period_of(first - timedelta(days=1))
-
-
-def periods_between(first: str, last: str) -> list[str]:
-    periods, current = [], first
-    while current <= last:
-        periods.append(current)
-        current = period_of(period_bounds(current)[1].date())
-    return periods
-
-
-def period_label(period: str) -> str:
-    start, _ = period_bounds(period)
-    return f"{start:%B %Y}"
 
 
 @dataclass
@@ -538,7 +422,7 @@ class SyncEngine:
         if run is not None:
             raise RunInProgress(
                 run.id,
-                f"The {_describe_period(period)} sync of {current.name} is already running "
+                f"The {describe_period(period)} sync of {current.name} is already running "
                 "(a sync or a retry started earlier); its progress and outcome are posted in "
                 "its channels. Nothing new was started.",
                 held_by=run.summary.get("held_by"),
@@ -652,8 +536,7 @@ class SyncEngine:
             if claimed != 1:
                 raise RunInProgress(
                     run.id,
-                    f"The {_describe_period(period)} sync of {integration.name} is already "
-                    "running.",
+                    f"The {describe_period(period)} sync of {integration.name} is already running.",
                     held_by=run.summary.get("held_by"),
                 )
             session.refresh(run)
@@ -680,7 +563,7 @@ class SyncEngine:
         ready = end + timedelta(days=VAT_REPORT_READY_DAY - 1)
         next_attempt = max(ready, self._clock() + NOT_READY_RETRY)
         message = (
-            f"Amazon's VAT transactions report for {_describe_period(run.period)} is ready from "
+            f"Amazon's VAT transactions report for {describe_period(run.period)} is ready from "
             f"{ready:%-d %B}; the sync will try again at {next_attempt:%-d %B %H:%M} UTC."
         )
         self._record(
@@ -696,7 +579,7 @@ class SyncEngine:
         result = self._summarize(integration, run, _Counters(), RunStatus.SUCCEEDED)
         result.already_posted = result.documents
         result.message = (
-            f"The {_describe_period(run.period)} sync of {integration.name} already finished: "
+            f"The {describe_period(run.period)} sync of {integration.name} already finished: "
             f"all {result.documents} documents are in Xero; nothing was posted."
         )
         return result
@@ -728,7 +611,7 @@ class SyncEngine:
         )
         result.error_kind, result.error_message = error.kind.value, error.message
         result.message = (
-            f"The {_describe_period(run.period)} sync could not proceed: {error.message}"
+            f"The {describe_period(run.period)} sync could not proceed: {error.message}"
         )
         result.xero_api_calls, result.amazon_api_calls = xero.api_calls, amazon_calls
         result.duration_seconds = time.monotonic() - started
@@ -754,7 +637,7 @@ class SyncEngine:
         result.duration_seconds = time.monotonic() - started
         posted = result.invoices_created + result.credit_notes_created
         result.message = (
-            f"{_describe_period(run.period)}: {posted} documents posted, "
+            f"{describe_period(run.period)}: {posted} documents posted, "
             f"{result.already_posted} already in Xero, {result.failed} failed."
         )
         summary = {**run.summary, "result": result.to_json()}
@@ -1995,7 +1878,3 @@ def _idempotency_key(integration: Integration, endpoint: str, material: str) -> 
 
 def _fingerprint(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-
-
-def _describe_period(period: str) -> str:
-    return period_label(period) if _PERIOD.match(period) else "imported report"

@@ -67,7 +67,7 @@ from services.models import (
     RunStatus,
     SyncRun,
 )
-from services.sync import CurrencyTotals, RunResult
+from services.results import CurrencyTotals, RunResult
 from tests.conftest import SHARED
 from tests.factories import failed_item
 

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from bot.container import Container
 from sandbox.world import SandboxWorld
 from services.models import Integration, LedgerItem, RunStatus
-from services.sync import CurrencyTotals, RunResult
+from services.results import CurrencyTotals, RunResult
 from tests.conftest import SHARED
 from tests.test_reports import SALE, vat_line
 

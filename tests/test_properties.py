@@ -33,7 +33,7 @@ from bot.container import Container
 from sandbox.world import SandboxWorld
 from services import xero as xero_module
 from services.models import Integration
-from services.sync import CurrencyTotals, RunResult
+from services.results import CurrencyTotals, RunResult
 from tests.strategies import (
     ZERO,
     Buyer,

@@ -43,7 +43,7 @@ from services.models import (
     RunStatus,
 )
 from services.notifications import PostedMessage
-from services.sync import CurrencyTotals, RunResult
+from services.results import CurrencyTotals, RunResult
 from tests.factories import failed_item
 
 TOKEN = "xoxb-sandbox-token"

@@ -22,7 +22,8 @@ from services.errors import ServiceError
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration, LedgerItem, RunStatus, SyncRun
-from services.sync import CurrencyTotals, SyncEngine
+from services.results import CurrencyTotals
+from services.sync import SyncEngine
 from services.xero import Endpoint, XeroClient
 from tests.conftest import EU, ORDERS, SHARED
 

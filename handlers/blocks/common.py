@@ -34,7 +34,7 @@ from handlers.blocks import ids
 from services.errors import ServiceError
 from services.integrations import AMAZON_AUTHORIZATION_LIFETIME
 from services.models import Integration, IntegrationStatus, RunStatus, SyncRun
-from services.sync import period_label
+from services.periods import period_label
 
 Json = dict[str, Any]
 

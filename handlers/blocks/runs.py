@@ -51,7 +51,7 @@ from handlers.blocks.common import (
 )
 from services.errors import ErrorKind
 from services.models import DocumentKind, LedgerItem, LedgerStatus, RunStatus
-from services.sync import RunResult
+from services.results import RunResult
 from services.vat_rates import country_name
 
 MAX_ITEM_REPLIES = 20
