@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 
 import handlers
 from bot.container import Container
-from bot.worker import ProcessLazyRunner, SlackWorker, ThreadLazyRunner
+from bot.lazy import JobQueue, ProcessLazyRunner, ThreadLazyRunner
 from handlers.context import inject
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def create_slack_app(
     container: Container,
     *,
     listener_executor: ThreadPoolExecutor | None = None,
-    worker: SlackWorker | None = None,
+    worker: JobQueue | None = None,
     verify_requests: bool = True,
 ) -> App:
     """The listeners' work after their ack runs in `worker`'s process when one is given, else

@@ -11,8 +11,8 @@ the worker's Bolt app dispatches it again in Bolt's lazy-only mode, which runs t
 alone. The signature was checked in the web process; the worker's app, reached only through
 this queue, does not check it again (by then it may be over five minutes old).
 
-Tests and the demo use `ThreadLazyRunner` instead: the same functions on a thread pool,
-nothing to spawn.
+Tests and the demo use `bot.lazy.ThreadLazyRunner` instead: the same functions on a thread
+pool, nothing to spawn.
 """
 
 from __future__ import annotations
@@ -24,22 +24,17 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.sharedctypes import Synchronized
-from typing import Any
 
 from slack_bolt import BoltRequest
-from slack_bolt.kwargs_injection import build_required_kwargs
-from slack_bolt.lazy_listener import LazyListenerRunner
-from slack_bolt.util.utils import get_arg_names_of_callable
 
 from bot.config import Settings
 from bot.container import Container
+from bot.lazy import LazyJob
 from bot.logs import configure_logging
 from bot.scheduler import SyncScheduler
-from handlers.errors import report_after_ack
+from bot.slack_app import create_slack_app
 
 log = logging.getLogger(__name__)
 
@@ -50,67 +45,6 @@ WORKER_THREADS = 8  # lazy functions at once: most of their time is waiting on S
 _POLL_SECONDS = 1.0  # how often an idle worker checks that the web process still lives
 
 
-class ReportingLazyRunner(LazyListenerRunner):
-    """Runs a lazy function as Bolt does, except that a failure reaches the user (Bolt's own
-    runner only logs it): the work after the ack is where most errors happen."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self.logger = logger
-
-    def run(self, function: Callable[..., None], request: BoltRequest) -> None:
-        try:
-            function(
-                **build_required_kwargs(
-                    logger=self.logger,
-                    required_arg_names=get_arg_names_of_callable(function),
-                    request=request,
-                    response=None,
-                    this_func=function,
-                )
-            )
-        except Exception as error:
-            context = request.context
-            report_after_ack(error, request.body, context.respond, context.client)
-
-
-class ThreadLazyRunner(ReportingLazyRunner):
-    def __init__(self, logger: logging.Logger, executor: Executor) -> None:
-        super().__init__(logger)
-        self.executor = executor
-
-    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        self.executor.submit(self.run, function, request)
-
-
-@dataclass(frozen=True)
-class _Job:
-    """A Slack request as it came, and which of its listener's lazy functions to run."""
-
-    function: str
-    body: str | dict[str, Any]  # HTTP: the raw body; Socket Mode: the payload
-    headers: dict[str, str | Sequence[str]]
-    query: dict[str, Sequence[str]]
-    mode: str
-
-
-class ProcessLazyRunner(ReportingLazyRunner):
-    def __init__(self, logger: logging.Logger, worker: SlackWorker) -> None:
-        super().__init__(logger)
-        self.worker = worker
-
-    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        body = request.raw_body if request.mode == "http" else request.body
-        self.worker.submit(
-            _Job(
-                function=request.lazy_function_name or "",
-                body=body,
-                headers=dict(request.headers),
-                query=dict(request.query),
-                mode=request.mode,
-            )
-        )
-
-
 class SlackWorker:
     """The worker process, restarted when it has died (its queued work is then lost, as it
     would be in a crash of a single process)."""
@@ -119,7 +53,7 @@ class SlackWorker:
         self._settings = settings
         self._scheduler = scheduler
         self._mp = multiprocessing.get_context("spawn")  # no fork of a threaded process
-        self._queue: multiprocessing.Queue[_Job | None] | None = None
+        self._queue: multiprocessing.Queue[LazyJob | None] | None = None
         self._pending: Synchronized[int] = self._mp.Value("i", 0)
         self._lock = threading.Lock()
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -155,7 +89,7 @@ class SlackWorker:
         """Requests handed over and not finished (queued or running)."""
         return int(self._pending.value)
 
-    def submit(self, job: _Job) -> None:
+    def submit(self, job: LazyJob) -> None:
         with self._lock:
             if self._stopping:  # a request acked while the server shuts down
                 log.warning("stopping: the work after the ack of %s is dropped", job.function)
@@ -203,15 +137,12 @@ class SlackWorker:
 
 def _work(
     settings: Settings,
-    jobs: multiprocessing.Queue[_Job | None],
+    jobs: multiprocessing.Queue[LazyJob | None],
     pending: Synchronized[int],
     run_scheduler: bool,
     parent: int,
 ) -> None:
     """The worker process: Bolt's app with the same listeners, dispatching lazy-only requests."""
-    # Here, not at the top: bot.slack_app imports this module.
-    from bot.slack_app import create_slack_app
-
     os.nice(WORKER_NICENESS)
     # Ctrl-C reaches the whole process group: the web process stops the worker in its turn.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -222,7 +153,7 @@ def _work(
     if scheduler is not None:
         scheduler.start()
 
-    def dispatch(job: _Job) -> None:
+    def dispatch(job: LazyJob) -> None:
         try:
             headers = job.headers | {
                 "x-slack-bolt-lazy-only": ["1"],
