@@ -1245,26 +1245,18 @@ class SyncEngine:
         """Failed items become pending; those whose outcome is unknown stay marked uncertain.
         A document already in Xero (its allocation failed) is posted again, its allocation
         to be made."""
+        failed = (
+            LedgerItem.id.in_(item_ids),
+            LedgerItem.integration_id == integration.id,
+            LedgerItem.status == LedgerStatus.FAILED,
+        )
         with self._sessions.begin() as session:
             session.execute(
                 update(LedgerItem)
-                .where(
-                    LedgerItem.id.in_(item_ids),
-                    LedgerItem.integration_id == integration.id,
-                    LedgerItem.status == LedgerStatus.FAILED,
-                    LedgerItem.xero_id.is_not(None),
-                )
+                .where(*failed, LedgerItem.xero_id.is_not(None))
                 .values(status=LedgerStatus.POSTED, error_kind=None, error_message=None)
             )
-            session.execute(
-                update(LedgerItem)
-                .where(
-                    LedgerItem.id.in_(item_ids),
-                    LedgerItem.integration_id == integration.id,
-                    LedgerItem.status == LedgerStatus.FAILED,
-                )
-                .values(status=LedgerStatus.PENDING)
-            )
+            session.execute(update(LedgerItem).where(*failed).values(status=LedgerStatus.PENDING))
             session.execute(
                 update(XeroContact)
                 .where(

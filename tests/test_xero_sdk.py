@@ -236,34 +236,27 @@ def test_credit_notes_and_allocations(sdk: Sdk) -> None:
         sdk.tenant_id, CreditNotes(credit_notes=[refund("AMZ-R-1")]), summarize_errors=False
     ).credit_notes
     assert (note.total, note.remaining_credit) == (Decimal("6.00"), Decimal("6.00"))
-    (allocation,) = sdk.accounting.create_credit_note_allocation(
-        sdk.tenant_id,
-        note.credit_note_id,
-        Allocations(
-            allocations=[
-                Allocation(
-                    invoice=Invoice(invoice_id=invoice.invoice_id),
-                    amount=Decimal("6.00"),
-                    date=date(2026, 3, 2),
-                )
-            ]
-        ),
-    ).allocations
+
+    def allocate(amount: str, **options: bool) -> Allocation:
+        (allocated,) = sdk.accounting.create_credit_note_allocation(
+            sdk.tenant_id,
+            note.credit_note_id,
+            Allocations(
+                allocations=[
+                    Allocation(
+                        invoice=Invoice(invoice_id=invoice.invoice_id),
+                        amount=Decimal(amount),
+                        date=date(2026, 3, 2),
+                    )
+                ]
+            ),
+            **options,
+        ).allocations
+        return allocated
+
+    allocation = allocate("6.00")
     assert (allocation.amount, allocation.date) == (Decimal("6.00"), date(2026, 3, 2))
-    (refused,) = sdk.accounting.create_credit_note_allocation(
-        sdk.tenant_id,
-        note.credit_note_id,
-        Allocations(
-            allocations=[
-                Allocation(
-                    invoice=Invoice(invoice_id=invoice.invoice_id),
-                    amount=Decimal("1.00"),
-                    date=date(2026, 3, 2),
-                )
-            ]
-        ),
-        summarize_errors=False,
-    ).allocations
+    refused = allocate("1.00", summarize_errors=False)
     assert refused.allocation_id == ZERO_GUID
     assert refused.validation_errors
     (after,) = sdk.accounting.get_credit_note(sdk.tenant_id, note.credit_note_id).credit_notes
