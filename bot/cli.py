@@ -24,6 +24,7 @@ from bot.container import Container
 from bot.logs import configure_logging
 from bot.progress import ProgressBar
 from bot.results import describe_result
+from services.dry_run import dry_run
 from services.errors import ErrorKind, ServiceError
 from services.integrations import LOCAL_WORKSPACE, OWN_VAT_SCHEMES, IntegrationSpec
 from services.marketplaces import Region
@@ -263,7 +264,7 @@ def _cmd_import_report(container: Container, args: argparse.Namespace) -> int:
     if args.dry_run:
         counts: dict[str, int] = {}
         errors = 0
-        for document in container.sync.dry_run(integration, path):
+        for document in dry_run(integration, path):
             if "_error" in document:
                 errors += 1
                 print(f"would fail: {document['_error']}", file=sys.stderr)

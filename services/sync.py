@@ -15,7 +15,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +40,7 @@ from services.documents import (
     transaction_tax_keys,
 )
 from services.errors import ErrorKind, ServiceError
-from services.integrations import IntegrationService, PostingSettings
+from services.integrations import IntegrationService
 from services.ledger import (
     RowKeys,
     cents,
@@ -57,7 +57,6 @@ from services.models import (
     DocumentKind,
     Integration,
     IntegrationStatus,
-    InvoiceStatus,
     LedgerItem,
     LedgerStatus,
     RunStatus,
@@ -66,6 +65,7 @@ from services.models import (
 )
 from services.notifications import Notifier, NullNotifier, PostedMessage
 from services.periods import describe_period, period_bounds
+from services.posting_rules import document_label, posting_settings, posting_verdict
 from services.report_files import read_report_file
 from services.reports import ReportKind, parse_report, report_kind
 from services.results import CurrencyTotals, RunResult
@@ -194,69 +194,6 @@ class SyncEngine:
         except ServiceError as error:
             return self._fail(integration, run, error, counters, xero, 0, started)
         return self._finish(integration, run, counters, xero, 0, started)
-
-    def dry_run(self, integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
-        """Every payload an import would send, in order, without calling anything.
-
-        What would fail comes as {"_error": message} instead: unreadable rows, documents that
-        do not add up. Tax types come from the last run's map and the overrides; a rate the
-        organisation does not have yet shows as "<new tax rate for DE:19:domestic>".
-        """
-        posting = _posting(integration)
-        tax_types = dict(integration.xero_tax_types) | dict(integration.tax_overrides)
-        groups: dict[str, list[Transaction]] = defaultdict(list)
-        unreadable: dict[str, str] = {}
-        for item in parse_report(read_report_file(path), file_name=path.name):
-            if isinstance(item, RowError):
-                yield {"_error": item.describe()}
-                if item.order_id:
-                    unreadable.setdefault(item.order_id, item.describe())
-            elif key := document_key(item):
-                groups[key].append(item)
-        holders: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for key, rows in groups.items():
-            holders[key[:3], document_number(rows[0])].append(key)
-        documents: list[Document] = []
-        for key, rows in groups.items():
-            order, number = rows[0].order_id, document_number(rows[0])
-            label = _label(
-                DocumentKind.INVOICE if key.startswith("INV:") else DocumentKind.CREDIT_NOTE
-            )
-            others = sorted({groups[k][0].order_id for k in holders[key[:3], number] if k != key})
-            verdict = _posting_verdict(order, label, number, unreadable.get(order), others)
-            if verdict is not None:
-                yield {"_error": verdict.message}
-            else:
-                try:
-                    documents.append(build_document(rows, posting))
-                except ServiceError as error:
-                    yield {"_error": error.message}
-        # A refund's contact is its order's, as when posting.
-        by_order = {
-            doc.order_id: doc.contact for doc in documents if doc.kind == DocumentKind.INVOICE
-        }
-        documents = [
-            replace(doc, contact=by_order.get(doc.order_id, doc.contact))
-            if doc.kind == DocumentKind.CREDIT_NOTE
-            else doc
-            for doc in documents
-        ]
-        contacts: dict[str, ContactSpec] = {doc.contact.key: doc.contact for doc in documents}
-        for spec in contacts.values():
-            yield {"_endpoint": "Contacts", **contact_payload(spec, contact_name(spec, 0))}
-        for kind, endpoint in (
-            (DocumentKind.INVOICE, "Invoices"),
-            (DocumentKind.CREDIT_NOTE, "CreditNotes"),
-        ):
-            for doc in documents:
-                if doc.kind != kind:
-                    continue
-                known = {k: tax_types.get(str(k), f"<new tax rate for {k}>") for k in tax_keys(doc)}
-                payload = document_payload(
-                    doc, contact_id="", tax_types=known, status=posting.invoice_status.value
-                )
-                payload["Contact"] = {"Name": contact_name(doc.contact, 0)}
-                yield {"_endpoint": endpoint, **payload}
 
     def runs(
         self,
@@ -751,7 +688,7 @@ class SyncEngine:
         tax keys the documents will need.
         """
         read = 0
-        posting = _posting(integration)
+        posting = posting_settings(integration)
         row_key = RowKeys()
         needed_tax_keys: set[str] = set()
         for chunk in chunks(items, INGEST_CHUNK):
@@ -986,7 +923,7 @@ class SyncEngine:
     def _load_documents(
         self, integration: Integration, items: list[LedgerItem]
     ) -> dict[int, Document | ServiceError]:
-        posting = _posting(integration)
+        posting = posting_settings(integration)
         built: dict[int, Document | ServiceError] = {}
         for item, rows in self._rows_of(integration, items).items():
             try:
@@ -1126,7 +1063,7 @@ class SyncEngine:
         attempt whose answer was lost: its Xero id is returned. Otherwise a document with an
         unreadable row is not posted without it, and a number that another document has, in
         the ledger or in Xero, is never sent."""
-        label = _label(kind)
+        label = document_label(kind)
         numbers: dict[int, str] = {}
         for item in items:
             built = documents[item.id]
@@ -1166,7 +1103,7 @@ class SyncEngine:
                 verdicts[item.id] = str(element.get("InvoiceID") or element.get("CreditNoteID"))
                 continue
             others = sorted({o or "?" for i, o in holders.get(number, []) if i != item.id})
-            verdict = _posting_verdict(order, label, number, unreadable.get(order), others)
+            verdict = posting_verdict(order, label, number, unreadable.get(order), others)
             if verdict is None and element is not None:
                 verdict = ServiceError(
                     ErrorKind.VALIDATION,
@@ -1779,35 +1716,6 @@ def _figures(doc: Document) -> dict[str, Any]:
     }
 
 
-def _label(kind: DocumentKind) -> str:
-    return "invoice" if kind == DocumentKind.INVOICE else "credit note"
-
-
-def _posting_verdict(
-    order: str, label: str, number: str, unreadable: str | None, others: list[str]
-) -> ServiceError | None:
-    """Why a document must not be posted, from the report alone (the engine and the dry run
-    share it): one of its order's rows could not be read, so it is not posted partly; or its
-    number is another document's, and Xero would overwrite one with the other."""
-    if unreadable is not None:
-        return ServiceError(
-            ErrorKind.BAD_DATA,
-            f"Order {order}: a row of this order could not be read ({unreadable}), so its "
-            f"{label} is not posted without it. Correct the report and import it again.",
-            retryable=False,
-        )
-    if others:
-        return ServiceError(
-            ErrorKind.BAD_DATA,
-            f"Order {order}: its {label} number {number} is also the number of order "
-            f"{', '.join(others)}'s {label}, and Xero would overwrite one with the other, so "
-            "neither is posted. Amazon's data is broken or masked here: correct the report and "
-            "import it again.",
-            retryable=False,
-        )
-    return None
-
-
 def _item_row(integration: Integration, run: SyncRun, **values: Any) -> dict[str, Any]:
     """A ledger_items row for a bulk insert: every row of one insert has the same columns."""
     row: dict[str, Any] = {
@@ -1834,16 +1742,6 @@ def _item_row(integration: Integration, run: SyncRun, **values: Any) -> dict[str
     if unknown:
         raise ValueError(f"not ledger_items columns: {sorted(unknown)}")
     return row | values
-
-
-def _posting(integration: Integration) -> PostingSettings:
-    return PostingSettings(
-        invoice_status=InvoiceStatus(integration.invoice_status),
-        sales_account_code=integration.sales_account_code,
-        shipping_account_code=integration.shipping_account_code,
-        tax_overrides=dict(integration.tax_overrides),
-        vat_rates=dict(integration.vat_rates),
-    )
 
 
 def _count_country(counters: _Counters, doc: Document) -> None:
