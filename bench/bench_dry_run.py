@@ -1,0 +1,137 @@
+"""`import-report --dry-run --json` against a bare csv.reader pass over the same file.
+
+For each size a VAT transactions report is generated first (not timed). Then a fresh process
+(so that its peak RSS is this size's alone) times a bare `csv.reader` pass over the file and
+the real command, `python -m bot import-report FILE --integration Bench --dry-run --json`,
+called in-process through `bot.cli.main` with its output counted and dropped. Both times are
+wall-clock seconds on a quiet machine; the ratio is the figure the issue bounds (10x at 100k).
+
+    .venv/bin/python bench/bench_dry_run.py [rows ...]   (default rows: 10000 100000 1000000)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import multiprocessing
+import platform
+import resource
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from bot.cli import main as cli
+from bot.config import Settings, load_settings
+from bot.container import Container
+from sandbox.amazon_reports import generate_vat_report
+from services.integrations import IntegrationSpec
+from services.marketplaces import Region
+
+EU = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4")
+ROWS_PER_ORDER = 1.51  # what the generator makes, measured
+
+
+class _Counter:
+    """A text stream that keeps only how often `marker` went through it."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.count = 0
+
+    def write(self, text: str) -> int:
+        self.count += text.count(self.marker)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def _write_report(rows: int, directory: Path) -> Path:
+    path = directory / f"vat-{rows}.txt"
+    orders = math.ceil(rows / ROWS_PER_ORDER)
+    with path.open("w") as handle:
+        for line in generate_vat_report(
+            period="2026-10", marketplace_ids=list(EU), seed=11, orders=orders
+        ):
+            handle.write(line + "\n")
+    return path
+
+
+def _settings(database: Path, key: str) -> Settings:
+    env = {"DATABASE_URL": f"sqlite:///{database}", "TOKEN_ENCRYPTION_KEY": key}
+    return load_settings(env, dotenv=Path("/nonexistent"))
+
+
+def _add_integration(database: Path, key: str) -> None:
+    container = Container(_settings(database, key))
+    container.migrate()
+    container.integrations.create_connected(
+        IntegrationSpec("Bench", Region.EU, EU, date(2026, 1, 1)),
+        actor="bench",
+        selling_partner_id="A1BENCH",
+        amazon_refresh_token="Atzr|bench",
+        xero_tenant_id="tenant",
+        xero_refresh_token="bench",
+    )
+    container.engine.dispose()
+
+
+def _measure(path: Path, database: Path, key: str, queue: multiprocessing.Queue[tuple]) -> None:
+    started = time.perf_counter()
+    with path.open(newline="") as handle:
+        rows = sum(1 for _ in csv.reader(handle, delimiter="\t")) - 1
+    bare = time.perf_counter() - started
+
+    # JSON lines on stdout; "would fail" lines on stderr (beside alembic's log lines).
+    out, err = _Counter("\n"), _Counter("would fail:")
+    arguments = ["import-report", str(path), "--integration", "Bench", "--dry-run", "--json"]
+    settings = _settings(database, key)
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli(arguments, settings=settings)
+    dry_run = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((rows, bare, dry_run, peak, out.count, err.count, code))
+
+
+def bench(sizes: list[int]) -> None:
+    print(
+        f"{'rows':>9} {'csv.reader s':>13} {'dry run s':>10} {'ratio':>6} "
+        f"{'peak RSS MB':>12} {'JSON lines':>11}"
+    )
+    key = Fernet.generate_key().decode()
+    with tempfile.TemporaryDirectory() as directory:
+        database = Path(directory) / "bench.sqlite3"
+        _add_integration(database, key)
+        for size in sizes:
+            report = _write_report(size, Path(directory))
+            spawn = multiprocessing.get_context("spawn")
+            queue = spawn.Queue()
+            child = spawn.Process(target=_measure, args=(report, database, key, queue))
+            child.start()
+            rows, bare, dry_run, peak, lines, failures, code = queue.get()
+            child.join()
+            assert (code, failures) == (0, 0), f"exit {code}, {failures} would fail"
+            print(
+                f"{rows:>9} {bare:>13.2f} {dry_run:>10.2f} {dry_run / bare:>6.1f} "
+                f"{peak:>12.1f} {lines:>11}"
+            )
+            report.unlink()
+
+
+def main(arguments: list[str]) -> None:
+    print(
+        f"machine: {platform.platform()}, {platform.machine()}, "
+        f"{multiprocessing.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    sizes = [int(argument) for argument in arguments if argument.isdigit()]
+    bench(sizes or [10_000, 100_000, 1_000_000])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
