@@ -25,6 +25,7 @@ from services.marketplaces import Region
 from services.models import Integration
 from services.notifications import Notifier, NullNotifier
 from services.periods import next_sync
+from services.run_claims import RunClaims
 from services.sync import SyncEngine
 from services.xero import XeroAuth, XeroClient
 
@@ -153,10 +154,15 @@ class Container:
         ).marketplace_participations()
 
     @cached_property
+    def claims(self) -> RunClaims:
+        return RunClaims(self.engine)
+
+    @cached_property
     def sync(self) -> SyncEngine:
         return SyncEngine(
             self.sessions,
             self.integrations,
+            claims=self.claims,
             spapi=self.spapi,
             xero=self.xero,
             notifier=self.notifier,

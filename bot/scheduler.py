@@ -38,7 +38,7 @@ class SyncScheduler:
 
     def due_periods(self, integration: Integration) -> list[str]:
         """Periods whose scheduled sync time has passed and that are not done, oldest first."""
-        settings = self._container.settings
+        settings, claims = self._container.settings, self._container.claims
         now = self._clock()
         last = period_of(now.date().replace(day=1) - timedelta(days=1))
         scheduled = datetime(
@@ -65,7 +65,7 @@ class SyncScheduler:
             elif run.status in (RunStatus.WAITING, RunStatus.FAILED):
                 if run.next_attempt_at is not None and run.next_attempt_at <= now:
                     due.append(period)
-            elif run.status == RunStatus.RUNNING and run.lease_until and run.lease_until < now:
+            elif run.status == RunStatus.RUNNING and not claims.is_held(integration.id, period):
                 due.append(period)  # its process died; resume it
         return due
 

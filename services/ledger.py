@@ -1,130 +1,713 @@
-"""Ledger persistence: bulk upserts that ignore duplicates, and transactions as JSON.
+"""The ledger: every statement about runs, documents and contacts, each a named state change.
 
-Re-running a period, a repeated row or two processes racing all land on the same unique keys;
-`insert_ignore` lets the database decide which insert wins, without a read first.
+A document is pending, in flight (committed before it is sent), then posted or failed
+(committed after Xero answers). Everything the engine knows between invocations, after a
+crash at any instant, is here; the steps (ingest, posting, allocations) only call these.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date
-from decimal import Decimal
-from itertools import islice
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from services.models import Base
-from services.transactions import Buyer, Charge, ChargeKind, SourceRef, TaxScheme, Transaction
+from services.documents import ContactSpec
+from services.errors import ErrorKind, ServiceError
+from services.ledger_rows import insert_ignore, transaction_from_json
+from services.models import (
+    AllocationStatus,
+    AmazonTransaction,
+    DocumentKind,
+    Integration,
+    LedgerItem,
+    LedgerStatus,
+    RunStatus,
+    SyncRun,
+    XeroContact,
+)
+from services.money import from_cents
+from services.results import CurrencyTotals
+from services.run_summary import RunSummary
+from services.transactions import Transaction
 
-T = TypeVar("T")
-
-
-def insert_ignore(
-    session: Session, model: type[Base], rows: Sequence[dict[str, Any]], unique: Sequence[str]
-) -> None:
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(model).on_conflict_do_nothing(index_elements=list(unique)), rows)
-
-
-def cents(amount: Decimal) -> int:
-    return int((amount * 100).to_integral_value())
-
-
-def from_cents(value: int) -> Decimal:
-    return (Decimal(value) / 100).quantize(Decimal("0.01"))
-
-
-def transaction_to_json(transaction: Transaction) -> dict[str, Any]:
-    buyer = transaction.buyer
-    payload = {
-        "source": [transaction.source.file, transaction.source.line],
-        "type": transaction.type,
-        "marketplace": transaction.marketplace,
-        "order_id": transaction.order_id,
-        "activity_id": transaction.activity_id,
-        "invoice_number": transaction.invoice_number,
-        "date": transaction.date.isoformat(),
-        "currency": transaction.currency,
-        "sku": transaction.sku,
-        "description": transaction.description,
-        "quantity": transaction.quantity,
-        "charges": [
-            [c.kind.value, str(c.net), str(c.tax), str(c.gross), str(c.rate)]
-            for c in transaction.charges
-        ],
-        "tax_country": transaction.tax_country,
-        "scheme": transaction.scheme.value,
-        "buyer": [
-            buyer.name,
-            buyer.vat_number,
-            buyer.vat_country,
-            buyer.address,
-            buyer.city,
-            buyer.postcode,
-            buyer.country,
-        ],
-    }
-    # Written only when False, so rows recorded before the field existed keep their content keys.
-    if not transaction.amazon_vat:
-        payload["amazon_vat"] = False
-    return payload
+PAGE = 50  # Xero takes at most 50 documents a request: the ledger hands them out so
+_M = TypeVar("_M", LedgerItem, XeroContact)
 
 
-def transaction_from_json(data: dict[str, Any]) -> Transaction:
-    return Transaction(
-        source=SourceRef(data["source"][0], data["source"][1]),
-        type=data["type"],
-        marketplace=data["marketplace"],
-        order_id=data["order_id"],
-        activity_id=data["activity_id"],
-        invoice_number=data["invoice_number"],
-        date=date.fromisoformat(data["date"]),
-        currency=data["currency"],
-        sku=data["sku"],
-        description=data["description"],
-        quantity=data["quantity"],
-        charges=tuple(
-            Charge(ChargeKind(kind), Decimal(net), Decimal(tax), Decimal(gross), Decimal(rate))
-            for kind, net, tax, gross, rate in data["charges"]
-        ),
-        tax_country=data["tax_country"],
-        scheme=TaxScheme(data["scheme"]),
-        buyer=Buyer(*data["buyer"]),
-        amazon_vat=data.get("amazon_vat", True),  # rows recorded before the field existed
+@dataclass
+class DocumentFigures:
+    """The ledger's sums of a run's documents that are in Xero."""
+
+    documents: int = 0
+    failed: int = 0
+    totals: dict[str, CurrencyTotals] = field(default_factory=dict)
+    # (country, kind, currency) -> (gross cents, tax cents, count)
+    by_country: list[tuple[str | None, str | None, str | None, int, int, int]] = field(
+        default_factory=list
     )
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
-class RowKeys:
-    """Content keys for report rows: the same row gives the same key in any report.
+@dataclass
+class IngestChunk:
+    """One chunk of a report as the ledger records it, in one transaction."""
 
-    Two identical rows inside one report are two real transactions (two units of one SKU
-    refunded together), so each repeat gets its occurrence number. Amazon lists the rows of
-    one order together, so counting consecutive repeats is enough and keeps memory constant.
-    """
-
-    def __init__(self) -> None:
-        self._last = ""
-        self._repeat = 0
-
-    def __call__(self, payload: dict[str, Any]) -> str:
-        content = {key: value for key, value in payload.items() if key != "source"}
-        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-        self._repeat = self._repeat + 1 if digest == self._last else 0
-        self._last = digest
-        if self._repeat == 0:
-            return digest
-        return hashlib.sha256(f"{digest}#{self._repeat}".encode()).hexdigest()
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
+    contacts: dict[str, ContactSpec] = field(default_factory=dict)
 
 
-def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Consecutive lists of up to `size` items, read lazily (itertools.batched is 3.12+)."""
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+class Ledger:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def open_run(self, integration_id: int, period: str, now: datetime) -> SyncRun:
+        """The run of this period, created waiting if there is none."""
+        with self._sessions.begin() as session:
+            insert_ignore(
+                session,
+                SyncRun,
+                [
+                    {
+                        "integration_id": integration_id,
+                        "period": period,
+                        "status": RunStatus.WAITING,
+                        "started_at": now,
+                        "attempts": 0,
+                        "summary": {},
+                    }
+                ],
+                ["integration_id", "period"],
+            )
+            return session.scalars(
+                select(SyncRun).where(
+                    SyncRun.integration_id == integration_id, SyncRun.period == period
+                )
+            ).one()
+
+    def start_run(self, run: SyncRun, held_by: str | None) -> RunSummary:
+        """The claimed run is running now; `held_by` is told to whoever finds it held."""
+        summary = RunSummary.from_json(run.summary)
+        summary.state.held_by = held_by
+        with self._sessions.begin() as session:
+            session.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run.id)
+                .values(
+                    status=RunStatus.RUNNING,
+                    attempts=SyncRun.attempts + 1,
+                    error_kind=None,
+                    error_message=None,
+                    summary=summary.to_json(),
+                )
+            )
+        run.status = RunStatus.RUNNING
+        return summary
+
+    def update_run(self, run_id: int, **values: Any) -> None:
+        """Write what a run has come to (one UPDATE, committed)."""
+        with self._sessions.begin() as session:
+            session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
+
+    def save_summary(self, run_id: int, summary: RunSummary, **values: Any) -> None:
+        self.update_run(run_id, summary=summary.to_json(), **values)
+
+    def run(self, run_id: int) -> SyncRun | None:
+        with self._sessions() as session:
+            return session.get(SyncRun, run_id)
+
+    def run_of(self, integration_id: int, period: str, *statuses: RunStatus) -> SyncRun | None:
+        with self._sessions() as session:
+            query = select(SyncRun).where(
+                SyncRun.integration_id == integration_id, SyncRun.period == period
+            )
+            if statuses:
+                query = query.where(SyncRun.status.in_(statuses))
+            return session.scalar(query)
+
+    def runs(self, integration_id: int, limit: int) -> list[SyncRun]:
+        """The latest first."""
+        with self._sessions() as session:
+            query = (
+                select(SyncRun)
+                .where(SyncRun.integration_id == integration_id)
+                .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+                .limit(limit)
+            )
+            return list(session.scalars(query))
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    def drop_unreadable(self, run_id: int) -> None:
+        """A re-read report reports its unreadable rows again; keep only the new ones."""
+        with self._sessions.begin() as session:
+            session.execute(
+                delete(LedgerItem).where(
+                    LedgerItem.run_id == run_id, LedgerItem.error_kind == ErrorKind.BAD_DATA
+                )
+            )
+
+    def order_contacts(self, integration_id: int, orders: set[str]) -> dict[str, str]:
+        """The contact of each of these orders that already has an invoice."""
+        found: dict[str, str] = {}
+        with self._sessions() as session:
+            for order, key in session.execute(
+                select(LedgerItem.amazon_order_id, LedgerItem.contact_key)
+                .where(
+                    LedgerItem.integration_id == integration_id,
+                    LedgerItem.document_type == DocumentKind.INVOICE,
+                    LedgerItem.amazon_order_id.in_(orders),
+                    LedgerItem.contact_key.is_not(None),
+                )
+                .order_by(LedgerItem.id)
+            ):
+                if order is not None and key is not None:
+                    found.setdefault(order, key)
+        return found
+
+    def record_chunk(self, integration_id: int, run_id: int, chunk: IngestChunk) -> None:
+        """Rows, documents and buyers of one chunk, in one transaction: a re-read changes
+        nothing. Documents that failed in another run (an import, say) are this run's now,
+        and, unless Xero has them, read afresh: a corrected report posts them."""
+        keys = list(chunk.documents)
+        with self._sessions.begin() as session:
+            insert_ignore(session, AmazonTransaction, chunk.rows, ["integration_id", "row_key"])
+            insert_ignore(
+                session,
+                LedgerItem,
+                [*chunk.documents.values(), *chunk.unreadable],
+                ["integration_id", "source_key"],
+            )
+            if keys:
+                ours = (
+                    LedgerItem.integration_id == integration_id,
+                    LedgerItem.source_key.in_(keys),
+                )
+                session.execute(
+                    update(LedgerItem)
+                    .where(
+                        *ours,
+                        LedgerItem.status != LedgerStatus.POSTED,
+                        LedgerItem.run_id != run_id,
+                    )
+                    .values(run_id=run_id)
+                )
+                session.execute(
+                    update(LedgerItem)
+                    .where(
+                        *ours,
+                        LedgerItem.status == LedgerStatus.FAILED,
+                        LedgerItem.xero_id.is_(None),
+                    )
+                    .values(status=LedgerStatus.PENDING)
+                )
+            _record_contacts(session, integration_id, chunk.contacts)
+
+    # -- documents -------------------------------------------------------------------------
+
+    def count(self, run_id: int, status: LedgerStatus) -> int:
+        with self._sessions() as session:
+            return (
+                session.scalar(
+                    select(func.count())
+                    .select_from(LedgerItem)
+                    .where(LedgerItem.run_id == run_id, LedgerItem.status == status)
+                )
+                or 0
+            )
+
+    def next_batch(self, run_id: int, kind: DocumentKind) -> list[LedgerItem]:
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(LedgerItem)
+                    .where(
+                        LedgerItem.run_id == run_id,
+                        LedgerItem.status == LedgerStatus.PENDING,
+                        LedgerItem.document_type == kind,
+                    )
+                    .order_by(LedgerItem.id)
+                    .limit(PAGE)
+                )
+            )
+
+    def rows_of(
+        self, integration_id: int, items: Sequence[LedgerItem]
+    ) -> dict[LedgerItem, list[Transaction]]:
+        """The report rows of each item's document, in file order."""
+        by_key = {item.source_key: item for item in items}
+        rows: dict[LedgerItem, list[Transaction]] = {item: [] for item in items}
+        with self._sessions() as session:
+            for key, payload in session.execute(
+                select(AmazonTransaction.document_key, AmazonTransaction.payload)
+                .where(
+                    AmazonTransaction.integration_id == integration_id,
+                    AmazonTransaction.document_key.in_(list(by_key)),
+                )
+                .order_by(AmazonTransaction.id)
+            ):
+                rows[by_key[key]].append(transaction_from_json(payload))
+        return rows
+
+    def unreadable_orders(self, run_id: int, orders: set[str | None]) -> dict[str, str]:
+        """Order id -> why one of its rows could not be read, for these orders."""
+        with self._sessions() as session:
+            return {
+                order: message or ""
+                for order, message in session.execute(
+                    select(LedgerItem.amazon_order_id, LedgerItem.error_message).where(
+                        LedgerItem.run_id == run_id,
+                        LedgerItem.transaction_type == "UNREADABLE",
+                        LedgerItem.amazon_order_id.in_(orders),
+                    )
+                )
+                if order is not None
+            }
+
+    def number_holders(
+        self, integration_id: int, run_id: int, kind: DocumentKind, numbers: set[str]
+    ) -> dict[str, list[tuple[int, str | None]]]:
+        """Number -> (item id, order) of the documents of this kind that hold it: this run's,
+        and any that may be in Xero (a document failed for good in another run holds none)."""
+        holders: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
+        with self._sessions() as session:
+            for item_id, number, order in session.execute(
+                select(LedgerItem.id, LedgerItem.document_number, LedgerItem.amazon_order_id).where(
+                    LedgerItem.integration_id == integration_id,
+                    LedgerItem.document_type == kind,
+                    LedgerItem.document_number.in_(numbers),
+                    (LedgerItem.run_id == run_id)
+                    | LedgerItem.xero_id.is_not(None)
+                    | LedgerItem.status.in_([LedgerStatus.POSTED, LedgerStatus.IN_FLIGHT]),
+                )
+            ):
+                if number is not None:
+                    holders[number].append((item_id, order))
+        return holders
+
+    def mark_in_flight(self, sent: Sequence[tuple[LedgerItem, dict[str, Any]]]) -> dict[int, int]:
+        """Committed before the documents are sent: each item's attempt number, with the
+        figures of the document as built."""
+        attempts = {item.id: item.attempts + 1 for item, _ in sent}
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem),
+                [
+                    {
+                        "id": item.id,
+                        "status": LedgerStatus.IN_FLIGHT,
+                        "attempts": attempts[item.id],
+                        **figures,
+                    }
+                    for item, figures in sent
+                ],
+            )
+        return attempts
+
+    def record_outcomes(self, outcomes: Sequence[dict[str, Any]]) -> None:
+        """What Xero answered, one executemany by primary key."""
+        if not outcomes:
+            return
+        with self._sessions.begin() as session:
+            session.execute(update(LedgerItem), list(outcomes))
+
+    def fail(self, item_id: int, error: ServiceError, **values: Any) -> None:
+        self.fail_many([item_id], error, **values)
+
+    def fail_many(self, item_ids: Sequence[int], error: ServiceError, **values: Any) -> None:
+        if not item_ids:
+            return
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(LedgerItem.id.in_(item_ids))
+                .values(
+                    status=LedgerStatus.FAILED,
+                    error_kind=error.kind.value,
+                    error_message=error.message,
+                    retryable=error.retryable,
+                    **values,
+                )
+            )
+
+    def reopen_in_flight(self, run_id: int) -> None:
+        """Documents a crash left in flight go back to pending: the look-up of each batch's
+        numbers finds those Xero has before anything is sent again."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(LedgerItem.run_id == run_id, LedgerItem.status == LedgerStatus.IN_FLIGHT)
+                .values(status=LedgerStatus.PENDING)
+            )
+
+    def retryable_ids(self, run_id: int, only: list[int] | None) -> list[int]:
+        """Failed items that a retry may post again (not those Amazon's data must fix)."""
+        query = select(LedgerItem.id).where(
+            LedgerItem.run_id == run_id,
+            LedgerItem.status == LedgerStatus.FAILED,
+            LedgerItem.error_kind != ErrorKind.BAD_DATA,
+        )
+        if only is not None:
+            query = query.where(LedgerItem.id.in_(only))
+        with self._sessions() as session:
+            return list(session.scalars(query))
+
+    def reopen(self, integration_id: int, item_ids: list[int]) -> None:
+        """Failed items become pending; a document already in Xero (its allocation failed)
+        is posted again, its allocation to be made; failed contacts are tried afresh."""
+        failed = (
+            LedgerItem.id.in_(item_ids),
+            LedgerItem.integration_id == integration_id,
+            LedgerItem.status == LedgerStatus.FAILED,
+        )
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(*failed, LedgerItem.xero_id.is_not(None))
+                .values(status=LedgerStatus.POSTED, error_kind=None, error_message=None)
+            )
+            session.execute(update(LedgerItem).where(*failed).values(status=LedgerStatus.PENDING))
+            session.execute(
+                update(XeroContact)
+                .where(
+                    XeroContact.integration_id == integration_id,
+                    XeroContact.status == LedgerStatus.FAILED,
+                )
+                .values(status=LedgerStatus.PENDING, name_attempt=0)
+            )
+
+    def item(self, item_id: int) -> LedgerItem | None:
+        with self._sessions() as session:
+            return session.get(LedgerItem, item_id)
+
+    def failed_items(self, run_id: int) -> list[LedgerItem]:
+        with self._sessions() as session:
+            query = select(LedgerItem).where(
+                LedgerItem.run_id == run_id, LedgerItem.status == LedgerStatus.FAILED
+            )
+            return list(session.scalars(query.order_by(LedgerItem.id)))
+
+    def pages(self, model: type[_M], *conditions: Any) -> Iterator[list[_M]]:
+        """Rows matching `conditions`, a page at a time, by id: constant memory, and rows
+        changed while a page is worked on do not shift the next page."""
+        after = 0
+        while True:
+            with self._sessions() as session:
+                page = list(
+                    session.scalars(
+                        select(model)
+                        .where(*conditions, model.id > after)
+                        .order_by(model.id)
+                        .limit(PAGE)
+                    )
+                )
+            if not page:
+                return
+            yield page
+            after = page[-1].id
+
+    def unposted_documents(self, run_id: int) -> Iterator[list[LedgerItem]]:
+        return self.pages(
+            LedgerItem,
+            LedgerItem.run_id == run_id,
+            LedgerItem.document_type.is_not(None),
+            LedgerItem.xero_id.is_(None),
+            LedgerItem.status != LedgerStatus.POSTED,
+        )
+
+    # -- contacts --------------------------------------------------------------------------
+
+    def contacts(self, integration_id: int, keys: Iterable[str]) -> dict[str, XeroContact]:
+        with self._sessions() as session:
+            return {
+                contact.contact_key: contact
+                for contact in session.scalars(
+                    select(XeroContact).where(
+                        XeroContact.integration_id == integration_id,
+                        XeroContact.contact_key.in_(list(keys)),
+                    )
+                )
+            }
+
+    def contacts_in_flight(self, integration_id: int) -> list[XeroContact]:
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(XeroContact).where(
+                        XeroContact.integration_id == integration_id,
+                        XeroContact.status == LedgerStatus.IN_FLIGHT,
+                    )
+                )
+            )
+
+    def pending_contacts(self, integration_id: int) -> Iterator[list[XeroContact]]:
+        return self.pages(
+            XeroContact,
+            XeroContact.integration_id == integration_id,
+            XeroContact.status == LedgerStatus.PENDING,
+        )
+
+    def update_contacts(self, changes: Sequence[dict[str, Any]]) -> None:
+        """One executemany by primary key: {"id": ..., column: value, ...} each."""
+        if not changes:
+            return
+        with self._sessions.begin() as session:
+            session.execute(update(XeroContact), list(changes))
+
+    def give_refunds_their_orders_contact(self, run_id: int) -> None:
+        """Every credit note not yet sent takes the contact of its order's first invoice in
+        the ledger (any month), so that a sale read after its refund still gives the refund
+        its contact."""
+        invoice = aliased(LedgerItem)
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem)
+                .where(
+                    LedgerItem.run_id == run_id,
+                    LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
+                    LedgerItem.status.in_([LedgerStatus.PENDING, LedgerStatus.FAILED]),
+                    LedgerItem.xero_id.is_(None),
+                )
+                .values(
+                    contact_key=func.coalesce(
+                        select(invoice.contact_key)
+                        .where(
+                            invoice.integration_id == LedgerItem.integration_id,
+                            invoice.amazon_order_id == LedgerItem.amazon_order_id,
+                            invoice.document_type == DocumentKind.INVOICE,
+                            invoice.contact_key.is_not(None),
+                        )
+                        .order_by(invoice.id)
+                        .limit(1)
+                        .scalar_subquery(),
+                        LedgerItem.contact_key,
+                    )
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    def refunds_without_contact(self, run_id: int) -> Iterator[list[LedgerItem]]:
+        return self.pages(
+            LedgerItem,
+            LedgerItem.run_id == run_id,
+            LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
+            LedgerItem.contact_key.is_(None),
+        )
+
+    def set_refund_contacts(
+        self,
+        integration_id: int,
+        keys: dict[int, str],
+        in_xero: dict[str, str],
+        own: dict[str, ContactSpec],
+    ) -> None:
+        """Item id -> contact key; contacts Xero already has (key -> ContactID) are recorded
+        as posted, the refunds' own buyers as contacts to make."""
+        with self._sessions.begin() as session:
+            insert_ignore(
+                session,
+                XeroContact,
+                [
+                    contact_row(
+                        integration_id, key, xero_contact_id=contact_id, status=LedgerStatus.POSTED
+                    )
+                    for key, contact_id in sorted(in_xero.items())
+                ],
+                ["integration_id", "contact_key"],
+            )
+            _record_contacts(session, integration_id, own)
+            session.execute(
+                update(LedgerItem),
+                [{"id": item_id, "contact_key": key} for item_id, key in keys.items()],
+            )
+
+    def save_tax_types(self, integration_id: int, tax_types: dict[str, str]) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Integration)
+                .where(Integration.id == integration_id)
+                .values(xero_tax_types=tax_types)
+            )
+
+    # -- allocations -----------------------------------------------------------------------
+
+    def credit_notes_to_allocate(self, run_id: int) -> Iterator[list[LedgerItem]]:
+        return self.pages(
+            LedgerItem,
+            LedgerItem.run_id == run_id,
+            LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
+            LedgerItem.status == LedgerStatus.POSTED,
+            LedgerItem.allocation_status.in_(
+                [AllocationStatus.PENDING, AllocationStatus.WAITING, AllocationStatus.IN_FLIGHT]
+            ),
+        )
+
+    def posted_invoices(
+        self, integration_id: int, orders: set[str | None]
+    ) -> dict[str | None, list[LedgerItem]]:
+        """Order id -> its invoices in Xero, in the order they were recorded."""
+        invoices: dict[str | None, list[LedgerItem]] = defaultdict(list)
+        with self._sessions() as session:
+            for invoice in session.scalars(
+                select(LedgerItem)
+                .where(
+                    LedgerItem.integration_id == integration_id,
+                    LedgerItem.document_type == DocumentKind.INVOICE,
+                    LedgerItem.status == LedgerStatus.POSTED,
+                    LedgerItem.amazon_order_id.in_(orders),
+                )
+                .order_by(LedgerItem.id)
+            ):
+                invoices[invoice.amazon_order_id].append(invoice)
+        return invoices
+
+    def set_allocation(self, item_id: int, status: AllocationStatus) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(LedgerItem).where(LedgerItem.id == item_id).values(allocation_status=status)
+            )
+
+    # -- the result ------------------------------------------------------------------------
+
+    def figures(self, run_id: int) -> DocumentFigures:
+        """The run's documents in Xero summed per currency and per country, the failed ones
+        counted, and the rows that make no document counted by type. A credit note whose
+        allocation failed is in Xero all the same: its amounts count."""
+        in_xero = LedgerItem.xero_id.is_not(None)
+        figures = DocumentFigures()
+        totals: dict[str, CurrencyTotals] = defaultdict(CurrencyTotals)
+        with self._sessions() as session:
+            for country, kind, currency, gross, tax, count in session.execute(
+                select(
+                    LedgerItem.country,
+                    LedgerItem.document_type,
+                    LedgerItem.currency,
+                    func.sum(LedgerItem.gross_cents),
+                    func.sum(LedgerItem.tax_cents),
+                    func.count(),
+                )
+                .where(LedgerItem.run_id == run_id, in_xero)
+                .group_by(LedgerItem.country, LedgerItem.document_type, LedgerItem.currency)
+            ):
+                figures.documents += count
+                figures.by_country.append((country, kind, currency, gross, tax, count))
+                entry = totals[str(currency)]
+                if kind == DocumentKind.INVOICE:
+                    entry.sales_gross += from_cents(gross)
+                    entry.tax += from_cents(tax)
+                else:
+                    entry.refunds_gross += from_cents(gross)
+                    entry.tax -= from_cents(tax)
+            figures.totals = dict(totals)
+            figures.failed = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(LedgerItem)
+                    .where(LedgerItem.run_id == run_id, LedgerItem.status != LedgerStatus.POSTED)
+                )
+                or 0
+            )
+            figures.skipped = dict(
+                Counter(
+                    {
+                        kind: count
+                        for kind, count in session.execute(
+                            select(AmazonTransaction.transaction_type, func.count())
+                            .where(
+                                AmazonTransaction.run_id == run_id,
+                                AmazonTransaction.document_key.is_(None),
+                            )
+                            .group_by(AmazonTransaction.transaction_type)
+                        )
+                    }
+                )
+            )
+        return figures
+
+
+def contact_row(integration_id: int, key: str, **values: Any) -> dict[str, Any]:
+    """A xero_contacts row for a bulk insert: a contact to make unless `values` say more."""
+    row: dict[str, Any] = {
+        "integration_id": integration_id,
+        "contact_key": key,
+        "spec": {},
+        "fingerprint": "",
+        "name_attempt": 0,
+        "status": LedgerStatus.PENDING,
+        "updated_at": datetime.now(UTC),
+    }
+    return row | values
+
+
+def item_row(integration_id: int, run_id: int, **values: Any) -> dict[str, Any]:
+    """A ledger_items row for a bulk insert: every row of one insert has the same columns."""
+    row: dict[str, Any] = {
+        "integration_id": integration_id,
+        "run_id": run_id,
+        "amazon_order_id": None,
+        "document_type": None,
+        "document_number": None,
+        "contact_key": None,
+        "currency": None,
+        "country": None,
+        "gross_cents": 0,
+        "tax_cents": 0,
+        "status": LedgerStatus.PENDING,
+        "xero_id": None,
+        "allocation_status": None,
+        "error_kind": None,
+        "error_message": None,
+        "retryable": False,
+        "attempts": 0,
+        "updated_at": datetime.now(UTC),
+    }
+    unknown = set(values) - set(row) - {"source_key", "transaction_type"}
+    if unknown:
+        raise ValueError(f"not ledger_items columns: {sorted(unknown)}")
+    return row | values
+
+
+def _record_contacts(
+    session: Session, integration_id: int, contacts: dict[str, ContactSpec]
+) -> None:
+    """New buyers become contacts to make; a known buyer whose details changed (a new
+    address, say) becomes a contact to update."""
+    if not contacts:
+        return
+    known = {
+        contact.contact_key: contact
+        for contact in session.scalars(
+            select(XeroContact).where(
+                XeroContact.integration_id == integration_id,
+                XeroContact.contact_key.in_(list(contacts)),
+            )
+        )
+    }
+    new_rows = []
+    for key, spec in contacts.items():
+        spec_json = asdict(spec)
+        fingerprint = spec_fingerprint(spec_json)
+        existing = known.get(key)
+        if existing is None:
+            new_rows.append(
+                contact_row(integration_id, key, spec=spec_json, fingerprint=fingerprint)
+            )
+        elif existing.fingerprint != fingerprint:
+            existing.spec, existing.fingerprint = spec_json, fingerprint
+            if existing.status != LedgerStatus.IN_FLIGHT:
+                existing.status = LedgerStatus.PENDING
+    insert_ignore(session, XeroContact, new_rows, ["integration_id", "contact_key"])
+
+
+def spec_fingerprint(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()

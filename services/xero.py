@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import re
@@ -117,6 +118,51 @@ class DocumentResult:
     number: str | None
     element: dict[str, Any]
     errors: list[str]
+
+
+@dataclass(frozen=True)
+class XeroDocument:
+    """A sales invoice or credit note as Xero lists it: what is checked before sending,
+    allocating or adopting one."""
+
+    xero_id: str
+    number: str
+    type: str  # ACCREC, ACCRECCREDIT (ACCPAY... are bills)
+    status: str
+    reference: str | None
+    amount_due: Decimal | None  # invoices only
+    contact_id: str | None
+
+    @property
+    def live(self) -> bool:
+        """Deleted and voided documents do not count: their numbers can be used again."""
+        return self.status not in ("DELETED", "VOIDED")
+
+    @classmethod
+    def from_element(cls, element: Mapping[str, Any]) -> XeroDocument:
+        due = element.get("AmountDue")
+        return cls(
+            xero_id=str(element.get("InvoiceID") or element.get("CreditNoteID") or ""),
+            number=str(element.get("InvoiceNumber") or element.get("CreditNoteNumber") or ""),
+            type=str(element.get("Type") or ""),
+            status=str(element.get("Status") or ""),
+            reference=element.get("Reference"),
+            amount_due=None if due is None else Decimal(str(due)),
+            contact_id=(element.get("Contact") or {}).get("ContactID"),
+        )
+
+
+@dataclass(frozen=True)
+class XeroContactRef:
+    contact_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Organisation:
+    name: str
+    country_code: str | None
+    base_currency: str | None
 
 
 class TokenStore(Protocol):
@@ -654,7 +700,7 @@ class XeroClient:
             )
         return results
 
-    def find_invoices_by_number(self, numbers: Iterable[str]) -> list[dict[str, Any]]:
+    def find_invoices_by_number(self, numbers: Iterable[str]) -> list[XeroDocument]:
         """Invoices (any type or status) whose number is one of `numbers`."""
         unique = list(dict.fromkeys(numbers))
         # InvoiceNumbers is comma-separated, so a number holding a comma must go through `where`.
@@ -663,27 +709,39 @@ class XeroClient:
         for chunk in _chunks(plain, NUMBERS_PER_LOOKUP):
             found.extend(self._all_pages("Invoices", {"InvoiceNumbers": ",".join(chunk)}))
         found.extend(self._find_where("Invoices", "InvoiceNumber", [n for n in unique if "," in n]))
-        return found
+        return [XeroDocument.from_element(element) for element in found]
 
-    def find_credit_notes_by_number(self, numbers: Iterable[str]) -> list[dict[str, Any]]:
+    def find_credit_notes_by_number(self, numbers: Iterable[str]) -> list[XeroDocument]:
         """Credit notes whose number is one of `numbers` (Xero has no number list parameter)."""
-        return self._find_where("CreditNotes", "CreditNoteNumber", numbers)
+        found = self._find_where("CreditNotes", "CreditNoteNumber", numbers)
+        return [XeroDocument.from_element(element) for element in found]
 
     def find_sales_invoice_contacts(self, references: Iterable[str]) -> dict[str, str]:
         """Reference (an Amazon order id) -> ContactID of the sales invoice Xero has with that
         reference, for invoices that are not deleted or voided."""
         contacts: dict[str, str] = {}
         for element in self._find_where("Invoices", "Reference", references):
-            if element.get("Type") == "ACCREC" and element.get("Status") not in (
-                "DELETED",
-                "VOIDED",
-            ):
-                contacts.setdefault(str(element["Reference"]), str(element["Contact"]["ContactID"]))
+            document = XeroDocument.from_element(element)
+            if document.type == "ACCREC" and document.live and document.contact_id:
+                contacts.setdefault(str(document.reference), document.contact_id)
         return contacts
 
-    def find_contacts_by_name(self, names: Iterable[str]) -> list[dict[str, Any]]:
+    def find_contacts_by_name(self, names: Iterable[str]) -> list[XeroContactRef]:
         """Active contacts named one of `names`; Xero matches names regardless of case."""
-        return self._find_where("Contacts", "Name", names)
+        return [
+            XeroContactRef(str(element["ContactID"]), str(element["Name"]))
+            for element in self._find_where("Contacts", "Name", names)
+        ]
+
+    def credit_note_allocations(self, credit_note_id: str) -> set[str]:
+        """The invoices a credit note is allocated to, by InvoiceID."""
+        body = self.request("GET", f"CreditNotes/{credit_note_id}")
+        return {
+            str(allocation["Invoice"]["InvoiceID"])
+            for element in body.get("CreditNotes", [])
+            for allocation in element.get("Allocations") or []
+            if (allocation.get("Invoice") or {}).get("InvoiceID")
+        }
 
     def allocate_credit_note(
         self,
@@ -744,5 +802,17 @@ class XeroClient:
         )
         return [dict(element) for element in reply["TaxRates"]]
 
-    def organisation(self) -> dict[str, Any]:
-        return dict(self.request("GET", "Organisation")["Organisations"][0])
+    def organisation(self) -> Organisation:
+        element = self.request("GET", "Organisation")["Organisations"][0]
+        return Organisation(
+            name=str(element.get("Name") or ""),
+            country_code=element.get("CountryCode"),
+            base_currency=element.get("BaseCurrency"),
+        )
+
+
+def idempotency_key(integration_id: int, endpoint: str, material: str) -> str:
+    """The same request (same integration, endpoint, documents and attempt) gets the same
+    key, so that Xero answers a resent one from its cache instead of acting twice."""
+    digest = hashlib.sha256(f"{integration_id}:{endpoint}:{material}".encode()).hexdigest()
+    return f"axb-{digest[:40]}"

@@ -67,7 +67,7 @@ def test_connecting_amazon_then_xero_activates_the_integration(container: Contai
     assert amazon_token.encode() not in (stored.amazon_refresh_token_encrypted or b"")
     assert container.lwa.access_token(amazon_token)
     before = container.integrations.xero_refresh_token(stored.id)
-    assert container.xero(stored).organisation()["Name"]
+    assert container.xero(stored).organisation().name
     assert container.integrations.xero_refresh_token(stored.id) != before
     actions = [e.action for e in container.integrations.audit_log(stored.id)]
     assert actions == ["integration.created", "amazon.authorized", "xero.connected"]

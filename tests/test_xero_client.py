@@ -129,7 +129,7 @@ def test_code_flow_through_the_consent_page(serve: Serve) -> None:
 
     # The scopes asked for open everything the client does.
     client = make_client(sandbox, server, MemoryTokenStore(tokens.refresh_token))
-    assert client.organisation()["Name"] == "Demo Company (UK)"
+    assert client.organisation().name == "Demo Company (UK)"
     (created,) = client.create_documents("Invoices", [invoice()], idempotency_key="k")
     assert created.ok
     assert client.find_contacts_by_name(["Amazon.co.uk customers"])
@@ -203,7 +203,7 @@ def test_a_store_that_cannot_save_stops_the_client_before_any_call(serve: Serve)
 
     # The token still in the database works again within Xero's grace, so nothing is stranded.
     recovered = MemoryTokenStore(first)
-    assert make_client(sandbox, server, recovered).organisation()["Name"]
+    assert make_client(sandbox, server, recovered).organisation().name
     assert recovered.token == sandbox.issued_refresh_tokens[-1]
 
 
@@ -256,7 +256,7 @@ def test_429_waits_for_retry_after_then_succeeds(serve: Serve) -> None:
     sleeps: list[float] = []
     client = make_client(sandbox, server, sleeps=sleeps)
 
-    assert client.organisation()["Name"]
+    assert client.organisation().name
     assert sleeps == [7.0]
     assert client.api_calls == 2
 
@@ -415,11 +415,11 @@ def test_lookups_quote_names_and_numbers(serve: Serve) -> None:
     )
 
     found = client.find_contacts_by_name(['o"brien & sons', "Back\\slash Ltd", "Missing"])
-    assert sorted(c["Name"] for c in found) == ["Back\\slash Ltd", 'O"Brien & Sons']
+    assert sorted(c.name for c in found) == ["Back\\slash Ltd", 'O"Brien & Sons']
     invoices = client.find_invoices_by_number(["AMZ-1", "AMZ,2", "AMZ-9", "AMZ-1"])
-    assert sorted(i["InvoiceNumber"] for i in invoices) == ["AMZ,2", "AMZ-1"]
+    assert sorted(i.number for i in invoices) == ["AMZ,2", "AMZ-1"]
     notes = client.find_credit_notes_by_number(['R"2', "R-9"])
-    assert [n["CreditNoteNumber"] for n in notes] == ['R"2']
+    assert [n.number for n in notes] == ['R"2']
     assert client.find_invoices_by_number([]) == []
 
 
@@ -456,7 +456,7 @@ def test_settings(serve: Serve) -> None:
     sandbox, server = serve()
     client = make_client(sandbox, server)
 
-    assert client.organisation()["BaseCurrency"] == "GBP"
+    assert client.organisation().base_currency == "GBP"
     assert {a["Code"] for a in client.request("GET", "Accounts")["Accounts"]} >= {
         "200",
         "610",

@@ -1,0 +1,60 @@
+"""One invocation of a run: what ingest, posting and allocations carry along."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.integrations import PostingSettings
+from services.ledger import Ledger
+from services.models import Integration, SyncRun
+from services.posting_rules import posting_settings
+from services.run_summary import RunSummary
+from services.xero import XeroClient
+
+Progress = Callable[[str, int, int], None]  # phase, done, total
+
+
+def no_progress(_phase: str, _done: int, _total: int) -> None:
+    return None
+
+
+@dataclass
+class Counters:
+    """What this invocation did; the ledger holds what the run as a whole did."""
+
+    invoices: int = 0
+    credit_notes: int = 0
+    contacts_created: int = 0
+    contacts_updated: int = 0
+    allocations: int = 0
+    already_posted: int = 0
+    country_rates: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    integration: Integration
+    run: SyncRun
+    summary: RunSummary
+    xero: XeroClient
+    ledger: Ledger
+    clock: Callable[[], datetime]
+    progress: Progress = no_progress
+    counters: Counters = field(default_factory=Counters)
+    amazon_calls: int = 0
+    started: float = field(default_factory=time.monotonic)
+    posting: PostingSettings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.posting = posting_settings(self.integration)
+
+    @property
+    def integration_id(self) -> int:
+        return self.integration.id
+
+    @property
+    def run_id(self) -> int:
+        return self.run.id
