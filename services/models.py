@@ -164,8 +164,6 @@ class SyncRun(Base):
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
-    # A running run renews its lease; a lease that lapsed means its process died.
-    lease_until: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_kind: Mapped[str | None] = mapped_column(String(32))
