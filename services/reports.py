@@ -198,6 +198,23 @@ class _Header:
             positions.setdefault(_key(name), position)
         return positions
 
+    @functools.cached_property
+    def positions(self) -> _Positions:
+        return _Positions(self.index)
+
+
+class _Positions(dict[str, int | None]):
+    """Column positions by the names this module asks for, each worked out once: every row
+    asks for dozens of columns, and _key() on each ask was a large part of the parsing time."""
+
+    def __init__(self, index: dict[str, int]) -> None:
+        super().__init__()
+        self._index = index
+
+    def __missing__(self, column: str) -> int | None:
+        position = self[column] = self._index.get(_key(column))
+        return position
+
 
 def _read_header(line: str) -> _Header:
     text = line.lstrip("\ufeff").rstrip("\r\n")
@@ -231,22 +248,23 @@ def _read_header(line: str) -> _Header:
 class _Row:
     """One data row; columns are looked up by name, a missing trailing column reads as ""."""
 
-    __slots__ = ("header", "line", "values")
+    __slots__ = ("header", "line", "positions", "values")
 
     def __init__(self, header: _Header, line: int, values: list[str]) -> None:
         self.header = header
         self.line = line
         self.values = values
+        self.positions = header.positions
 
     def text(self, column: str) -> str:
-        position = self.header.index.get(_key(column))
+        position = self.positions[column]
         if position is None or position >= len(self.values):
             return ""
         return self.values[position].strip()
 
     def label(self, column: str) -> str:
         """The column as this file spells it, for messages."""
-        position = self.header.index.get(_key(column))
+        position = self.positions[column]
         return column if position is None else self.header.names[position]
 
     def order_id(self) -> str:
@@ -293,11 +311,12 @@ def _rows(
                 f"to {end} were not read.",
             )
             continue
-        if not any(value.strip() for value in values):
+        joined = "".join(values)  # one scan of the row in C rather than one per value
+        if not joined.strip():
             continue
         row = _Row(header, start, values)
-        garbled = next((i for i, value in enumerate(values) if "\ufffd" in value), None)
-        if garbled is not None:
+        if "\ufffd" in joined:
+            garbled = next(i for i, value in enumerate(values) if "\ufffd" in value)
             yield RowError(
                 SourceRef(file_name, start),
                 header.names[garbled] if garbled < width else None,
@@ -325,6 +344,9 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _COMMA_DECIMAL = re.compile(r"([+-]?)(\d+),(\d+)")
 _DOT_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")  # 1,234.56
 _COMMA_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d+)?")  # 1.234,56
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_COUNTRY_CODE = re.compile(r"[A-Z]{2}")
+_VAT_NUMBER_SEPARATORS = re.compile(r"[\s./-]")
 _DATE = re.compile(
     r"(?:(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})"
     r"|(?P<day2>\d{1,2})(?P<sep>[-.])(?P<month2>\d{1,2})(?P=sep)(?P<year2>\d{4}))"
@@ -359,6 +381,9 @@ def _cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, ROUND_HALF_UP)
 
 
+# Amounts, rates, quantities and dates repeat across rows (0.00, a product's price, the days of
+# one month): each distinct text is parsed once, in caches of bounded size.
+@functools.lru_cache(maxsize=4096)
 def _to_money(text: str) -> Decimal:
     try:
         return _cents(_to_decimal(text, "an amount"))
@@ -366,7 +391,7 @@ def _to_money(text: str) -> Decimal:
         raise ValueError(f"{text!r} is not an amount") from None
 
 
-@functools.lru_cache(maxsize=256)  # a report holds a handful of distinct rates
+@functools.lru_cache(maxsize=256)
 def _to_rate(text: str) -> Decimal:
     """A VAT rate as a fraction; Amazon writes 0.19, people and spreadsheets 19 or 19%."""
     percent = text.endswith("%")
@@ -378,6 +403,7 @@ def _to_rate(text: str) -> Decimal:
     return value.quantize(Decimal("0.000001"), ROUND_HALF_UP).normalize()
 
 
+@functools.lru_cache(maxsize=256)
 def _to_quantity(text: str) -> int:
     value = _to_decimal(text, "a quantity")
     if abs(value) >= 10**9:
@@ -387,6 +413,7 @@ def _to_quantity(text: str) -> int:
     return int(value)
 
 
+@functools.lru_cache(maxsize=1024)
 def _to_date(text: str) -> date:
     match = _DATE.fullmatch(text)
     wrong = ValueError(f"{text!r} is not a date (expected DD-MM-YYYY, DD.MM.YYYY or YYYY-MM-DD)")
@@ -434,7 +461,7 @@ def _required(row: _Row, column: str, needed: bool, kind: str) -> str:
 
 def _currency(row: _Row, column: str, needed: bool, kind: str) -> str:
     text = _required(row, column, needed, kind).upper()
-    if text and not re.fullmatch(r"[A-Z]{3}", text):
+    if text and not _CURRENCY.fullmatch(text):
         raise _BadValue(row.label(column), f"{text!r} is not a currency code")
     return text
 
@@ -451,29 +478,42 @@ def _country(row: _Row, column: str) -> str | None:
         return None
     if text in _COUNTRY_NAMES:
         return _COUNTRY_NAMES[text]
-    if re.fullmatch(r"[A-Z]{2}", text):
+    if _COUNTRY_CODE.fullmatch(text):
         return text
     raise _BadValue(row.label(column), f"{text!r} is not a country this app knows")
 
 
-def _charge(kind: ChargeKind, net: Decimal, tax: Decimal) -> Charge | None:
-    """A charge from its net and tax; the rate is worked out from them."""
+def _charge(
+    kind: ChargeKind, net: Decimal, tax: Decimal, rate: Decimal | None = None
+) -> Charge | None:
+    """A charge from its net and tax, at the rate given or else worked out from them."""
     if not net and not tax:
         return None
-    rate = (tax / net).quantize(RATE_PLACES, ROUND_HALF_UP) if net and tax else ZERO
+    if rate is None:
+        rate = (tax / net).quantize(RATE_PLACES, ROUND_HALF_UP) if net and tax else ZERO
     return Charge(kind, net, tax, net + tax, rate)
 
 
 # --- VAT transactions report ------------------------------------------------------------------
 
-# (charge, prefix of its three amount columns, family whose VAT rate applies)
-_VAT_CHARGES: tuple[tuple[ChargeKind, str, str], ...] = (
-    (ChargeKind.ITEM, "PRICE_OF_ITEMS", "PRICE_OF_ITEMS"),
-    (ChargeKind.ITEM_PROMOTION, "PROMO_PRICE_OF_ITEMS", "PRICE_OF_ITEMS"),
-    (ChargeKind.SHIPPING, "SHIP_CHARGE", "SHIP_CHARGE"),
-    (ChargeKind.SHIPPING_PROMOTION, "PROMO_SHIP_CHARGE", "SHIP_CHARGE"),
-    (ChargeKind.GIFT_WRAP, "GIFT_WRAP", "GIFT_WRAP"),
-    (ChargeKind.GIFT_WRAP_PROMOTION, "PROMO_GIFT_WRAP", "GIFT_WRAP"),
+# (charge, its net, VAT and VAT-inclusive columns, its rate's column): a promotion is taxed at
+# the rate of what it discounts.
+_VAT_CHARGES: tuple[tuple[ChargeKind, str, str, str, str], ...] = tuple(
+    (
+        kind,
+        f"{prefix}_AMT_VAT_EXCL",
+        f"{prefix}_VAT_AMT",
+        f"{prefix}_AMT_VAT_INCL",
+        f"{family}_VAT_RATE_PERCENT",
+    )
+    for kind, prefix, family in (
+        (ChargeKind.ITEM, "PRICE_OF_ITEMS", "PRICE_OF_ITEMS"),
+        (ChargeKind.ITEM_PROMOTION, "PROMO_PRICE_OF_ITEMS", "PRICE_OF_ITEMS"),
+        (ChargeKind.SHIPPING, "SHIP_CHARGE", "SHIP_CHARGE"),
+        (ChargeKind.SHIPPING_PROMOTION, "PROMO_SHIP_CHARGE", "SHIP_CHARGE"),
+        (ChargeKind.GIFT_WRAP, "GIFT_WRAP", "GIFT_WRAP"),
+        (ChargeKind.GIFT_WRAP_PROMOTION, "PROMO_GIFT_WRAP", "GIFT_WRAP"),
+    )
 )
 # Of the dates a row has, the one the transaction counts on; movements have only the last two.
 _VAT_DATES = (
@@ -551,12 +591,13 @@ def _vat_date(row: _Row) -> date:
     )
 
 
-def _vat_charge(row: _Row, kind: ChargeKind, prefix: str, family: str) -> Charge | None:
-    incl = f"{prefix}_AMT_VAT_INCL"
-    net = _value(row, f"{prefix}_AMT_VAT_EXCL", _to_money)
-    tax = _value(row, f"{prefix}_VAT_AMT", _to_money)
+def _vat_charge(
+    row: _Row, kind: ChargeKind, net_column: str, tax_column: str, incl: str, rate_column: str
+) -> Charge | None:
+    net = _value(row, net_column, _to_money)
+    tax = _value(row, tax_column, _to_money)
     gross = _value(row, incl, _to_money)
-    rate = _value(row, f"{family}_VAT_RATE_PERCENT", _to_rate)
+    rate = _value(row, rate_column, _to_rate)
     if gross is None:
         net = net if net is not None else ZERO
         tax = tax if tax is not None else _cents(net * (rate or 0))
@@ -575,15 +616,12 @@ def _vat_charge(row: _Row, kind: ChargeKind, prefix: str, family: str) -> Charge
         # amount by a cent: trust the VAT-inclusive and VAT figures (what the customer paid
         # and the invoice's VAT) and make net the difference, so documents total to the cent.
         net = gross - tax
-    charge = _charge(kind, net, tax)
-    if charge is None or rate is None:
-        return charge
-    return Charge(kind, charge.net, charge.tax, charge.gross, rate)
+    return _charge(kind, net, tax, rate)
 
 
 def _vat_number(number: str, country: str) -> str | None:
     """One string with the country prefix, e.g. DE123456789 (Greece's prefix is EL)."""
-    compact = re.sub(r"[\s./-]", "", number).upper()
+    compact = _VAT_NUMBER_SEPARATORS.sub("", number).upper()
     if not compact:
         return None
     if compact[:2].isalpha() or not country:
