@@ -14,6 +14,7 @@ consumer gets a contact keyed by a hash of name, postcode and country; everyone 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -49,6 +50,7 @@ STATUSES = frozenset({"DRAFT", "SUBMITTED", "AUTHORISED"})  # the ones Xero crea
 FACILITATOR_LINE = "Tax collected and remitted by Amazon (marketplace facilitator)"
 # What a spreadsheet takes for the start of a formula when finance exports from Xero.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_VAT_NUMBER_SEPARATORS = re.compile(r"[\s.,/-]")
 
 _SHIPPING_KINDS = frozenset(
     {
@@ -175,10 +177,13 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)  # business buyers come back; the check digits cost
 def _valid_vat_number(number: str | None, country: str | None = None) -> str | None:
     """The number in its compact form with country prefix when it is a valid EU or UK VAT
     number (check digits included), else None."""
-    text = re.sub(r"[\s.,/-]", "", number or "").upper()
+    if not number:  # most buyers are consumers
+        return None
+    text = _VAT_NUMBER_SEPARATORS.sub("", number).upper()
     if not text:
         return None
     if not text[:2].isalpha() and country:
@@ -331,17 +336,20 @@ def _where(t: Transaction) -> str:
 
 
 def _check_charge(t: Transaction, charge: Charge) -> None:
-    label = f"Order {t.order_id} ({_where(t)}), {charge.kind.value}"
     for amount in (charge.net, charge.tax, charge.gross):
         if amount != amount.quantize(CENT):
-            raise _bad(f"{label}: {amount} is not a whole number of cents.")
+            raise _bad(f"{_charge_label(t, charge)}: {amount} is not a whole number of cents.")
     if charge.net + charge.tax != charge.gross:
         raise _bad(
-            f"{label}: net {charge.net} plus VAT {charge.tax} does not make the total "
-            f"{charge.gross}."
+            f"{_charge_label(t, charge)}: net {charge.net} plus VAT {charge.tax} does not make "
+            f"the total {charge.gross}."
         )
     if charge.rate == 0 and charge.tax != 0:
-        raise _bad(f"{label}: VAT of {charge.tax} at a 0% rate.")
+        raise _bad(f"{_charge_label(t, charge)}: VAT of {charge.tax} at a 0% rate.")
+
+
+def _charge_label(t: Transaction, charge: Charge) -> str:
+    return f"Order {t.order_id} ({_where(t)}), {charge.kind.value}"
 
 
 def _item_text(t: Transaction) -> str:
@@ -406,25 +414,10 @@ def build_document(transactions: Sequence[Transaction], posting: PostingSettings
     key = document_key(first)
     if key is None:
         raise ValueError(f"{first.type} transactions are not posted to Xero")
-    others = {document_key(t) for t in transactions} - {key}
-    if others:
-        raise ValueError(f"rows of {key} mixed with rows of {sorted(others, key=str)}")
     credit = first.type == TransactionType.REFUND
     number = document_number(first)
-    orders = sorted({t.order_id for t in transactions})
-    if len(orders) > 1:
-        raise _bad(f"Refund {number} is for several orders ({', '.join(orders)}).")
-    currencies = sorted({t.currency for t in transactions})
-    if len(currencies) > 1:
-        raise _bad(
-            f"Order {first.order_id}: the rows of {number} mix currencies "
-            f"{' and '.join(currencies)}."
-        )
-    if len({t.amazon_vat for t in transactions}) > 1:
-        raise _bad(
-            f"Order {first.order_id}: Amazon calculated the VAT of some rows of {number} and "
-            "not of others."
-        )
+    if len(transactions) > 1:  # most documents have one row, which agrees with itself
+        _check_rows_agree(transactions, key, number)
 
     lines: list[DocumentLine] = []
     zero_items: list[DocumentLine] = []
@@ -449,8 +442,8 @@ def build_document(transactions: Sequence[Transaction], posting: PostingSettings
     )
     if not lines:
         raise _bad(f"Order {first.order_id}: {number} has no amounts to post.")
-    for line in lines:
-        _check_rate_exists(first, line.tax_key, posting)
+    for tax_key in dict.fromkeys(line.tax_key for line in lines):  # each once, in line order
+        _check_rate_exists(first, tax_key, posting)
     gross = sum((line.net + line.tax for line in lines), Decimal("0.00"))
     if gross < 0:
         what = "refund" if credit else "sale"
@@ -474,6 +467,29 @@ def build_document(transactions: Sequence[Transaction], posting: PostingSettings
         collected_by_amazon=sum(collected.values(), Decimal("0.00")),
         tax_inclusive=not first.amazon_vat,
     )
+
+
+def _check_rows_agree(transactions: Sequence[Transaction], key: str, number: str) -> None:
+    """The rows of one document share its key, its order, its currency and whether Amazon
+    calculated their VAT."""
+    first = transactions[0]
+    others = {document_key(t) for t in transactions} - {key}
+    if others:
+        raise ValueError(f"rows of {key} mixed with rows of {sorted(others, key=str)}")
+    orders = sorted({t.order_id for t in transactions})
+    if len(orders) > 1:
+        raise _bad(f"Refund {number} is for several orders ({', '.join(orders)}).")
+    currencies = sorted({t.currency for t in transactions})
+    if len(currencies) > 1:
+        raise _bad(
+            f"Order {first.order_id}: the rows of {number} mix currencies "
+            f"{' and '.join(currencies)}."
+        )
+    if len({t.amazon_vat for t in transactions}) > 1:
+        raise _bad(
+            f"Order {first.order_id}: Amazon calculated the VAT of some rows of {number} and "
+            "not of others."
+        )
 
 
 def tax_keys(doc: Document) -> set[TaxKey]:
@@ -528,13 +544,11 @@ def _check_rate_exists(t: Transaction, key: TaxKey, posting: PostingSettings) ->
     """A rate the taxing country does not have on that date is refused, never made in Xero:
     it means the wrong country (or a wrong report). A tax override for the key is the user
     saying it is right."""
-    if not key.rate or key.country is None or str(key) in posting.tax_overrides:
+    if not key.rate or key.country is None:
         return
-    # A refund carries the rate of the sale it corrects, which may predate a rate change: any
-    # day of the year before it will do.
-    months_back = 12 if t.type == TransactionType.REFUND else 0
-    days = [t.date - timedelta(days=30 * back) for back in range(months_back + 1)]
-    if any(rate_exists(key.country, day, key.rate) is not False for day in days):
+    if _rate_possible(key.country, key.rate, t.date, t.type == TransactionType.REFUND):
+        return
+    if str(key) in posting.tax_overrides:
         return
     name = country_name(key.country)
     known = sorted(rates_in_force(key.country, t.date) or (), reverse=True)
@@ -547,6 +561,16 @@ def _check_rate_exists(t: Transaction, key: TaxKey, posting: PostingSettings) ->
         "integration's tax overrides and retry.",
         retryable=True,
     )
+
+
+@functools.lru_cache(maxsize=4096)  # a report has a few countries, rates and a month of days
+def _rate_possible(country: str, rate: Decimal, day: date, refund: bool) -> bool:
+    """Whether the country may have had the rate that day, as far as the table knows. A refund
+    carries the rate of the sale it corrects, which may predate a rate change: any day of the
+    year before it will do."""
+    months_back = 12 if refund else 0
+    days = [day - timedelta(days=30 * back) for back in range(months_back + 1)]
+    return any(rate_exists(country, day, rate) is not False for day in days)
 
 
 def _line_payload(

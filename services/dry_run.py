@@ -95,8 +95,10 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
             (DocumentKind.CREDIT_NOTE, "CreditNotes"),
         ):
             for doc in staging.built(kind):
-                for tax_key in tax_keys(doc) - known.keys():
-                    known[tax_key] = tax_types.get(str(tax_key), f"<new tax rate for {tax_key}>")
+                for tax_key in tax_keys(doc):
+                    if tax_key not in known:
+                        text = str(tax_key)
+                        known[tax_key] = tax_types.get(text, f"<new tax rate for {text}>")
                 payload = document_payload(
                     doc, contact_id="", tax_types=known, status=posting.invoice_status.value
                 )
