@@ -23,7 +23,6 @@ from typing import Any
 from services.documents import (
     ContactSpec,
     Document,
-    DocumentLine,
     TaxKey,
     build_document,
     contact_name,
@@ -62,6 +61,7 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
     """
     posting = posting_settings(integration)
     tax_types = dict(integration.xero_tax_types) | dict(integration.tax_overrides)
+    known: dict[TaxKey, str] = {}  # the tax type shown for each tax key met so far
     with closing(_Staging(path.name)) as staging:
         for item in parse_report(read_report_file(path), file_name=path.name):
             if isinstance(item, RowError):
@@ -82,27 +82,28 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
                 yield {"_error": verdict.message}
                 continue
             try:
-                staging.add_document(build_document(rows, posting))
+                doc = build_document(rows, posting)
             except ServiceError as error:
                 yield {"_error": error.message}
+                continue
+            for tax_key in tax_keys(doc):
+                if tax_key not in known:
+                    text = str(tax_key)
+                    known[tax_key] = tax_types.get(text, f"<new tax rate for {text}>")
+            payload = document_payload(
+                doc, contact_id="", tax_types=known, status=posting.invoice_status.value
+            )
+            staging.add_document(doc, payload)
         # A refund's contact is its order's, as when posting.
         staging.give_refunds_their_orders_contacts()
         for spec in staging.contacts():
             yield {"_endpoint": "Contacts", **contact_payload(spec, contact_name(spec, 0))}
-        known: dict[TaxKey, str] = {}
         for kind, endpoint in (
             (DocumentKind.INVOICE, "Invoices"),
             (DocumentKind.CREDIT_NOTE, "CreditNotes"),
         ):
-            for doc in staging.built(kind):
-                for tax_key in tax_keys(doc):
-                    if tax_key not in known:
-                        text = str(tax_key)
-                        known[tax_key] = tax_types.get(text, f"<new tax rate for {text}>")
-                payload = document_payload(
-                    doc, contact_id="", tax_types=known, status=posting.invoice_status.value
-                )
-                payload["Contact"] = {"Name": contact_name(doc.contact, 0)}
+            for payload, contact in staging.built(kind):
+                payload["Contact"] = {"Name": contact_name(contact, 0)}
                 yield {"_endpoint": endpoint, **payload}
 
 
@@ -117,7 +118,7 @@ CREATE TABLE documents (
 );
 CREATE TABLE built (
     seq INTEGER PRIMARY KEY, invoice INTEGER NOT NULL, order_id TEXT NOT NULL,
-    contact_key TEXT NOT NULL, contact BLOB NOT NULL, document BLOB NOT NULL
+    contact_key TEXT NOT NULL, contact BLOB NOT NULL, payload BLOB NOT NULL
 );
 """
 # One row per document, numbered by its first row, whose order and number are the document's;
@@ -211,8 +212,8 @@ class _Staging:
         )
         return sorted(order for (order,) in found)
 
-    def add_document(self, doc: Document) -> None:
-        """The document built from the rows `documents()` gave last."""
+    def add_document(self, doc: Document, payload: dict[str, Any]) -> None:
+        """The document built from the rows `documents()` gave last, and its payload."""
         self._db.execute(
             "INSERT INTO built VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -221,7 +222,7 @@ class _Staging:
                 doc.order_id,
                 doc.contact.key,
                 _pack_contact(doc.contact),
-                _pack_document(doc),
+                marshal.dumps(_freeze(payload)),
             ),
         )
 
@@ -232,20 +233,21 @@ class _Staging:
         for (contact,) in self._db.execute(_CONTACTS):
             yield _unpack_contact(contact)
 
-    def built(self, kind: DocumentKind) -> Iterator[Document]:
+    def built(self, kind: DocumentKind) -> Iterator[tuple[dict[str, Any], ContactSpec]]:
+        """The payloads of that kind, in the order of their documents' first rows, and the
+        contacts they go to."""
         found = self._db.execute(
-            "SELECT document, contact FROM built WHERE invoice = ? ORDER BY seq",
+            "SELECT payload, contact FROM built WHERE invoice = ? ORDER BY seq",
             (kind == DocumentKind.INVOICE,),
         )
-        for document, contact in found:
-            yield _unpack_document(document, _unpack_contact(contact))
+        for payload, contact in found:
+            yield _thaw(marshal.loads(payload)), _unpack_contact(contact)
 
 
 # --- staged values: tuples of str, int, bool and None, Decimals as their exact text -----------
 
 _CHARGE_KINDS = {kind.value: kind for kind in ChargeKind}
 _SCHEMES = {scheme.value: scheme for scheme in TaxScheme}
-_DOCUMENT_KINDS = {kind.value: kind for kind in DocumentKind}
 
 
 def _pack_transaction(t: Transaction) -> bytes:
@@ -334,82 +336,24 @@ def _unpack_contact(data: bytes) -> ContactSpec:
     return ContactSpec(*marshal.loads(data))
 
 
-def _pack_document(doc: Document) -> bytes:
-    """All but the contact, which is staged beside it (a refund takes its order's)."""
-    return marshal.dumps(
-        (
-            doc.key,
-            doc.kind.value,
-            doc.number,
-            doc.order_id,
-            doc.date.toordinal(),
-            doc.currency,
-            tuple(
-                (
-                    line.description,
-                    line.account_code,
-                    line.tax_key.country,
-                    str(line.tax_key.rate),
-                    line.tax_key.scheme.value,
-                    str(line.net),
-                    str(line.tax),
-                    line.quantity,
-                )
-                for line in doc.lines
-            ),
-            str(doc.gross),
-            str(doc.tax),
-            doc.country,
-            doc.marketplace,
-            str(doc.collected_by_amazon),
-            doc.tax_inclusive,
-        )
-    )
+def _freeze(value: Any) -> Any:
+    """A payload as marshal writes it: its Decimals as bytes, which payloads never hold."""
+    kind = type(value)
+    if kind is Decimal:
+        return str(value).encode()
+    if kind is dict:  # texts, most of a payload, are taken as they are without a call
+        return {key: item if type(item) is str else _freeze(item) for key, item in value.items()}
+    if kind is list:
+        return [_freeze(item) for item in value]
+    return value
 
 
-def _unpack_document(data: bytes, contact: ContactSpec) -> Document:
-    (
-        key,
-        kind,
-        number,
-        order_id,
-        day,
-        currency,
-        lines,
-        gross,
-        tax,
-        country,
-        marketplace,
-        collected,
-        tax_inclusive,
-    ) = marshal.loads(data)
-    return Document(
-        key=key,
-        kind=_DOCUMENT_KINDS[kind],
-        number=number,
-        order_id=order_id,
-        date=date.fromordinal(day),
-        currency=currency,
-        contact=contact,
-        lines=tuple(_unpack_line(*line) for line in lines),
-        gross=Decimal(gross),
-        tax=Decimal(tax),
-        country=country,
-        marketplace=marketplace,
-        collected_by_amazon=Decimal(collected),
-        tax_inclusive=tax_inclusive,
-    )
-
-
-def _unpack_line(
-    description: str,
-    account_code: str,
-    country: str | None,
-    rate: str,
-    scheme: str,
-    net: str,
-    tax: str,
-    quantity: int,
-) -> DocumentLine:
-    tax_key = TaxKey(country, Decimal(rate), _SCHEMES[scheme])
-    return DocumentLine(description, account_code, tax_key, Decimal(net), Decimal(tax), quantity)
+def _thaw(value: Any) -> Any:
+    kind = type(value)
+    if kind is bytes:
+        return Decimal(value.decode())
+    if kind is dict:
+        return {key: item if type(item) is str else _thaw(item) for key, item in value.items()}
+    if kind is list:
+        return [_thaw(item) for item in value]
+    return value

@@ -443,13 +443,21 @@ def _to_date(text: str) -> date:
 
 def _value(row: _Row, column: str, parse: Callable[[str], T]) -> T | None:
     """The parsed value of a column, None when blank; an unreadable value is a _BadValue."""
-    text = row.text(column)
+    try:
+        return _parsed(row.text(column), column, parse)
+    except _BadValue as bad:
+        raise _BadValue(row.label(column), bad.message) from None
+
+
+def _parsed(text: str, column: str, parse: Callable[[str], T]) -> T | None:
+    """As _value, for a column's text taken already: the _BadValue names the column as this
+    module does, for the caller to put the file's spelling."""
     if not text:
         return None
     try:
         return parse(text)
     except ValueError as error:
-        raise _BadValue(row.label(column), str(error)) from None
+        raise _BadValue(column, str(error)) from None
 
 
 def _required(row: _Row, column: str, needed: bool, kind: str) -> str:
@@ -594,10 +602,31 @@ def _vat_date(row: _Row) -> date:
 def _vat_charge(
     row: _Row, kind: ChargeKind, net_column: str, tax_column: str, incl: str, rate_column: str
 ) -> Charge | None:
-    net = _value(row, net_column, _to_money)
-    tax = _value(row, tax_column, _to_money)
-    gross = _value(row, incl, _to_money)
-    rate = _value(row, rate_column, _to_rate)
+    texts = (row.text(net_column), row.text(tax_column), row.text(incl), row.text(rate_column))
+    try:
+        return _vat_charge_of(kind, net_column, tax_column, incl, rate_column, *texts)
+    except _BadValue as bad:
+        raise _BadValue(row.label(bad.column), bad.message) from None
+
+
+# The same figures come back row after row (a product's price and shipping, zeros): each
+# distinct set is worked out once, in a cache of bounded size. Charges are immutable.
+@functools.lru_cache(maxsize=4096)
+def _vat_charge_of(
+    kind: ChargeKind,
+    net_column: str,
+    tax_column: str,
+    incl: str,
+    rate_column: str,
+    net_text: str,
+    tax_text: str,
+    gross_text: str,
+    rate_text: str,
+) -> Charge | None:
+    net = _parsed(net_text, net_column, _to_money)
+    tax = _parsed(tax_text, tax_column, _to_money)
+    gross = _parsed(gross_text, incl, _to_money)
+    rate = _parsed(rate_text, rate_column, _to_rate)
     if gross is None:
         net = net if net is not None else ZERO
         tax = tax if tax is not None else _cents(net * (rate or 0))
@@ -609,8 +638,7 @@ def _vat_charge(
                 tax = _cents(gross * rate / (1 + rate)) if rate else ZERO
         elif net is not None and abs(net + tax - gross) > CENT:
             raise _BadValue(
-                row.label(incl),
-                f"{net} net + {tax} VAT = {net + tax}, not the VAT-inclusive {gross}",
+                incl, f"{net} net + {tax} VAT = {net + tax}, not the VAT-inclusive {gross}"
             )
         # Amazon rounds each figure on its own, so net + VAT may miss the VAT-inclusive
         # amount by a cent: trust the VAT-inclusive and VAT figures (what the customer paid
