@@ -200,19 +200,22 @@ class _Header:
 
     @functools.cached_property
     def positions(self) -> _Positions:
-        return _Positions(self.index)
+        return _Positions(self.index, len(self.names))
 
 
-class _Positions(dict[str, int | None]):
+class _Positions(dict[str, int]):
     """Column positions by the names this module asks for, each worked out once: every row
-    asks for dozens of columns, and _key() on each ask was a large part of the parsing time."""
+    asks for dozens of columns, and _key() on each ask was a large part of the parsing time.
+    A column the header lacks is at `width`, one past its last column, which is always blank
+    (see _Row)."""
 
-    def __init__(self, index: dict[str, int]) -> None:
+    def __init__(self, index: dict[str, int], width: int) -> None:
         super().__init__()
         self._index = index
+        self._width = width
 
-    def __missing__(self, column: str) -> int | None:
-        position = self[column] = self._index.get(_key(column))
+    def __missing__(self, column: str) -> int:
+        position = self[column] = self._index.get(_key(column), self._width)
         return position
 
 
@@ -246,26 +249,28 @@ def _read_header(line: str) -> _Header:
 
 
 class _Row:
-    """One data row; columns are looked up by name, a missing trailing column reads as ""."""
+    """One data row; columns are looked up by name. `values` (the reader's list) is padded
+    with blanks to one past the header's columns, so that a missing trailing column and a
+    column the header lacks both read as "" without a check on every look-up."""
 
     __slots__ = ("header", "line", "positions", "values")
 
     def __init__(self, header: _Header, line: int, values: list[str]) -> None:
+        width = len(header.names)
+        if len(values) <= width:
+            values.extend([""] * (width + 1 - len(values)))
         self.header = header
         self.line = line
         self.values = values
         self.positions = header.positions
 
     def text(self, column: str) -> str:
-        position = self.positions[column]
-        if position is None or position >= len(self.values):
-            return ""
-        return self.values[position].strip()
+        return self.values[self.positions[column]].strip()
 
     def label(self, column: str) -> str:
         """The column as this file spells it, for messages."""
         position = self.positions[column]
-        return column if position is None else self.header.names[position]
+        return self.header.names[position] if position < len(self.header.names) else column
 
     def order_id(self) -> str:
         return self.text(_ORDER_ID_COLUMN[self.header.kind])
@@ -314,6 +319,9 @@ def _rows(
         joined = "".join(values)  # one scan of the row in C rather than one per value
         if not joined.strip():
             continue
+        fields = len(values)
+        # A stray delimiter inside a value shifts every column after it: refuse the row.
+        stray = fields > width and any(value.strip() for value in values[width:])
         row = _Row(header, start, values)
         if "\ufffd" in joined:
             garbled = next(i for i, value in enumerate(values) if "\ufffd" in value)
@@ -325,12 +333,11 @@ def _rows(
                 row.order_id() or None,
             )
             continue
-        if len(values) > width and any(value.strip() for value in values[width:]):
-            # A stray delimiter inside a value shifts every column after it: refuse the row.
+        if stray:
             yield RowError(
                 SourceRef(file_name, start),
                 None,
-                f"the row has {len(values)} fields but the header has {width} columns; a value "
+                f"the row has {fields} fields but the header has {width} columns; a value "
                 f"may contain a stray {_DELIMITER_NAMES[header.delimiter]}.",
                 row.order_id() or None,
             )
