@@ -1,10 +1,16 @@
 """`import-report --dry-run`: every payload an import would send, without calling anything.
 
-Payloads come in the order posting sends them: contacts, then invoices, then credit notes. A
-document needs all of its rows and a report may list them anywhere, so the rows are staged by
-document in a private temporary SQLite database (deleted when closed) and read back one
-document at a time: memory stays flat from ten thousand rows to a million. What is staged is a
-marshalled tuple of plain values, several times faster to write and read than a pickle.
+Payloads come in the order posting sends them: contacts, then invoices, then credit notes; what
+would fail comes first. So every document must be built before the first payload is shown, and
+a million rows of them do not fit in memory: each document's payload is staged in a private
+temporary SQLite database (deleted when closed) and read back in order. Memory stays flat from
+ten thousand rows to a million.
+
+A document is built as soon as its rows have been read, while they are in memory: Amazon lists
+the rows of one document together. A report may list them apart, so every row is staged too,
+and a document found in several places is built again from all its rows at the end. Staged
+values are marshalled tuples of plain values, several times faster to write and read than a
+pickle.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import marshal
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from itertools import groupby
@@ -22,7 +29,6 @@ from typing import Any
 
 from services.documents import (
     ContactSpec,
-    Document,
     TaxKey,
     build_document,
     contact_name,
@@ -33,6 +39,7 @@ from services.documents import (
     tax_keys,
 )
 from services.errors import ServiceError
+from services.integrations import PostingSettings
 from services.models import DocumentKind, Integration
 from services.posting_rules import document_label, posting_settings, posting_verdict
 from services.report_files import read_report_file
@@ -59,41 +66,42 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
     Tax types come from the last run's map and the overrides; a rate the organisation does not
     have yet shows as "<new tax rate for DE:19:domestic>".
     """
-    posting = posting_settings(integration)
-    tax_types = dict(integration.xero_tax_types) | dict(integration.tax_overrides)
-    known: dict[TaxKey, str] = {}  # the tax type shown for each tax key met so far
+    builder = _Builder(
+        posting_settings(integration),
+        dict(integration.xero_tax_types) | dict(integration.tax_overrides),
+    )
     with closing(_Staging(path.name)) as staging:
+        rows: list[Transaction] = []  # the rows of one document, as long as they come together
+        first = 0
         for item in parse_report(read_report_file(path), file_name=path.name):
             if isinstance(item, RowError):
                 yield {"_error": item.describe()}
                 if item.order_id:
                     staging.add_unreadable(item.order_id, item.describe())
             elif key := document_key(item):
-                staging.add_row(key, item)
-        staging.group()
-        for key, rows, unreadable, shared in staging.documents():
-            order, number = rows[0].order_id, document_number(rows[0])
+                seq = staging.add_row(key, item)
+                if rows and key != document_key(rows[0]):
+                    staging.add_document(first, builder.build(rows))
+                    rows = []
+                if not rows:
+                    first = seq
+                rows.append(item)
+        if rows:
+            staging.add_document(first, builder.build(rows))
+        for first, all_rows in staging.scattered_documents():
+            staging.replace_document(first, builder.build(all_rows))
+        for doc in staging.documents():
             label = document_label(
-                DocumentKind.INVOICE if key.startswith("INV:") else DocumentKind.CREDIT_NOTE
+                DocumentKind.INVOICE if doc.key.startswith("INV:") else DocumentKind.CREDIT_NOTE
             )
-            others = staging.other_orders(key, number) if shared else []
-            verdict = posting_verdict(order, label, number, unreadable, others)
+            others = staging.other_orders(doc.key, doc.number) if doc.shared else []
+            verdict = posting_verdict(doc.order_id, label, doc.number, doc.unreadable, others)
             if verdict is not None:
                 yield {"_error": verdict.message}
-                continue
-            try:
-                doc = build_document(rows, posting)
-            except ServiceError as error:
-                yield {"_error": error.message}
-                continue
-            for tax_key in tax_keys(doc):
-                if tax_key not in known:
-                    text = str(tax_key)
-                    known[tax_key] = tax_types.get(text, f"<new tax rate for {text}>")
-            payload = document_payload(
-                doc, contact_id="", tax_types=known, status=posting.invoice_status.value
-            )
-            staging.add_document(doc, payload)
+            elif doc.error is not None:
+                yield {"_error": doc.error}
+            else:
+                staging.send(doc.first)
         # A refund's contact is its order's, as when posting.
         staging.give_refunds_their_orders_contacts()
         for spec in staging.contacts():
@@ -102,61 +110,124 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
             (DocumentKind.INVOICE, "Invoices"),
             (DocumentKind.CREDIT_NOTE, "CreditNotes"),
         ):
-            for payload, contact in staging.built(kind):
+            for payload, contact in staging.sent(kind):
                 payload["Contact"] = {"Name": contact_name(contact, 0)}
                 yield {"_endpoint": endpoint, **payload}
 
 
+@dataclass(frozen=True)
+class _Built:
+    """What the rows of one document make: its payload and contact, or why it cannot be."""
+
+    key: str
+    order_id: str
+    number: str
+    contact: ContactSpec | None
+    payload: dict[str, Any] | None
+    error: str | None
+
+
+class _Builder:
+    def __init__(self, posting: PostingSettings, tax_types: dict[str, str]) -> None:
+        self._posting = posting
+        self._tax_types = tax_types
+        self._known: dict[TaxKey, str] = {}  # the tax type shown for each tax key met so far
+
+    def build(self, rows: list[Transaction]) -> _Built:
+        first = rows[0]
+        key, number = document_key(first) or "", document_number(first)
+        try:
+            doc = build_document(rows, self._posting)
+        except ServiceError as error:
+            return _Built(key, first.order_id, number, None, None, error.message)
+        for tax_key in tax_keys(doc):
+            if tax_key not in self._known:
+                text = str(tax_key)
+                self._known[tax_key] = self._tax_types.get(text, f"<new tax rate for {text}>")
+        payload = document_payload(
+            doc,
+            contact_id="",
+            tax_types=self._known,
+            status=self._posting.invoice_status.value,
+        )
+        return _Built(key, first.order_id, number, doc.contact, payload, None)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A document as the verdicts need it: its first row, key, order and number, the
+    unreadable row of its order if any, whether another document has its number, and why it
+    could not be built, if it could not."""
+
+    first: int
+    key: str
+    order_id: str
+    number: str
+    unreadable: str | None
+    shared: bool
+    error: str | None
+
+
 _SCHEMA = """
-CREATE TABLE rows (
-    seq INTEGER PRIMARY KEY, key TEXT NOT NULL, order_id TEXT NOT NULL, number TEXT NOT NULL,
-    data BLOB NOT NULL
-);
+CREATE TABLE rows (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE unreadable (order_id TEXT PRIMARY KEY, message TEXT NOT NULL);
+-- One per document, numbered by its first row; at first one per run of rows that came together.
+-- `holder` is what two documents may not share: the kind and the number.
 CREATE TABLE documents (
-    first INTEGER PRIMARY KEY, key TEXT NOT NULL, order_id TEXT NOT NULL, holder TEXT NOT NULL
+    first INTEGER PRIMARY KEY, key TEXT NOT NULL, order_id TEXT NOT NULL, number TEXT NOT NULL,
+    holder TEXT NOT NULL, invoice INTEGER NOT NULL, error TEXT,
+    contact_key TEXT, contact BLOB, payload BLOB
 );
-CREATE TABLE built (
-    seq INTEGER PRIMARY KEY, invoice INTEGER NOT NULL, order_id TEXT NOT NULL,
-    contact_key TEXT NOT NULL, contact BLOB NOT NULL, payload BLOB NOT NULL
-);
+CREATE INDEX documents_by_key ON documents (key);
+-- The documents whose rows came in more than one run.
+CREATE TABLE scattered (first INTEGER PRIMARY KEY, key TEXT NOT NULL);
+CREATE TABLE sent (first INTEGER PRIMARY KEY);
 """
-# One row per document, numbered by its first row, whose order and number are the document's;
-# `holder` is what two documents may not share: the kind and the number.
-_GROUP = (
-    "CREATE INDEX rows_by_key ON rows (key, seq)",
-    "INSERT INTO documents"
-    " SELECT min(seq), key, order_id, substr(key, 1, 3) || number FROM rows GROUP BY key",
-    "CREATE INDEX documents_by_holder ON documents (holder)",
+_INSERT_DOCUMENT = "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_SCATTERED = (
+    "INSERT INTO scattered SELECT min(first), key FROM documents GROUP BY key HAVING count(*) > 1"
 )
-_DOCUMENT_ROWS = """
-SELECT d.first, d.key, u.message,
-       (SELECT count(*) FROM documents AS o WHERE o.holder = d.holder) > 1,
-       r.data
-FROM documents AS d
-JOIN rows AS r ON r.key = d.key
-LEFT JOIN unreadable AS u ON u.order_id = d.order_id
-ORDER BY d.first, r.seq
+_SCATTERED_ROWS = """
+SELECT s.first, r.data FROM scattered AS s JOIN rows AS r ON r.key = s.key ORDER BY s.first, r.seq
 """
-# The last invoice of an order gives its refunds their contact.
+_DOCUMENTS = """
+SELECT d.first, d.key, d.order_id, d.number, u.message,
+       (SELECT count(*) FROM documents AS o WHERE o.holder = d.holder) > 1,
+       d.error
+FROM documents AS d
+LEFT JOIN unreadable AS u ON u.order_id = d.order_id
+ORDER BY d.first
+"""
+# The last invoice sent for an order gives its refunds their contact.
 _REFUND_CONTACTS = """
-UPDATE built SET contact_key = invoice.contact_key, contact = invoice.contact
+UPDATE documents SET contact_key = invoice.contact_key, contact = invoice.contact
 FROM (
-    SELECT order_id, contact_key, contact, max(seq) FROM built WHERE invoice GROUP BY order_id
+    SELECT order_id, contact_key, contact, max(first)
+    FROM documents JOIN sent USING (first)
+    WHERE invoice
+    GROUP BY order_id
 ) AS invoice
-WHERE NOT built.invoice AND built.order_id = invoice.order_id
+WHERE NOT documents.invoice AND documents.order_id = invoice.order_id
 """
 # Each contact once, where it first appears, as its last document has it.
 _CONTACTS = """
-SELECT b.contact
-FROM (SELECT min(seq) AS first, max(seq) AS last FROM built GROUP BY contact_key) AS c
-JOIN built AS b ON b.seq = c.last
+SELECT d.contact
+FROM (
+    SELECT min(first) AS first, max(first) AS last
+    FROM documents JOIN sent USING (first)
+    GROUP BY contact_key
+) AS c
+JOIN documents AS d ON d.first = c.last
 ORDER BY c.first
+"""
+_SENT = """
+SELECT d.payload, d.contact FROM sent JOIN documents AS d USING (first)
+WHERE d.invoice = ? ORDER BY first
 """
 
 
 class _Staging:
-    """The rows of a report by document, then the documents built from them, on disk."""
+    """A report's rows, and the documents built from them, on disk."""
 
     def __init__(self, file_name: str) -> None:
         self._file = file_name
@@ -167,42 +238,79 @@ class _Staging:
             f"PRAGMA cache_size = -{STAGING_CACHE_KIB};" + _SCHEMA
         )
         self._db.execute("BEGIN")  # one transaction: nothing here needs to survive a crash
-        self._rows: list[tuple[int, str, str, str, bytes]] = []
+        # Written in batches: executemany() is several times faster than one execute() each.
+        self._rows: list[tuple[int, str, bytes]] = []
+        self._documents: list[tuple[Any, ...]] = []
+        self._sent: list[tuple[int]] = []
         self._seq = 0
-        self._document: int | None = None  # the first row of the document being built
 
     def close(self) -> None:
         self._db.close()
 
-    def add_row(self, key: str, t: Transaction) -> None:
+    def add_row(self, key: str, t: Transaction) -> int:
+        """Stages a row of a document; returns its place among them."""
         self._seq += 1
-        self._rows.append((self._seq, key, t.order_id, document_number(t), _pack_transaction(t)))
+        self._rows.append((self._seq, key, _pack_transaction(t)))
         if len(self._rows) >= STAGING_BATCH:
             self._flush()
+        return self._seq
+
+    def _flush(self) -> None:
+        self._db.executemany("INSERT INTO rows VALUES (?, ?, ?)", self._rows)
+        self._rows.clear()
+        self._db.executemany(_INSERT_DOCUMENT, self._documents)
+        self._documents.clear()
+        self._db.executemany("INSERT INTO sent VALUES (?)", self._sent)
+        self._sent.clear()
 
     def add_unreadable(self, order_id: str, message: str) -> None:
         # The first unreadable row of an order is the one its documents' errors name.
         self._db.execute("INSERT OR IGNORE INTO unreadable VALUES (?, ?)", (order_id, message))
 
-    def _flush(self) -> None:
-        self._db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?)", self._rows)
-        self._rows.clear()
+    def add_document(self, first: int, built: _Built) -> None:
+        """A document built from rows that came together, the first of them being `first`."""
+        contact = built.contact
+        self._documents.append(
+            (
+                first,
+                built.key,
+                built.order_id,
+                built.number,
+                built.key[:3] + built.number,
+                built.key.startswith("INV:"),
+                built.error,
+                None if contact is None else contact.key,
+                None if contact is None else _pack_contact(contact),
+                None if built.payload is None else marshal.dumps(_freeze(built.payload)),
+            )
+        )
+        if len(self._documents) >= STAGING_BATCH:
+            self._flush()
 
-    def group(self) -> None:
+    def scattered_documents(self) -> Iterator[tuple[int, list[Transaction]]]:
+        """The documents whose rows did not all come together: each one's first row and all
+        its rows, in file order."""
         self._flush()
-        for statement in _GROUP:  # not executescript(), which would end the transaction
-            self._db.execute(statement)
+        self._db.execute(_SCATTERED)
+        if not self._db.execute("SELECT EXISTS (SELECT 1 FROM scattered)").fetchone()[0]:
+            return  # as usual: no need to index every row by document
+        self._db.execute("CREATE INDEX rows_by_key ON rows (key, seq)")
+        for first, group in groupby(self._db.execute(_SCATTERED_ROWS), key=itemgetter(0)):
+            yield first, [_unpack_transaction(data, self._file) for _, data in group]
 
-    def documents(self) -> Iterator[tuple[str, list[Transaction], str | None, bool]]:
-        """Each document's key, its rows, the unreadable row of its order if any, and whether
-        another document has its number; in the order of their first rows."""
-        cursor = self._db.execute(_DOCUMENT_ROWS)
-        for first, group in groupby(cursor, key=itemgetter(0)):
-            rows = list(group)
-            _, key, unreadable, shared, _ = rows[0]
-            self._document = first
-            transactions = [_unpack_transaction(row[4], self._file) for row in rows]
-            yield key, transactions, unreadable, bool(shared)
+    def replace_document(self, first: int, built: _Built) -> None:
+        """The document built from all its rows, in place of those built from its runs."""
+        self._flush()
+        self._db.execute("DELETE FROM documents WHERE key = ?", (built.key,))
+        self.add_document(first, built)
+
+    def documents(self) -> Iterator[_Staged]:
+        """Every document in the order of their first rows."""
+        self._flush()
+        self._db.execute("CREATE INDEX documents_by_holder ON documents (holder)")
+        for first, key, order_id, number, unreadable, shared, error in self._db.execute(_DOCUMENTS):
+            yield _Staged(first, key, order_id, number, unreadable, bool(shared), error)
+        self._flush()
 
     def other_orders(self, key: str, number: str) -> list[str]:
         """The orders of the other documents numbered like this one."""
@@ -212,19 +320,11 @@ class _Staging:
         )
         return sorted(order for (order,) in found)
 
-    def add_document(self, doc: Document, payload: dict[str, Any]) -> None:
-        """The document built from the rows `documents()` gave last, and its payload."""
-        self._db.execute(
-            "INSERT INTO built VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                self._document,
-                doc.kind == DocumentKind.INVOICE,
-                doc.order_id,
-                doc.contact.key,
-                _pack_contact(doc.contact),
-                marshal.dumps(_freeze(payload)),
-            ),
-        )
+    def send(self, first: int) -> None:
+        """The document will be sent: none of the verdicts stops it."""
+        self._sent.append((first,))
+        if len(self._sent) >= STAGING_BATCH:
+            self._flush()
 
     def give_refunds_their_orders_contacts(self) -> None:
         self._db.execute(_REFUND_CONTACTS)
@@ -233,14 +333,10 @@ class _Staging:
         for (contact,) in self._db.execute(_CONTACTS):
             yield _unpack_contact(contact)
 
-    def built(self, kind: DocumentKind) -> Iterator[tuple[dict[str, Any], ContactSpec]]:
-        """The payloads of that kind, in the order of their documents' first rows, and the
-        contacts they go to."""
-        found = self._db.execute(
-            "SELECT payload, contact FROM built WHERE invoice = ? ORDER BY seq",
-            (kind == DocumentKind.INVOICE,),
-        )
-        for payload, contact in found:
+    def sent(self, kind: DocumentKind) -> Iterator[tuple[dict[str, Any], ContactSpec]]:
+        """The payloads sent of that kind, in the order of their documents' first rows, and
+        the contacts they go to."""
+        for payload, contact in self._db.execute(_SENT, (kind == DocumentKind.INVOICE,)):
             yield _thaw(marshal.loads(payload)), _unpack_contact(contact)
 
 
