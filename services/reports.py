@@ -267,6 +267,11 @@ class _Row:
     def text(self, column: str) -> str:
         return self.values[self.positions[column]].strip()
 
+    def texts(self, columns: tuple[str, ...]) -> list[str]:
+        """Several columns at once, read as text() reads each."""
+        values, positions = self.values, self.positions
+        return [values[positions[column]].strip() for column in columns]
+
     def label(self, column: str) -> str:
         """The column as this file spells it, for messages."""
         position = self.positions[column]
@@ -530,6 +535,7 @@ _VAT_CHARGES: tuple[tuple[ChargeKind, str, str, str, str], ...] = tuple(
         (ChargeKind.GIFT_WRAP_PROMOTION, "PROMO_GIFT_WRAP", "GIFT_WRAP"),
     )
 )
+_VAT_CHARGE_COLUMNS = tuple(column for _, *columns in _VAT_CHARGES for column in columns)
 # Of the dates a row has, the one the transaction counts on; movements have only the last two.
 _VAT_DATES = (
     "TRANSACTION_COMPLETE_DATE",
@@ -552,11 +558,7 @@ def _vat_transaction(row: _Row, source: SourceRef) -> Transaction:
     quantity = _quantity(row, "QTY", posted, kind)
     if kind == TransactionType.REFUND:
         quantity = -abs(quantity)  # Amazon writes a refund's QTY with either sign
-    charges = tuple(
-        charge
-        for charge in (_vat_charge(row, *spec) for spec in _VAT_CHARGES)
-        if charge is not None
-    )
+    charges = _vat_charges(row)
     vat_country = row.text("BUYER_VAT_NUMBER_COUNTRY").upper()
     vat_number = _vat_number(row.text("BUYER_VAT_NUMBER"), vat_country)
     if vat_number and not vat_country:
@@ -606,30 +608,29 @@ def _vat_date(row: _Row) -> date:
     )
 
 
-def _vat_charge(
-    row: _Row, kind: ChargeKind, net_column: str, tax_column: str, incl: str, rate_column: str
-) -> Charge | None:
-    texts = (row.text(net_column), row.text(tax_column), row.text(incl), row.text(rate_column))
+def _vat_charges(row: _Row) -> tuple[Charge, ...]:
+    """The row's charges in the order of _VAT_CHARGES, but those with no amounts."""
+    texts = row.texts(_VAT_CHARGE_COLUMNS)
+    charges = []
     try:
-        return _vat_charge_of(kind, net_column, tax_column, incl, rate_column, *texts)
+        for index in range(len(_VAT_CHARGES)):
+            at = 4 * index
+            charge = _vat_charge(index, texts[at], texts[at + 1], texts[at + 2], texts[at + 3])
+            if charge is not None:
+                charges.append(charge)
     except _BadValue as bad:
         raise _BadValue(row.label(bad.column), bad.message) from None
+    return tuple(charges)
 
 
 # The same figures come back row after row (a product's price and shipping, zeros): each
 # distinct set is worked out once, in a cache of bounded size. Charges are immutable.
 @functools.lru_cache(maxsize=4096)
-def _vat_charge_of(
-    kind: ChargeKind,
-    net_column: str,
-    tax_column: str,
-    incl: str,
-    rate_column: str,
-    net_text: str,
-    tax_text: str,
-    gross_text: str,
-    rate_text: str,
+def _vat_charge(
+    index: int, net_text: str, tax_text: str, gross_text: str, rate_text: str
 ) -> Charge | None:
+    """The charge _VAT_CHARGES[index] from the texts of its four columns."""
+    kind, net_column, tax_column, incl, rate_column = _VAT_CHARGES[index]
     net = _parsed(net_text, net_column, _to_money)
     tax = _parsed(tax_text, tax_column, _to_money)
     gross = _parsed(gross_text, incl, _to_money)
