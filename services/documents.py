@@ -34,6 +34,7 @@ from services.models import DocumentKind
 from services.transactions import (
     CENT,
     POSTED_TYPES,
+    Buyer,
     Charge,
     ChargeKind,
     TaxScheme,
@@ -51,6 +52,7 @@ FACILITATOR_LINE = "Tax collected and remitted by Amazon (marketplace facilitato
 # What a spreadsheet takes for the start of a formula when finance exports from Xero.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _VAT_NUMBER_SEPARATORS = re.compile(r"[\s.,/-]")
+_NOT_POSTCODE = re.compile(r"[^0-9A-Z]")
 
 _SHIPPING_KINDS = frozenset(
     {
@@ -203,7 +205,11 @@ def contact_for(t: Transaction) -> ContactSpec:
     """Business buyer (valid VAT number), named consumer, or the marketplace's anonymous buyers.
 
     An invalid VAT number is ignored: the buyer is then a consumer, named or anonymous."""
-    buyer = t.buyer
+    return _contact(t.buyer, t.marketplace)
+
+
+@functools.lru_cache(maxsize=4096)  # a buyer's shipments and refunds share one contact
+def _contact(buyer: Buyer, marketplace: str | None) -> ContactSpec:
     name = _clean(buyer.name)
     country = _clean(buyer.country.upper() if buyer.country else None)
 
@@ -224,10 +230,10 @@ def contact_for(t: Transaction) -> ContactSpec:
     if vat is not None:
         return located(f"vat:{vat}", name or vat, vat)
     if name is not None:
-        postcode = re.sub(r"[^0-9A-Z]", "", (buyer.postcode or "").upper())
+        postcode = _NOT_POSTCODE.sub("", (buyer.postcode or "").upper())
         identity = "|".join((_fold(name), postcode, country or ""))
         return located(f"buyer:{_digest(identity)[:16]}", name)
-    market = _marketplace_country(t.marketplace)
+    market = _marketplace_country(marketplace)
     if market is None:
         return ContactSpec(key="anon", name="Amazon customers")
     return ContactSpec(key=f"anon:{market}", name=f"Amazon {market} customers")

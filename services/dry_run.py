@@ -115,8 +115,8 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
             (DocumentKind.INVOICE, "Invoices"),
             (DocumentKind.CREDIT_NOTE, "CreditNotes"),
         ):
-            for payload, contact in staging.sent(kind):
-                payload["Contact"] = {"Name": contact_name(contact, 0)}
+            for payload, name in staging.sent(kind):
+                payload["Contact"] = {"Name": name}
                 yield {"_endpoint": endpoint, **payload}
 
 
@@ -182,14 +182,14 @@ CREATE TABLE unreadable (order_id TEXT PRIMARY KEY, message TEXT NOT NULL);
 CREATE TABLE documents (
     first INTEGER PRIMARY KEY, key TEXT NOT NULL, order_id TEXT NOT NULL, number TEXT NOT NULL,
     holder TEXT NOT NULL, invoice INTEGER NOT NULL, error TEXT,
-    contact_key TEXT, contact BLOB, payload BLOB
+    contact_key TEXT, contact BLOB, contact_name TEXT, payload BLOB
 );
 CREATE INDEX documents_by_key ON documents (key);
 -- The documents whose rows came in more than one run.
 CREATE TABLE scattered (key TEXT PRIMARY KEY, first INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE sent (first INTEGER PRIMARY KEY);
 """
-_INSERT_DOCUMENT = "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_DOCUMENT = "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SCATTERED = (
     "INSERT INTO scattered SELECT key, min(first) FROM documents GROUP BY key HAVING count(*) > 1"
 )
@@ -203,9 +203,12 @@ ORDER BY d.first
 """
 # The last invoice sent for an order gives its refunds their contact.
 _REFUND_CONTACTS = """
-UPDATE documents SET contact_key = invoice.contact_key, contact = invoice.contact
+UPDATE documents SET
+    contact_key = invoice.contact_key,
+    contact = invoice.contact,
+    contact_name = invoice.contact_name
 FROM (
-    SELECT order_id, contact_key, contact, max(first)
+    SELECT order_id, contact_key, contact, contact_name, max(first)
     FROM documents JOIN sent USING (first)
     WHERE invoice
     GROUP BY order_id
@@ -224,7 +227,7 @@ JOIN documents AS d ON d.first = c.last
 ORDER BY c.first
 """
 _SENT = """
-SELECT d.payload, d.contact FROM sent JOIN documents AS d USING (first)
+SELECT d.payload, d.contact_name FROM sent JOIN documents AS d USING (first)
 WHERE d.invoice = ? ORDER BY first
 """
 
@@ -275,6 +278,7 @@ class _Staging:
                 built.error,
                 None if contact is None else contact.key,
                 None if contact is None else _pack_contact(contact),
+                None if contact is None else contact_name(contact, 0),
                 None if built.payload is None else marshal.dumps(_freeze(built.payload)),
             )
         )
@@ -338,11 +342,11 @@ class _Staging:
         for (contact,) in self._db.execute(_CONTACTS):
             yield _unpack_contact(contact)
 
-    def sent(self, kind: DocumentKind) -> Iterator[tuple[dict[str, Any], ContactSpec]]:
+    def sent(self, kind: DocumentKind) -> Iterator[tuple[dict[str, Any], str]]:
         """The payloads sent of that kind, in the order of their documents' first rows, and
-        the contacts they go to."""
-        for payload, contact in self._db.execute(_SENT, (kind == DocumentKind.INVOICE,)):
-            yield _thaw(marshal.loads(payload)), _unpack_contact(contact)
+        the names of the contacts they go to."""
+        for payload, name in self._db.execute(_SENT, (kind == DocumentKind.INVOICE,)):
+            yield _thaw(marshal.loads(payload)), name
 
 
 # --- staged values: tuples of str, int, bool and None, Decimals as their exact text -----------
@@ -438,23 +442,38 @@ def _unpack_contact(data: bytes) -> ContactSpec:
 
 
 def _freeze(value: Any) -> Any:
-    """A payload as marshal writes it: its Decimals as bytes, which payloads never hold."""
-    kind = type(value)
-    if kind is Decimal:
-        return str(value).encode()
-    if kind is dict:  # texts, most of a payload, are taken as they are without a call
-        return {key: item if type(item) is str else _freeze(item) for key, item in value.items()}
-    if kind is list:
+    """A payload as marshal writes it: its Decimals as bytes, which payloads never hold.
+    A dict's texts and amounts are handled in place, without a call each."""
+    if type(value) is list:
         return [_freeze(item) for item in value]
-    return value
+    if type(value) is Decimal:
+        return str(value).encode()
+    if type(value) is not dict:
+        return value
+    frozen: dict[str, Any] = {}
+    for key, item in value.items():
+        if type(item) is str:
+            frozen[key] = item
+        elif type(item) is Decimal:
+            frozen[key] = str(item).encode()
+        else:
+            frozen[key] = _freeze(item)
+    return frozen
 
 
 def _thaw(value: Any) -> Any:
-    kind = type(value)
-    if kind is bytes:
-        return Decimal(value.decode())
-    if kind is dict:
-        return {key: item if type(item) is str else _thaw(item) for key, item in value.items()}
-    if kind is list:
+    if type(value) is list:
         return [_thaw(item) for item in value]
-    return value
+    if type(value) is bytes:
+        return Decimal(value.decode())
+    if type(value) is not dict:
+        return value
+    thawed: dict[str, Any] = {}
+    for key, item in value.items():
+        if type(item) is str:
+            thawed[key] = item
+        elif type(item) is bytes:
+            thawed[key] = Decimal(item.decode())
+        else:
+            thawed[key] = _thaw(item)
+    return thawed
