@@ -29,7 +29,6 @@ SNIFF_BYTES = 64 * 1024  # the prefix that decides the encoding of a file withou
 # ISO-8859-1 hold Windows-1252 characters such as € and ’ (the two agree on every printable
 # Latin-1 character), and Japanese "Shift_JIS" is Microsoft's superset, Windows-31J.
 _CODEC_FOR_LABEL = {"iso8859-1": "cp1252", "latin-1": "cp1252", "shift_jis": "cp932"}
-_BREAK = re.compile(r"\r\n|\r|\n")
 _KANA = re.compile(r"[\u3041-\u30ff]")  # hiragana and full-width katakana
 
 
@@ -183,7 +182,9 @@ def _split(texts: Iterable[str], source: str) -> Iterator[str]:
         carry = ""
         if text.endswith("\r"):
             text, carry = text[:-1], "\r"
-        parts = _BREAK.split(text)
+        if "\r" in text:  # one break each, as "\r\n|\r|\n" splits; str methods are 10x faster
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        parts = text.split("\n")
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             if index == 0 and held:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -12,7 +13,10 @@ from decimal import Decimal
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import hypothesis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.config import Settings
 from sandbox.amazon_reports import VAT_HEADER, generate_settlement_report
@@ -86,6 +90,25 @@ def test_lines_end_at_lf_crlf_or_a_lone_cr_even_across_chunks() -> None:
     chunks = [b"a\r", b"\nb\rc\r\r\nd\n", b"\r", b"e\r"]
     assert list(decode_lines(chunks)) == ["a", "b", "c", "", "d", "", "e"]
     assert list(decode_lines([b"x\ry", b"z"])) == ["x", "yz"]
+
+
+@hypothesis.settings(deadline=None)
+@given(st.text(alphabet="a\r\n", max_size=40), st.lists(st.integers(0, 40), max_size=6))
+def test_lines_are_split_as_the_line_end_pattern_splits_whatever_the_chunks(
+    text: str, cuts: list[int]
+) -> None:
+    # The first line fills the prefix that decides the encoding, so the rest arrives in
+    # pieces cut anywhere, "\r\n" included.
+    first = b"x" * textstream.SNIFF_BYTES + b"\n"
+    data = text.encode()
+    points = sorted({min(cut, len(data)) for cut in cuts})
+    pieces = [
+        data[start:end] for start, end in zip([0, *points], [*points, len(data)], strict=True)
+    ]
+    expected = ["x" * textstream.SNIFF_BYTES, *re.split(r"\r\n|\r|\n", text)]
+    if expected[-1] == "":
+        expected.pop()  # a last line end ends the last line; it does not start one
+    assert list(decode_lines([first, *pieces])) == expected
 
 
 def test_a_line_without_end_is_refused_after_the_cap_in_linear_time() -> None:
