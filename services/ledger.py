@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from services.documents import ContactSpec
-from services.errors import ErrorKind, ServiceError
+from services.errors import ErrorKind
 from services.ledger_rows import insert_ignore, transaction_from_json
 from services.models import (
     AllocationStatus,
@@ -226,7 +226,7 @@ class Ledger:
                 or 0
             )
 
-    def next_batch(self, run_id: int, kind: DocumentKind) -> list[LedgerItem]:
+    def next_pending(self, run_id: int, kind: DocumentKind, limit: int) -> list[LedgerItem]:
         with self._sessions() as session:
             return list(
                 session.scalars(
@@ -237,7 +237,7 @@ class Ledger:
                         LedgerItem.document_type == kind,
                     )
                     .order_by(LedgerItem.id)
-                    .limit(PAGE)
+                    .limit(limit)
                 )
             )
 
@@ -320,25 +320,6 @@ class Ledger:
             return
         with self._sessions.begin() as session:
             session.execute(update(LedgerItem), list(outcomes))
-
-    def fail(self, item_id: int, error: ServiceError, **values: Any) -> None:
-        self.fail_many([item_id], error, **values)
-
-    def fail_many(self, item_ids: Sequence[int], error: ServiceError, **values: Any) -> None:
-        if not item_ids:
-            return
-        with self._sessions.begin() as session:
-            session.execute(
-                update(LedgerItem)
-                .where(LedgerItem.id.in_(item_ids))
-                .values(
-                    status=LedgerStatus.FAILED,
-                    error_kind=error.kind.value,
-                    error_message=error.message,
-                    retryable=error.retryable,
-                    **values,
-                )
-            )
 
     def reopen_in_flight(self, run_id: int) -> None:
         """Documents a crash left in flight go back to pending: the look-up of each batch's

@@ -13,6 +13,8 @@ from services.allocations import allocate
 from services.contact_posting import post_contacts, reconcile_contacts, resolve_refund_contacts
 from services.documents import Document, TaxKey, build_document, document_payload, tax_keys
 from services.errors import ErrorKind, ServiceError
+from services.ledger import PAGE
+from services.ledger_rows import chunks
 from services.models import AllocationStatus, DocumentKind, LedgerItem, LedgerStatus
 from services.money import cents
 from services.posting_rules import document_label, posting_verdict
@@ -21,6 +23,11 @@ from services.taxes import TaxMap
 from services.xero import Endpoint, XeroDocument, idempotency_key
 
 _WIRE_TYPES = {DocumentKind.INVOICE: "ACCREC", DocumentKind.CREDIT_NOTE: "ACCRECCREDIT"}
+
+
+# Xero batches worked on per round of ledger statements: the ledger reads, marks in flight
+# and records a group's documents at once, while Xero still gets 50 a request.
+BATCHES_PER_GROUP = 10
 
 
 def post(ctx: RunContext) -> None:
@@ -35,7 +42,7 @@ def post(ctx: RunContext) -> None:
     total = ledger.count(ctx.run_id, LedgerStatus.PENDING)
     done = 0
     for kind in (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE):
-        while batch := ledger.next_batch(ctx.run_id, kind):
+        while group := ledger.next_pending(ctx.run_id, kind, PAGE * BATCHES_PER_GROUP):
             if tax_map is None:  # only when there is something to post
                 tax_map = TaxMap.from_xero(
                     ctx.xero.tax_rates(),
@@ -44,8 +51,8 @@ def post(ctx: RunContext) -> None:
                 )
                 # Every rate the run needs, made in one call before its first document.
                 tax_map.ensure([TaxKey.parse(key) for key in ctx.summary.state.tax_keys], ctx.xero)
-            _post_batch(ctx, tax_map, kind, batch)
-            done += len(batch)
+            _post_group(ctx, tax_map, kind, group)
+            done += len(group)
             ctx.progress("posting", done, total)
     if tax_map is not None:
         ledger.save_tax_types(ctx.integration_id, tax_map.as_dict())
@@ -73,9 +80,13 @@ def _build(ctx: RunContext, items: list[LedgerItem]) -> dict[int, Document | Ser
     return built
 
 
-def _post_batch(
+def _post_group(
     ctx: RunContext, tax_map: TaxMap, kind: DocumentKind, items: list[LedgerItem]
 ) -> None:
+    """Phase 1, decided from the ledger and one look-up of the numbers in Xero: each item is
+    adopted (Xero has it), failed (it must not or cannot be sent) or sendable. Phase 2: the
+    sendable ones are marked in flight, committed. Phase 3: sent 50 a request; Xero's answers
+    are recorded together, also when a request stops the run."""
     ledger, counters = ctx.ledger, ctx.counters
     loaded = _build(ctx, items)
     documents: dict[int, Document | ServiceError | str] = {
@@ -84,7 +95,7 @@ def _post_batch(
     }
     contacts = ledger.contacts(ctx.integration_id, {item.contact_key or "" for item in items})
     buildable = [doc for doc in documents.values() if isinstance(doc, Document)]
-    # One look at the tax map per batch: missing rates are created together.
+    # One look at the tax map per group: missing rates are created together.
     tax_types = tax_map.ensure(set().union(*(tax_keys(doc) for doc in buildable)), ctx.xero)
     sendable: list[tuple[LedgerItem, Document, dict[str, Any]]] = []
     outcomes: list[dict[str, Any]] = []
@@ -101,19 +112,17 @@ def _post_batch(
             counters.already_posted += 1
             continue
         if isinstance(built, ServiceError):
-            ledger.fail(item.id, built)
+            outcomes.append(_failed(item.id, built))
             continue
         contact = contacts.get(item.contact_key or "")
         if contact is None or contact.xero_contact_id is None:
             reason = (contact.error_message if contact else None) or "Xero has not confirmed it"
-            ledger.fail(
-                item.id,
-                ServiceError(
-                    ErrorKind.VALIDATION,
-                    f"The Xero contact for this document could not be made: {reason}",
-                    retryable=True,
-                ),
+            unmade = ServiceError(
+                ErrorKind.VALIDATION,
+                f"The Xero contact for this document could not be made: {reason}",
+                retryable=True,
             )
+            outcomes.append(_failed(item.id, unmade))
             continue
         payload = document_payload(
             built,
@@ -122,26 +131,41 @@ def _post_batch(
             status=ctx.integration.invoice_status,
         )
         sendable.append((item, built, payload))
-    if not sendable:
+    attempts = (
+        ledger.mark_in_flight([(item, figures(doc)) for item, doc, _ in sendable])
+        if sendable
+        else {}
+    )
+    try:
+        for batch in chunks(sendable, PAGE):
+            outcomes.extend(_send(ctx, kind, batch, attempts))
+    finally:
         ledger.record_outcomes(outcomes)
-        return
-    attempts = ledger.mark_in_flight([(item, figures(doc)) for item, doc, _ in sendable])
+
+
+def _send(
+    ctx: RunContext,
+    kind: DocumentKind,
+    batch: list[tuple[LedgerItem, Document, dict[str, Any]]],
+    attempts: dict[int, int],
+) -> list[dict[str, Any]]:
+    """One request of up to 50 documents; what became of each."""
+    counters = ctx.counters
     endpoint: Endpoint = "Invoices" if kind == DocumentKind.INVOICE else "CreditNotes"
-    key_material = ",".join(f"{item.source_key}#{attempts[item.id]}" for item, _, _ in sendable)
+    key_material = ",".join(f"{item.source_key}#{attempts[item.id]}" for item, _, _ in batch)
     try:
         results = ctx.xero.create_documents(
             endpoint,
-            [payload for _, _, payload in sendable],
+            [payload for _, _, payload in batch],
             idempotency_key=idempotency_key(ctx.integration_id, endpoint, key_material),
         )
     except ServiceError as error:
         if error.kind == ErrorKind.AUTH:
             raise
         # Xero may or may not have acted: the items stay uncertain (looked up before resend).
-        ledger.fail_many([item.id for item, _, _ in sendable], error)
-        ledger.record_outcomes(outcomes)
-        return
-    for (item, doc, _), result in zip(sendable, results, strict=True):
+        return [_failed(item.id, error) for item, _, _ in batch]
+    outcomes: list[dict[str, Any]] = []
+    for (item, doc, _), result in zip(batch, results, strict=True):
         if result.ok:
             outcomes.append(_posted(item.id, result.xero_id))
             if kind == DocumentKind.INVOICE:
@@ -151,18 +175,14 @@ def _post_batch(
             rates = counters.country_rates.setdefault(doc.country or "??", set())
             rates.update(f"{key.rate.normalize():f}" for key in tax_keys(doc))
         else:
-            outcomes.append(
-                {
-                    "id": item.id,
-                    "status": LedgerStatus.FAILED,
-                    "xero_id": None,
-                    "error_kind": ErrorKind.VALIDATION,
-                    "error_message": "Xero: " + " ".join(result.errors),
-                    # Fixable in Xero (enable the currency, add the account...).
-                    "retryable": True,
-                }
+            refused = ServiceError(
+                ErrorKind.VALIDATION,
+                "Xero: " + " ".join(result.errors),
+                # Fixable in Xero (enable the currency, add the account...).
+                retryable=True,
             )
-    ledger.record_outcomes(outcomes)
+            outcomes.append(_failed(item.id, refused) | {"xero_id": None})
+    return outcomes
 
 
 def _whole_and_unique(
@@ -226,6 +246,16 @@ def _find_numbers(
         document.number: document
         for document in found
         if document.type in (wire_type, "") and document.live
+    }
+
+
+def _failed(item_id: int, error: ServiceError) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "status": LedgerStatus.FAILED,
+        "error_kind": error.kind.value,
+        "error_message": error.message,
+        "retryable": error.retryable,
     }
 
 

@@ -337,7 +337,9 @@ def test_a_month_not_ready_waits_and_says_so(
 def test_the_scheduler_backfills_from_the_start_date_and_skips_stopped(
     container: Container, world: SandboxWorld, shop: Integration
 ) -> None:
-    container.integrations.update_settings("Acme EU", actor="U0ADMIN", start_date=date(2026, 8, 20))
+    container.integrations.update_settings(
+        shop.id, actor="U0ADMIN", workspace_id=None, start_date=date(2026, 8, 20)
+    )
     scheduler = SyncScheduler(container, clock=lambda: datetime(2026, 11, 4, 7, tzinfo=UTC))
     assert scheduler.due_periods(container.integrations.get("Acme EU")) == [
         "2026-08",
@@ -352,7 +354,7 @@ def test_the_scheduler_backfills_from_the_start_date_and_skips_stopped(
     assert all(r.status == RunStatus.SUCCEEDED for r in results)
     assert scheduler.due_periods(container.integrations.get("Acme EU")) == []
 
-    container.integrations.stop("Acme EU", actor="U0ADMIN")
+    container.integrations.stop(shop.id, actor="U0ADMIN", workspace_id=None)
     later = SyncScheduler(container, clock=lambda: datetime(2026, 12, 5, tzinfo=UTC))
     assert later.run_due() == []
 
