@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -13,6 +14,7 @@ import pytest
 
 from bot.cli import main
 from bot.config import Settings
+from sandbox.amazon_reports import generate_vat_report
 from sandbox.world import SandboxWorld
 from services.amazon import LwaClient
 from tests.conftest import SHARED, make_settings
@@ -402,6 +404,47 @@ def test_a_dry_run_says_what_would_fail(
     assert code == 1
     assert "would fail: broken.csv, line 2, column TRANSACTION_" in err
     assert "would send nothing; 1 would fail. Nothing was sent." in out
+
+
+def test_a_dry_run_shows_the_same_documents_when_the_rows_of_one_lie_apart_in_the_file(
+    settings: Settings, capsys: pytest.CaptureFixture[str], connected: str, tmp_path: Path
+) -> None:
+    header, *rows = generate_vat_report(
+        period="2026-10", marketplace_ids=["A1PA6795UKMFR9", "A13V1IB3VIYZZH"], seed=4, orders=40
+    )
+    order = header.split("\t").index("TRANSACTION_EVENT_ID")
+    # A row of the same order as the row before it goes to the end of the file: the rows of a
+    # document come apart, each keeping its place among its document's rows.
+    fields = [row.split("\t") for row in rows]
+    follows = [False] + [this[order] == before[order] for before, this in pairwise(fields)]
+    stay = [row for row, same in zip(rows, follows, strict=True) if not same]
+    moved = [row for row, same in zip(rows, follows, strict=True) if same]
+    assert moved
+    together, apart = tmp_path / "together.txt", tmp_path / "apart.txt"
+    together.write_text("\n".join([header, *rows]) + "\n")
+    apart.write_text("\n".join([header, *stay, *moved]) + "\n")
+
+    shown: dict[Path, list[str]] = {}
+    for path in (together, apart):
+        code, out, _ = run(
+            settings, capsys, "import-report", str(path), "--integration", connected,
+            "--dry-run", "--json",
+        )  # fmt: skip
+        assert code == 0
+        shown[path] = out.splitlines()
+
+    assert sorted(shown[apart]) == sorted(shown[together])
+    sent = [json.loads(line) for line in shown[apart]]
+    endpoints = [document["_endpoint"] for document in sent]
+    assert endpoints == sorted(endpoints, key=["Contacts", "Invoices", "CreditNotes"].index)
+    # Invoices in the order of their first rows in the file (where their numbers are).
+    text = apart.read_text()
+    firsts = [
+        text.index(f"\t{document['InvoiceNumber'].removeprefix('AMZ-')}\t")
+        for document in sent
+        if document["_endpoint"] == "Invoices"
+    ]
+    assert firsts == sorted(firsts)
 
 
 def test_a_name_is_found_in_whichever_workspace_has_it_and_a_shared_one_asks_which(
