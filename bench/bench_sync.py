@@ -38,9 +38,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
 from queue import Empty
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -188,13 +189,19 @@ def _service_caller(frame: FrameType | None) -> str:
     `module.function < module.function` (ledger.insert_ignore < sync._ingest)."""
     found: list[str] = []
     while frame is not None and len(found) < 2:
-        path = Path(frame.f_code.co_filename)
-        if path.parent == SERVICES:
-            name = f"{path.stem}.{frame.f_code.co_name}"
-            if name not in found:
-                found.append(name)
+        name = _service_function(frame.f_code)
+        if name is not None and name not in found:
+            found.append(name)
         frame = frame.f_back
     return " < ".join(found) or "(outside services)"
+
+
+@cache
+def _service_function(code: CodeType) -> str | None:
+    """`module.function` for code in services/, else None (cached: asked once a frame, for
+    every statement)."""
+    path = Path(code.co_filename)
+    return f"{path.stem}.{code.co_name}" if path.parent == SERVICES else None
 
 
 @dataclass(frozen=True)
@@ -211,7 +218,7 @@ class Mark:
             "phase": phase,
             "seconds": self.at - earlier.at,
             "counts": self.counts - earlier.counts,
-            "waited": sum(self.seconds.values()) - sum(earlier.seconds.values()),
+            "waited": {kind: self.seconds[kind] - earlier.seconds[kind] for kind in SQL_KINDS},
             "checkouts": self.checkouts - earlier.checkouts,
         }
 
@@ -399,21 +406,22 @@ def bench_rows(sizes: list[int], profile: Path | None) -> None:
     print()
     # A rollback on a connection with no transaction open is no round trip (the pool's reset
     # after a session's own rollback); its seconds say so.
-    print("where the time goes: per 1,000 rows the driver calls, and the seconds waited in all")
+    print("where the time goes: per 1,000 rows the driver calls, and the seconds waited for them")
     print(
         f"{'rows':>9} {'database':<10} {'phase':<15} {'seconds':>8} "
         + " ".join(f"{kind:>10}" for kind in SQL_KINDS)
-        + f" {'checkouts':>10} {'SQL wait s':>10}"
+        + f" {'checkouts':>10} | "
+        + " ".join(f"{kind[:-1] + ' s':>11}" for kind in SQL_KINDS)
     )
     for rows, _parse, database, run in runs:
         for phase in run["phases"]:
             per_thousand = " ".join(
                 f"{phase['counts'][kind] * 1000 / rows:>10.1f}" for kind in SQL_KINDS
             )
+            waited = " ".join(f"{phase['waited'][kind]:>11.2f}" for kind in SQL_KINDS)
             print(
                 f"{rows:>9} {database:<10} {phase['phase']:<15} {phase['seconds']:>8.2f} "
-                f"{per_thousand} {phase['checkouts'] * 1000 / rows:>10.1f} "
-                f"{phase['waited']:>10.2f}"
+                f"{per_thousand} {phase['checkouts'] * 1000 / rows:>10.1f} | {waited}"
             )
     if profile is not None:
         print()
@@ -493,6 +501,8 @@ def bench_calls(orders: int = 1000) -> None:
 
 
 def _postgres_version() -> str:
+    """The server and whether autovacuum runs: without it the planner knows nothing of the
+    rows a run has just written, and its plans for the posting loop are other ones."""
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         return ""
@@ -500,9 +510,11 @@ def _postgres_version() -> str:
     try:
         with engine.connect() as connection:
             version = connection.exec_driver_sql("SHOW server_version").scalar()
+            autovacuum = connection.exec_driver_sql("SHOW autovacuum").scalar()
     finally:
         engine.dispose()
-    return f", PostgreSQL {version} ({make_url(url).render_as_string(hide_password=True)})"
+    shown = make_url(url).render_as_string(hide_password=True)
+    return f", PostgreSQL {version} (autovacuum {autovacuum}, {shown})"
 
 
 def main(arguments: list[str]) -> None:
@@ -511,7 +523,7 @@ def main(arguments: list[str]) -> None:
     print(
         f"machine: {platform.machine()}, {multiprocessing.cpu_count()} cores, "
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-        f"{_postgres_version()}"
+        f"{_postgres_version()}; load average {os.getloadavg()[0]:.1f} at the start"
     )
     profile = None
     if "--profile" in arguments:
