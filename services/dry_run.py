@@ -73,6 +73,7 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
     )
     with closing(_Staging(path.name)) as staging:
         rows: list[Transaction] = []  # the rows of one document, as long as they come together
+        rows_key = ""
         seq = first = 0  # the place of a row among those of documents, and of a run's first
         for item in parse_report(read_report_file(path), file_name=path.name):
             if isinstance(item, RowError):
@@ -81,20 +82,19 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
                     staging.add_unreadable(item.order_id, item.describe())
             elif key := document_key(item):
                 seq += 1
-                if rows and key != document_key(rows[0]):
-                    staging.add_document(first, builder.build(rows))
-                    rows = []
-                if not rows:
-                    first = seq
+                if key != rows_key:
+                    if rows:
+                        staging.add_document(first, builder.build(rows_key, rows))
+                    rows, rows_key, first = [], key, seq
                 rows.append(item)
         if rows:
-            staging.add_document(first, builder.build(rows))
+            staging.add_document(first, builder.build(rows_key, rows))
         if staging.find_scattered():
             for item in parse_report(read_report_file(path), file_name=path.name):
                 if isinstance(item, Transaction) and (key := document_key(item)):
                     staging.add_row_if_scattered(key, item)
-            for first, all_rows in staging.scattered_documents():
-                staging.replace_document(first, builder.build(all_rows))
+            for first, key, all_rows in staging.scattered_documents():
+                staging.replace_document(first, builder.build(key, all_rows))
         for doc in staging.documents():
             label = document_label(
                 DocumentKind.INVOICE if doc.key.startswith("INV:") else DocumentKind.CREDIT_NOTE
@@ -138,9 +138,9 @@ class _Builder:
         self._tax_types = tax_types
         self._known: dict[TaxKey, str] = {}  # the tax type shown for each tax key met so far
 
-    def build(self, rows: list[Transaction]) -> _Built:
+    def build(self, key: str, rows: list[Transaction]) -> _Built:
         first = rows[0]
-        key, number = document_key(first) or "", document_number(first)
+        number = document_number(first)
         try:
             doc = build_document(rows, self._posting)
         except ServiceError as error:
@@ -175,7 +175,9 @@ class _Staged:
 
 _SCHEMA = """
 -- The rows of the documents in `scattered`, by their document's first row.
-CREATE TABLE rows (seq INTEGER PRIMARY KEY, first INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TABLE rows (
+    seq INTEGER PRIMARY KEY, first INTEGER NOT NULL, key TEXT NOT NULL, data BLOB NOT NULL
+);
 CREATE TABLE unreadable (order_id TEXT PRIMARY KEY, message TEXT NOT NULL);
 -- One per document, numbered by its first row; at first one per run of rows that came together.
 -- `holder` is what two documents may not share: the kind and the number.
@@ -245,7 +247,7 @@ class _Staging:
         )
         self._db.execute("BEGIN")  # one transaction: nothing here needs to survive a crash
         # Written in batches: executemany() is several times faster than one execute() each.
-        self._rows: list[tuple[int, bytes]] = []
+        self._rows: list[tuple[int, str, bytes]] = []
         self._documents: list[tuple[Any, ...]] = []
         self._sent: list[tuple[int]] = []
 
@@ -253,7 +255,7 @@ class _Staging:
         self._db.close()
 
     def _flush(self) -> None:
-        self._db.executemany("INSERT INTO rows (first, data) VALUES (?, ?)", self._rows)
+        self._db.executemany("INSERT INTO rows (first, key, data) VALUES (?, ?, ?)", self._rows)
         self._rows.clear()
         self._db.executemany(_INSERT_DOCUMENT, self._documents)
         self._documents.clear()
@@ -294,18 +296,18 @@ class _Staging:
     def add_row_if_scattered(self, key: str, t: Transaction) -> None:
         found = self._db.execute("SELECT first FROM scattered WHERE key = ?", (key,)).fetchone()
         if found is not None:
-            self._rows.append((found[0], _pack_transaction(t)))
+            self._rows.append((found[0], key, _pack_transaction(t)))
             if len(self._rows) >= STAGING_BATCH:
                 self._flush()
 
-    def scattered_documents(self) -> Iterator[tuple[int, list[Transaction]]]:
-        """The documents whose rows did not all come together: each one's first row and all
-        its rows, in file order."""
+    def scattered_documents(self) -> Iterator[tuple[int, str, list[Transaction]]]:
+        """The documents whose rows did not all come together: each one's first row, its key
+        and all its rows, in file order."""
         self._flush()
         self._db.execute("CREATE INDEX rows_by_first ON rows (first, seq)")
-        rows = self._db.execute("SELECT first, data FROM rows ORDER BY first, seq")
-        for first, group in groupby(rows, key=itemgetter(0)):
-            yield first, [_unpack_transaction(data, self._file) for _, data in group]
+        rows = self._db.execute("SELECT first, key, data FROM rows ORDER BY first, seq")
+        for (first, key), group in groupby(rows, key=itemgetter(0, 1)):
+            yield first, key, [_unpack_transaction(data, self._file) for _, _, data in group]
 
     def replace_document(self, first: int, built: _Built) -> None:
         """The document built from all its rows, in place of those built from its runs."""
