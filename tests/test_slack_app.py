@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import requests
@@ -474,33 +474,38 @@ def test_a_click_while_its_month_is_being_retried_shows_what_that_retry_came_to(
         with container.sessions.begin() as session:
             session.execute(update(SyncRun).where(SyncRun.id == item.run_id).values(**values))
 
-    # Ada's "Retry all failed" holds the month when the item's Retry is clicked, four times.
+    # Ada's "Retry all failed" holds the month (its claim, as her retry's process would hold
+    # it) when the item's Retry is clicked, four times.
     with container.sessions() as session:
         run = session.get(SyncRun, item.run_id)
         assert run is not None
-        summary = run.summary
-    held = datetime.now(UTC) + timedelta(minutes=5)
-    month(status=RunStatus.RUNNING, lease_until=held, summary=summary | {"held_by": "U0ADA"})
-    for _ in range(4):
-        slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
-    told = wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.postEphemeral"], 4)
-    for _, call in told:
-        assert "already running" in call["text"]
-        assert "queued behind the retry started by <@U0ADA>" in json.dumps(call["blocks"])
-    assert "Retrying" in texts(world.slack.messages("C0ERRORS")[0])
-    # Waiting holds none of the background threads: other work still runs at once.
-    for future in [container.background.submit(lambda: None) for _ in range(8)]:
-        future.result(timeout=2)
-    # A sync of the held month says so, rather than "Syncing..." with nothing started.
-    slack.command("sync Acme EU 2026-10", key="sync-now")
-    [answer] = wait_for(lambda: slack.slack.responses("sync-now"))
-    assert "already running" in texts(answer) and "Syncing" not in texts(answer)
+        summary, period = run.summary, run.period
+    adas = container.claims.hold(item.integration_id, period)
+    assert adas is not None
+    with adas:
+        month(status=RunStatus.RUNNING, summary=summary | {"held_by": "U0ADA"})
+        for _ in range(4):
+            slack.click(ids.RETRY_ITEM, str(item.id), channel="C0ERRORS", message=posted)
+        told = wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.postEphemeral"], 4)
+        for _, call in told:
+            assert "already running" in call["text"]
+            assert "queued behind the retry started by <@U0ADA>" in json.dumps(call["blocks"])
+        assert "Retrying" in texts(world.slack.messages("C0ERRORS")[0])
+        # Waiting holds none of the background threads: other work still runs at once.
+        for future in [container.background.submit(lambda: None) for _ in range(8)]:
+            future.result(timeout=2)
+        # A sync of the held month says so, rather than "Syncing..." with nothing started.
+        slack.command("sync Acme EU 2026-10", key="sync-now")
+        [answer] = wait_for(lambda: slack.slack.responses("sync-now"))
+        assert "already running" in texts(answer) and "Syncing" not in texts(answer)
 
-    # That retry posts the item, and ends.
-    with container.sessions.begin() as session:
-        posted_values = {"status": LedgerStatus.POSTED, "xero_id": "xero-id-1"}
-        session.execute(update(LedgerItem).where(LedgerItem.id == item.id).values(posted_values))
-    month(status=RunStatus.PARTIAL, lease_until=None)
+        # That retry posts the item, and ends.
+        with container.sessions.begin() as session:
+            posted_values = {"status": LedgerStatus.POSTED, "xero_id": "xero-id-1"}
+            session.execute(
+                update(LedgerItem).where(LedgerItem.id == item.id).values(posted_values)
+            )
+        month(status=RunStatus.PARTIAL)
 
     def outcome() -> list[dict[str, Any]]:
         [message] = world.slack.messages("C0ERRORS")
