@@ -173,12 +173,7 @@ def _cmd_integration_vat_rate(container: Container, args: argparse.Namespace) ->
     container.migrate()
     found = container.integrations.find(args.name, args.workspace)
     integration = container.integrations.set_vat_rate(
-        found.name,
-        args.country,
-        args.scheme,
-        args.percent,
-        actor=_actor(),
-        workspace_id=found.workspace_id,
+        found.id, args.country, args.scheme, args.percent, actor=_actor(), workspace_id=None
     )
     what = f"{args.country.upper()} {args.scheme.lower()}"
     if args.remove:
@@ -192,9 +187,7 @@ def _cmd_integration_vat_rate(container: Container, args: argparse.Namespace) ->
 def _cmd_integration_stop(container: Container, args: argparse.Namespace) -> int:
     container.migrate()
     found = container.integrations.find(args.name, args.workspace)
-    integration = container.integrations.stop(
-        found.name, actor=_actor(), workspace_id=found.workspace_id
-    )
+    integration = container.integrations.stop(found.id, actor=_actor(), workspace_id=None)
     print(
         f"{integration.name} is stopped: no data is pulled for the next period "
         "until it is activated again."
@@ -205,9 +198,7 @@ def _cmd_integration_stop(container: Container, args: argparse.Namespace) -> int
 def _cmd_integration_activate(container: Container, args: argparse.Namespace) -> int:
     container.migrate()
     found = container.integrations.find(args.name, args.workspace)
-    integration = container.integrations.activate(
-        found.name, actor=_actor(), workspace_id=found.workspace_id
-    )
+    integration = container.integrations.activate(found.id, actor=_actor(), workspace_id=None)
     print(f"{integration.name} is active again.")
     return 0
 

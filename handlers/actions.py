@@ -1,9 +1,9 @@
-"""Buttons: lifecycle actions, Retry (item, group, run), paging, and link buttons (ack only)."""
+"""Buttons: lifecycle actions, Retry (item, group, run), paging, and link buttons (ack only).
+Which are for admins alone is declared in `register`."""
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -14,17 +14,15 @@ from slack_bolt import App, BoltContext
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
-from handlers import blocks
-from handlers.authz import is_admin, require_admin
+from handlers import blocks, lifecycle
+from handlers.answers import reply
+from handlers.authz import admin_only, is_admin
 from handlers.blocks import ids
-from handlers.commands import open_settings, refresh_link, reply, start_sync
-from handlers.context import ack_at_once, services_of, workspace_of
+from handlers.context import ack_at_once, payload_id, services_of, workspace_of
 from handlers.events import publish_home
-from handlers.overviews import overview, overviews
-from services.connect import STATE_LIFETIME
+from handlers.overviews import overviews
 from services.errors import ErrorKind, ServiceError
 from services.models import Integration
-from services.periods import previous_period
 from services.sync import RunInProgress
 
 log = logging.getLogger(__name__)
@@ -41,12 +39,8 @@ def _message_location(body: dict[str, Any]) -> tuple[str, str]:
 
 
 def clicked_id(body: dict[str, Any], what: str) -> int:
-    """The id a button carries; a value that is not one (a forged payload) is not found,
-    with the same answer as an id that does not exist."""
-    value = str(body["actions"][0].get("value") or "")
-    if not re.fullmatch(r"[0-9]{1,9}", value):  # "²" is a digit to isdigit(); ids are int32
-        raise ServiceError(ErrorKind.NOT_FOUND, f"There is no {what} {value!r}.", retryable=False)
-    return int(value)
+    """The id the clicked button carries."""
+    return payload_id(body["actions"][0].get("value"), what)
 
 
 def _clicked_integration(body: dict[str, Any], context: BoltContext) -> Integration:
@@ -133,7 +127,6 @@ def _retry(
 
 def retry_item(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     user, workspace = body["user"]["id"], workspace_of(context)
-    require_admin(context, client, user, "retry failed items")
     sync = services_of(context).sync
     item_id = clicked_id(body, "ledger item")
     sync.item(item_id, workspace_id=workspace, actor=user)  # another workspace's: not found
@@ -150,7 +143,6 @@ def retry_item(body: dict[str, Any], client: WebClient, context: BoltContext) ->
 
 def retry_items(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     user, workspace = body["user"]["id"], workspace_of(context)
-    require_admin(context, client, user, "retry failed items")
     sync = services_of(context).sync
     try:
         run_id, key = blocks.parse_retry_items_value(body["actions"][0]["value"])
@@ -177,7 +169,6 @@ def retry_items(body: dict[str, Any], client: WebClient, context: BoltContext) -
 def retry_run(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     """Retry all failed (the error parent) or the whole run (a run that could not proceed)."""
     user, workspace = body["user"]["id"], workspace_of(context)
-    require_admin(context, client, user, "retry runs")
     sync = services_of(context).sync
     action = body["actions"][0]
     run_id = clicked_id(body, "run")
@@ -205,49 +196,25 @@ def retry_run(body: dict[str, Any], client: WebClient, context: BoltContext) -> 
     )
 
 
-def lifecycle(
-    body: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext
+# What each lifecycle button runs: the flow its `/amazon` command runs too.
+LIFECYCLE_BUTTONS: dict[str, lifecycle.Flow] = {
+    ids.OPEN_SETTINGS: lifecycle.open_settings,
+    ids.STOP_INTEGRATION: lifecycle.confirm_stop,
+    ids.ACTIVATE_INTEGRATION: lifecycle.activate,
+    ids.SYNC_NOW: lifecycle.start_sync,
+    ids.REFRESH_INTEGRATION: lifecycle.send_refresh_link,
+    ids.SEND_CONNECT_LINKS: lifecycle.open_connect_links,
+}
+
+
+def lifecycle_clicked(
+    body: dict[str, Any], client: WebClient, respond: Respond | None, context: BoltContext
 ) -> None:
-    """Settings, Stop, Activate, Sync now, Refresh, Send connect links: as the commands do."""
-    services = services_of(context)
-    user, workspace = body["user"]["id"], workspace_of(context)
-    action = body["actions"][0]["action_id"]
-    require_admin(context, client, user, "change integrations")
-    integration = _clicked_integration(body, context)
-    trigger = body["trigger_id"]
-    if action == ids.OPEN_SETTINGS:
-        open_settings(services, client, trigger, integration)
-    elif action == ids.STOP_INTEGRATION:
-        view = blocks.stop_confirm_modal(overview(services, integration))
-        client.views_open(trigger_id=trigger, view=view)
-    elif action == ids.ACTIVATE_INTEGRATION:
-        services.integrations.activate(integration.name, actor=user, workspace_id=workspace)
-        reply(
-            respond,
-            blocks.notice_message(f"{integration.name} is active again."),
-            replace_original=False,
-        )
-    elif action == ids.SYNC_NOW:
-        notice = start_sync(
-            services, integration, previous_period(datetime.now(UTC)), workspace, user
-        )
-        reply(respond, notice, replace_original=False)
-    elif action == ids.REFRESH_INTEGRATION:
-        link = refresh_link(services, integration, user, workspace)
-        reply(respond, link, replace_original=False)
-    elif action == ids.SEND_CONNECT_LINKS:
-        connect = services.connect
-        links = blocks.connect_links_modal(
-            integration.name,
-            amazon_url=connect.amazon_consent_url(integration, actor=user, workspace_id=workspace),
-            xero_url=connect.xero_consent_url(integration, actor=user, workspace_id=workspace),
-            expires_at=datetime.now(UTC) + STATE_LIFETIME,
-        )
-        client.views_open(trigger_id=trigger, view=links)
+    flow = LIFECYCLE_BUTTONS[body["actions"][0]["action_id"]]
+    flow(lifecycle.Asker.of(body, respond, client, context), _clicked_integration(body, context))
 
 
-def open_setup(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-    require_admin(context, client, body["user"]["id"], "set up integrations")
+def open_setup(body: dict[str, Any], client: WebClient) -> None:
     view = blocks.setup_modal(today=datetime.now(UTC).date())
     client.views_open(trigger_id=body["trigger_id"], view=view)
 
@@ -272,20 +239,17 @@ def home_page(body: dict[str, Any], client: WebClient, context: BoltContext) -> 
 
 def register(app: App) -> None:
     # Every click is acked at once; its work comes after (Bolt's lazy listeners).
-    app.action(ids.RETRY_ITEM)(ack=ack_at_once, lazy=[retry_item])
-    app.action(ids.RETRY_ITEMS)(ack=ack_at_once, lazy=[retry_items])
-    app.action(ids.RETRY_ALL_FAILED)(ack=ack_at_once, lazy=[retry_run])
-    app.action(ids.RETRY_RUN)(ack=ack_at_once, lazy=[retry_run])
-    for action_id in (
-        ids.OPEN_SETTINGS,
-        ids.STOP_INTEGRATION,
-        ids.ACTIVATE_INTEGRATION,
-        ids.SYNC_NOW,
-        ids.REFRESH_INTEGRATION,
-        ids.SEND_CONNECT_LINKS,
-    ):
-        app.action(action_id)(ack=ack_at_once, lazy=[lifecycle])
-    app.action(ids.OPEN_SETUP)(ack=ack_at_once, lazy=[open_setup])
+    retry_failed = admin_only("retry failed items")
+    app.action(ids.RETRY_ITEM, middleware=[retry_failed])(ack=ack_at_once, lazy=[retry_item])
+    app.action(ids.RETRY_ITEMS, middleware=[retry_failed])(ack=ack_at_once, lazy=[retry_items])
+    retry_runs = admin_only("retry runs")
+    for action_id in (ids.RETRY_ALL_FAILED, ids.RETRY_RUN):
+        app.action(action_id, middleware=[retry_runs])(ack=ack_at_once, lazy=[retry_run])
+    change = admin_only("change integrations")
+    for action_id in LIFECYCLE_BUTTONS:
+        app.action(action_id, middleware=[change])(ack=ack_at_once, lazy=[lifecycle_clicked])
+    set_up = admin_only("set up integrations")
+    app.action(ids.OPEN_SETUP, middleware=[set_up])(ack=ack_at_once, lazy=[open_setup])
     app.action(ids.LIST_PAGE)(ack=ack_at_once, lazy=[list_page])
     app.action(ids.HOME_PAGE)(ack=ack_at_once, lazy=[home_page])
     # Link buttons open their URL in the browser; Slack still tells us, and wants an ack.

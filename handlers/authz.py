@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
-from slack_bolt import BoltContext
+from slack_bolt import BoltContext, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from handlers.context import services_of, workspace_of
@@ -33,15 +35,36 @@ def is_admin(context: BoltContext, client: WebClient, user_id: str) -> bool:
     return allowed
 
 
-def require_admin(context: BoltContext, client: WebClient, user_id: str, doing: str) -> None:
-    """Before anything is looked up: a refused user learns nothing of what exists. The
-    refusal is logged and audited."""
-    if not is_admin(context, client, user_id):
-        services_of(context).integrations.record_refusal(
-            actor=user_id, workspace_id=workspace_of(context), doing=doing
-        )
-        raise ServiceError(
-            ErrorKind.AUTH,
-            f"Only admins can {doing}. Ask a workspace admin, or someone listed in ADMIN_USER_IDS.",
-            retryable=False,
-        )
+def admin_only(doing: str) -> Callable[..., BoltResponse | None]:
+    """Bolt listener middleware: the listener runs for admins alone. Anyone else is told "Only
+    admins can {doing}", and the refusal is audited, before anything is looked up, so a
+    refused user learns nothing of what exists.
+
+    Checked where the listener's work runs. A modal submission's answer carries the refusal,
+    so it is checked before that answer. Every other listener is lazy (`ack_at_once`, then its
+    work): Slack gets its ack first, and the check (which may ask Slack who the user is) comes
+    when the work is dispatched after it, in the worker or on a thread (bot.slack_app)."""
+
+    def middleware(
+        req: BoltRequest,
+        body: dict[str, Any],
+        context: BoltContext,
+        client: WebClient,
+        next: Callable[[], BoltResponse | None],
+    ) -> BoltResponse | None:
+        if not req.lazy_only and body.get("type") != "view_submission":
+            return next()
+        user = body.get("user_id") or body["user"]["id"]
+        if not is_admin(context, client, user):
+            services_of(context).integrations.record_refusal(
+                actor=user, workspace_id=workspace_of(context), doing=doing
+            )
+            raise ServiceError(
+                ErrorKind.AUTH,
+                f"Only admins can {doing}. Ask a workspace admin, or someone listed in "
+                "ADMIN_USER_IDS.",
+                retryable=False,
+            )
+        return next()
+
+    return middleware

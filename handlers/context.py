@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import datetime
@@ -62,6 +63,15 @@ def workspace_of(context: BoltContext) -> str:
     if not workspace:
         raise ServiceError(ErrorKind.AUTH, "Slack did not say which workspace this came from.")
     return workspace
+
+
+def payload_id(value: object, what: str) -> int:
+    """An id a payload carries (a button's value, a modal's private_metadata). One that is
+    not an id (a forged payload) is not found, with the answer a missing id gets."""
+    text = str(value or "")
+    if not re.fullmatch(r"[0-9]{1,9}", text):  # "²" is a digit to isdigit(); ids are int32
+        raise ServiceError(ErrorKind.NOT_FOUND, f"There is no {what} {text!r}.", retryable=False)
+    return int(text)
 
 
 def context_for(services: Services, team_id: str) -> BoltContext:

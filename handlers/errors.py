@@ -9,12 +9,13 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from handlers.blocks import errors_response, notice_message, notice_modal
+from handlers.answers import tell
+from handlers.blocks import errors_response, notice_message
 from services.errors import ServiceError
 from services.integrations import InvalidInput
 
@@ -31,9 +32,17 @@ def _message(error: Exception) -> str:
 
 
 def handle_error(
-    error: Exception, body: dict[str, Any], respond: Respond | None
+    error: Exception,
+    request: BoltRequest,
+    body: dict[str, Any],
+    respond: Respond | None,
+    client: WebClient,
 ) -> BoltResponse | None:
-    """An error before or in the ack: its answer can still carry the message."""
+    """An error before or in the ack: its answer can still carry the message. Or an error in
+    a listener middleware (`admin_only`) when the work after an ack is dispatched."""
+    if request.lazy_only:
+        report_after_ack(error, body, respond, client)
+        return None
     message = _message(error)
     if body.get("type") == "view_submission":
         # Shown under the fields of the open modal: each its own, else under the first.
@@ -51,19 +60,10 @@ def report_after_ack(
 ) -> None:
     """An error in a listener's work after its ack (Bolt's lazy listeners): Slack has had its
     answer, so the message goes where the user typed or clicked, seen by them alone."""
-    text = f":warning: {_message(error)}"
-    user = body.get("user_id") or body.get("user", {}).get("id")
-    channel = body.get("channel_id") or body.get("channel", {}).get("id")
     try:
-        if respond is not None and body.get("response_url"):  # a command, a message's button
-            respond(**notice_message(text), response_type="ephemeral", replace_original=False)
-        elif channel:
-            client.chat_postEphemeral(channel=channel, user=user, **notice_message(text))
-        elif body.get("trigger_id"):  # App Home: no channel, and the bot has no DMs
-            client.views_open(trigger_id=body["trigger_id"], view=notice_modal(text))
-        else:
-            log.warning("could not tell %s: %s", user, text)
+        tell(body, respond, client, notice_message(f":warning: {_message(error)}"))
     except SlackApiError as failed:
+        user = body.get("user_id") or body.get("user", {}).get("id")
         log.warning("could not tell %s of an error: %s", user, failed.response.get("error"))
 
 

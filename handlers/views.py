@@ -1,30 +1,25 @@
-"""Modal submissions: setup, settings, stop. Invalid input raises; the error handler shows it."""
+"""Modal submissions: setup, settings, stop. Invalid input raises; the error handler shows it.
+All three are for admins alone, declared in `register`."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
-from slack_sdk import WebClient
 
 from handlers import blocks
-from handlers.authz import require_admin
+from handlers.authz import admin_only
 from handlers.blocks import ids
-from handlers.context import services_of, workspace_of
-from services.connect import STATE_LIFETIME
-from services.errors import ErrorKind, ServiceError
+from handlers.context import payload_id, services_of, workspace_of
+from handlers.lifecycle import connect_links
 from services.integrations import IntegrationSpec, PostingSettings
-from services.models import Integration
 
 
 def setup_submitted(
-    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
 ) -> None:
     services = services_of(context)
     user, workspace = body["user"]["id"], workspace_of(context)
-    require_admin(context, client, user, "set up integrations")
     values = blocks.parse_setup_submission(view["state"]["values"])
     integration = services.integrations.create(
         IntegrationSpec(
@@ -43,49 +38,25 @@ def setup_submitted(
         actor=user,
         workspace_id=workspace,
     )
-    links = blocks.connect_links_modal(
-        integration.name,
-        amazon_url=services.connect.amazon_consent_url(
-            integration, actor=user, workspace_id=workspace
-        ),
-        xero_url=services.connect.xero_consent_url(integration, actor=user, workspace_id=workspace),
-        expires_at=datetime.now(UTC) + STATE_LIFETIME,
-    )
+    links = connect_links(services, integration, user=user, workspace=workspace)
     ack(response_action="update", view=links)
 
 
-def _submitted_for(
-    body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext, doing: str
-) -> tuple[Integration, str, str]:
-    """The integration a settings or stop modal is about, once the submitter may do it: only
-    one of the submitting workspace (the id in private_metadata is the payload's word)."""
-    user, workspace = body["user"]["id"], workspace_of(context)
-    require_admin(context, client, user, doing)
-    metadata = str(view.get("private_metadata") or "")
-    if not re.fullmatch(r"[0-9]{1,9}", metadata):  # "²" is a digit to isdigit(); ids are int32
-        raise ServiceError(
-            ErrorKind.NOT_FOUND, f"No integration with id {metadata!r}.", retryable=False
-        )
-    integration = services_of(context).integrations.get_by_id(
-        int(metadata), workspace_id=workspace, actor=user
-    )
-    return integration, user, workspace
-
-
 def settings_submitted(
-    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
 ) -> None:
-    services = services_of(context)
-    integration, user, workspace = _submitted_for(
-        body, view, client, context, "change integrations"
+    integrations = services_of(context).integrations
+    user, workspace = body["user"]["id"], workspace_of(context)
+    integration = integrations.get_by_id(
+        payload_id(view.get("private_metadata"), "integration"), workspace_id=workspace, actor=user
     )
     values = blocks.parse_settings_submission(
         view["state"]["values"],
         current_overrides=integration.tax_overrides,
         current_vat_rates=integration.vat_rates,
     )
-    services.integrations.update_settings(
-        integration.name,
+    integrations.update_settings(
+        integration.id,
         actor=user,
         workspace_id=workspace,
         name=values["name"],
@@ -104,14 +75,20 @@ def settings_submitted(
 
 
 def stop_confirmed(
-    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
 ) -> None:
-    integration, user, workspace = _submitted_for(body, view, client, context, "stop integrations")
-    services_of(context).integrations.stop(integration.name, actor=user, workspace_id=workspace)
+    services_of(context).integrations.stop(
+        payload_id(view.get("private_metadata"), "integration"),
+        actor=body["user"]["id"],
+        workspace_id=workspace_of(context),
+    )
     ack()
 
 
 def register(app: App) -> None:
-    app.view(ids.SETUP_CALLBACK)(setup_submitted)
-    app.view(ids.SETTINGS_CALLBACK)(settings_submitted)
-    app.view(ids.STOP_CALLBACK)(stop_confirmed)
+    # The answer to a submission carries a refusal: admin_only checks before it.
+    app.view(ids.SETUP_CALLBACK, middleware=[admin_only("set up integrations")])(setup_submitted)
+    app.view(ids.SETTINGS_CALLBACK, middleware=[admin_only("change integrations")])(
+        settings_submitted
+    )
+    app.view(ids.STOP_CALLBACK, middleware=[admin_only("stop integrations")])(stop_confirmed)

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from handlers import blocks
-from handlers.authz import require_admin
+from handlers.authz import admin_only
 from handlers.blocks import ids
 from handlers.context import ack_at_once, services_of, workspace_of
 from services.errors import ErrorKind, ServiceError
@@ -40,12 +40,9 @@ def ask_to_confirm(
     return True
 
 
-def answered(
-    body: dict[str, Any], respond: Respond, client: WebClient, context: BoltContext
-) -> None:
+def answered(body: dict[str, Any], respond: Respond, context: BoltContext) -> None:
     user, workspace = body["user"]["id"], workspace_of(context)
     action = body["actions"][0]
-    require_admin(context, client, user, "move an integration to another Xero organisation")
     try:
         integration_id, tenant_id = blocks.parse_xero_change_value(str(action.get("value")))
     except ValueError:
@@ -62,5 +59,6 @@ def answered(
 
 
 def register(app: App) -> None:
+    admins = admin_only("move an integration to another Xero organisation")
     for action_id in (ids.CONFIRM_XERO_CHANGE, ids.CANCEL_XERO_CHANGE):
-        app.action(action_id)(ack=ack_at_once, lazy=[answered])
+        app.action(action_id, middleware=[admins])(ack=ack_at_once, lazy=[answered])

@@ -347,6 +347,8 @@ class IntegrationService:
         return integration.amazon_authorized_at + AMAZON_AUTHORIZATION_LIFETIME
 
     # -- lifecycle -------------------------------------------------------------------------
+    # Changes name the integration by id, with the workspace the request came from (None: the
+    # operator's CLI, which serves every workspace): another workspace's id is not found.
 
     def create(
         self,
@@ -415,33 +417,29 @@ class IntegrationService:
         )
 
     def update_settings(
-        self,
-        name: str,
-        /,  # so that a rename can pass name=... among the changes
-        *,
-        actor: str,
-        workspace_id: str = LOCAL_WORKSPACE,
-        **changes: Any,
+        self, integration_id: int, *, actor: str, workspace_id: str | None, **changes: Any
     ) -> Integration:
+        self._reachable(integration_id, workspace_id, actor)
         with self._sessions.begin() as session:
-            integration = self._find(session, name, workspace_id)
-            return self._change_settings(session, integration, actor, workspace_id, changes)
+            integration = self._lock(session, integration_id)
+            return self._change_settings(session, integration, actor, changes)
 
     def set_vat_rate(
         self,
-        name: str,
+        integration_id: int,
         country: str,
         scheme: str,
         percent: str | None,
         *,
         actor: str,
-        workspace_id: str = LOCAL_WORKSPACE,
+        workspace_id: str | None,
     ) -> Integration:
         """Set one of the seller's own VAT rates ("DE", "domestic", "19"), or remove it with
         None; the others stay. Validated and audited as any settings change."""
         key = own_rate_key(country, scheme)
+        self._reachable(integration_id, workspace_id, actor)
         with self._sessions.begin() as session:
-            integration = self._lock(session, self._find(session, name, workspace_id).id)
+            integration = self._lock(session, integration_id)
             rates = dict(integration.vat_rates)
             if percent is not None:
                 rates[key] = percent
@@ -449,14 +447,13 @@ class IntegrationService:
                 raise InvalidInput(
                     {"vat_rates": f"{integration.name} has no VAT rate set for {key}."}
                 )
-            return self._change_settings(
-                session, integration, actor, workspace_id, {"vat_rates": rates}
-            )
+            return self._change_settings(session, integration, actor, {"vat_rates": rates})
 
-    def stop(self, name: str, *, actor: str, workspace_id: str = LOCAL_WORKSPACE) -> Integration:
+    def stop(self, integration_id: int, *, actor: str, workspace_id: str | None) -> Integration:
         """No data is pulled for the next period until the integration is activated again."""
+        self._reachable(integration_id, workspace_id, actor)
         with self._sessions.begin() as session:
-            integration = self._find(session, name, workspace_id)
+            integration = self._lock(session, integration_id)
             if integration.status == IntegrationStatus.STOPPED:
                 raise ServiceError(
                     ErrorKind.VALIDATION, f"{integration.name} is already stopped.", retryable=False
@@ -472,11 +469,10 @@ class IntegrationService:
             self._audit(session, actor, "integration.stopped", integration, {})
             return integration
 
-    def activate(
-        self, name: str, *, actor: str, workspace_id: str = LOCAL_WORKSPACE
-    ) -> Integration:
+    def activate(self, integration_id: int, *, actor: str, workspace_id: str | None) -> Integration:
+        self._reachable(integration_id, workspace_id, actor)
         with self._sessions.begin() as session:
-            integration = self._find(session, name, workspace_id)
+            integration = self._lock(session, integration_id)
             if integration.status == IntegrationStatus.ACTIVE:
                 raise ServiceError(
                     ErrorKind.VALIDATION, f"{integration.name} is already active.", retryable=False
@@ -578,8 +574,7 @@ class IntegrationService:
     ) -> Integration:
         """An admin confirmed the held Xero consent for `tenant_id`: from now on the
         integration posts to that organisation."""
-        # Checked before the row is locked: a refusal is audited in its own transaction.
-        self.get_by_id(integration_id, workspace_id=workspace_id, actor=actor)
+        self._reachable(integration_id, workspace_id, actor)
         with self._sessions.begin() as session:
             integration = self._held_change(session, integration_id, tenant_id)
             previous = {
@@ -607,8 +602,7 @@ class IntegrationService:
         self, integration_id: int, tenant_id: str, *, actor: str, workspace_id: str | None
     ) -> Integration:
         """The held Xero consent is dropped; the integration keeps its organisation."""
-        # Checked before the row is locked: a refusal is audited in its own transaction.
-        self.get_by_id(integration_id, workspace_id=workspace_id, actor=actor)
+        self._reachable(integration_id, workspace_id, actor)
         with self._sessions.begin() as session:
             integration = self._held_change(session, integration_id, tenant_id)
             details = {"tenant_id": tenant_id, "tenant_name": integration.xero_pending_tenant_name}
@@ -698,7 +692,6 @@ class IntegrationService:
         session: Session,
         integration: Integration,
         actor: str,
-        workspace_id: str,
         changes: Mapping[str, Any],
     ) -> Integration:
         current = _spec_of(integration)
@@ -716,7 +709,7 @@ class IntegrationService:
             checked_vat_rates=current.posting.vat_rates,
         )
         if spec.name != integration.name:
-            self._ensure_name_free(session, spec.name, workspace_id)
+            self._ensure_name_free(session, spec.name, integration.workspace_id)
         before = _spec_details(current)
         _apply(integration, spec)
         after = _spec_details(spec)
@@ -733,6 +726,12 @@ class IntegrationService:
         if integration is None:
             raise _not_found(session, name, workspace_id)
         return integration
+
+    def _reachable(self, integration_id: int, workspace_id: str | None, actor: str) -> None:
+        """Not found unless a request from `workspace_id` may reach it: checked before the
+        row is locked, since a refusal is audited in a transaction of its own (which would
+        wait for that lock on PostgreSQL)."""
+        self.get_by_id(integration_id, workspace_id=workspace_id, actor=actor)
 
     def _held_change(self, session: Session, integration_id: int, tenant_id: str) -> Integration:
         integration = self._lock(session, integration_id)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,6 +12,7 @@ from bot import db
 from services.crypto import TokenCipher
 from services.errors import ErrorKind, ServiceError
 from services.integrations import (
+    LOCAL_WORKSPACE,
     IntegrationService,
     IntegrationSpec,
     InvalidInput,
@@ -126,14 +127,16 @@ def test_unknown_name_lists_the_known_ones(service: IntegrationService) -> None:
 def test_stop_and_activate(service: IntegrationService) -> None:
     integration = service.create(spec(), actor="U1")
     with pytest.raises(ServiceError, match="only an active integration can be stopped"):
-        service.stop("Acme EU", actor="U1")
+        service.stop(integration.id, actor="U1", workspace_id=LOCAL_WORKSPACE)
     connect(service, integration)
-    assert service.stop("Acme EU", actor="U2").status == IntegrationStatus.STOPPED
+    stopped = service.stop(integration.id, actor="U2", workspace_id=LOCAL_WORKSPACE)
+    assert stopped.status == IntegrationStatus.STOPPED
     with pytest.raises(ServiceError, match="already stopped"):
-        service.stop("Acme EU", actor="U2")
-    assert service.activate("Acme EU", actor="U3").status == IntegrationStatus.ACTIVE
+        service.stop(integration.id, actor="U2", workspace_id=LOCAL_WORKSPACE)
+    activated = service.activate(integration.id, actor="U3", workspace_id=LOCAL_WORKSPACE)
+    assert activated.status == IntegrationStatus.ACTIVE
     with pytest.raises(ServiceError, match="already active"):
-        service.activate("Acme EU", actor="U3")
+        service.activate(integration.id, actor="U3", workspace_id=LOCAL_WORKSPACE)
     entries = service.audit_log(integration.id)
     assert [(e.actor, e.action) for e in entries[-2:]] == [
         ("U2", "integration.stopped"),
@@ -141,14 +144,49 @@ def test_stop_and_activate(service: IntegrationService) -> None:
     ]
 
 
+def test_changes_by_id_reach_only_the_requests_workspace(service: IntegrationService) -> None:
+    theirs = connect(service, service.create(spec(), actor="U1", workspace_id="T1"))
+    service.create(spec("Beta DE"), actor="U1", workspace_id="T1")
+    changes: list[Callable[[str | None], object]] = [
+        lambda workspace: service.stop(theirs.id, actor="U9", workspace_id=workspace),
+        lambda workspace: service.update_settings(
+            theirs.id, actor="U9", workspace_id=workspace, name="Beta DE"
+        ),
+        lambda workspace: service.set_vat_rate(
+            theirs.id, "DE", "domestic", "19", actor="U9", workspace_id=workspace
+        ),
+    ]
+    for change in changes:
+        with pytest.raises(ServiceError, match=f"No integration with id {theirs.id}") as raised:
+            change("T2")
+        assert raised.value.kind == ErrorKind.NOT_FOUND
+    unchanged = service.get_by_id(theirs.id)
+    assert (unchanged.status, unchanged.name, unchanged.vat_rates) == ("active", "Acme EU", {})
+    refused = [e for e in service.audit_log(theirs.id) if e.action == "workspace.access_refused"]
+    assert [(e.actor, e.details["workspace_id"]) for e in refused] == [("U9", "T2")] * 3
+
+    # A rename is checked against the names of the integration's own workspace.
+    with pytest.raises(InvalidInput, match="named 'Beta DE' already exists"):
+        changes[1]("T1")
+    # The operator's CLI (no workspace) reaches every workspace's.
+    assert changes[0](None) is not None
+    assert service.get_by_id(theirs.id).status == IntegrationStatus.STOPPED
+
+
 def test_update_settings_validates_and_audits_the_change(service: IntegrationService) -> None:
-    service.create(spec(), actor="U1")
+    created = service.create(spec(), actor="U1")
     updated = service.update_settings(
-        "Acme EU", actor="U2", sales_account_code="4000", marketplaces=(DE,)
+        created.id,
+        actor="U2",
+        workspace_id=LOCAL_WORKSPACE,
+        sales_account_code="4000",
+        marketplaces=(DE,),
     )
     assert (updated.sales_account_code, updated.marketplaces) == ("4000", [DE])
     with pytest.raises(InvalidInput):
-        service.update_settings("Acme EU", actor="U2", start_date=date(2030, 1, 1))
+        service.update_settings(
+            created.id, actor="U2", workspace_id=LOCAL_WORKSPACE, start_date=date(2030, 1, 1)
+        )
     last = service.audit_log(updated.id)[-1]
     assert last.action == "integration.settings_updated"
     assert last.details == {
@@ -165,8 +203,9 @@ def test_own_vat_rates_are_stored_normalized_as_the_mapping_reads_them_and_audit
     )
     assert created.vat_rates == {"FR:oss": "20"}
     updated = service.update_settings(
-        "Acme EU",
+        created.id,
         actor="U2",
+        workspace_id=LOCAL_WORKSPACE,
         vat_rates={" de : Domestic": "19 %", "FR:oss": "20", "FR:ioss": "5,5"},
     )
     key = own_rate_key("DE", TaxScheme.DOMESTIC.value)
@@ -178,14 +217,19 @@ def test_own_vat_rates_are_stored_normalized_as_the_mapping_reads_them_and_audit
             "to": {"DE:domestic": "19", "FR:oss": "20", "FR:ioss": "5.5"},
         }
     }
-    removed = service.set_vat_rate("Acme EU", "fr", "IOSS", None, actor="U3")
-    assert removed.vat_rates == {"DE:domestic": "19", "FR:oss": "20"}
-    assert (
-        service.set_vat_rate("Acme EU", "AT", "oss", "20", actor="U3").vat_rates["AT:oss"] == "20"
+    removed = service.set_vat_rate(
+        created.id, "fr", "IOSS", None, actor="U3", workspace_id=LOCAL_WORKSPACE
     )
+    assert removed.vat_rates == {"DE:domestic": "19", "FR:oss": "20"}
+    added = service.set_vat_rate(
+        created.id, "AT", "oss", "20", actor="U3", workspace_id=LOCAL_WORKSPACE
+    )
+    assert added.vat_rates["AT:oss"] == "20"
     assert service.audit_log(updated.id)[-1].actor == "U3"
     with pytest.raises(InvalidInput, match="Acme EU has no VAT rate set for PL:oss"):
-        service.set_vat_rate("Acme EU", "PL", "oss", None, actor="U3")
+        service.set_vat_rate(
+            created.id, "PL", "oss", None, actor="U3", workspace_id=LOCAL_WORKSPACE
+        )
 
 
 @pytest.mark.parametrize(
@@ -208,10 +252,12 @@ def test_own_vat_rates_are_stored_normalized_as_the_mapping_reads_them_and_audit
 def test_a_bad_own_vat_rate_is_refused_naming_the_entry(
     service: IntegrationService, rates: dict[str, str], message: str
 ) -> None:
-    service.create(spec(), actor="U1")
+    created = service.create(spec(), actor="U1")
     good = {"FR:oss": "20"}
     with pytest.raises(InvalidInput) as raised:
-        service.update_settings("Acme EU", actor="U2", vat_rates=good | rates)
+        service.update_settings(
+            created.id, actor="U2", workspace_id=LOCAL_WORKSPACE, vat_rates=good | rates
+        )
     assert raised.value.kind == ErrorKind.VALIDATION
     assert list(raised.value.errors) == ["vat_rates"]
     assert message in raised.value.errors["vat_rates"]
@@ -224,16 +270,22 @@ def test_a_stored_rate_since_abolished_does_not_block_other_settings(
 ) -> None:
     # Germany's 16% held from July to December 2020 only.
     clock.now = datetime(2020, 8, 1, tzinfo=UTC)
-    service.create(spec(start_date=date(2020, 7, 1)), actor="U1")
-    service.update_settings("Acme EU", actor="U1", vat_rates={"DE:domestic": "16"})
+    shop = service.create(spec(start_date=date(2020, 7, 1)), actor="U1").id
+    service.update_settings(
+        shop, actor="U1", workspace_id=LOCAL_WORKSPACE, vat_rates={"DE:domestic": "16"}
+    )
     clock.now = datetime(2026, 11, 22, tzinfo=UTC)
-    kept = service.update_settings("Acme EU", actor="U1", sales_account_code="4000")
+    kept = service.update_settings(
+        shop, actor="U1", workspace_id=LOCAL_WORKSPACE, sales_account_code="4000"
+    )
     assert kept.vat_rates == {"DE:domestic": "16"}
-    added = service.set_vat_rate("Acme EU", "AT", "domestic", "20", actor="U1")
+    added = service.set_vat_rate(
+        shop, "AT", "domestic", "20", actor="U1", workspace_id=LOCAL_WORKSPACE
+    )
     assert added.vat_rates == {"DE:domestic": "16", "AT:domestic": "20"}
     # A new rate is judged by today's law.
     with pytest.raises(InvalidInput, match="Germany has no 17% VAT rate today"):
-        service.set_vat_rate("Acme EU", "DE", "domestic", "17", actor="U1")
+        service.set_vat_rate(shop, "DE", "domestic", "17", actor="U1", workspace_id=LOCAL_WORKSPACE)
 
 
 def test_authorization_lapses_after_365_days_and_refresh_restarts_the_clock(
@@ -249,7 +301,7 @@ def test_authorization_lapses_after_365_days_and_refresh_restarts_the_clock(
     assert [i.name for i in service.expire_lapsed_authorizations()] == ["Acme EU"]
     assert service.get("Acme EU").status == IntegrationStatus.AUTHORIZATION_EXPIRED
     with pytest.raises(ServiceError, match="refresh it"):
-        service.activate("Acme EU", actor="U1")
+        service.activate(integration.id, actor="U1", workspace_id=LOCAL_WORKSPACE)
 
     refreshed = service.record_amazon_authorization(
         integration.id, selling_partner_id="A2SELLER", refresh_token="Atzr|new", actor="U1"

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
+from functools import partial
 from typing import Any
 
+import pytest
 import requests
 from slack_sdk import WebClient
 from sqlalchemy import select, update
@@ -17,12 +20,14 @@ from sqlalchemy import select, update
 from bot.container import Container
 from handlers import blocks
 from handlers.blocks import ids
+from sandbox import slack_driver
 from sandbox.browser import consent_to_both
 from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 from services.models import (
+    AuditEntry,
     Integration,
     InvoiceStatus,
     LedgerItem,
@@ -126,6 +131,127 @@ def test_only_admins_change_things(slack: SlackDriver, container: Container) -> 
     slack.command("status Acme EU", user="U0VIEWER", key="view")
     [status] = wait_for(lambda: slack.slack.responses("view"))
     assert "Acme EU" in texts(status)
+
+
+ADMIN_ONLY_CLICKS = [
+    (ids.OPEN_SETTINGS, "change integrations"),
+    (ids.STOP_INTEGRATION, "change integrations"),
+    (ids.ACTIVATE_INTEGRATION, "change integrations"),
+    (ids.SYNC_NOW, "change integrations"),
+    (ids.REFRESH_INTEGRATION, "change integrations"),
+    (ids.SEND_CONNECT_LINKS, "change integrations"),
+    (ids.OPEN_SETUP, "set up integrations"),
+    (ids.RETRY_ITEM, "retry failed items"),
+    (ids.RETRY_ITEMS, "retry failed items"),
+    (ids.RETRY_ALL_FAILED, "retry runs"),
+    (ids.RETRY_RUN, "retry runs"),
+    (ids.CONFIRM_XERO_CHANGE, "move an integration to another Xero organisation"),
+    (ids.CANCEL_XERO_CHANGE, "move an integration to another Xero organisation"),
+]
+ADMIN_ONLY_COMMANDS = [
+    ("setup", "set up integrations"),
+    ("settings Acme EU", "change integrations"),
+    ("stop Acme EU", "stop integrations"),
+    ("activate Acme EU", "activate integrations"),
+    ("refresh Acme EU", "refresh integrations"),
+    ("sync Acme EU 2026-10", "sync integrations"),
+]
+
+
+def test_a_non_admin_is_refused_every_admin_button_and_command_and_nothing_happens(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    shop = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
+    for action_id, doing in ADMIN_ONLY_CLICKS:
+        assert slack.click(action_id, str(shop.id), user="U0VIEWER", key=action_id).ok
+        [refusal] = wait_for(partial(slack.slack.responses, action_id))
+        assert f"Only admins can {doing}." in texts(refusal), action_id
+    for text, doing in ADMIN_ONLY_COMMANDS:
+        key = text.split()[0]
+        assert slack.command(text, user="U0VIEWER", key=key).ok
+        [refusal] = wait_for(partial(slack.slack.responses, key))
+        assert f"Only admins can {doing}." in texts(refusal), text
+    # A modal submission is answered with the refusal on its first field.
+    setup = blocks.setup_modal(today=date(2026, 11, 22)) | {"id": "V1"}
+    refused_setup = slack.submit(setup, setup_values("Acme UK"), user="U0VIEWER").json()
+    assert refused_setup["response_action"] == "errors"
+    assert "Only admins can set up integrations." in texts(refused_setup["errors"])
+    assert [i.name for i in container.integrations.list(TEAM)] == ["Acme EU"]
+    assert not [c for c in world.slack.calls if c[0] in ("views.open", "chat.update")]
+    with container.sessions() as session:
+        refused = session.scalars(select(AuditEntry).where(AuditEntry.action == "admin.refused"))
+        assert len(refused.all()) == len(ADMIN_ONLY_CLICKS) + len(ADMIN_ONLY_COMMANDS) + 1
+    assert [e.action for e in container.integrations.audit_log(shop.id)] == ["integration.created"]
+    assert container.sync.runs(shop.id) == []
+
+
+def test_the_ack_does_not_wait_for_the_admin_check(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    """Who is an admin may take Slack a while to say (here users.info is rate limited for
+    3 s): the click is acked at once, and the check comes after, where the work runs."""
+    team = f"T0{uuid.uuid4().hex[:9].upper()}"  # nobody's admin status is cached for it yet
+    shop = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=team)
+    world.slack.faults.add("/api/users.info", 429, headers={"Retry-After": "3"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(slack_driver, "TEAM", team)
+        started = time.monotonic()
+        assert slack.click(ids.STOP_INTEGRATION, str(shop.id), user="U0VIEWER").ok
+        acked = time.monotonic() - started
+    assert acked < 2
+    [refusal] = wait_for(lambda: slack.slack.responses("click"))
+    assert time.monotonic() - started >= 3
+    assert "Only admins can change integrations." in texts(refusal)
+
+
+def connected_then_stopped(container: Container) -> Integration:
+    shop = container.integrations.create_connected(
+        SPEC,
+        actor="U0ADMIN",
+        workspace_id=TEAM,
+        selling_partner_id="A1",
+        amazon_refresh_token="Atzr|x",
+        xero_tenant_id="t",
+        xero_refresh_token="x",
+    )
+    return container.integrations.stop(shop.id, actor="U0ADMIN", workspace_id=TEAM)
+
+
+def test_a_button_and_its_command_say_and_do_the_same(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    shop = connected_then_stopped(container)
+    slack.command("activate Acme EU", key="typed")
+    [typed] = wait_for(lambda: slack.slack.responses("typed"))
+    container.integrations.stop(shop.id, actor="U0ADMIN", workspace_id=TEAM)
+    slack.click(ids.ACTIVATE_INTEGRATION, str(shop.id), key="clicked")
+    [clicked] = wait_for(lambda: slack.slack.responses("clicked"))
+    assert (typed["text"], typed["blocks"]) == (clicked["text"], clicked["blocks"])
+    assert "Acme EU is active again" in typed["text"]
+    activations = [
+        e for e in container.integrations.audit_log(shop.id) if e.action == "integration.activated"
+    ]
+    assert [e.actor for e in activations] == ["U0ADMIN", "U0ADMIN"]
+
+    slack.command("stop Acme EU")
+    slack.click(ids.STOP_INTEGRATION, str(shop.id))
+    [(_, by_command), (_, by_button)] = wait_for(
+        lambda: [c for c in world.slack.calls if c[0] == "views.open"], 2
+    )
+    assert by_command["view"] == by_button["view"]
+    assert by_command["view"]["callback_id"] == ids.STOP_CALLBACK
+
+
+def test_a_click_on_app_home_is_answered_in_a_modal(
+    slack: SlackDriver, container: Container, world: SandboxWorld
+) -> None:
+    """App Home has no channel to answer in: what a click came to opens as a modal."""
+    shop = connected_then_stopped(container)
+    assert slack.click(ids.ACTIVATE_INTEGRATION, str(shop.id), channel=None).ok
+    [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
+    assert opened["view"]["callback_id"] == ids.NOTICE_CALLBACK
+    assert "Acme EU is active again" in texts(opened["view"])
+    assert container.integrations.get_by_id(shop.id).status == "active"
 
 
 def test_stop_asks_for_confirmation_and_says_what_it_means(

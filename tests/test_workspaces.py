@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
@@ -18,7 +19,7 @@ from bot.container import Container
 from handlers import blocks
 from handlers.blocks import ids
 from sandbox import slack_driver
-from sandbox.browser import submit_consent
+from sandbox.browser import consent_to_both, submit_consent
 from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from sandbox.xero import SandboxOrg
@@ -68,7 +69,11 @@ def refusals(container: Container, integration: Integration) -> list[AuditEntry]
 def test_buttons_with_another_workspaces_integration_find_nothing_and_are_audited(
     slack: SlackDriver, container: Container, world: SandboxWorld
 ) -> None:
-    theirs = connected_shop(container, world)
+    # Starting this month, it has nothing for the bot's scheduler to catch up on: any run
+    # would be the clicks'.
+    this_month = replace(SPEC, start_date=datetime.now(UTC).date().replace(day=1))
+    theirs = container.integrations.create(this_month, actor="U0ADMIN", workspace_id=TEAM)
+    consent_to_both(container.connect, theirs, actor="U0ADMIN")
     container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=OTHER)  # same name
     states_before = len(_states(container))
     with from_workspace(OTHER):
@@ -121,7 +126,7 @@ def test_a_settings_submission_for_another_workspaces_integration_changes_nothin
 ) -> None:
     theirs = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
     container.integrations.update_settings(
-        SPEC.name, actor="U0ADMIN", workspace_id=TEAM, tax_overrides={"DE:19:domestic": "OUTPUT"}
+        theirs.id, actor="U0ADMIN", workspace_id=TEAM, tax_overrides={"DE:19:domestic": "OUTPUT"}
     )
     ours = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=OTHER)
     # The settings modal of their integration, as a forged payload would carry it.
@@ -221,7 +226,7 @@ def test_moving_an_integration_to_another_xero_organisation_waits_for_an_admin(
 ) -> None:
     shop = connected_shop(container, world)
     shop = container.integrations.update_settings(
-        SPEC.name, actor="U0ADMIN", workspace_id=TEAM, errors_channel="C0ERRORS"
+        shop.id, actor="U0ADMIN", workspace_id=TEAM, errors_channel="C0ERRORS"
     )
     books = shop.xero_tenant_id
     other = SandboxOrg(name="Someone Else Ltd")

@@ -14,7 +14,7 @@ SETUP_CALLBACK = "setup"
 SETTINGS_CALLBACK = "settings"
 STOP_CALLBACK = "stop"
 CONNECT_CALLBACK = "connect"  # the connect-links modal: no submit, only link buttons
-NOTICE_CALLBACK = "notice"  # a modal that only tells (an error after a click on App Home)
+NOTICE_CALLBACK = "notice"  # a modal that only tells what a click on App Home came to
 
 # Buttons. Value: the integration id.
 OPEN_SETTINGS = "open_settings"

@@ -470,9 +470,11 @@ def connect_links_modal(
     return modal("Connect integration", blocks, callback_id=ids.CONNECT_CALLBACK, close="Done")
 
 
-def notice_modal(text: str) -> Json:
-    """What a click on App Home came to, where there is no channel to answer in."""
-    return modal("Amazon Xero Bot", [section(text)], callback_id=ids.NOTICE_CALLBACK, close="Close")
+def notice_modal(message: Json) -> Json:
+    """A message in a modal: what a click on App Home came to, where there is no channel to
+    answer in."""
+    blocks = [block for block in Block.parse_all(message["blocks"]) if block is not None]
+    return modal("Amazon Xero Bot", blocks, callback_id=ids.NOTICE_CALLBACK, close="Close")
 
 
 def errors_response(errors: Mapping[str, str]) -> Json:
