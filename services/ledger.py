@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from services.documents import ContactSpec
 from services.errors import ErrorKind
-from services.ledger_rows import insert_ignore, transaction_from_json
+from services.ledger_rows import insert_ignore, transaction_from_json, update_by_id
 from services.models import (
     AllocationStatus,
     AmazonTransaction,
@@ -295,31 +295,23 @@ class Ledger:
                     holders[number].append((item_id, order))
         return holders
 
-    def mark_in_flight(self, sent: Sequence[tuple[LedgerItem, dict[str, Any]]]) -> dict[int, int]:
-        """Committed before the documents are sent: each item's attempt number, with the
-        figures of the document as built."""
-        attempts = {item.id: item.attempts + 1 for item, _ in sent}
+    def mark_in_flight(self, items: Sequence[LedgerItem]) -> dict[int, int]:
+        """Committed before the documents are sent (one set-based UPDATE): each item's
+        attempt number, which its batch's Idempotency-Key is made from."""
         with self._sessions.begin() as session:
             session.execute(
-                update(LedgerItem),
-                [
-                    {
-                        "id": item.id,
-                        "status": LedgerStatus.IN_FLIGHT,
-                        "attempts": attempts[item.id],
-                        **figures,
-                    }
-                    for item, figures in sent
-                ],
+                update(LedgerItem)
+                .where(LedgerItem.id.in_([item.id for item in items]))
+                .values(status=LedgerStatus.IN_FLIGHT, attempts=LedgerItem.attempts + 1)
             )
-        return attempts
+        return {item.id: item.attempts + 1 for item in items}
 
     def record_outcomes(self, outcomes: Sequence[dict[str, Any]]) -> None:
-        """What Xero answered, one executemany by primary key."""
+        """What became of each item, by id: one statement per set of columns."""
         if not outcomes:
             return
         with self._sessions.begin() as session:
-            session.execute(update(LedgerItem), list(outcomes))
+            update_by_id(session, LedgerItem, outcomes)
 
     def reopen_in_flight(self, run_id: int) -> None:
         """Documents a crash left in flight go back to pending: the look-up of each batch's
@@ -443,7 +435,7 @@ class Ledger:
         if not changes:
             return
         with self._sessions.begin() as session:
-            session.execute(update(XeroContact), list(changes))
+            update_by_id(session, XeroContact, changes)
 
     def give_refunds_their_orders_contact(self, run_id: int) -> None:
         """Every credit note not yet sent takes the contact of its order's first invoice in
@@ -507,8 +499,9 @@ class Ledger:
                 ["integration_id", "contact_key"],
             )
             _record_contacts(session, integration_id, own)
-            session.execute(
-                update(LedgerItem),
+            update_by_id(
+                session,
+                LedgerItem,
                 [{"id": item_id, "contact_key": key} for item_id, key in keys.items()],
             )
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table, bindparam, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from services.models import Base
@@ -27,11 +28,74 @@ T = TypeVar("T")
 def insert_ignore(
     session: Session, model: type[Base], rows: Sequence[dict[str, Any]], unique: Sequence[str]
 ) -> None:
+    """Insert the rows whose unique key is new (every row has the same columns)."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(model).on_conflict_do_nothing(index_elements=list(unique)), rows)
+    table: Table = model.__table__  # type: ignore[assignment]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        names = ", ".join(rows[0])
+        source, params = _pg_recordset(connection, table, list(rows[0]), rows)
+        connection.execute(
+            text(
+                f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} "
+                f"ON CONFLICT ({', '.join(unique)}) DO NOTHING"
+            ),
+            params,
+        )
+    else:  # SQLite's executemany loops in C
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique))
+        connection.execute(statement, list(rows))
+
+
+def update_by_id(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Per-row changes ({"id": ..., column: value, ...}), one statement per set of columns."""
+    if not rows:
+        return
+    table: Table = model.__table__  # type: ignore[assignment]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(set(row) - {"id"})), []).append(row)
+    connection = session.connection()
+    stamp = {"updated_at": datetime.now(UTC)} if "updated_at" in table.c else {}
+    for names, group in groups.items():
+        if connection.dialect.name == "postgresql":
+            source, params = _pg_recordset(connection, table, ["id", *names], group)
+            assignments = [f"{name} = changes.{name}" for name in names]
+            assignments += [f"{name} = :{name}_now" for name in stamp]
+            connection.execute(
+                text(
+                    f"UPDATE {table.name} SET {', '.join(assignments)} FROM {source} "
+                    f"WHERE {table.name}.id = changes.id"
+                ),
+                params | {f"{name}_now": value for name, value in stamp.items()},
+            )
+        else:
+            connection.execute(
+                update(table)
+                .where(table.c.id == bindparam("_id"))
+                .values({name: bindparam(f"_{name}") for name in names}),
+                [{f"_{name}": value for name, value in row.items()} for row in group],
+            )
+
+
+def _pg_recordset(
+    connection: Connection, table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> tuple[str, dict[str, str]]:
+    """The rows as one JSON parameter, read back as a relation named `changes`: one statement
+    whatever the number of rows, and its text the same for any number (PostgreSQL and psycopg
+    plan and parse it once), where an executemany is a round trip per row."""
+    columns = ", ".join(
+        f"{name} {table.c[name].type.compile(connection.dialect)}" for name in names
+    )
+    data = json.dumps([{name: row[name] for name in names} for row in rows], default=_iso)
+    return f"json_to_recordset(CAST(:rows AS json)) AS changes ({columns})", {"rows": data}
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a ledger value")
 
 
 def transaction_to_json(transaction: Transaction) -> dict[str, Any]:

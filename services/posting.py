@@ -131,11 +131,7 @@ def _post_group(
             status=ctx.integration.invoice_status,
         )
         sendable.append((item, built, payload))
-    attempts = (
-        ledger.mark_in_flight([(item, figures(doc)) for item, doc, _ in sendable])
-        if sendable
-        else {}
-    )
+    attempts = ledger.mark_in_flight([item for item, _, _ in sendable]) if sendable else {}
     try:
         for batch in chunks(sendable, PAGE):
             outcomes.extend(_send(ctx, kind, batch, attempts))
@@ -163,11 +159,11 @@ def _send(
         if error.kind == ErrorKind.AUTH:
             raise
         # Xero may or may not have acted: the items stay uncertain (looked up before resend).
-        return [_failed(item.id, error) for item, _, _ in batch]
+        return [_failed(item.id, error) | figures(doc) for item, doc, _ in batch]
     outcomes: list[dict[str, Any]] = []
     for (item, doc, _), result in zip(batch, results, strict=True):
         if result.ok:
-            outcomes.append(_posted(item.id, result.xero_id))
+            outcomes.append(_posted(item.id, result.xero_id) | figures(doc))
             if kind == DocumentKind.INVOICE:
                 counters.invoices += 1
             else:
@@ -181,7 +177,7 @@ def _send(
                 # Fixable in Xero (enable the currency, add the account...).
                 retryable=True,
             )
-            outcomes.append(_failed(item.id, refused) | {"xero_id": None})
+            outcomes.append(_failed(item.id, refused) | figures(doc))
     return outcomes
 
 
