@@ -4,7 +4,8 @@ For each size a VAT transactions report is generated first (not timed). Then a f
 (so that its peak RSS is this size's alone) times a bare `csv.reader` pass over the file and
 the real command, `python -m bot import-report FILE --integration Bench --dry-run --json`,
 called in-process through `bot.cli.main` with its output counted and dropped. Both times are
-wall-clock seconds on a quiet machine; the ratio is the figure the issue bounds (10x at 100k).
+wall-clock seconds; the ratio is the figure the issue bounds (10x at 100k). The ratio of the
+two processor times is printed beside it: on a shared machine it moves less.
 
     .venv/bin/python bench/bench_dry_run.py [rows ...]   (default rows: 10000 100000 1000000)
 """
@@ -82,26 +83,26 @@ def _add_integration(database: Path, key: str) -> None:
 
 
 def _measure(path: Path, database: Path, key: str, queue: multiprocessing.Queue[tuple]) -> None:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with path.open(newline="") as handle:
         rows = sum(1 for _ in csv.reader(handle, delimiter="\t")) - 1
-    bare = time.perf_counter() - started
+    bare, bare_cpu = time.perf_counter() - started, time.process_time() - cpu
 
     # JSON lines on stdout; "would fail" lines on stderr (beside alembic's log lines).
     out, err = _Counter("\n"), _Counter("would fail:")
     arguments = ["import-report", str(path), "--integration", "Bench", "--dry-run", "--json"]
     settings = _settings(database, key)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli(arguments, settings=settings)
-    dry_run = time.perf_counter() - started
+    dry_run, dry_run_cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((rows, bare, dry_run, peak, out.count, err.count, code))
+    queue.put((rows, bare, dry_run, dry_run_cpu / bare_cpu, peak, out.count, err.count, code))
 
 
 def bench(sizes: list[int]) -> None:
     print(
-        f"{'rows':>9} {'csv.reader s':>13} {'dry run s':>10} {'ratio':>6} "
+        f"{'rows':>9} {'csv.reader s':>13} {'dry run s':>10} {'ratio':>6} {'cpu ratio':>10} "
         f"{'peak RSS MB':>12} {'JSON lines':>11}"
     )
     key = Fernet.generate_key().decode()
@@ -114,12 +115,12 @@ def bench(sizes: list[int]) -> None:
             queue = spawn.Queue()
             child = spawn.Process(target=_measure, args=(report, database, key, queue))
             child.start()
-            rows, bare, dry_run, peak, lines, failures, code = queue.get()
+            rows, bare, dry_run, cpu_ratio, peak, lines, failures, code = queue.get()
             child.join()
             assert (code, failures) == (0, 0), f"exit {code}, {failures} would fail"
             print(
                 f"{rows:>9} {bare:>13.2f} {dry_run:>10.2f} {dry_run / bare:>6.1f} "
-                f"{peak:>12.1f} {lines:>11}"
+                f"{cpu_ratio:>10.1f} {peak:>12.1f} {lines:>11}"
             )
             report.unlink()
 
