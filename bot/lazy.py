@@ -41,12 +41,21 @@ class ReportingLazyRunner(LazyListenerRunner):
 
 
 class ThreadLazyRunner(ReportingLazyRunner):
-    def __init__(self, logger: logging.Logger, executor: Executor) -> None:
+    """The work after an ack, dispatched through the app again on a thread, as the worker
+    dispatches it in its process: listener middleware (`handlers.authz.admin_only`) runs
+    where the work runs, after the ack, in both. Its signature is checked again, well within
+    the five minutes it is good for: the work starts as soon as a thread is free."""
+
+    def __init__(
+        self, logger: logging.Logger, executor: Executor, dispatch: Callable[[BoltRequest], Any]
+    ) -> None:
         super().__init__(logger)
         self.executor = executor
+        self._dispatch = dispatch
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        self.executor.submit(self.run, function, request)
+        # A lazy-only request: Bolt runs `function` alone, through `run`.
+        self.executor.submit(self._dispatch, request)
 
 
 @dataclass(frozen=True)

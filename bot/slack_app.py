@@ -32,21 +32,6 @@ def _shared_client(client: WebClient) -> Callable[..., Any]:
     return middleware
 
 
-class _DispatchedOnThreads(ThreadLazyRunner):
-    """The work after an ack, dispatched through the app again on a thread, as the worker
-    dispatches it in its process: listener middleware (`handlers.authz.admin_only`) runs
-    where the work runs, after the ack, in both. Its signature is checked again, well within
-    the five minutes it is good for: the work starts as soon as a thread is free."""
-
-    def __init__(self, logger: logging.Logger, executor: ThreadPoolExecutor, app: App) -> None:
-        super().__init__(logger, executor)
-        self._app = app
-
-    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        # A lazy-only request: Bolt runs `function` alone, through `run`.
-        self.executor.submit(self._app.dispatch, request)
-
-
 # Slack refuses a signature older than five minutes: a request can only come back within them.
 REPLAY_WINDOW = 300.0
 
@@ -125,7 +110,7 @@ def create_slack_app(
     )
     runner = app.listener_runner
     runner.lazy_listener_runner = (
-        ProcessLazyRunner(log, worker) if worker else _DispatchedOnThreads(log, executor, app)
+        ProcessLazyRunner(log, worker) if worker else ThreadLazyRunner(log, executor, app.dispatch)
     )
     app.middleware(_once_per_request())
     app.middleware(_shared_client(container.slack_client))
