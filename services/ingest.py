@@ -78,6 +78,7 @@ def mark_ingested(ctx: RunContext, tax_keys: set[str]) -> None:
     ctx.summary.state.ingested = True
     ctx.summary.state.tax_keys = sorted(tax_keys)
     ctx.ledger.save_summary(ctx.run_id, ctx.summary)
+    ctx.ledger.refresh_statistics()
 
 
 def ingest(
