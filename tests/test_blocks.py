@@ -1041,7 +1041,6 @@ def test_summary_facts_and_money_per_currency() -> None:
                     }
                 },
             ),
-            xero_shortcode="!sandb",
         )
     )
     text = shown(built)
@@ -1057,7 +1056,7 @@ def test_summary_facts_and_money_per_currency() -> None:
     ):
         assert fact in text
     [xero] = actions_of(built["blocks"])
-    assert xero["url"] == "https://go.xero.com/organisationlogin/default.aspx?shortcode=%21sandb"
+    assert xero["url"] == "https://go.xero.com/"
     assert "Not in Xero" not in text
 
     partial = shown(

@@ -54,7 +54,6 @@ from handlers.blocks.runs import (
     run_failed_message,
     summary_message,
     what_to_fix,
-    xero_url,
 )
 
 __all__ = [
@@ -99,5 +98,4 @@ __all__ = [
     "what_to_fix",
     "xero_change_answered_message",
     "xero_change_message",
-    "xero_url",
 ]

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
 
 from slack_sdk.models.blocks import Block
 
@@ -461,14 +460,6 @@ def progress_message(
     return message(text, blocks)
 
 
-def xero_url(shortcode: str | None = None) -> str:
-    """The organisation in Xero. Xero's documented deep links name an organisation by its
-    ShortCode (from GET /Organisation); without one, Xero opens the last organisation used."""
-    if not shortcode:
-        return XERO_HOME
-    return f"https://go.xero.com/organisationlogin/default.aspx?shortcode={quote(shortcode)}"
-
-
 def _amounts(values: Mapping[str, str]) -> str:
     return ", ".join(
         money(Decimal(amount), currency) for currency, amount in sorted(values.items())
@@ -489,9 +480,7 @@ def _country_line(code: str, facts: Mapping[str, Any]) -> str:
     return truncate(" · ".join(parts), 500)
 
 
-def summary_message(
-    result: RunResult, *, errors_link: str | None = None, xero_shortcode: str | None = None
-) -> Json:
+def summary_message(result: RunResult, *, errors_link: str | None = None) -> Json:
     """The month's summary for the summary channel. `errors_link` is the error parent's
     permalink, when the run had failures."""
     period = describe_period(result.period)
@@ -555,7 +544,7 @@ def summary_message(
             f"Amazon API calls: {number(result.amazon_api_calls)}"
         )
     )
-    buttons = [link_button("Open in Xero", xero_url(xero_shortcode), ids.OPEN_XERO)]
+    buttons = [link_button("Open in Xero", XERO_HOME, ids.OPEN_XERO)]
     if result.failed and errors_link:
         buttons.append(link_button("See the errors", errors_link, ids.OPEN_ERRORS))
     blocks.append(actions(*buttons))
