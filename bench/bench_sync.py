@@ -58,7 +58,7 @@ from services.report_files import read_report_file
 from services.reports import parse_report
 from services.sync import SyncEngine
 from services.transactions import RowError
-from services.xero import DocumentResult
+from services.xero import DocumentResult, Organisation, XeroContactRef, XeroDocument
 
 EU = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4")
 ROWS_PER_ORDER = 1.51  # what the generator makes, measured
@@ -83,9 +83,9 @@ class AcceptingXero:
         self._call()
         return []
 
-    def organisation(self) -> dict[str, Any]:
+    def organisation(self) -> Organisation:
         self._call()
-        return {"CountryCode": "GB"}
+        return Organisation(name="Bench", country_code="GB", base_currency="GBP")
 
     def create_tax_rates(self, rates: Sequence[Any], **_: Any) -> list[dict[str, Any]]:
         self._call()
@@ -111,15 +111,15 @@ class AcceptingXero:
             results.append(DocumentResult(True, f"id-{self._ids}", None, document, []))
         return results
 
-    def find_invoices_by_number(self, numbers: Sequence[str]) -> list[dict[str, Any]]:
+    def find_invoices_by_number(self, numbers: Sequence[str]) -> list[XeroDocument]:
         self._call()
         return []
 
-    def find_credit_notes_by_number(self, numbers: Sequence[str]) -> list[dict[str, Any]]:
+    def find_credit_notes_by_number(self, numbers: Sequence[str]) -> list[XeroDocument]:
         self._call()
         return []
 
-    def find_contacts_by_name(self, names: Sequence[str]) -> list[dict[str, Any]]:
+    def find_contacts_by_name(self, names: Sequence[str]) -> list[XeroContactRef]:
         self._call()
         return []
 
