@@ -46,7 +46,7 @@ def resolve_refund_contacts(ctx: RunContext) -> None:
     contact comes from the ledger (this month or an earlier one), else from the order's
     invoice in Xero (made before this bot, or by hand), else from the refund's own rows."""
     ledger = ctx.ledger
-    ledger.give_refunds_their_orders_contact(ctx.run_id)
+    ledger.give_refunds_their_orders_contact(ctx.integration_id, ctx.run_id)
     for page in ledger.refunds_without_contact(ctx.run_id):
         in_xero = ctx.xero.find_sales_invoice_contacts({i.amazon_order_id or "" for i in page})
         own: dict[str, ContactSpec] = {}

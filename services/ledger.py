@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.documents import ContactSpec
 from services.errors import ErrorKind
@@ -38,6 +38,7 @@ from services.run_summary import RunSummary
 from services.transactions import Transaction
 
 PAGE = 50  # Xero takes at most 50 documents a request: the ledger hands them out so
+BULK_PAGE = 1000  # rows worked on together where no request to Xero follows
 _M = TypeVar("_M", LedgerItem, XeroContact)
 
 
@@ -214,13 +215,13 @@ class Ledger:
             _record_contacts(session, integration_id, chunk.contacts)
 
     def refresh_statistics(self) -> None:
-        """After a month is recorded, on PostgreSQL: the planner's view of the tables that
-        just grew by thousands of rows. Without it, fresh tables look empty, and the joins of
-        the posting loop (refund contacts, number holders) run as a scan per row."""
+        """After a month is recorded: the planner's view of the tables that just grew by
+        thousands of rows. Without it fresh tables look empty to PostgreSQL, and SQLite
+        picks an index by guesswork, and the posting loop's look-ups (an order's invoices,
+        a batch's numbers) can run as scans."""
         with self._sessions.begin() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                for table in ("amazon_transactions", "ledger_items", "xero_contacts"):
-                    session.execute(text(f"ANALYZE {table}"))
+            for table in ("amazon_transactions", "ledger_items", "xero_contacts"):
+                session.execute(text(f"ANALYZE {table}"))
 
     # -- documents -------------------------------------------------------------------------
 
@@ -379,7 +380,7 @@ class Ledger:
             )
             return list(session.scalars(query.order_by(LedgerItem.id)))
 
-    def pages(self, model: type[_M], *conditions: Any) -> Iterator[list[_M]]:
+    def pages(self, model: type[_M], *conditions: Any, size: int = PAGE) -> Iterator[list[_M]]:
         """Rows matching `conditions`, a page at a time, by id: constant memory, and rows
         changed while a page is worked on do not shift the next page."""
         after = 0
@@ -390,7 +391,7 @@ class Ledger:
                         select(model)
                         .where(*conditions, model.id > after)
                         .order_by(model.id)
-                        .limit(PAGE)
+                        .limit(size)
                     )
                 )
             if not page:
@@ -446,43 +447,30 @@ class Ledger:
         with self._sessions.begin() as session:
             update_by_id(session, XeroContact, changes)
 
-    def give_refunds_their_orders_contact(self, run_id: int) -> None:
+    def give_refunds_their_orders_contact(self, integration_id: int, run_id: int) -> None:
         """Every credit note not yet sent takes the contact of its order's first invoice in
         the ledger (any month), so that a sale read after its refund still gives the refund
-        its contact. One UPDATE joined to each order's first invoice (not a subquery per
-        credit note, which a planner without statistics runs as a scan per row)."""
-        invoice, first_invoice = aliased(LedgerItem), aliased(LedgerItem)
-        unsent = (
+        its contact. A page of credit notes at a time, each page's orders looked up by the
+        order index (a correlated UPDATE was planned as a scan per credit note)."""
+        unsent = self.pages(
+            LedgerItem,
             LedgerItem.run_id == run_id,
             LedgerItem.document_type == DocumentKind.CREDIT_NOTE,
             LedgerItem.status.in_([LedgerStatus.PENDING, LedgerStatus.FAILED]),
             LedgerItem.xero_id.is_(None),
+            size=BULK_PAGE,
         )
-        refunded_orders = select(LedgerItem.amazon_order_id).where(*unsent)
-        firsts = (
-            select(func.min(invoice.id).label("id"))
-            .where(
-                invoice.integration_id
-                == select(SyncRun.integration_id).where(SyncRun.id == run_id).scalar_subquery(),
-                invoice.document_type == DocumentKind.INVOICE,
-                invoice.contact_key.is_not(None),
-                invoice.amazon_order_id.in_(refunded_orders),
+        for page in unsent:
+            firsts = self.order_contacts(
+                integration_id, {item.amazon_order_id or "" for item in page}
             )
-            .group_by(invoice.amazon_order_id)
-            .subquery()
-        )
-        contacts = (
-            select(first_invoice.amazon_order_id, first_invoice.contact_key)
-            .join(firsts, first_invoice.id == firsts.c.id)
-            .subquery()
-        )
-        with self._sessions.begin() as session:
-            session.execute(
-                update(LedgerItem)
-                .where(*unsent, LedgerItem.amazon_order_id == contacts.c.amazon_order_id)
-                .values(contact_key=contacts.c.contact_key)
-                .execution_options(synchronize_session=False)
-            )
+            changes = [
+                {"id": item.id, "contact_key": firsts[item.amazon_order_id or ""]}
+                for item in page
+                if firsts.get(item.amazon_order_id or "", item.contact_key) != item.contact_key
+            ]
+            with self._sessions.begin() as session:
+                update_by_id(session, LedgerItem, changes)
 
     def refunds_without_contact(self, run_id: int) -> Iterator[list[LedgerItem]]:
         return self.pages(
