@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import math
 import multiprocessing
 import platform
 import resource
@@ -29,12 +28,11 @@ from cryptography.fernet import Fernet
 from bot.cli import main as cli
 from bot.config import Settings, load_settings
 from bot.container import Container
-from sandbox.amazon_reports import generate_vat_report
+from sandbox.amazon_reports import write_vat_report
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 
 EU = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4")
-ROWS_PER_ORDER = 1.51  # what the generator makes, measured
 
 
 class _Counter:
@@ -50,17 +48,6 @@ class _Counter:
 
     def flush(self) -> None:
         return None
-
-
-def _write_report(rows: int, directory: Path) -> Path:
-    path = directory / f"vat-{rows}.txt"
-    orders = math.ceil(rows / ROWS_PER_ORDER)
-    with path.open("w") as handle:
-        for line in generate_vat_report(
-            period="2026-10", marketplace_ids=list(EU), seed=11, orders=orders
-        ):
-            handle.write(line + "\n")
-    return path
 
 
 def _settings(database: Path, key: str) -> Settings:
@@ -110,7 +97,9 @@ def bench(sizes: list[int]) -> None:
         database = Path(directory) / "bench.sqlite3"
         _add_integration(database, key)
         for size in sizes:
-            report = _write_report(size, Path(directory))
+            report = write_vat_report(
+                Path(directory) / f"vat-{size}.txt", rows=size, marketplace_ids=list(EU)
+            )
             spawn = multiprocessing.get_context("spawn")
             queue = spawn.Queue()
             child = spawn.Process(target=_measure, args=(report, database, key, queue))

@@ -51,7 +51,7 @@ from sqlalchemy.engine import make_url
 import services
 from bot.config import load_settings
 from bot.container import Container
-from sandbox.amazon_reports import generate_vat_report
+from sandbox.amazon_reports import write_vat_report
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 from services.report_files import read_report_file
@@ -67,7 +67,6 @@ from services.xero import (
 )
 
 EU = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4")
-ROWS_PER_ORDER = 1.51  # what the generator makes, measured
 # What the database is asked, by kind: each is one round trip, or more (an executemany).
 SQL_KINDS = ("statements", "commits", "rollbacks", "pings")
 SERVICES = Path(services.__file__).parent
@@ -254,17 +253,6 @@ class Phases:
         ]
 
 
-def _write_report(rows: int, directory: Path) -> Path:
-    path = directory / f"vat-{rows}.txt"
-    orders = math.ceil(rows / ROWS_PER_ORDER)
-    with path.open("w") as handle:
-        for line in generate_vat_report(
-            period="2026-10", marketplace_ids=list(EU), seed=11, orders=orders
-        ):
-            handle.write(line + "\n")
-    return path
-
-
 def _parse_only(path: Path, queue: multiprocessing.Queue[Any]) -> None:
     """The report read and parsed to transactions, nothing recorded: the floor of the sync."""
     started = time.perf_counter()
@@ -396,7 +384,9 @@ def bench_rows(sizes: list[int], profile: Path | None) -> None:
             print("PostgreSQL: left out (TEST_DATABASE_URL is not set)")
         runs = []
         for rows in sizes:
-            report = _write_report(rows, Path(directory))
+            report = write_vat_report(
+                Path(directory) / f"vat-{rows}.txt", rows=rows, marketplace_ids=list(EU)
+            )
             parse_seconds, transactions, unreadable = _in_child(_parse_only, report)
             assert unreadable == 0, f"{unreadable} rows unreadable"
             for database, fresh in databases.items():

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 from stdnum.util import get_cc_module
 
@@ -1489,3 +1491,18 @@ def generate_all_orders_report(
                 "signature-confirmation-recommended": "false",
             }
             yield "\t".join(values.get(column, "") for column in ALL_ORDERS_HEADER)
+
+
+VAT_ROWS_PER_ORDER = 1.51  # what generate_vat_report makes, measured
+
+
+def write_vat_report(path: Path, *, rows: int, marketplace_ids: list[str], seed: int = 11) -> Path:
+    """A VAT transactions report of about `rows` rows for October 2026 written to `path`: what
+    the benches import."""
+    orders = math.ceil(rows / VAT_ROWS_PER_ORDER)
+    with path.open("w") as handle:
+        for line in generate_vat_report(
+            period="2026-10", marketplace_ids=marketplace_ids, seed=seed, orders=orders
+        ):
+            handle.write(line + "\n")
+    return path
