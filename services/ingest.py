@@ -19,10 +19,11 @@ from services.documents import (
 )
 from services.errors import ErrorKind, ServiceError
 from services.ledger import IngestChunk, item_row
-from services.ledger_rows import RowKeys, chunks, transaction_to_json
+from services.ledger_rows import chunks
 from services.marketplaces import Region
 from services.models import AllocationStatus, DocumentKind, LedgerStatus
 from services.reports import ReportKind, parse_report
+from services.row_codec import RowKeys, transaction_to_json
 from services.run_context import RunContext
 from services.transactions import RowError, Transaction
 

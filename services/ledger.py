@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.documents import ContactSpec
 from services.errors import ErrorKind
-from services.ledger_rows import insert_ignore, transaction_from_json, update_by_id
+from services.ledger_rows import insert_ignore, update_by_id
 from services.models import (
     AllocationStatus,
     AmazonTransaction,
@@ -34,6 +34,7 @@ from services.models import (
 )
 from services.money import from_cents
 from services.results import CurrencyTotals
+from services.row_codec import transaction_from_json
 from services.run_summary import RunSummary
 from services.transactions import Transaction
 
