@@ -161,21 +161,26 @@ class Ledger:
 
     def order_contacts(self, integration_id: int, orders: set[str]) -> dict[str, str]:
         """The contact of each of these orders that already has an invoice."""
-        found: dict[str, str] = {}
+        first: dict[str, tuple[int, str]] = {}
         with self._sessions() as session:
-            for order, key in session.execute(
-                select(LedgerItem.amazon_order_id, LedgerItem.contact_key)
-                .where(
+            # Filtered by order only: while a month is read the tables have no statistics,
+            # and SQLite would otherwise walk every invoice of the integration by type.
+            for item_id, order, kind, key in session.execute(
+                select(
+                    LedgerItem.id,
+                    LedgerItem.amazon_order_id,
+                    LedgerItem.document_type,
+                    LedgerItem.contact_key,
+                ).where(
                     LedgerItem.integration_id == integration_id,
-                    LedgerItem.document_type == DocumentKind.INVOICE,
                     LedgerItem.amazon_order_id.in_(orders),
-                    LedgerItem.contact_key.is_not(None),
                 )
-                .order_by(LedgerItem.id)
             ):
-                if order is not None and key is not None:
-                    found.setdefault(order, key)
-        return found
+                if kind != DocumentKind.INVOICE or order is None or key is None:
+                    continue
+                if order not in first or item_id < first[order][0]:
+                    first[order] = (item_id, key)
+        return {order: key for order, (_, key) in first.items()}
 
     def record_chunk(self, integration_id: int, run_id: int, chunk: IngestChunk) -> None:
         """Rows, documents and buyers of one chunk, in one transaction: a re-read changes
@@ -184,13 +189,9 @@ class Ledger:
         keys = list(chunk.documents)
         with self._sessions.begin() as session:
             insert_ignore(session, AmazonTransaction, chunk.rows, ["integration_id", "row_key"])
-            insert_ignore(
-                session,
-                LedgerItem,
-                [*chunk.documents.values(), *chunk.unreadable],
-                ["integration_id", "source_key"],
-            )
-            if keys:
+            items = [*chunk.documents.values(), *chunk.unreadable]
+            new = insert_ignore(session, LedgerItem, items, ["integration_id", "source_key"])
+            if keys and new < len(items):  # some were recorded before (another run; failed)
                 ours = (
                     LedgerItem.integration_id == integration_id,
                     LedgerItem.source_key.in_(keys),
@@ -270,13 +271,16 @@ class Ledger:
                 rows[by_key[key]].append(transaction_from_json(payload))
         return rows
 
-    def unreadable_orders(self, run_id: int, orders: set[str | None]) -> dict[str, str]:
+    def unreadable_orders(
+        self, integration_id: int, run_id: int, orders: set[str | None]
+    ) -> dict[str, str]:
         """Order id -> why one of its rows could not be read, for these orders."""
         with self._sessions() as session:
             return {
                 order: message or ""
                 for order, message in session.execute(
                     select(LedgerItem.amazon_order_id, LedgerItem.error_message).where(
+                        LedgerItem.integration_id == integration_id,
                         LedgerItem.run_id == run_id,
                         LedgerItem.transaction_type == "UNREADABLE",
                         LedgerItem.amazon_order_id.in_(orders),

@@ -23,16 +23,17 @@ T = TypeVar("T")
 
 def insert_ignore(
     session: Session, model: type[Base], rows: Sequence[dict[str, Any]], unique: Sequence[str]
-) -> None:
-    """Insert the rows whose unique key is new (every row has the same columns)."""
+) -> int:
+    """Insert the rows whose unique key is new (every row has the same columns); how many
+    were new."""
     if not rows:
-        return
+        return 0
     table: Table = model.__table__  # type: ignore[assignment]
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         names = ", ".join(rows[0])
         source, params = _pg_recordset(connection, table, list(rows[0]), rows)
-        connection.execute(
+        result = connection.execute(
             text(
                 f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source} "
                 f"ON CONFLICT ({', '.join(unique)}) DO NOTHING"
@@ -41,7 +42,8 @@ def insert_ignore(
         )
     else:  # SQLite's executemany loops in C
         statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique))
-        connection.execute(statement, list(rows))
+        result = connection.execute(statement, list(rows))
+    return result.rowcount
 
 
 def update_by_id(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:

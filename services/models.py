@@ -216,10 +216,11 @@ class LedgerItem(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
-    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"), index=True)
+    # Looked up by run through ix_ledger_items_run_id_status.
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"))
     source_key: Mapped[str] = mapped_column(String(200))
     transaction_type: Mapped[str] = mapped_column(String(32))
-    amazon_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    amazon_order_id: Mapped[str | None] = mapped_column(String(64))
     document_type: Mapped[str | None] = mapped_column(String(16))
     document_number: Mapped[str | None] = mapped_column(String(255))
     contact_key: Mapped[str | None] = mapped_column(String(200))

@@ -202,7 +202,9 @@ def _whole_and_unique(
         if number:
             numbers[item.id] = number
     in_xero = _find_numbers(ctx, kind, set(numbers.values()))
-    unreadable = ctx.ledger.unreadable_orders(ctx.run_id, {item.amazon_order_id for item in items})
+    unreadable = ctx.ledger.unreadable_orders(
+        ctx.integration_id, ctx.run_id, {item.amazon_order_id for item in items}
+    )
     holders = ctx.ledger.number_holders(ctx.integration_id, ctx.run_id, kind, set(numbers.values()))
     verdicts: dict[int, ServiceError | str] = {}
     for item in items:

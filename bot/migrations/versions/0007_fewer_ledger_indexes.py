@@ -1,0 +1,32 @@
+"""Two ledger indexes every query can do without: each item is updated twice per posting
+(in flight, then its outcome), and each update writes every index anew
+
+ix_ledger_items_run_id is the first column of ix_ledger_items_run_id_status;
+ix_ledger_items_amazon_order_id is the second of ix_ledger_items_integration_order, and every
+look-up by order names the integration.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-05
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("ledger_items") as batch_op:
+        batch_op.drop_index("ix_ledger_items_run_id")
+        batch_op.drop_index("ix_ledger_items_amazon_order_id")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("ledger_items") as batch_op:
+        batch_op.create_index("ix_ledger_items_amazon_order_id", ["amazon_order_id"], unique=False)
+        batch_op.create_index("ix_ledger_items_run_id", ["run_id"], unique=False)
