@@ -145,18 +145,23 @@ def parse_report(lines: Iterable[str], *, file_name: str) -> Iterator[Transactio
     header, consumed = _header(iterator, file_name)
     rows = _rows(iterator, header, file_name, consumed)
     if header.kind == ReportKind.SETTLEMENT_V2:
-        yield from _settlement_items(rows, file_name)
+        yield from _settlement_items(rows, header, file_name)
         return
-    build = _vat_transaction if header.kind == ReportKind.VAT_TRANSACTIONS else _order_transaction
+    build: Callable[[list[str]], Transaction]
+    if header.kind == ReportKind.VAT_TRANSACTIONS:
+        build = _VatReader(header).transaction
+    else:
+        build = functools.partial(_order_transaction, header)
     for row in rows:
         if isinstance(row, RowError):
             yield row
             continue
-        source = SourceRef(file_name, row.line)
+        line, values = row
+        source = SourceRef(file_name, line)
         try:
-            yield build(row, source)
+            yield build(values).with_source(source)
         except _BadValue as bad:
-            yield RowError(source, bad.column, bad.message, row.order_id() or None)
+            yield RowError(source, header.label(bad.column), bad.message, header.order_id(values))
 
 
 # --- header and rows --------------------------------------------------------------------------
