@@ -13,10 +13,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, any_, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from services.documents import ContactSpec
 from services.errors import ErrorKind
@@ -41,6 +42,31 @@ from services.transactions import Transaction
 PAGE = 50  # Xero takes at most 50 documents a request: the ledger hands them out so
 BULK_PAGE = 1000  # rows worked on together where no request to Xero follows
 _M = TypeVar("_M", LedgerItem, XeroContact)
+
+
+class Keyed(Protocol):
+    """A ledger item as far as finding its document's rows needs: its key."""
+
+    @property
+    def source_key(self) -> str: ...
+
+
+_K = TypeVar("_K", bound=Keyed)
+
+
+class PendingDocument(NamedTuple):
+    """A document to post, as the posting loop reads it: plain values, read by the thousand
+    (mapped objects cost more to load than the rest of the look-up)."""
+
+    id: int
+    source_key: str
+    amazon_order_id: str | None
+    document_number: str | None
+    contact_key: str | None
+    attempts: int
+
+
+_PENDING_COLUMNS = [getattr(LedgerItem, name) for name in PendingDocument._fields]
 
 
 @dataclass
@@ -70,6 +96,17 @@ class IngestChunk:
 class Ledger:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        self._postgres = sessions.kw["bind"].dialect.name == "postgresql"
+
+    def _among(
+        self, column: InstrumentedAttribute[Any], values: Iterable[Any]
+    ) -> ColumnElement[bool]:
+        """`column IN values` for a page of values. On PostgreSQL one array parameter
+        (`= ANY`): the statement's text stays the same whatever the page holds, instead of
+        hundreds of parameters that the driver and the planner read afresh each time."""
+        if self._postgres:
+            return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return column.in_(list(values))
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -148,6 +185,37 @@ class Ledger:
             )
             return list(session.scalars(query))
 
+    def _record_contacts(
+        self, session: Session, integration_id: int, contacts: dict[str, ContactSpec]
+    ) -> None:
+        """New buyers become contacts to make; a known buyer whose details changed (a new
+        address, say) becomes a contact to update."""
+        if not contacts:
+            return
+        known = {
+            contact.contact_key: contact
+            for contact in session.scalars(
+                select(XeroContact).where(
+                    XeroContact.integration_id == integration_id,
+                    self._among(XeroContact.contact_key, contacts),
+                )
+            )
+        }
+        new_rows = []
+        for key, spec in contacts.items():
+            spec_json = asdict(spec)
+            fingerprint = spec_fingerprint(spec_json)
+            existing = known.get(key)
+            if existing is None:
+                new_rows.append(
+                    contact_row(integration_id, key, spec=spec_json, fingerprint=fingerprint)
+                )
+            elif existing.fingerprint != fingerprint:
+                existing.spec, existing.fingerprint = spec_json, fingerprint
+                if existing.status != LedgerStatus.IN_FLIGHT:
+                    existing.status = LedgerStatus.PENDING
+        insert_ignore(session, XeroContact, new_rows, ["integration_id", "contact_key"])
+
     # -- ingest ----------------------------------------------------------------------------
 
     def drop_unreadable(self, run_id: int) -> None:
@@ -173,7 +241,7 @@ class Ledger:
                     LedgerItem.contact_key,
                 ).where(
                     LedgerItem.integration_id == integration_id,
-                    LedgerItem.amazon_order_id.in_(orders),
+                    self._among(LedgerItem.amazon_order_id, orders),
                 )
             ):
                 if kind != DocumentKind.INVOICE or order is None or key is None:
@@ -194,7 +262,7 @@ class Ledger:
             if keys and new < len(items):  # some were recorded before (another run; failed)
                 ours = (
                     LedgerItem.integration_id == integration_id,
-                    LedgerItem.source_key.in_(keys),
+                    self._among(LedgerItem.source_key, keys),
                 )
                 session.execute(
                     update(LedgerItem)
@@ -214,7 +282,7 @@ class Ledger:
                     )
                     .values(status=LedgerStatus.PENDING)
                 )
-            _record_contacts(session, integration_id, chunk.contacts)
+            self._record_contacts(session, integration_id, chunk.contacts)
 
     def refresh_statistics(self) -> None:
         """After a month is recorded: the planner's view of the tables that just grew by
@@ -238,33 +306,34 @@ class Ledger:
                 or 0
             )
 
-    def next_pending(self, run_id: int, kind: DocumentKind, limit: int) -> list[LedgerItem]:
+    def next_pending(self, run_id: int, kind: DocumentKind, limit: int) -> list[PendingDocument]:
         with self._sessions() as session:
             return list(
-                session.scalars(
-                    select(LedgerItem)
-                    .where(
-                        LedgerItem.run_id == run_id,
-                        LedgerItem.status == LedgerStatus.PENDING,
-                        LedgerItem.document_type == kind,
-                    )
-                    .order_by(LedgerItem.id)
-                    .limit(limit)
+                map(
+                    PendingDocument._make,
+                    session.execute(
+                        select(*_PENDING_COLUMNS)
+                        .where(
+                            LedgerItem.run_id == run_id,
+                            LedgerItem.status == LedgerStatus.PENDING,
+                            LedgerItem.document_type == kind,
+                        )
+                        .order_by(LedgerItem.id)
+                        .limit(limit)
+                    ),
                 )
             )
 
-    def rows_of(
-        self, integration_id: int, items: Sequence[LedgerItem]
-    ) -> dict[LedgerItem, list[Transaction]]:
+    def rows_of(self, integration_id: int, items: Sequence[_K]) -> dict[_K, list[Transaction]]:
         """The report rows of each item's document, in file order."""
         by_key = {item.source_key: item for item in items}
-        rows: dict[LedgerItem, list[Transaction]] = {item: [] for item in items}
+        rows: dict[_K, list[Transaction]] = {item: [] for item in items}
         with self._sessions() as session:
             for key, payload in session.execute(
                 select(AmazonTransaction.document_key, AmazonTransaction.payload)
                 .where(
                     AmazonTransaction.integration_id == integration_id,
-                    AmazonTransaction.document_key.in_(list(by_key)),
+                    self._among(AmazonTransaction.document_key, by_key),
                 )
                 .order_by(AmazonTransaction.id)
             ):
@@ -283,7 +352,7 @@ class Ledger:
                         LedgerItem.integration_id == integration_id,
                         LedgerItem.run_id == run_id,
                         LedgerItem.transaction_type == "UNREADABLE",
-                        LedgerItem.amazon_order_id.in_(orders),
+                        self._among(LedgerItem.amazon_order_id, orders),
                     )
                 )
                 if order is not None
@@ -300,7 +369,7 @@ class Ledger:
                 select(LedgerItem.id, LedgerItem.document_number, LedgerItem.amazon_order_id).where(
                     LedgerItem.integration_id == integration_id,
                     LedgerItem.document_type == kind,
-                    LedgerItem.document_number.in_(numbers),
+                    self._among(LedgerItem.document_number, numbers),
                     (LedgerItem.run_id == run_id)
                     | LedgerItem.xero_id.is_not(None)
                     | LedgerItem.status.in_([LedgerStatus.POSTED, LedgerStatus.IN_FLIGHT]),
@@ -310,13 +379,13 @@ class Ledger:
                     holders[number].append((item_id, order))
         return holders
 
-    def mark_in_flight(self, items: Sequence[LedgerItem]) -> dict[int, int]:
+    def mark_in_flight(self, items: Sequence[PendingDocument]) -> dict[int, int]:
         """Committed before the documents are sent (one set-based UPDATE): each item's
         attempt number, which its batch's Idempotency-Key is made from."""
         with self._sessions.begin() as session:
             session.execute(
                 update(LedgerItem)
-                .where(LedgerItem.id.in_([item.id for item in items]))
+                .where(self._among(LedgerItem.id, [item.id for item in items]))
                 .values(status=LedgerStatus.IN_FLIGHT, attempts=LedgerItem.attempts + 1)
             )
         return {item.id: item.attempts + 1 for item in items}
@@ -346,7 +415,7 @@ class Ledger:
             LedgerItem.error_kind != ErrorKind.BAD_DATA,
         )
         if only is not None:
-            query = query.where(LedgerItem.id.in_(only))
+            query = query.where(self._among(LedgerItem.id, only))
         with self._sessions() as session:
             return list(session.scalars(query))
 
@@ -354,7 +423,7 @@ class Ledger:
         """Failed items become pending; a document already in Xero (its allocation failed)
         is posted again, its allocation to be made; failed contacts are tried afresh."""
         failed = (
-            LedgerItem.id.in_(item_ids),
+            self._among(LedgerItem.id, item_ids),
             LedgerItem.integration_id == integration_id,
             LedgerItem.status == LedgerStatus.FAILED,
         )
@@ -422,7 +491,7 @@ class Ledger:
                 for contact in session.scalars(
                     select(XeroContact).where(
                         XeroContact.integration_id == integration_id,
-                        XeroContact.contact_key.in_(list(keys)),
+                        self._among(XeroContact.contact_key, keys),
                     )
                 )
             }
@@ -506,7 +575,7 @@ class Ledger:
                 ],
                 ["integration_id", "contact_key"],
             )
-            _record_contacts(session, integration_id, own)
+            self._record_contacts(session, integration_id, own)
             update_by_id(
                 session,
                 LedgerItem,
@@ -546,7 +615,7 @@ class Ledger:
                     LedgerItem.integration_id == integration_id,
                     LedgerItem.document_type == DocumentKind.INVOICE,
                     LedgerItem.status == LedgerStatus.POSTED,
-                    LedgerItem.amazon_order_id.in_(orders),
+                    self._among(LedgerItem.amazon_order_id, orders),
                 )
                 .order_by(LedgerItem.id)
             ):
@@ -657,38 +726,6 @@ def item_row(integration_id: int, run_id: int, **values: Any) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"not ledger_items columns: {sorted(unknown)}")
     return row | values
-
-
-def _record_contacts(
-    session: Session, integration_id: int, contacts: dict[str, ContactSpec]
-) -> None:
-    """New buyers become contacts to make; a known buyer whose details changed (a new
-    address, say) becomes a contact to update."""
-    if not contacts:
-        return
-    known = {
-        contact.contact_key: contact
-        for contact in session.scalars(
-            select(XeroContact).where(
-                XeroContact.integration_id == integration_id,
-                XeroContact.contact_key.in_(list(contacts)),
-            )
-        )
-    }
-    new_rows = []
-    for key, spec in contacts.items():
-        spec_json = asdict(spec)
-        fingerprint = spec_fingerprint(spec_json)
-        existing = known.get(key)
-        if existing is None:
-            new_rows.append(
-                contact_row(integration_id, key, spec=spec_json, fingerprint=fingerprint)
-            )
-        elif existing.fingerprint != fingerprint:
-            existing.spec, existing.fingerprint = spec_json, fingerprint
-            if existing.status != LedgerStatus.IN_FLIGHT:
-                existing.status = LedgerStatus.PENDING
-    insert_ignore(session, XeroContact, new_rows, ["integration_id", "contact_key"])
 
 
 def spec_fingerprint(spec: dict[str, Any]) -> str:

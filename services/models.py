@@ -201,8 +201,9 @@ class LedgerItem(Base):
     __tablename__ = "ledger_items"
     __table_args__ = (
         UniqueConstraint("integration_id", "source_key"),
-        # The posting loop asks for the next pending documents of a run, over and over.
-        Index("ix_ledger_items_run_id_status", "run_id", "status"),
+        # The posting loop asks for the next pending documents of a run in id order, over
+        # and over: with the id in the index each ask reads its page, not every pending row.
+        Index("ix_ledger_items_run_status_id", "run_id", "status", "id"),
         # An order's other documents: its contact for the next shipment and for refunds.
         Index("ix_ledger_items_integration_order", "integration_id", "amazon_order_id"),
         # Each batch asks which documents of the integration already have its numbers.
@@ -216,7 +217,7 @@ class LedgerItem(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
-    # Looked up by run through ix_ledger_items_run_id_status.
+    # Looked up by run through ix_ledger_items_run_status_id.
     run_id: Mapped[int] = mapped_column(ForeignKey("sync_runs.id", ondelete="CASCADE"))
     source_key: Mapped[str] = mapped_column(String(200))
     transaction_type: Mapped[str] = mapped_column(String(32))

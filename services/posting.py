@@ -13,9 +13,9 @@ from services.allocations import allocate
 from services.contact_posting import post_contacts, reconcile_contacts, resolve_refund_contacts
 from services.documents import Document, TaxKey, build_document, document_payload, tax_keys
 from services.errors import ErrorKind, ServiceError
-from services.ledger import PAGE
+from services.ledger import PAGE, PendingDocument
 from services.ledger_rows import chunks
-from services.models import AllocationStatus, DocumentKind, LedgerItem, LedgerStatus
+from services.models import AllocationStatus, DocumentKind, LedgerStatus
 from services.money import cents
 from services.posting_rules import document_label, posting_verdict
 from services.run_context import RunContext
@@ -70,7 +70,7 @@ def figures(doc: Document) -> dict[str, Any]:
     }
 
 
-def _build(ctx: RunContext, items: list[LedgerItem]) -> dict[int, Document | ServiceError]:
+def _build(ctx: RunContext, items: list[PendingDocument]) -> dict[int, Document | ServiceError]:
     built: dict[int, Document | ServiceError] = {}
     for item, rows in ctx.ledger.rows_of(ctx.integration_id, items).items():
         try:
@@ -81,7 +81,7 @@ def _build(ctx: RunContext, items: list[LedgerItem]) -> dict[int, Document | Ser
 
 
 def _post_group(
-    ctx: RunContext, tax_map: TaxMap, kind: DocumentKind, items: list[LedgerItem]
+    ctx: RunContext, tax_map: TaxMap, kind: DocumentKind, items: list[PendingDocument]
 ) -> None:
     """Phase 1, decided from the ledger and one look-up of the numbers in Xero: each item is
     adopted (Xero has it), failed (it must not or cannot be sent) or sendable. Phase 2: the
@@ -97,7 +97,7 @@ def _post_group(
     buildable = [doc for doc in documents.values() if isinstance(doc, Document)]
     # One look at the tax map per group: missing rates are created together.
     tax_types = tax_map.ensure(set().union(*(tax_keys(doc) for doc in buildable)), ctx.xero)
-    sendable: list[tuple[LedgerItem, Document, dict[str, Any]]] = []
+    sendable: list[tuple[PendingDocument, Document, dict[str, Any]]] = []
     outcomes: list[dict[str, Any]] = []
     for item in items:
         built = documents[item.id]
@@ -142,7 +142,7 @@ def _post_group(
 def _send(
     ctx: RunContext,
     kind: DocumentKind,
-    batch: list[tuple[LedgerItem, Document, dict[str, Any]]],
+    batch: list[tuple[PendingDocument, Document, dict[str, Any]]],
     attempts: dict[int, int],
 ) -> list[dict[str, Any]]:
     """One request of up to 50 documents; what became of each."""
@@ -184,7 +184,7 @@ def _send(
 def _whole_and_unique(
     ctx: RunContext,
     kind: DocumentKind,
-    items: list[LedgerItem],
+    items: list[PendingDocument],
     documents: dict[int, Document | ServiceError],
 ) -> dict[int, ServiceError | str]:
     """What becomes of a batch's items before anything is sent, by item id.

@@ -1,9 +1,11 @@
-"""Two ledger indexes every query can do without: each item is updated twice per posting
-(in flight, then its outcome), and each update writes every index anew
+"""Ledger indexes for how items are written and read: each item is updated twice per
+posting (in flight, then its outcome) and each update writes every index anew, and the
+posting loop reads the next pending items of a run in id order
 
-ix_ledger_items_run_id is the first column of ix_ledger_items_run_id_status;
-ix_ledger_items_amazon_order_id is the second of ix_ledger_items_integration_order, and every
-look-up by order names the integration.
+ix_ledger_items_run_id is the first column of the run's index; ix_ledger_items_amazon_order_id
+is the second of ix_ledger_items_integration_order, and every look-up by order names the
+integration. The run's index gains the id, so that a page of pending items is read in order
+instead of every pending item sorted (PostgreSQL does not order equal keys by id).
 
 Revision ID: 0007
 Revises: 0006
@@ -24,9 +26,13 @@ def upgrade() -> None:
     with op.batch_alter_table("ledger_items") as batch_op:
         batch_op.drop_index("ix_ledger_items_run_id")
         batch_op.drop_index("ix_ledger_items_amazon_order_id")
+        batch_op.drop_index("ix_ledger_items_run_id_status")
+        batch_op.create_index("ix_ledger_items_run_status_id", ["run_id", "status", "id"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("ledger_items") as batch_op:
-        batch_op.create_index("ix_ledger_items_amazon_order_id", ["amazon_order_id"], unique=False)
-        batch_op.create_index("ix_ledger_items_run_id", ["run_id"], unique=False)
+        batch_op.drop_index("ix_ledger_items_run_status_id")
+        batch_op.create_index("ix_ledger_items_run_id_status", ["run_id", "status"])
+        batch_op.create_index("ix_ledger_items_amazon_order_id", ["amazon_order_id"])
+        batch_op.create_index("ix_ledger_items_run_id", ["run_id"])
