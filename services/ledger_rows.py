@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, text, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Connection, Table, text
 from sqlalchemy.orm import Session
 
 from services.models import Base
@@ -41,8 +40,13 @@ def insert_ignore(
             params,
         )
     else:  # SQLite's executemany loops in C
-        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique))
-        result = connection.execute(statement, list(rows))
+        columns = list(rows[0])
+        result = connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)}) "
+            f"ON CONFLICT ({', '.join(unique)}) DO NOTHING",
+            _sqlite_values(connection, table, columns, rows),
+        )
     return result.rowcount
 
 
@@ -69,11 +73,16 @@ def update_by_id(session: Session, model: type[Base], rows: Sequence[dict[str, A
                 params | {f"{name}_now": value for name, value in stamp.items()},
             )
         else:
-            connection.execute(
-                update(table)
-                .where(table.c.id == bindparam("_id"))
-                .values({name: bindparam(f"_{name}") for name in names}),
-                [{f"_{name}": value for name, value in row.items()} for row in group],
+            assigned = [*names, *stamp]
+            connection.exec_driver_sql(
+                f"UPDATE {table.name} SET {', '.join(f'{name} = ?' for name in assigned)} "
+                "WHERE id = ?",
+                _sqlite_values(
+                    connection,
+                    table,
+                    [*assigned, "id"],
+                    [row | stamp for row in group] if stamp else group,
+                ),
             )
 
 
@@ -88,6 +97,27 @@ def _pg_recordset(
     )
     data = json.dumps([{name: row[name] for name in names} for row in rows], default=_iso)
     return f"json_to_recordset(CAST(:rows AS json)) AS changes ({columns})", {"rows": data}
+
+
+def _sqlite_values(
+    connection: Connection, table: Table, names: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """The rows as the driver's parameter tuples, each value made ready by its column's type
+    (JSON text, dates): what SQLAlchemy does per row of an executemany, without its per-row
+    work for statements it would compile (a third of the time of a chunk's insert)."""
+    dialect = connection.dialect
+    processors = [
+        (i, processor)
+        for i, name in enumerate(names)
+        if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+    values = []
+    for row in rows:
+        params = [row[name] for name in names]
+        for i, processor in processors:
+            params[i] = processor(params[i])
+        values.append(tuple(params))
+    return values
 
 
 def _iso(value: object) -> str:
