@@ -60,10 +60,12 @@ from services.sync import SyncEngine
 from services.transactions import RowError
 from services.xero import (
     DocumentResult,
+    NewTaxRate,
     Organisation,
     XeroClient,
     XeroContactRef,
     XeroDocument,
+    XeroTaxRate,
 )
 
 EU = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4")
@@ -79,12 +81,12 @@ class AcceptingXero:
     api_calls: int = 0
     day_limit_remaining: int | None = None
     _ids: int = 0
-    created_rates: list[dict[str, Any]] = field(default_factory=list)
+    rates_made: int = 0
 
     def _call(self) -> None:
         self.api_calls += 1
 
-    def tax_rates(self) -> list[dict[str, Any]]:
+    def tax_rates(self) -> list[XeroTaxRate]:
         self._call()
         return []
 
@@ -92,18 +94,19 @@ class AcceptingXero:
         self._call()
         return Organisation(name="Bench", country_code="GB", base_currency="GBP")
 
-    def create_tax_rates(self, rates: Sequence[Any], **_: Any) -> list[dict[str, Any]]:
+    def create_tax_rates(self, rates: Sequence[NewTaxRate], **_: Any) -> list[XeroTaxRate]:
         self._call()
+        self.rates_made += len(rates)
         return [
-            {
-                "Name": rate.name,
-                "TaxType": f"TAX{index:03d}",
-                "Status": "ACTIVE",
-                "ReportTaxType": rate.report_tax_type,
-                "EffectiveRate": rate.rate,
-                "TaxComponents": [{"Name": "VAT", "Rate": rate.rate}],
-            }
-            for index, rate in enumerate(rates, start=len(self.created_rates))
+            XeroTaxRate(
+                tax_type=f"TAX{index:03d}",
+                name=rate.name,
+                report_tax_type=rate.report_tax_type,
+                effective_rate=rate.rate,
+                active=True,
+                can_apply_to_revenue=True,
+            )
+            for index, rate in enumerate(rates, start=self.rates_made - len(rates) + 1)
         ]
 
     def create_documents(

@@ -27,14 +27,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from babel import Locale
 
 from services.documents import TaxKey
 from services.errors import ErrorKind, ServiceError
 from services.transactions import TaxScheme
-from services.xero import NewTaxRate, XeroClient
+from services.xero import NewTaxRate, XeroClient, XeroTaxRate
 
 HOME_COUNTRY = "GB"
 SALES_REPORT_TYPES = frozenset({"OUTPUT", "ZERORATEDOUTPUT", "ECOUTPUT", "MOSSSALES", "NONE"})
@@ -89,18 +88,16 @@ class _Rate:
     markers: frozenset[TaxScheme]
 
     @classmethod
-    def read(cls, element: Mapping[str, Any]) -> _Rate:
-        name = str(element.get("Name") or "")
-        effective = element.get("EffectiveRate")
+    def read(cls, rate: XeroTaxRate) -> _Rate:
         return cls(
-            tax_type=str(element.get("TaxType") or ""),
-            name=name,
-            report_type=str(element.get("ReportTaxType") or ""),
-            percent=None if effective is None else Decimal(str(effective)),
-            active=element.get("Status", "ACTIVE") == "ACTIVE",
-            revenue=bool(element.get("CanApplyToRevenue", True)),
-            countries=frozenset(_countries_named(name)),
-            markers=frozenset(s for s, marker in _MARKERS.items() if marker.search(name)),
+            tax_type=rate.tax_type,
+            name=rate.name,
+            report_type=rate.report_tax_type,
+            percent=rate.effective_rate,
+            active=rate.active,
+            revenue=rate.can_apply_to_revenue,
+            countries=frozenset(_countries_named(rate.name)),
+            markers=frozenset(s for s, marker in _MARKERS.items() if marker.search(rate.name)),
         )
 
     @property
@@ -116,7 +113,7 @@ class TaxMap:
 
     def __init__(
         self,
-        rates: Iterable[Mapping[str, Any]],
+        rates: Iterable[XeroTaxRate],
         overrides: Mapping[str, str] | None = None,
         *,
         home_country: str = HOME_COUNTRY,
@@ -146,7 +143,7 @@ class TaxMap:
     @classmethod
     def from_xero(
         cls,
-        rates: Iterable[Mapping[str, Any]],
+        rates: Iterable[XeroTaxRate],
         overrides: Mapping[str, str] | None = None,
         *,
         home_country: str = HOME_COUNTRY,
@@ -270,6 +267,5 @@ class TaxMap:
             idempotency_key="tax-rates-"
             + hashlib.sha256("|".join(names).encode()).hexdigest()[:40],
         )
-        for element in created:
-            self._rates.append(_Rate.read(element))
-        return {name: str(element["TaxType"]) for name, element in zip(names, created, strict=True)}
+        self._rates.extend(_Rate.read(rate) for rate in created)
+        return {name: rate.tax_type for name, rate in zip(names, created, strict=True)}

@@ -110,6 +110,30 @@ class NewTaxRate:
 
 
 @dataclass(frozen=True)
+class XeroTaxRate:
+    """A tax rate as Xero lists it (GET /TaxRates, or the answer to creating one)."""
+
+    tax_type: str
+    name: str
+    report_tax_type: str
+    effective_rate: Decimal | None  # a percentage: 19 for 19%
+    active: bool
+    can_apply_to_revenue: bool  # may be used on sales documents
+
+    @classmethod
+    def from_wire(cls, element: Mapping[str, Any]) -> XeroTaxRate:
+        effective = element.get("EffectiveRate")
+        return cls(
+            tax_type=str(element.get("TaxType") or ""),
+            name=str(element.get("Name") or ""),
+            report_tax_type=str(element.get("ReportTaxType") or ""),
+            effective_rate=None if effective is None else Decimal(str(effective)),
+            active=element.get("Status", "ACTIVE") == "ACTIVE",
+            can_apply_to_revenue=bool(element.get("CanApplyToRevenue", True)),
+        )
+
+
+@dataclass(frozen=True)
 class DocumentResult:
     """Xero's answer for one document of a batch, in the order the documents were sent."""
 
@@ -782,12 +806,15 @@ class XeroClient:
 
     # --- settings -------------------------------------------------------------------------------
 
-    def tax_rates(self) -> list[dict[str, Any]]:
-        return list(self.request("GET", "TaxRates").get("TaxRates") or [])
+    def tax_rates(self) -> list[XeroTaxRate]:
+        return [
+            XeroTaxRate.from_wire(element)
+            for element in self.request("GET", "TaxRates").get("TaxRates") or []
+        ]
 
     def create_tax_rates(
         self, rates: Sequence[NewTaxRate], *, idempotency_key: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[XeroTaxRate]:
         """Create single-component tax rates in one call; Xero answers with their TaxType codes.
 
         report_tax_type says which box of the VAT return a rate feeds (OUTPUT for UK sales).
@@ -812,7 +839,7 @@ class XeroClient:
             },
             idempotency_key=idempotency_key,
         )
-        return [dict(element) for element in reply["TaxRates"]]
+        return [XeroTaxRate.from_wire(element) for element in reply["TaxRates"]]
 
     def organisation(self) -> Organisation:
         element = self.request("GET", "Organisation")["Organisations"][0]

@@ -13,7 +13,7 @@ from services.documents import TaxKey
 from services.errors import ErrorKind, ServiceError
 from services.taxes import TaxMap
 from services.transactions import TaxScheme
-from services.xero import NewTaxRate, XeroClient
+from services.xero import NewTaxRate, XeroClient, XeroTaxRate
 from tests.test_xero_client import make_client
 
 Xero = tuple[XeroSandbox, XeroClient]
@@ -25,6 +25,11 @@ def xero() -> Iterator[Xero]:
     server = LoopbackServer(sandbox.app).start()
     yield sandbox, make_client(sandbox, server)
     server.stop()
+
+
+def listed(elements: list[dict[str, object]]) -> list[XeroTaxRate]:
+    """Tax rates as the client lists them, from Xero's elements."""
+    return [XeroTaxRate.from_wire(element) for element in elements]
 
 
 def key(text: str) -> TaxKey:
@@ -49,7 +54,7 @@ def test_keys_have_a_stable_string_form() -> None:
 
 
 def test_the_uk_organisations_own_rates_are_found() -> None:
-    rates = TaxMap(default_tax_rates())
+    rates = TaxMap(listed(default_tax_rates()))
     assert {text: rates.resolve(key(text)) for text in [
         "GB:20:domestic",
         ":20:domestic",
@@ -88,16 +93,18 @@ def test_rates_named_for_a_country_and_scheme_match_only_that() -> None:
         }
 
     rates = TaxMap(
-        [
-            *default_tax_rates(),
-            rate("TAX002", "Germany VAT 19%", "19.0000", "MOSSSALES"),
-            rate("TAX001", "DE 19% (Amazon)", "19.0000", "MOSSSALES"),
-            rate("TAX003", "20% FR", "20.0000", "OUTPUT"),
-            rate("TAX004", "FR 20% OSS", "20.0000", "MOSSSALES"),
-            rate("TAX005", "DE reverse charge", "0.0000", "NONE"),
-            rate("TAX006", "Old IT 22%", "22.0000", "MOSSSALES", Status="ARCHIVED"),
-            rate("TAX007", "ES 21% purchases", "21.0000", "INPUT"),
-        ],
+        listed(
+            [
+                *default_tax_rates(),
+                rate("TAX002", "Germany VAT 19%", "19.0000", "MOSSSALES"),
+                rate("TAX001", "DE 19% (Amazon)", "19.0000", "MOSSSALES"),
+                rate("TAX003", "20% FR", "20.0000", "OUTPUT"),
+                rate("TAX004", "FR 20% OSS", "20.0000", "MOSSSALES"),
+                rate("TAX005", "DE reverse charge", "0.0000", "NONE"),
+                rate("TAX006", "Old IT 22%", "22.0000", "MOSSSALES", Status="ARCHIVED"),
+                rate("TAX007", "ES 21% purchases", "21.0000", "INPUT"),
+            ]
+        ),
         home_country="GB",
     )
     assert rates.resolve(key("DE:19:domestic")) == "TAX001"  # the lowest of two that fit
@@ -111,7 +118,7 @@ def test_rates_named_for_a_country_and_scheme_match_only_that() -> None:
 
 
 def test_home_is_the_organisations_country() -> None:
-    german = TaxMap(default_tax_rates(), home_country="de")
+    german = TaxMap(listed(default_tax_rates()), home_country="de")
     assert german.resolve(key("GB:20:domestic")) is None
     assert german.resolve(key("DE:20:domestic")) == "OUTPUT2"
     assert german.planned_name(key("DE:19:domestic")) == "Amazon DE 19%"
@@ -198,10 +205,10 @@ def test_overrides_win_and_are_checked(xero: Xero) -> None:
     assert rates.as_dict() == {"DE:19:domestic": "OUTPUT2", "GB:20:domestic": "RROUTPUT"}
 
     with pytest.raises(ServiceError, match="COUNTRY:RATE:SCHEME") as bad_key:
-        TaxMap(default_tax_rates(), {"DE:19": "OUTPUT2"})
+        TaxMap(listed(default_tax_rates()), {"DE:19": "OUTPUT2"})
     assert bad_key.value.kind == ErrorKind.VALIDATION
     with pytest.raises(ServiceError, match="DE:19:domestic names tax type 'TAX999'"):
-        TaxMap(default_tax_rates(), {"DE:19:domestic": "TAX999"})
+        TaxMap(listed(default_tax_rates()), {"DE:19:domestic": "TAX999"})
 
 
 def test_a_name_taken_by_a_rate_that_does_not_fit_is_reported_before_any_call(

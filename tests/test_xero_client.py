@@ -469,9 +469,9 @@ def test_settings(serve: Serve) -> None:
         ],
         idempotency_key="t",
     )
-    assert created["TaxType"].startswith("TAX") and other["TaxType"] != created["TaxType"]
-    assert created["EffectiveRate"] == Decimal("23.0000")
-    assert created["TaxType"] in {t["TaxType"] for t in client.tax_rates()}
+    assert created.tax_type.startswith("TAX") and other.tax_type != created.tax_type
+    assert created.effective_rate == Decimal("23.0000")
+    assert created.tax_type in {t.tax_type for t in client.tax_rates()}
     with pytest.raises(ServiceError) as raised:
         client.create_tax_rates([NewTaxRate("23% VAT (PL OSS)", Decimal("23"))])
     assert raised.value.kind is ErrorKind.VALIDATION
