@@ -277,10 +277,10 @@ def _cmd_import_report(container: Container, args: argparse.Namespace) -> int:
 def _cmd_retry(container: Container, args: argparse.Namespace) -> int:
     container.migrate()
     if args.run is not None:
-        result = container.sync.retry_run(args.run)
+        result = container.sync.retry_run(args.run, workspace_id=None)
         _print_result(result, as_json=False)
         return result.exit_code
-    item = container.sync.retry_item(args.item_id)
+    item = container.sync.retry_item(args.item_id, workspace_id=None)
     if item.status == "posted":
         print(f"Item {item.id} is in Xero: {item.document_number} ({item.xero_id}).")
         return 0

@@ -124,12 +124,12 @@ def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print)
         run = _wait(
             lambda: [
                 r
-                for r in container.sync.runs(integration.id)
+                for r in container.sync.runs(integration.id, workspace_id=None)
                 if r.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED)
             ],
             f"the {period_label(period)} sync",
         )[0]
-        failed = container.sync.failed_items(run.id)
+        failed = container.sync.failed_items(run.id, workspace_id=None)
         # The notifier posts one message a second: the thread, then the summary in place of
         # the progress message.
         _wait(
@@ -154,7 +154,7 @@ def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print)
         )[0]
         slack.click(ids.RETRY_ITEM, item_id, user=ADMIN, channel="C0ERRORS", message=reply)
         _wait(
-            lambda: container.sync.item(int(item_id)).status == "posted",
+            lambda: container.sync.item(int(item_id), workspace_id=None).status == "posted",
             "the retry",
         )
         _wait(

@@ -139,7 +139,7 @@ def _show(
             respond,
             blocks.logs_message(
                 integration.name,
-                runs=services.sync.runs(integration.id),
+                runs=services.sync.runs(integration.id, workspace_id=integration.workspace_id),
                 audit=services.integrations.audit_log(integration.id),
             ),
         )

@@ -8,7 +8,7 @@ from services.models import Integration, IntegrationStatus
 
 
 def overview(services: Services, integration: Integration) -> IntegrationOverview:
-    runs = services.sync.runs(integration.id, limit=1)
+    runs = services.sync.runs(integration.id, limit=1, workspace_id=integration.workspace_id)
     next_run, next_period = services.next_sync()
     active = integration.status == IntegrationStatus.ACTIVE
     return IntegrationOverview(

@@ -276,7 +276,7 @@ class IntegrationService:
         return found[0]
 
     def get_by_id(
-        self, integration_id: int, *, workspace_id: str | None = None, actor: str = "system"
+        self, integration_id: int, *, workspace_id: str | None, actor: str = "system"
     ) -> Integration:
         """By id. With `workspace_id` (the id came in a request from that workspace) another
         workspace's integration is not found, as a missing one is; the attempt is audited."""
@@ -334,7 +334,7 @@ class IntegrationService:
         return self._cipher.decrypt(integration.amazon_refresh_token_encrypted)
 
     def xero_refresh_token(self, integration_id: int) -> str:
-        integration = self.get_by_id(integration_id)
+        integration = self.get_by_id(integration_id, workspace_id=None)
         if integration.xero_refresh_token_encrypted is None:
             raise ServiceError(
                 ErrorKind.AUTH, f"{integration.name} is not connected to Xero yet.", retryable=False

@@ -109,7 +109,7 @@ class SyncEngine:
     ) -> RunResult:
         """Run (or resume) one month of one integration; `by` is the user who started it, if
         one did (told to whoever finds the month held meanwhile)."""
-        integration = self._integrations.get_by_id(integration.id)
+        integration = self._integrations.get_by_id(integration.id, workspace_id=None)
         start, end = period_bounds(period)
         self._check_can_sync(integration, start, end)
         with self._hold(integration, period, by=by) as held:
@@ -134,7 +134,7 @@ class SyncEngine:
         self, integration: Integration, path: Path, *, progress: Progress = no_progress
     ) -> RunResult:
         """Post a report downloaded from Seller Central through the same pipeline."""
-        integration = self._integrations.get_by_id(integration.id)
+        integration = self._integrations.get_by_id(integration.id, workspace_id=None)
         if integration.status != IntegrationStatus.ACTIVE:
             raise self._not_active(integration)
         report_kind(read_report_file(path), file_name=path.name)  # a wrong file: no run at all
@@ -160,12 +160,12 @@ class SyncEngine:
         only: list[int] | None = None,
         announce: bool = True,
         progress: Progress = no_progress,
-        workspace_id: str | None = None,
+        workspace_id: str | None,
         actor: str = "system",
     ) -> RunResult:
         """Post the failed documents of a run again (all of them, or `only` those)."""
         run = self._run(run_id, workspace_id, actor)
-        integration = self._integrations.get_by_id(run.integration_id)
+        integration = self._integrations.get_by_id(run.integration_id, workspace_id=None)
         self._ledger.reopen(integration.id, self._ledger.retryable_ids(run_id, only))
         if run.status == RunStatus.FAILED and not RunSummary.from_json(run.summary).state.ingested:
             return self.sync_period(integration, run.period, progress=progress)
@@ -179,7 +179,7 @@ class SyncEngine:
             return self._finish(ctx, announce)
 
     def retry_item(
-        self, item_id: int, *, workspace_id: str | None = None, actor: str = "system"
+        self, item_id: int, *, workspace_id: str | None, actor: str = "system"
     ) -> LedgerItem:
         """Post one failed document again; returns it as it stands afterwards."""
         item = self.item(item_id, workspace_id=workspace_id, actor=actor)
@@ -192,7 +192,7 @@ class SyncEngine:
                 retryable=False,
             )
         # The clicked message shows the outcome; no new run summary for one item.
-        self.retry_run(item.run_id, only=[item_id], announce=False, actor=actor)
+        self.retry_run(item.run_id, only=[item_id], announce=False, actor=actor, workspace_id=None)
         refreshed = self._ledger.item(item_id)
         assert refreshed is not None
         return refreshed
@@ -204,7 +204,7 @@ class SyncEngine:
         integration_id: int,
         *,
         limit: int = 10,
-        workspace_id: str | None = None,
+        workspace_id: str | None,
         actor: str = "system",
     ) -> list[SyncRun]:
         """The latest runs first. With `workspace_id`, only of that workspace's integrations
@@ -212,27 +212,23 @@ class SyncEngine:
         self._integrations.get_by_id(integration_id, workspace_id=workspace_id, actor=actor)
         return self._ledger.runs(integration_id, limit)
 
-    def is_held(
-        self, run_id: int, *, workspace_id: str | None = None, actor: str = "system"
-    ) -> bool:
+    def is_held(self, run_id: int, *, workspace_id: str | None, actor: str = "system") -> bool:
         """Whether a sync or retry holds the run now (a process that died holds nothing)."""
         run = self._run(run_id, workspace_id, actor)
         return self._claims.is_held(run.integration_id, run.period)
 
     def result_of(
-        self, run_id: int, *, workspace_id: str | None = None, actor: str = "system"
+        self, run_id: int, *, workspace_id: str | None, actor: str = "system"
     ) -> RunResult:
         """A run's result as it stands, from the ledger (what Slack shows on a Retry click)."""
         run = self._run(run_id, workspace_id, actor)
-        integration = self._integrations.get_by_id(run.integration_id)
+        integration = self._integrations.get_by_id(run.integration_id, workspace_id=None)
         summary = RunSummary.from_json(run.summary)
         result = self._result(integration, run, summary, Counters(), RunStatus(run.status))
         result.error_kind, result.error_message = run.error_kind, run.error_message
         return result
 
-    def item(
-        self, item_id: int, *, workspace_id: str | None = None, actor: str = "system"
-    ) -> LedgerItem:
+    def item(self, item_id: int, *, workspace_id: str | None, actor: str = "system") -> LedgerItem:
         """A ledger item; with `workspace_id` only one of that workspace's integrations."""
         item = self._ledger.item(item_id)
         if item is None or not self._belongs(
@@ -244,7 +240,7 @@ class SyncEngine:
         return item
 
     def failed_items(
-        self, run_id: int, *, workspace_id: str | None = None, actor: str = "system"
+        self, run_id: int, *, workspace_id: str | None, actor: str = "system"
     ) -> list[LedgerItem]:
         self._run(run_id, workspace_id, actor)
         return self._ledger.failed_items(run_id)
@@ -259,7 +255,7 @@ class SyncEngine:
         integration: Integration,
         period: str,
         *,
-        workspace_id: str | None = None,
+        workspace_id: str | None,
         actor: str = "system",
     ) -> None:
         """Raise what would stop a sync of this period before any work starts, including
@@ -348,7 +344,7 @@ class SyncEngine:
     ) -> bool:
         if workspace_id is None:
             return True
-        integration = self._integrations.get_by_id(integration_id)
+        integration = self._integrations.get_by_id(integration_id, workspace_id=None)
         return self._integrations.belongs(
             integration, workspace_id, actor=actor, looked_up=looked_up
         )

@@ -121,7 +121,7 @@ def test_two_orders_with_one_invoice_number_both_fail_naming_each_other(
     assert result.status == RunStatus.PARTIAL
     assert world.xero.documents("Invoices") == []
     failed = {item.amazon_order_id: item.error_message or "" for item in
-              container.sync.failed_items(result.run_id)}  # fmt: skip
+              container.sync.failed_items(result.run_id, workspace_id=None)}  # fmt: skip
     assert set(failed) == {ORDER, other["TRANSACTION_EVENT_ID"]}
     assert other["TRANSACTION_EVENT_ID"] in failed[ORDER]
     assert ORDER in failed[other["TRANSACTION_EVENT_ID"]]
@@ -152,7 +152,7 @@ def test_a_number_xero_has_for_another_document_is_never_overwritten(
     result = import_rows(container, shop, tmp_path / "vat.txt", SALE)
 
     assert result.status == RunStatus.PARTIAL
-    [failed] = container.sync.failed_items(result.run_id)
+    [failed] = container.sync.failed_items(result.run_id, workspace_id=None)
     assert "Xero already has invoice DE-AEU-2026-1 for made by another app" in (
         failed.error_message or ""
     )
@@ -176,13 +176,13 @@ def test_a_refused_allocation_is_a_failed_item_and_retry_allocates_it(
     # Documents were posted: the run is partial, not "could not proceed".
     assert result.status == RunStatus.PARTIAL, result.to_json()
     assert (result.invoices_created, result.credit_notes_created) == (1, 1)
-    [failed] = container.sync.failed_items(result.run_id)
+    [failed] = container.sync.failed_items(result.run_id, workspace_id=None)
     assert "is in Xero, but Xero refused its allocation to invoice DE-AEU-2026-1" in (
         failed.error_message or ""
     )
     assert result.totals["EUR"].refunds_gross == Decimal("19.99")  # the credit note is in Xero
 
-    after = container.sync.retry_item(failed.id)
+    after = container.sync.retry_item(failed.id, workspace_id=None)
 
     assert after.status == "posted" and after.allocation_status == "done"
     [credit_note] = world.xero.documents("CreditNotes")
@@ -201,7 +201,7 @@ def test_an_allocation_xero_did_not_answer_is_looked_for_before_it_is_made_again
     assert len(world.xero.documents("CreditNotes")) == 1
 
     world.xero.faults.clear()
-    again = container.sync.retry_run(result.run_id)
+    again = container.sync.retry_run(result.run_id, workspace_id=None)
 
     assert again.status == RunStatus.SUCCEEDED, again.to_json()
     [credit_note] = world.xero.documents("CreditNotes")
@@ -264,7 +264,7 @@ def test_a_document_xero_already_has_for_this_order_is_taken_as_posted_not_sent_
     with container.sessions.begin() as session:
         session.execute(update(LedgerItem).values(status="pending", xero_id=None, attempts=0))
 
-    again = container.sync.retry_run(first.run_id)
+    again = container.sync.retry_run(first.run_id, workspace_id=None)
 
     assert len(world.xero.documents("Invoices")) == 1
     assert again.already_posted == 1 and again.invoices_created == 0

@@ -160,7 +160,7 @@ def test_changes_by_id_reach_only_the_requests_workspace(service: IntegrationSer
         with pytest.raises(ServiceError, match=f"No integration with id {theirs.id}") as raised:
             change("T2")
         assert raised.value.kind == ErrorKind.NOT_FOUND
-    unchanged = service.get_by_id(theirs.id)
+    unchanged = service.get_by_id(theirs.id, workspace_id=None)
     assert (unchanged.status, unchanged.name, unchanged.vat_rates) == ("active", "Acme EU", {})
     refused = [e for e in service.audit_log(theirs.id) if e.action == "workspace.access_refused"]
     assert [(e.actor, e.details["workspace_id"]) for e in refused] == [("U9", "T2")] * 3
@@ -170,7 +170,7 @@ def test_changes_by_id_reach_only_the_requests_workspace(service: IntegrationSer
         changes[1]("T1")
     # The operator's CLI (no workspace) reaches every workspace's.
     assert changes[0](None) is not None
-    assert service.get_by_id(theirs.id).status == IntegrationStatus.STOPPED
+    assert service.get_by_id(theirs.id, workspace_id=None).status == IntegrationStatus.STOPPED
 
 
 def test_update_settings_validates_and_audits_the_change(service: IntegrationService) -> None:

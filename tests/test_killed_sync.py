@@ -65,9 +65,9 @@ def test_a_sync_killed_mid_posting_lets_the_next_one_proceed_at_once(
             child.kill()
     world.xero._batch_answer = answer  # type: ignore[method-assign]
     # The killed process's run is still marked running; its claim died with it.
-    [run] = container.sync.runs(shop.id)
+    [run] = container.sync.runs(shop.id, workspace_id=None)
     assert run.status == RunStatus.RUNNING
-    assert not container.sync.is_held(run.id)
+    assert not container.sync.is_held(run.id, workspace_id=None)
 
     result = container.sync.sync_period(shop, PERIOD)
 

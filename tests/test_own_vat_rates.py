@@ -83,7 +83,7 @@ def test_the_real_report_fails_its_german_sales_for_want_of_a_rate_never_at_zero
     name = connected(container, world)
     code, result = import_report(container, capsys, name, BOOKWORK)
     assert code == 1
-    failed = container.sync.failed_items(result["run_id"])
+    failed = container.sync.failed_items(result["run_id"], workspace_id=None)
     messages = [item.error_message or "" for item in failed]
     # The refund's credit note has a number of its own: it waits for the rate. The three
     # invoices share the masked id "xxx", so they may fail as one number for three orders.
@@ -96,7 +96,10 @@ def test_the_real_report_fails_its_german_sales_for_want_of_a_rate_never_at_zero
     assert_no_invented_rate(world)
     assert totals(world, "CreditNotes") == [Decimal("124.99")]
     assert set(totals(world, "Invoices")) <= {Decimal("215.00"), Decimal("139.99")}
-    left = [item.error_message or "" for item in container.sync.failed_items(result["run_id"])]
+    left = [
+        item.error_message or ""
+        for item in container.sync.failed_items(result["run_id"], workspace_id=None)
+    ]
     assert not any(NEEDS_DE in message for message in left), left
 
 
@@ -123,7 +126,7 @@ def test_once_the_rate_is_set_a_retry_posts_amazons_gross_to_the_cent(
     name = connected(container, world)
     code, result = import_report(container, capsys, name, with_distinct_ids(tmp_path))
     assert (code, result["failed"]) == (1, 4)
-    for item in container.sync.failed_items(result["run_id"]):
+    for item in container.sync.failed_items(result["run_id"], workspace_id=None):
         assert NEEDS_DE in (item.error_message or "")
         assert "for example DE:domestic 19" in (item.error_message or "")
     assert posted(world, "Invoices") == {} and posted(world, "CreditNotes") == {}
@@ -131,7 +134,7 @@ def test_once_the_rate_is_set_a_retry_posts_amazons_gross_to_the_cent(
     assert cli(container, capsys, "integration", "vat-rate", name, "DE", "domestic", "19")[0] == 0
     code, out = cli(container, capsys, "retry", "--run", str(result["run_id"]))
     assert code == 0, out
-    assert container.sync.failed_items(result["run_id"]) == []
+    assert container.sync.failed_items(result["run_id"], workspace_id=None) == []
     assert_no_invented_rate(world)
     assert totals(world, "Invoices") == [Decimal("139.99"), Decimal("215.00"), Decimal("215.00")]
     assert totals(world, "CreditNotes") == [Decimal("124.99")]

@@ -223,7 +223,7 @@ def assert_totals_are_the_reports(report: Rendered, file: ReportFile, result: Ru
 def assert_unreadable_rows_are_failed_items(
     container: Container, report: Rendered, file: ReportFile, result: RunResult
 ) -> None:
-    failed = container.sync.failed_items(result.run_id)
+    failed = container.sync.failed_items(result.run_id, workspace_id=None)
     unreadable = [item for item in failed if item.transaction_type == "UNREADABLE"]
     if file.unreadable_line is None:
         assert unreadable == [], [item.error_message for item in unreadable]

@@ -182,7 +182,7 @@ def test_a_non_admin_is_refused_every_admin_button_and_command_and_nothing_happe
         refused = session.scalars(select(AuditEntry).where(AuditEntry.action == "admin.refused"))
         assert len(refused.all()) == len(ADMIN_ONLY_CLICKS) + len(ADMIN_ONLY_COMMANDS) + 1
     assert [e.action for e in container.integrations.audit_log(shop.id)] == ["integration.created"]
-    assert container.sync.runs(shop.id) == []
+    assert container.sync.runs(shop.id, workspace_id=None) == []
 
 
 def test_the_ack_does_not_wait_for_the_admin_check(
@@ -251,7 +251,7 @@ def test_a_click_on_app_home_is_answered_in_a_modal(
     [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
     assert opened["view"]["callback_id"] == ids.NOTICE_CALLBACK
     assert "Acme EU is active again" in texts(opened["view"])
-    assert container.integrations.get_by_id(shop.id).status == "active"
+    assert container.integrations.get_by_id(shop.id, workspace_id=None).status == "active"
 
 
 def test_stop_asks_for_confirmation_and_says_what_it_means(
@@ -270,7 +270,7 @@ def test_stop_asks_for_confirmation_and_says_what_it_means(
     [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
     assert "next period" in texts(opened["view"])
     assert slack.submit(opened["view"], {}).status_code == 200
-    assert container.integrations.get_by_id(integration.id).status == "stopped"
+    assert container.integrations.get_by_id(integration.id, workspace_id=None).status == "stopped"
     assert container.integrations.audit_log(integration.id)[-1].actor == "U0ADMIN"
 
 
@@ -284,7 +284,7 @@ def test_a_retry_click_shows_retrying_then_the_outcome(
     assert "Retrying" in texts(updates[0][1])
     [message] = world.slack.messages("C0ERRORS")
     assert item.document_number and item.document_number in texts(message)
-    assert container.sync.item(item.id).status == "posted"
+    assert container.sync.item(item.id, workspace_id=None).status == "posted"
     assert "Retrying" not in texts(message)
 
 
@@ -325,7 +325,9 @@ def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_
     assert "Acme EU" in texts(connected) and "connected" in texts(connected)
     assert "Acme EU" in texts(world.slack.home_view("U0ADMIN") or {})  # App Home updated
 
-    result = container.sync.sync_period(container.integrations.get_by_id(shop.id), "2026-10")
+    result = container.sync.sync_period(
+        container.integrations.get_by_id(shop.id, workspace_id=None), "2026-10"
+    )
     assert result.failed > 0
     errors = world.slack.messages("C0ERRORS")
     [parent] = [m for m in errors if "thread_ts" not in m or m["thread_ts"] == m["ts"]]
@@ -340,7 +342,9 @@ def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_
 
     def parent_now() -> list[dict[str, Any]]:
         [now] = [m for m in world.slack.messages("C0ERRORS") if m["ts"] == parent["ts"]]
-        done = not container.sync.failed_items(result.run_id) and "Retrying" not in texts(now)
+        done = not container.sync.failed_items(
+            result.run_id, workspace_id=None
+        ) and "Retrying" not in texts(now)
         return [now] if done else []
 
     [updated] = wait_for(parent_now, timeout=30)
@@ -356,7 +360,7 @@ def test_an_error_after_a_click_on_app_home_opens_a_modal_saying_so(
     [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
     assert opened["view"]["callback_id"] == ids.NOTICE_CALLBACK
     assert "Only admins can change integrations" in texts(opened["view"])
-    assert container.integrations.get_by_id(shop.id).status == shop.status
+    assert container.integrations.get_by_id(shop.id, workspace_id=None).status == shop.status
 
 
 def connected_shop(container: Container, world: SandboxWorld) -> Integration:
@@ -370,7 +374,7 @@ def connected_shop(container: Container, world: SandboxWorld) -> Integration:
         replace(SPEC, marketplaces=EU), actor="U0ADMIN", workspace_id=TEAM
     )
     consent_to_both(container.connect, shop, actor="U0ADMIN")
-    return container.integrations.get_by_id(shop.id)
+    return container.integrations.get_by_id(shop.id, workspace_id=None)
 
 
 def sandbox_client(world: SandboxWorld) -> WebClient:
@@ -389,7 +393,7 @@ def failed_item_in_errors(
 ) -> tuple[LedgerItem, dict[str, Any]]:
     """A failed PLN document of October and its message in #errors, PLN then turned on."""
     result = container.sync.sync_period(connected_shop(container, world), "2026-10")
-    [item, *_] = container.sync.failed_items(result.run_id)
+    [item, *_] = container.sync.failed_items(result.run_id, workspace_id=None)
     message = blocks.failed_item_message(item, retrying_by=None, retried_by=None)
     posted = sandbox_client(world).chat_postMessage(channel="C0ERRORS", **message)
     enable_pln(world)
@@ -400,8 +404,10 @@ def test_settings_open_prefilled_then_list_xeros_tax_types_by_name_and_save(
     slack: SlackDriver, container: Container, world: SandboxWorld
 ) -> None:
     shop_id = connected_shop(container, world).id
-    container.sync.sync_period(container.integrations.get_by_id(shop_id), "2026-10")
-    shop = container.integrations.get_by_id(shop_id)
+    container.sync.sync_period(
+        container.integrations.get_by_id(shop_id, workspace_id=None), "2026-10"
+    )
+    shop = container.integrations.get_by_id(shop_id, workspace_id=None)
     key, code = sorted(shop.xero_tax_types.items())[0]
 
     slack.command("settings Acme EU")
@@ -422,7 +428,9 @@ def test_settings_open_prefilled_then_list_xeros_tax_types_by_name_and_save(
     }
     view = world.slack.calls[-1][1]["view"] | {"id": "V", "private_metadata": str(shop_id)}
     assert slack.submit(view, values).status_code == 200
-    assert container.integrations.get_by_id(shop_id).tax_overrides == {key: other}
+    assert container.integrations.get_by_id(shop_id, workspace_id=None).tax_overrides == {
+        key: other
+    }
     assert container.integrations.audit_log(shop_id)[-1].actor == "U0ADMIN"
 
 
@@ -454,11 +462,11 @@ def test_own_vat_rates_are_set_in_the_settings_modal_and_a_bad_one_is_refused_in
         assert refused.json()["response_action"] == "errors"
         assert list(refused.json()["errors"]) == [ids.VAT_RATES.block]
         assert message in refused.json()["errors"][ids.VAT_RATES.block]
-    assert container.integrations.get_by_id(shop.id).vat_rates == {}
+    assert container.integrations.get_by_id(shop.id, workspace_id=None).vat_rates == {}
 
     accepted = slack.submit(view, values | vat_rates_value("DE domestic: 19%\nFR:oss 20"))
     assert (accepted.status_code, accepted.text) == (200, "")
-    assert container.integrations.get_by_id(shop.id).vat_rates == {
+    assert container.integrations.get_by_id(shop.id, workspace_id=None).vat_rates == {
         "DE:domestic": "19",
         "FR:oss": "20",
     }
@@ -481,7 +489,7 @@ def test_retrying_a_group_of_failures_updates_its_reply_with_each_outcome(
 ) -> None:
     shop = connected_shop(container, world)
     result = container.sync.sync_period(shop, "2026-10")
-    failed = container.sync.failed_items(result.run_id)  # PLN is not enabled yet
+    failed = container.sync.failed_items(result.run_id, workspace_id=None)  # PLN is not enabled yet
     key = blocks.failure_key(failed[0])
     group = [item for item in failed if blocks.failure_key(item) == key]
     posted = sandbox_client(world).chat_postMessage(
@@ -498,7 +506,7 @@ def test_retrying_a_group_of_failures_updates_its_reply_with_each_outcome(
     assert "Retrying" not in texts(message)
     assert f"All {len(group)} documents are in Xero" in texts(message)
     assert "Retried by <@U0ADMIN>" in texts(message)
-    assert {container.sync.item(item.id).status for item in group} == {"posted"}
+    assert {container.sync.item(item.id, workspace_id=None).status for item in group} == {"posted"}
 
 
 def recording(
@@ -529,7 +537,7 @@ def test_a_double_click_and_a_resent_click_retry_once(
 
     def settled() -> list[dict[str, Any]]:
         [message] = world.slack.messages("C0ERRORS")
-        posted_now = container.sync.item(item.id).status == "posted"
+        posted_now = container.sync.item(item.id, workspace_id=None).status == "posted"
         return [message] if posted_now and "Retrying" not in texts(message) else []
 
     [message] = wait_for(settled, timeout=30)
@@ -563,7 +571,9 @@ def test_a_sync_from_the_cli_posts_to_slack_and_its_retry_button_works_in_the_bo
 
     def retried() -> list[dict[str, Any]]:
         [now] = [m for m in world.slack.messages("C0ERRORS") if m["ts"] == parent["ts"]]
-        done = not container.sync.failed_items(int(run_id)) and "Retrying" not in texts(now)
+        done = not container.sync.failed_items(
+            int(run_id), workspace_id=None
+        ) and "Retrying" not in texts(now)
         return [now] if done else []
 
     [updated] = wait_for(retried, timeout=30)
@@ -580,7 +590,7 @@ def test_a_retry_from_the_cli_updates_the_error_report_an_earlier_process_posted
     settings = replace(container.settings, errors_channel="C0ERRORS", summary_channel="C0FINANCE")
     assert cli.main(["sync", "Acme EU", "--period", "2026-10"], settings=settings) == 1
     [parent] = [m for m in world.slack.messages("C0ERRORS") if m.get("thread_ts") == m["ts"]]
-    [run] = container.sync.runs(container.integrations.find("Acme EU", None).id)
+    [run] = container.sync.runs(container.integrations.find("Acme EU", None).id, workspace_id=None)
 
     enable_pln(world)
     assert cli.main(["retry", "--run", str(run.id)], settings=settings) == 0
@@ -659,7 +669,7 @@ def test_retry_run_on_a_run_that_could_not_proceed_runs_it_again(
         return [now] if "Retried by <@U0ADMIN>" in texts(now) else []
 
     wait_for(outcome, timeout=30)
-    assert container.sync.result_of(result.run_id).status != RunStatus.FAILED
+    assert container.sync.result_of(result.run_id, workspace_id=None).status != RunStatus.FAILED
 
 
 def test_a_request_sent_again_is_answered_but_acts_once(

@@ -237,9 +237,9 @@ def test_a_disabled_currency_fails_alone_and_retry_posts_it_once_fixed(
     assert result.failed == len(failed)
 
     org.currencies = (*org.currencies, "PLN")
-    first = container.sync.retry_item(failed[0].id)
+    first = container.sync.retry_item(failed[0].id, workspace_id=None)
     assert first.status == "posted" and first.xero_id
-    retried = container.sync.retry_run(result.run_id)
+    retried = container.sync.retry_run(result.run_id, workspace_id=None)
     assert retried.status == RunStatus.SUCCEEDED, retried.to_json()
     assert_exactly_once(world)
     assert container.sync.sync_period(shop, PERIOD).already_posted > 0
@@ -283,7 +283,7 @@ def test_a_document_with_an_unreadable_row_is_not_posted_without_it(
     assert result.left_out  # the month's totals say what was left out
     for item in [*unreadable, *documents]:
         with pytest.raises(ServiceError, match="Correct the report"):
-            container.sync.retry_item(item.id)
+            container.sync.retry_item(item.id, workspace_id=None)
 
 
 @pytest.mark.parametrize(
@@ -299,14 +299,14 @@ def test_the_real_vat_sample_needs_the_sellers_rate_then_imports(
     # Amazon calculated no VAT on this row (a Spanish sale to Portugal in March 2020).
     result = container.sync.import_report(shop, SHARED / "samples" / "amazon" / sample)
     assert result.status == RunStatus.PARTIAL, result.to_json()
-    [failed] = container.sync.failed_items(result.run_id)
+    [failed] = container.sync.failed_items(result.run_id, workspace_id=None)
     assert "needs a VAT rate for ES domestic sales" in (failed.error_message or "")
     assert world.xero.documents("Invoices") == []  # never the organisation's 0%
     assert result.left_out == {"EUR": CurrencyTotals(sales_gross=Decimal("19.99"))}
 
     with container.sessions.begin() as session:
         session.execute(update(Integration).values(vat_rates={"ES:domestic": "21"}))
-    retried = container.sync.retry_run(result.run_id)
+    retried = container.sync.retry_run(result.run_id, workspace_id=None)
 
     assert retried.status == RunStatus.SUCCEEDED, retried.to_json()
     [invoice] = world.xero.documents("Invoices")

@@ -92,7 +92,7 @@ def test_buttons_with_another_workspaces_integration_find_nothing_and_are_audite
     assert "No integration with id" in missing
     assert not [call for call in world.slack.calls if call[0] == "views.open"]
     assert len(_states(container)) == states_before  # no consent link was made
-    assert container.sync.runs(theirs.id) == []
+    assert container.sync.runs(theirs.id, workspace_id=None) == []
     assert not world.xero.api_calls()  # no live tax types fetched with their token
     assert len(refusals(container, theirs)) == 5
     assert {entry.details["workspace_id"] for entry in refusals(container, theirs)} == {OTHER}
@@ -115,7 +115,7 @@ def test_retry_buttons_with_another_workspaces_items_and_runs_find_nothing(
         value = blocks.retry_items_value(item.run_id, blocks.failure_key(item))
         slack.click(ids.RETRY_ITEMS, value, channel="C0ERRORS", key="group")
         assert f"There is no run {item.run_id}." in answer(slack, "group")
-    assert container.sync.item(item.id).status == "failed"
+    assert container.sync.item(item.id, workspace_id=None).status == "failed"
     assert not [call for call in world.slack.calls if call[0] == "chat.update"]
     shop = container.integrations.get(SPEC.name, TEAM)
     assert len(refusals(container, shop)) == 3
@@ -135,7 +135,7 @@ def test_a_settings_submission_for_another_workspaces_integration_changes_nothin
         refused = slack.submit(view, setup_values(SPEC.name, marketplaces=["A1PA6795UKMFR9"]))
     assert refused.json()["response_action"] == "errors"
     assert f"No integration with id {theirs.id}." in texts(refused.json())
-    assert container.integrations.get_by_id(ours.id).tax_overrides == {}
+    assert container.integrations.get_by_id(ours.id, workspace_id=None).tax_overrides == {}
     assert len(refusals(container, theirs)) == 1
 
 
@@ -218,7 +218,7 @@ def test_a_consent_link_is_bound_to_its_workspace(
         stored.workspace_id = OTHER  # a state whose workspace is not its integration's
     page = submit_consent(requests.Session(), url)
     assert page.status_code == 400 and "Connection not completed" in page.text
-    assert container.integrations.get_by_id(shop.id).xero_tenant_id is None
+    assert container.integrations.get_by_id(shop.id, workspace_id=None).xero_tenant_id is None
 
 
 def test_moving_an_integration_to_another_xero_organisation_waits_for_an_admin(
@@ -234,7 +234,7 @@ def test_moving_an_integration_to_another_xero_organisation_waits_for_an_admin(
     url = container.connect.xero_consent_url(shop, actor="U0ADMIN", workspace_id=TEAM)
     page = submit_consent(requests.Session(), url, choose={"tenant": other.tenant_id})
     assert "Confirmation needed" in page.text and "Someone Else Ltd" in page.text
-    held = container.integrations.get_by_id(shop.id)
+    held = container.integrations.get_by_id(shop.id, workspace_id=None)
     assert held.xero_tenant_id == books  # nothing moved
     [question] = world.slack.messages("C0ERRORS")
     assert "Someone Else Ltd" in texts(question)
@@ -250,11 +250,11 @@ def test_moving_an_integration_to_another_xero_organisation_waits_for_an_admin(
     with from_workspace(OTHER):
         slack.click(ids.CONFIRM_XERO_CHANGE, value, channel="C0ERRORS", key="other")
         assert f"No integration with id {shop.id}" in answer(slack, "other")
-    assert container.integrations.get_by_id(shop.id).xero_tenant_id == books
+    assert container.integrations.get_by_id(shop.id, workspace_id=None).xero_tenant_id == books
 
     slack.click(ids.CONFIRM_XERO_CHANGE, value, channel="C0ERRORS", message=question, key="ok")
     assert "now posts to the Xero organisation *Someone Else Ltd*" in answer(slack, "ok")
-    moved = container.integrations.get_by_id(shop.id)
+    moved = container.integrations.get_by_id(shop.id, workspace_id=None)
     assert moved.xero_tenant_id == other.tenant_id and moved.xero_pending_tenant_id is None
     actions = [e.action for e in container.integrations.audit_log(shop.id)]
     assert actions[actions.index("xero.change_held") :] == [
@@ -274,7 +274,7 @@ def test_an_amazon_refresh_must_come_from_the_seller_the_token_proves(
     shop = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
     browser = requests.Session()
     assert submit_consent(browser, connect.amazon_consent_url(shop, actor="U0ADMIN")).ok
-    connected = container.integrations.get_by_id(shop.id)
+    connected = container.integrations.get_by_id(shop.id, workspace_id=None)
     assert connected.amazon_stores and "Sandbox Store" in connected.amazon_stores.values()
     seller = connected.amazon_selling_partner_id
     token = connected.amazon_refresh_token_encrypted
@@ -284,7 +284,10 @@ def test_an_amazon_refresh_must_come_from_the_seller_the_token_proves(
     url = connect.amazon_consent_url(shop, actor="U0ADMIN", purpose=Purpose.REFRESH)
     edited = _redirect_naming(browser, url, seller or "")
     assert edited.status_code == 400 and "Other Store" in edited.text
-    assert container.integrations.get_by_id(shop.id).amazon_refresh_token_encrypted == token
+    assert (
+        container.integrations.get_by_id(shop.id, workspace_id=None).amazon_refresh_token_encrypted
+        == token
+    )
 
     # A selling_partner_id that is not one is refused before any code is exchanged.
     url = connect.amazon_consent_url(shop, actor="U0ADMIN", purpose=Purpose.REFRESH)
@@ -345,9 +348,12 @@ def test_sandbox_sellers_api_answers_for_the_tokens_seller(world: SandboxWorld) 
 def test_the_cli_still_reaches_every_workspace(container: Container, world: SandboxWorld) -> None:
     """The operator's CLI passes no workspace: ids resolve in any workspace, as before."""
     item, _ = failed_item_in_errors(container, world)
-    assert container.sync.item(item.id).id == item.id
-    assert container.sync.result_of(item.run_id).failed > 0
-    assert container.integrations.get_by_id(item.integration_id).workspace_id == TEAM
+    assert container.sync.item(item.id, workspace_id=None).id == item.id
+    assert container.sync.result_of(item.run_id, workspace_id=None).failed > 0
+    assert (
+        container.integrations.get_by_id(item.integration_id, workspace_id=None).workspace_id
+        == TEAM
+    )
 
 
 def test_a_refresh_is_proved_against_the_current_token_even_with_no_stores_on_record(
@@ -357,7 +363,9 @@ def test_a_refresh_is_proved_against_the_current_token_even_with_no_stores_on_re
     shop = container.integrations.create(SPEC, actor="U0ADMIN", workspace_id=TEAM)
     browser = requests.Session()
     assert submit_consent(browser, connect.amazon_consent_url(shop, actor="U0ADMIN")).ok
-    seller = container.integrations.get_by_id(shop.id).amazon_selling_partner_id or ""
+    seller = (
+        container.integrations.get_by_id(shop.id, workspace_id=None).amazon_selling_partner_id or ""
+    )
     # Connected before tokens were checked: nothing on record to compare with.
     with container.sessions.begin() as session:
         session.execute(update(Integration).values(amazon_stores=None))
