@@ -45,6 +45,8 @@ def allocate(ctx: RunContext) -> None:
             else:
                 left[target.xero_id or ""] -= from_cents(credit_note.gross_cents)
                 planned.append((credit_note, target))
+        if planned:
+            ctx.confirm_claim()
         ledger.record_outcomes(
             outcomes
             + [

@@ -87,6 +87,7 @@ def _post_batch(ctx: RunContext, contacts: list[XeroContact]) -> None:
             payload["ContactID"] = contact.xero_contact_id
         payloads.append(payload)
         in_flight.append({"id": contact.id, "status": LedgerStatus.IN_FLIGHT, "name": contact.name})
+    ctx.confirm_claim()
     ctx.ledger.update_contacts(in_flight)
     material = ",".join(f"{c.contact_key}#{c.name}#{c.fingerprint}" for c in contacts)
     try:

@@ -131,7 +131,10 @@ def _post_group(
             status=ctx.integration.invoice_status,
         )
         sendable.append((item, built, payload))
-    attempts = ledger.mark_in_flight([item for item, _, _ in sendable]) if sendable else {}
+    attempts: dict[int, int] = {}
+    if sendable:
+        ctx.confirm_claim()
+        attempts = ledger.mark_in_flight([item for item, _, _ in sendable])
     try:
         for batch in chunks(sendable, PAGE):
             outcomes.extend(_send(ctx, kind, batch, attempts))

@@ -19,6 +19,10 @@ holder that is alive but not running (stopped, swapped out, paused in a debugger
   The lock files stay: removing one while another claimant has it open would let two in.
 - SQLite in memory: the database lives and dies with this process, so a process-local set of
   held keys per engine is enough.
+
+A PostgreSQL claim can also end while its holder lives: the server restarts, or the claim's
+session is cut. The holder then confirms its claim (`Claim.confirm`) before each step that
+sends to Xero, and stops with `ClaimLost` rather than work beside a new holder.
 """
 
 from __future__ import annotations
@@ -38,16 +42,41 @@ from urllib.parse import quote
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from services.errors import ErrorKind, ServiceError
+
 log = logging.getLogger(__name__)
+
+
+class ClaimLost(ServiceError):
+    """The run's claim ended while the run went on: another process may hold it now, so the
+    run stops and leaves the run's record to that one."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            ErrorKind.UPSTREAM_UNAVAILABLE,
+            "This run lost its hold on the month (its database session ended) and stopped "
+            "before sending more to Xero; the next sync of the month takes it up.",
+            retryable=True,
+        )
 
 
 class Claim:
     """One run's hold on an integration's period, released once, from any thread."""
 
-    def __init__(self, release: Callable[[], None]) -> None:
+    def __init__(
+        self, release: Callable[[], None], alive: Callable[[], bool] | None = None
+    ) -> None:
         self._release = release
+        self._alive = alive
         self._released = False
         self._guard = threading.Lock()
+
+    def confirm(self) -> None:
+        """Raise ClaimLost unless this claim still holds (a file lock or an in-memory claim
+        holds until released; an advisory lock is asked of the server)."""
+        with self._guard:
+            if self._released or (self._alive is not None and not self._alive()):
+                raise ClaimLost()
 
     def release(self) -> None:
         # Releasing twice must not touch the claim a later holder took (nor a reused descriptor).
@@ -139,7 +168,10 @@ class _AdvisoryLocks:
         if not taken:
             connection.close()
             return None
-        return Claim(lambda: _unlock(connection, integration_id, period_key))
+        return Claim(
+            lambda: _unlock(connection, integration_id, period_key),
+            alive=lambda: _still_locked(connection, integration_id, period_key),
+        )
 
     def is_held(self, integration_id: int, period: str) -> bool:
         # Read from pg_locks: trying the lock to find out would hold it for a moment, and a
@@ -158,7 +190,29 @@ class _AdvisoryLocks:
         return bool(held)
 
 
+def _still_locked(connection: Connection, integration_id: int, period_key: int) -> bool:
+    try:
+        held = connection.scalar(
+            text(
+                "SELECT EXISTS (SELECT FROM pg_locks"
+                " WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted"
+                " AND objsubid = 2"
+                " AND classid = CAST(:integration AS oid) AND objid = CAST(:period AS oid))"
+            ),
+            {"integration": _as_oid(integration_id), "period": _as_oid(period_key)},
+        )
+        connection.commit()
+    except DBAPIError as error:
+        log.warning("run claim of integration %s: session lost (%s)", integration_id, error)
+        connection.invalidate()  # its lock went with it: nothing left to unlock
+        return False
+    return bool(held)
+
+
 def _unlock(connection: Connection, integration_id: int, period_key: int) -> None:
+    if connection.invalidated:
+        connection.close()
+        return
     try:
         connection.execute(
             text("SELECT pg_advisory_unlock(CAST(:integration AS int4), CAST(:period AS int4))"),

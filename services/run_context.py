@@ -11,6 +11,7 @@ from services.integrations import PostingSettings
 from services.ledger import Ledger
 from services.models import Integration, SyncRun
 from services.posting_rules import posting_settings
+from services.run_claims import Claim
 from services.run_summary import RunSummary
 from services.xero import XeroClient
 
@@ -43,6 +44,7 @@ class RunContext:
     ledger: Ledger
     clock: Callable[[], datetime]
     progress: Progress = no_progress
+    claim: Claim | None = None
     counters: Counters = field(default_factory=Counters)
     amazon_calls: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -50,6 +52,11 @@ class RunContext:
 
     def __post_init__(self) -> None:
         self.posting = posting_settings(self.integration)
+
+    def confirm_claim(self) -> None:
+        """Before anything more is sent to Xero: this process still holds the run."""
+        if self.claim is not None:
+            self.claim.confirm()
 
     @property
     def integration_id(self) -> int:

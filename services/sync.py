@@ -44,7 +44,7 @@ from services.posting import post
 from services.report_files import read_report_file
 from services.reports import parse_report, report_kind
 from services.results import CurrencyTotals, RunResult
-from services.run_claims import Claim, RunClaims
+from services.run_claims import Claim, ClaimLost, RunClaims
 from services.run_context import Counters, Progress, RunContext, no_progress
 from services.run_summary import RunSummary
 from services.taxes import TaxMap
@@ -325,6 +325,7 @@ class SyncEngine:
             ledger=self._ledger,
             clock=self._clock,
             progress=report,
+            claim=held.claim,
         )
 
     # -- checks ----------------------------------------------------------------------------
@@ -412,6 +413,8 @@ class SyncEngine:
 
     def _fail(self, ctx: RunContext, error: ServiceError, announce: bool = True) -> RunResult:
         """The run could not proceed; what was posted stays posted and the run resumes later."""
+        if isinstance(error, ClaimLost):
+            raise error  # the run's record is its new holder's now
         retry_at = self._clock() + FAILED_RUN_RETRY if error.retryable else None
         self._note_left_out(ctx)
         result = self._ended(ctx, RunStatus.FAILED)

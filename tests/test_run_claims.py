@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from bot.db import make_engine
-from services.run_claims import Claim, RunClaims
+from services.run_claims import Claim, ClaimLost, RunClaims
 from tests.conftest import REPO, _postgres_url
 
 PERIOD = "2026-11"
@@ -71,6 +71,14 @@ def test_is_held_tells_without_taking(engine: Engine) -> None:
     claim.release()
     assert not claims.is_held(1, HIGH_PERIOD)
     held(claims.hold(1, HIGH_PERIOD)).release()
+
+
+def test_a_claim_confirms_while_held_and_not_after_release(engine: Engine) -> None:
+    claim = held(RunClaims(engine).hold(1, PERIOD))
+    claim.confirm()
+    claim.release()
+    with pytest.raises(ClaimLost):
+        claim.confirm()
 
 
 def test_a_second_release_leaves_the_next_holders_claim_alone(engine: Engine) -> None:
@@ -175,14 +183,18 @@ def test_a_claim_session_waits_outside_any_transaction() -> None:
 
 
 @pytest.mark.postgres
-def test_a_session_lost_under_a_claim_releases_without_error() -> None:
+def test_a_session_lost_under_a_claim_is_told_and_releases_without_error() -> None:
     engine = make_engine(_postgres_url())
     claims = RunClaims(engine)
     claim = held(claims.hold(1, PERIOD))
+    claim.confirm()
     with engine.connect() as admin:
         pid = claim_session_pid(admin, 1, PERIOD)
         admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     wait_for(lambda: not claims.is_held(1, PERIOD), within=5)
+    # Its holder, still running, learns it before its next step.
+    with pytest.raises(ClaimLost):
+        claim.confirm()
 
     claim.release()
     held(claims.hold(1, PERIOD)).release()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from bot.container import Container
 from bot.scheduler import SyncScheduler
@@ -23,9 +23,11 @@ from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration, LedgerItem, RunStatus
 from services.results import CurrencyTotals
+from services.run_claims import ClaimLost
 from services.sync import SyncEngine
 from services.xero import Endpoint, XeroClient
 from tests.conftest import EU, ORDERS, SHARED
+from tests.test_run_claims import claim_session_pid
 
 PERIOD = "2026-10"
 
@@ -152,6 +154,43 @@ STEPS = {
     "credit notes, after Xero answered": ("CreditNotes", "after"),
     "allocation, after Xero answered": ("Allocations", "after"),
 }
+
+
+def test_a_run_whose_claim_session_is_cut_stops_before_sending_more(
+    container: Container,
+    world: SandboxWorld,
+    shop: Integration,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL restarted, or the claim's session cut, while the run lives: another process
+    may take the month, so this one sends nothing more and leaves the run's record alone."""
+    if container.engine.dialect.name != "postgresql":
+        pytest.skip("a file lock or an in-memory claim cannot be lost by a live holder")
+    real_create = XeroClient.create_documents
+    sent: list[str] = []
+
+    def create(self: XeroClient, target: Endpoint, documents: Any, **kwargs: Any) -> Any:
+        sent.append(target)
+        answer = real_create(self, target, documents, **kwargs)
+        if target == "Contacts":
+            with container.engine.connect() as admin:
+                pid = claim_session_pid(admin, shop.id, PERIOD)
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                admin.commit()
+        return answer
+
+    monkeypatch.setattr(XeroClient, "create_documents", create)
+    with pytest.raises(ClaimLost):
+        container.sync.sync_period(shop, PERIOD)
+    assert set(sent) == {"Contacts"}, sent  # no invoice left after the claim did
+    run = container.sync.runs(shop.id, workspace_id=None)[0]
+    assert run.status == RunStatus.RUNNING and run.error_kind is None
+
+    monkeypatch.setattr(XeroClient, "create_documents", real_create)
+    result = container.sync.sync_period(shop, PERIOD)
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    assert result_totals(result) == expected_totals(world)
+    assert_exactly_once(world)
 
 
 @pytest.mark.parametrize("step", list(STEPS))
