@@ -306,7 +306,12 @@ class Ledger:
                 or 0
             )
 
-    def next_pending(self, run_id: int, kind: DocumentKind, limit: int) -> list[PendingDocument]:
+    def next_pending(
+        self, run_id: int, kind: DocumentKind, limit: int, after: int = 0
+    ) -> list[PendingDocument]:
+        """The first pending documents of this kind with ids above `after`: a loop that
+        passes its last id starts where it stopped, past the index entries its own updates
+        left behind."""
         with self._sessions() as session:
             return list(
                 map(
@@ -316,6 +321,7 @@ class Ledger:
                         .where(
                             LedgerItem.run_id == run_id,
                             LedgerItem.status == LedgerStatus.PENDING,
+                            LedgerItem.id > after,
                             LedgerItem.document_type == kind,
                         )
                         .order_by(LedgerItem.id)

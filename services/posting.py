@@ -42,7 +42,9 @@ def post(ctx: RunContext) -> None:
     total = ledger.count(ctx.run_id, LedgerStatus.PENDING)
     done = 0
     for kind in (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE):
-        while group := ledger.next_pending(ctx.run_id, kind, PAGE * BATCHES_PER_GROUP):
+        after = 0
+        while group := ledger.next_pending(ctx.run_id, kind, PAGE * BATCHES_PER_GROUP, after):
+            after = group[-1].id
             if tax_map is None:  # only when there is something to post
                 tax_map = TaxMap.from_xero(
                     ctx.xero.tax_rates(),
