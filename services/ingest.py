@@ -12,6 +12,7 @@ from typing import Any
 
 from services.amazon import SpApiClient
 from services.documents import (
+    TaxKey,
     contact_for,
     document_key,
     document_number,
@@ -38,7 +39,7 @@ def ingest_from_amazon(
     transactions report; elsewhere the orders report and the settlements for refunds)."""
     integration = ctx.integration
     ctx.ledger.drop_unreadable(ctx.run_id)
-    tax_keys: set[str] = set()
+    tax_keys: set[TaxKey] = set()
     kind = ReportKind.VAT_TRANSACTIONS if integration.region == Region.EU else ReportKind.ALL_ORDERS
     report_id = amazon.create_report(
         kind.value, integration.marketplaces, start, end - timedelta(seconds=1)
@@ -75,21 +76,21 @@ def ingest_from_amazon(
     mark_ingested(ctx, tax_keys)
 
 
-def mark_ingested(ctx: RunContext, tax_keys: set[str]) -> None:
+def mark_ingested(ctx: RunContext, tax_keys: set[TaxKey]) -> None:
     ctx.summary.state.ingested = True
-    ctx.summary.state.tax_keys = sorted(tax_keys)
+    ctx.summary.state.tax_keys = sorted(str(key) for key in tax_keys)
     ctx.ledger.save_summary(ctx.run_id, ctx.summary)
     ctx.ledger.refresh_statistics()
 
 
 def ingest(
     ctx: RunContext, items: Iterable[Transaction | RowError], *, since: date | None = None
-) -> set[str]:
+) -> set[TaxKey]:
     """Record rows, documents and buyers; rows dated before `since` (the integration's start
     date) are left out. Returns the tax keys the documents will need."""
     read = 0
     row_key = RowKeys()
-    needed_tax_keys: set[str] = set()
+    needed_tax_keys: set[TaxKey] = set()
     integration_id, run_id = ctx.integration_id, ctx.run_id
     for batch in chunks(items, INGEST_CHUNK):
         chunk = IngestChunk()
@@ -116,7 +117,7 @@ def ingest(
             )
             if key is None:
                 continue
-            needed_tax_keys.update(str(k) for k in transaction_tax_keys(item, ctx.posting))
+            needed_tax_keys |= transaction_tax_keys(item, ctx.posting)
             if key not in chunk.documents:
                 # One order, one buyer: each shipment's invoice takes the contact of the
                 # order's first. A refund's contact is its order's, found before posting

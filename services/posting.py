@@ -174,7 +174,7 @@ def _send(
             else:
                 counters.credit_notes += 1
             rates = counters.country_rates.setdefault(doc.country or "??", set())
-            rates.update(f"{key.rate.normalize():f}" for key in tax_keys(doc))
+            rates.update(line.tax_key.rate for line in doc.lines)
         else:
             refused = ServiceError(
                 ErrorKind.VALIDATION,

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from services.integrations import PostingSettings
 from services.ledger import Ledger
@@ -32,7 +33,7 @@ class Counters:
     contacts_updated: int = 0
     allocations: int = 0
     already_posted: int = 0
-    country_rates: dict[str, set[str]] = field(default_factory=dict)
+    country_rates: dict[str, set[Decimal]] = field(default_factory=dict)
 
 
 @dataclass

@@ -21,10 +21,11 @@ class EngineState:
     # Amazon's figures of the documents not in Xero, per currency, as of the last end.
     left_out: dict[str, CurrencyTotals] = field(default_factory=dict)
 
-    def add_rates(self, seen: dict[str, set[str]]) -> None:
+    def add_rates(self, seen: dict[str, set[Decimal]]) -> None:
         for code, rates in seen.items():
             known = set(self.country_rates.get(code, []))
-            self.country_rates[code] = sorted(known | rates, key=Decimal)
+            known |= {f"{rate.normalize():f}" for rate in rates}
+            self.country_rates[code] = sorted(known, key=Decimal)
 
 
 @dataclass
