@@ -3,8 +3,9 @@
 Reads the three reports the bot posts from (VAT transactions, settlement V2, all-orders) as
 Seller Central or SP-API deliver them, and yields a `Transaction` per data row, or a `RowError`
 for a row that cannot be read; a bad row never stops the rows after it. Nothing holds more
-than one row (one refund, for the settlement report), so a million-row file streams in
-constant memory; only an .xlsx workbook's table of distinct texts is kept whole.
+than one row (one refund, for the settlement report) and bounded memos of what rows repeat,
+so a million-row file streams in constant memory; only an .xlsx workbook's table of distinct
+texts is kept whole.
 
 Decisions callers should know:
 - Amounts are cents, rounded half-up from whatever the file holds (spreadsheets write
@@ -34,13 +35,14 @@ from __future__ import annotations
 
 import csv
 import functools
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from services.errors import ErrorKind, ServiceError
 from services.marketplaces import BY_DOMAIN
@@ -147,7 +149,7 @@ def parse_report(lines: Iterable[str], *, file_name: str) -> Iterator[Transactio
     if header.kind == ReportKind.SETTLEMENT_V2:
         yield from _settlement_items(rows, header, file_name)
         return
-    build: Callable[[list[str]], Transaction]
+    build: Callable[[list[str], SourceRef], Transaction]
     if header.kind == ReportKind.VAT_TRANSACTIONS:
         build = _VatReader(header).transaction
     else:
@@ -159,7 +161,7 @@ def parse_report(lines: Iterable[str], *, file_name: str) -> Iterator[Transactio
         line, values = row
         source = SourceRef(file_name, line)
         try:
-            yield build(values).with_source(source)
+            yield build(values, source)
         except _BadValue as bad:
             yield RowError(source, header.label(bad.column), bad.message, header.order_id(values))
 
@@ -207,12 +209,21 @@ class _Header:
     def positions(self) -> _Positions:
         return _Positions(self.index, len(self.names))
 
+    def label(self, column: str) -> str:
+        """The column as this file spells it, for messages."""
+        position = self.positions[column]
+        return self.names[position] if position < len(self.names) else column
+
+    def order_id(self, values: list[str]) -> str | None:
+        """The order of a row (its values padded as _rows pads them), for its errors."""
+        return values[self.positions[_ORDER_ID_COLUMN[self.kind]]].strip() or None
+
 
 class _Positions(dict[str, int]):
     """Column positions by the names this module asks for, each worked out once: every row
     asks for dozens of columns, and _key() on each ask was a large part of the parsing time.
     A column the header lacks is at `width`, one past its last column, which is always blank
-    (see _Row)."""
+    (see _Record)."""
 
     def __init__(self, index: dict[str, int], width: int) -> None:
         super().__init__()
@@ -254,16 +265,11 @@ def _read_header(line: str) -> _Header:
 
 
 class _Row:
-    """One data row; columns are looked up by name. `values` (the reader's list) is padded
-    with blanks to one past the header's columns, so that a missing trailing column and a
-    column the header lacks both read as "" without a check on every look-up."""
+    """One data row of a settlement or all-orders report; columns are looked up by name."""
 
     __slots__ = ("header", "line", "positions", "values")
 
     def __init__(self, header: _Header, line: int, values: list[str]) -> None:
-        width = len(header.names)
-        if len(values) <= width:
-            values.extend([""] * (width + 1 - len(values)))
         self.header = header
         self.line = line
         self.values = values
@@ -272,15 +278,8 @@ class _Row:
     def text(self, column: str) -> str:
         return self.values[self.positions[column]].strip()
 
-    def texts(self, columns: tuple[str, ...]) -> list[str]:
-        """Several columns at once, read as text() reads each."""
-        values, positions = self.values, self.positions
-        return [values[positions[column]].strip() for column in columns]
-
     def label(self, column: str) -> str:
-        """The column as this file spells it, for messages."""
-        position = self.positions[column]
-        return self.header.names[position] if position < len(self.header.names) else column
+        return self.header.label(column)
 
     def order_id(self) -> str:
         return self.text(_ORDER_ID_COLUMN[self.header.kind])
@@ -293,9 +292,15 @@ class _BadValue(Exception):
         self.message = message
 
 
+# A data row: the file line it starts on, and its values padded with blanks to one past the
+# header's columns, so that a missing trailing column and a column the header lacks both read
+# as "" without a check on every look-up.
+_Record = tuple[int, list[str]]
+
+
 def _rows(
     lines: Iterator[str], header: _Header, file_name: str, offset: int
-) -> Iterator[_Row | RowError]:
+) -> Iterator[_Record | RowError]:
     """Non-blank rows after the header, numbered by the file line they start on.
 
     Amazon's flat files are tab-separated without quoting: there a quote is data, so a stray
@@ -303,9 +308,50 @@ def _rows(
     do quote; a quoted value never spans lines in a report, so a row that does is refused
     with the lines it took."""
     if header.delimiter == "\t":
-        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-    else:
-        reader = csv.reader(lines, delimiter=header.delimiter)
+        return _tab_rows(lines, header, file_name, offset)
+    return _quoted_rows(lines, header, file_name, offset)
+
+
+def _tab_rows(
+    lines: Iterator[str], header: _Header, file_name: str, offset: int
+) -> Iterator[_Record | RowError]:
+    """Each line is a row, split at its tabs: what csv.reader reads without quoting, in a
+    third of its time. A line it would read otherwise (one holding a line break, or longer
+    than its field size limit) still goes through it."""
+    width = len(header.names)
+    limit = csv.field_size_limit()
+    line = offset
+    for text in lines:
+        line += 1
+        if "\n" in text or "\r" in text or len(text) > limit:
+            try:
+                values = next(csv.reader((text,), delimiter="\t", quoting=csv.QUOTE_NONE))
+            except csv.Error as error:
+                message = f"the line cannot be read: {error}"
+                yield RowError(SourceRef(file_name, line), None, message)
+                continue
+            text = "".join(values)
+        else:
+            values = text.split("\t")
+        if not text or text.isspace():
+            continue
+        fields = len(values)
+        if fields == width:
+            values.append("")
+        elif fields < width:
+            values.extend([""] * (width + 1 - fields))
+        if fields > width or "\ufffd" in text:
+            damage = _damaged(header, file_name, line, values, fields)
+            if damage is not None:
+                yield damage
+                continue
+        yield line, values
+
+
+def _quoted_rows(
+    lines: Iterator[str], header: _Header, file_name: str, offset: int
+) -> Iterator[_Record | RowError]:
+    reader = csv.reader(lines, delimiter=header.delimiter)
     width = len(header.names)
     end = offset
     while True:
@@ -330,29 +376,41 @@ def _rows(
         if not joined.strip():
             continue
         fields = len(values)
-        # A stray delimiter inside a value shifts every column after it: refuse the row.
-        stray = fields > width and any(value.strip() for value in values[width:])
-        row = _Row(header, start, values)
-        if "\ufffd" in joined:
-            garbled = next(i for i, value in enumerate(values) if "\ufffd" in value)
-            yield RowError(
-                SourceRef(file_name, start),
-                header.names[garbled] if garbled < width else None,
-                "holds bytes that are not valid in the file's text encoding; export the "
-                "report again from Seller Central.",
-                row.order_id() or None,
-            )
-            continue
-        if stray:
-            yield RowError(
-                SourceRef(file_name, start),
-                None,
-                f"the row has {fields} fields but the header has {width} columns; a value "
-                f"may contain a stray {_DELIMITER_NAMES[header.delimiter]}.",
-                row.order_id() or None,
-            )
-            continue
-        yield row
+        if fields <= width:
+            values.extend([""] * (width + 1 - fields))
+        if fields > width or "\ufffd" in joined:
+            damage = _damaged(header, file_name, start, values, fields)
+            if damage is not None:
+                yield damage
+                continue
+        yield start, values
+
+
+def _damaged(
+    header: _Header, file_name: str, line: int, values: list[str], fields: int
+) -> RowError | None:
+    """Why a row that has bytes the encoding lacks, or more fields than the header, cannot be
+    read; None for a row whose fields past the header's are blank."""
+    width = len(header.names)
+    garbled = next((i for i, value in enumerate(values) if "\ufffd" in value), None)
+    if garbled is not None:
+        return RowError(
+            SourceRef(file_name, line),
+            header.names[garbled] if garbled < width else None,
+            "holds bytes that are not valid in the file's text encoding; export the "
+            "report again from Seller Central.",
+            header.order_id(values),
+        )
+    # A stray delimiter inside a value shifts every column after it: refuse the row.
+    if fields > width and any(value.strip() for value in values[width:]):
+        return RowError(
+            SourceRef(file_name, line),
+            None,
+            f"the row has {fields} fields but the header has {width} columns; a value "
+            f"may contain a stray {_DELIMITER_NAMES[header.delimiter]}.",
+            header.order_id(values),
+        )
+    return None
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -477,18 +535,28 @@ def _parsed(text: str, column: str, parse: Callable[[str], T]) -> T | None:
         raise _BadValue(column, str(error)) from None
 
 
+def _needed(column: str, kind: str) -> _BadValue:
+    return _BadValue(column, f"empty, but a {kind} row needs it")
+
+
 def _required(row: _Row, column: str, needed: bool, kind: str) -> str:
     text = row.text(column)
     if needed and not text:
-        raise _BadValue(row.label(column), f"empty, but a {kind} row needs it")
+        raise _needed(row.label(column), kind)
     return text
+
+
+@functools.lru_cache(maxsize=64)
+def _to_currency(text: str) -> str:
+    code = text.upper()
+    if not _CURRENCY.fullmatch(code):
+        raise ValueError(f"{code!r} is not a currency code")
+    return code
 
 
 def _currency(row: _Row, column: str, needed: bool, kind: str) -> str:
-    text = _required(row, column, needed, kind).upper()
-    if text and not _CURRENCY.fullmatch(text):
-        raise _BadValue(row.label(column), f"{text!r} is not a currency code")
-    return text
+    _required(row, column, needed, kind)
+    return _value(row, column, _to_currency) or ""
 
 
 def _quantity(row: _Row, column: str, needed: bool, kind: str) -> int:
@@ -496,16 +564,16 @@ def _quantity(row: _Row, column: str, needed: bool, kind: str) -> int:
     return _value(row, column, _to_quantity) or 0
 
 
-def _country(row: _Row, column: str) -> str | None:
+def _country(text: str, column: str) -> str | None:
     """An ISO alpha-2 code from a code or an English country name; None when blank."""
-    text = row.text(column).upper()
+    text = text.upper()
     if not text:
         return None
     if text in _COUNTRY_NAMES:
         return _COUNTRY_NAMES[text]
     if _COUNTRY_CODE.fullmatch(text):
         return text
-    raise _BadValue(row.label(column), f"{text!r} is not a country this app knows")
+    raise _BadValue(column, f"{text!r} is not a country this app knows")
 
 
 def _charge(
@@ -541,6 +609,17 @@ _VAT_CHARGES: tuple[tuple[ChargeKind, str, str, str, str], ...] = tuple(
     )
 )
 _VAT_CHARGE_COLUMNS = tuple(column for _, *columns in _VAT_CHARGES for column in columns)
+# The columns holding Amazon's VAT calculation (see _VatCharges.figures), by their place
+# among _VAT_CHARGE_COLUMNS.
+_VAT_FIGURES = tuple(
+    _VAT_CHARGE_COLUMNS.index(f"{promo}{family}_{suffix}")
+    for family in ("PRICE_OF_ITEMS", "SHIP_CHARGE", "GIFT_WRAP")
+    for promo in ("", "PROMO_")
+    for suffix in ("AMT_VAT_EXCL", "VAT_AMT")
+) + tuple(
+    _VAT_CHARGE_COLUMNS.index(f"{family}_VAT_RATE_PERCENT")
+    for family in ("PRICE_OF_ITEMS", "SHIP_CHARGE", "GIFT_WRAP")
+)
 # Of the dates a row has, the one the transaction counts on; movements have only the last two.
 _VAT_DATES = (
     "TRANSACTION_COMPLETE_DATE",
@@ -548,84 +627,236 @@ _VAT_DATES = (
     "TRANSACTION_DEPART_DATE",
     "TRANSACTION_ARRIVAL_DATE",
 )
+# The columns read for each row alone; those a row shares with many others (_vat_shape:
+# its type, currency, quantity, marketplace, jurisdiction and dates), those of its buyer
+# (_vat_buyer) and those its scheme and taxing country come from (_vat_tax).
+_VAT_OWN_COLUMNS = (
+    "TRANSACTION_EVENT_ID",
+    "ACTIVITY_TRANSACTION_ID",
+    "VAT_INV_NUMBER",
+    "SELLER_SKU",
+    "ITEM_DESCRIPTION",
+)
+_VAT_SHAPE_COLUMNS = (
+    "TRANSACTION_TYPE",
+    "TRANSACTION_CURRENCY_CODE",
+    "QTY",
+    "MARKETPLACE",
+    "TAXABLE_JURISDICTION",
+    *_VAT_DATES,
+)
+_VAT_BUYER_COLUMNS = (
+    "BUYER_NAME",
+    "BUYER_VAT_NUMBER",
+    "BUYER_VAT_NUMBER_COUNTRY",
+    "ARRIVAL_ADDRESS",
+    "ARRIVAL_CITY",
+    "ARRIVAL_POST_CODE",
+    "ARRIVAL_COUNTRY",
+)
+_VAT_TAX_COLUMNS = (
+    "TAX_COLLECTION_RESPONSIBILITY",
+    "TAX_REPORTING_SCHEME",
+    "SALE_DEPART_COUNTRY",
+    "DEPARTURE_COUNTRY",
+    "SALE_ARRIVAL_COUNTRY",
+    "ARRIVAL_COUNTRY",
+    "EXPORT_OUTSIDE_EU",
+    "TAXABLE_JURISDICTION",
+    "VAT_CALCULATION_IMPUTATION_COUNTRY",
+    "MARKETPLACE",
+)
+# What a reader keeps of the rows before (a product's charges, a route's taxes): each memo
+# is emptied when it holds this many, so that a file of distinct values costs no more memory.
+_MEMO_SIZE = 4096
+# Joins the texts of a memo's key: one string hashes faster than a tuple of a dozen. No value
+# that reaches a reader holds it, so that two keys never run together: a tab-separated file's
+# values hold no tab, and no file's values hold U+FFFD (_damaged refuses those rows); the tab
+# keeps keys of ASCII texts ASCII, which hash twice as fast.
+_JOINS = {"\t": "\t", ";": "\ufffd", ",": "\ufffd"}
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
-def _vat_transaction(row: _Row, source: SourceRef) -> Transaction:
-    kind = row.text("TRANSACTION_TYPE").upper()
+def _memo(memo: dict[K, V], key: K, value: V) -> V:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+class _VatReader:
+    """The rows of one VAT transactions report as transactions. The columns are found once
+    and each row is read by position. Most of a row repeats rows before it (a product's
+    figures, the buyer over the rows of an order, a route and its taxes, the days of the
+    month), so those parts are worked out once for each distinct set of texts the file writes
+    for them, and kept; only a row's own texts are read every time."""
+
+    __slots__ = (
+        "_buyer",
+        "_buyer_texts",
+        "_buyer_texts_before",
+        "_charge_texts",
+        "_charges",
+        "_join",
+        "_own",
+        "_shape_texts",
+        "_shapes",
+        "_tax_texts",
+        "_taxes",
+    )
+
+    def __init__(self, header: _Header) -> None:
+        at = header.positions
+
+        def texts(columns: tuple[str, ...]) -> Callable[[list[str]], tuple[str, ...]]:
+            return operator.itemgetter(*(at[column] for column in columns))
+
+        self._join = _JOINS[header.delimiter]
+        self._own = texts(_VAT_OWN_COLUMNS)
+        self._shape_texts = texts(_VAT_SHAPE_COLUMNS)
+        self._charge_texts = texts(_VAT_CHARGE_COLUMNS)
+        self._buyer_texts = texts(_VAT_BUYER_COLUMNS)
+        self._tax_texts = texts(_VAT_TAX_COLUMNS)
+        self._shapes: dict[str, _VatShape] = {}
+        self._charges: dict[str, _VatCharges] = {}
+        self._taxes: dict[tuple[object, ...], tuple[TaxScheme, str | None]] = {}
+        self._buyer_texts_before: tuple[str, ...] = ()
+        self._buyer = Buyer()
+
+    def transaction(self, values: list[str], source: SourceRef) -> Transaction:
+        """The transaction of a row, or a _BadValue naming the column as this module does."""
+        join = self._join
+        order_id, activity_id, invoice_number, sku, description = map(str.strip, self._own(values))
+        shape_texts = self._shape_texts(values)
+        key = join.join(shape_texts)
+        shape = self._shapes.get(key)
+        if shape is None or (shape.posted and not (order_id and activity_id)):
+            # Read with care, which raises the first thing wrong in the order of the columns.
+            shape = _memo(self._shapes, key, _vat_shape(shape_texts, order_id, activity_id))
+        kind, posted, currency, quantity, marketplace, jurisdiction, day = shape
+        key = join.join(self._charge_texts(values))
+        found = self._charges.get(key)
+        if found is None:
+            found = _memo(self._charges, key, _vat_charges(key.split(join)))
+        charges, figures, taxed = found
+        buyer_texts = self._buyer_texts(values)
+        if buyer_texts != self._buyer_texts_before:  # the rows of an order come together
+            self._buyer, self._buyer_texts_before = _vat_buyer(buyer_texts), buyer_texts
+        buyer = self._buyer
+        amazon_vat = bool(jurisdiction) or figures
+        if posted:
+            has_vat_number = buyer.vat_number is not None
+            tax_texts = self._tax_texts(values)
+            # All a row's scheme and taxing country depend on (the day only before or after
+            # the One-Stop Shop began).
+            facts = (join.join(tax_texts), day < OSS_START, taxed, has_vat_number, amazon_vat)
+            tax = self._taxes.get(facts)
+            if tax is None:
+                found_tax = _vat_tax(tax_texts, day, taxed, has_vat_number, amazon_vat)
+                tax = _memo(self._taxes, facts, found_tax)
+            scheme, tax_country = tax
+        else:
+            scheme, tax_country = TaxScheme.DOMESTIC, _country(jurisdiction, "TAXABLE_JURISDICTION")
+        # By position, in the order of Transaction's fields: a third faster than by keyword.
+        return Transaction(
+            source,
+            kind,
+            marketplace,
+            order_id,
+            activity_id,
+            invoice_number or None,
+            day,
+            currency,
+            sku or None,
+            description or None,
+            quantity,
+            charges,
+            tax_country,
+            scheme,
+            buyer,
+            amazon_vat,
+        )
+
+
+class _VatShape(NamedTuple):
+    """What a row's _VAT_SHAPE_COLUMNS say."""
+
+    kind: str
+    posted: bool  # a type that becomes a document (the others are only counted)
+    currency: str
+    quantity: int
+    marketplace: str | None
+    jurisdiction: str  # TAXABLE_JURISDICTION as written
+    day: date
+
+
+def _vat_shape(texts: tuple[str, ...], order_id: str, activity_id: str) -> _VatShape:
+    """The shape of a row from the texts of its _VAT_SHAPE_COLUMNS; its order and activity
+    ids are checked here too, so that the first thing wrong is the one said."""
+    kind, currency, quantity_text, marketplace, jurisdiction, *dates = map(str.strip, texts)
+    kind = kind.upper()
     if not kind:
-        raise _BadValue(row.label("TRANSACTION_TYPE"), "empty: every row needs a type")
+        raise _BadValue("TRANSACTION_TYPE", "empty: every row needs a type")
     # Stock movements and returns are only counted: be lenient about what they leave blank.
     posted = kind in POSTED_TYPES
-    order_id = _required(row, "TRANSACTION_EVENT_ID", posted, kind)
-    activity_id = _required(row, "ACTIVITY_TRANSACTION_ID", posted, kind)
-    currency = _currency(row, "TRANSACTION_CURRENCY_CODE", posted, kind)
-    day = _vat_date(row)
-    quantity = _quantity(row, "QTY", posted, kind)
+    for column, text in (
+        ("TRANSACTION_EVENT_ID", order_id),
+        ("ACTIVITY_TRANSACTION_ID", activity_id),
+        ("TRANSACTION_CURRENCY_CODE", currency),
+    ):
+        if posted and not text:
+            raise _needed(column, kind)
+    currency = _parsed(currency, "TRANSACTION_CURRENCY_CODE", _to_currency) or ""
+    day = _vat_date(dates)
+    if posted and not quantity_text:
+        raise _needed("QTY", kind)
+    quantity = _parsed(quantity_text, "QTY", _to_quantity) or 0
     if kind == TransactionType.REFUND:
         quantity = -abs(quantity)  # Amazon writes a refund's QTY with either sign
-    charges = _vat_charges(row)
-    vat_country = row.text("BUYER_VAT_NUMBER_COUNTRY").upper()
-    vat_number = _vat_number(row.text("BUYER_VAT_NUMBER"), vat_country)
-    if vat_number and not vat_country:
-        vat_country = "GR" if vat_number.startswith("EL") else vat_number[:2]
-    amazon_vat = _amazon_calculated_vat(row)
-    scheme, tax_country = (
-        _vat_tax(row, day, charges, vat_number, amazon_vat)
-        if posted
-        else (TaxScheme.DOMESTIC, _country(row, "TAXABLE_JURISDICTION"))
-    )
-    buyer = Buyer(
-        name=row.text("BUYER_NAME") or None,
-        vat_number=vat_number,
-        vat_country=vat_country if vat_number else None,
-        address=row.text("ARRIVAL_ADDRESS") or None,
-        city=row.text("ARRIVAL_CITY") or None,
-        postcode=row.text("ARRIVAL_POST_CODE") or None,
-        country=row.text("ARRIVAL_COUNTRY").upper() or None,
-    )
-    return Transaction(
-        source=source,
-        type=kind,
-        marketplace=row.text("MARKETPLACE").lower() or None,
-        order_id=order_id,
-        activity_id=activity_id,
-        invoice_number=row.text("VAT_INV_NUMBER") or None,
-        date=day,
-        currency=currency,
-        sku=row.text("SELLER_SKU") or None,
-        description=row.text("ITEM_DESCRIPTION") or None,
-        quantity=quantity,
-        charges=charges,
-        tax_country=tax_country,
-        scheme=scheme,
-        buyer=buyer,
-        amazon_vat=amazon_vat,
+    return _VatShape(
+        kind, posted, currency, quantity, marketplace.lower() or None, jurisdiction, day
     )
 
 
-def _vat_date(row: _Row) -> date:
-    for column in _VAT_DATES:
-        day = _value(row, column, _to_date)
-        if day is not None:
-            return day
-    raise _BadValue(
-        row.label(_VAT_DATES[0]), f"empty, and so are {', '.join(_VAT_DATES[1:])}: no date"
-    )
+def _vat_date(texts: list[str]) -> date:
+    """The day of a row from the texts of its _VAT_DATES: the first one written."""
+    for column, text in zip(_VAT_DATES, texts, strict=True):
+        if text:
+            try:
+                return _to_date(text)
+            except ValueError as error:
+                raise _BadValue(column, str(error)) from None
+    raise _BadValue(_VAT_DATES[0], f"empty, and so are {', '.join(_VAT_DATES[1:])}: no date")
 
 
-def _vat_charges(row: _Row) -> tuple[Charge, ...]:
-    """The row's charges in the order of _VAT_CHARGES, but those with no amounts."""
-    texts = row.texts(_VAT_CHARGE_COLUMNS)
+class _VatCharges(NamedTuple):
+    """What the charge columns of a row say."""
+
+    charges: tuple[Charge, ...]  # in the order of _VAT_CHARGES, but those with no amounts
+    # Whether Amazon worked out the VAT of this row, as far as these columns tell: sellers
+    # without Amazon's VAT calculation (and reports from before it) get VAT-inclusive amounts
+    # only, no VAT, net or rate (nor jurisdiction). An explicit 0 is Amazon's figure (an
+    # export, say), a blank is not.
+    figures: bool
+    taxed: bool  # whether any charge bears VAT
+
+
+def _vat_charges(texts: list[str]) -> _VatCharges:
+    """The charges of a row from the texts of its _VAT_CHARGE_COLUMNS."""
+    stripped = [text.strip() for text in texts]
     charges = []
-    try:
-        for index in range(len(_VAT_CHARGES)):
-            at = 4 * index
-            charge = _vat_charge(index, texts[at], texts[at + 1], texts[at + 2], texts[at + 3])
-            if charge is not None:
-                charges.append(charge)
-    except _BadValue as bad:
-        raise _BadValue(row.label(bad.column), bad.message) from None
-    return tuple(charges)
+    for index in range(len(_VAT_CHARGES)):
+        at = 4 * index
+        charge = _vat_charge(index, *stripped[at : at + 4])
+        if charge is not None:
+            charges.append(charge)
+    return _VatCharges(
+        tuple(charges),
+        any(stripped[at] for at in _VAT_FIGURES),
+        any(charge.tax for charge in charges),
+    )
 
 
 # The same figures come back row after row (a product's price and shipping, zeros): each
@@ -660,6 +891,24 @@ def _vat_charge(
     return _charge(kind, net, tax, rate)
 
 
+def _vat_buyer(texts: tuple[str, ...]) -> Buyer:
+    """The buyer from the texts of a row's _VAT_BUYER_COLUMNS."""
+    name, number, vat_country, address, city, postcode, country = map(str.strip, texts)
+    vat_country = vat_country.upper()
+    vat_number = _vat_number(number, vat_country) if number else None  # most buyers have none
+    if vat_number and not vat_country:
+        vat_country = "GR" if vat_number.startswith("EL") else vat_number[:2]
+    return Buyer(  # by position, as the transaction (see _VatReader.transaction)
+        name or None,
+        vat_number,
+        vat_country if vat_number else None,
+        address or None,
+        city or None,
+        postcode or None,
+        country.upper() or None,
+    )
+
+
 def _vat_number(number: str, country: str) -> str | None:
     """One string with the country prefix, e.g. DE123456789 (Greece's prefix is EL)."""
     compact = _VAT_NUMBER_SEPARATORS.sub("", number).upper()
@@ -670,42 +919,25 @@ def _vat_number(number: str, country: str) -> str | None:
     return ("EL" if country == "GR" else country) + compact
 
 
-def _amazon_calculated_vat(row: _Row) -> bool:
-    """Whether Amazon worked out the VAT of this row. Sellers without Amazon's VAT calculation
-    (and reports from before it) get VAT-inclusive amounts only: no VAT, net, rate or
-    jurisdiction. An explicit 0 is Amazon's figure (an export, say), a blank is not."""
-    return bool(row.text("TAXABLE_JURISDICTION")) or any(
-        row.text(column) for column in _VAT_FIGURE_COLUMNS
-    )
-
-
-_VAT_FIGURE_COLUMNS = tuple(
-    f"{promo}{family}_{suffix}"
-    for family in ("PRICE_OF_ITEMS", "SHIP_CHARGE", "GIFT_WRAP")
-    for promo in ("", "PROMO_")
-    for suffix in ("AMT_VAT_EXCL", "VAT_AMT")
-) + tuple(f"{family}_VAT_RATE_PERCENT" for family in ("PRICE_OF_ITEMS", "SHIP_CHARGE", "GIFT_WRAP"))
-
 # The Union One-Stop Shop (and the Import OSS) started on 1 July 2021 (Council Directive (EU)
 # 2017/2455 as amended by 2020/1756); before it, cross-border sales were taxed as local sales.
 OSS_START = date(2021, 7, 1)
 
 
-def _reported_scheme(row: _Row) -> TaxScheme | None:
+def _reported_scheme(responsibility: str, reported: str) -> TaxScheme | None:
     """The scheme Amazon states (reports since July 2021 carry TAX_REPORTING_SCHEME and
-    TAX_COLLECTION_RESPONSIBILITY); None when it states none, or REGULAR (work it out).
+    TAX_COLLECTION_RESPONSIBILITY, given here in capitals); None when it states none, or
+    REGULAR (work it out).
 
     Tax that the marketplace collects (responsibility MARKETPLACE; the UK and Norwegian VOEC
     schemes; deemed-reseller IOSS) is Amazon's to remit, never the seller's VAT."""
-    responsibility = row.text("TAX_COLLECTION_RESPONSIBILITY").upper()
     if responsibility not in ("", "SELLER", "MARKETPLACE"):
         raise _BadValue(
-            row.label("TAX_COLLECTION_RESPONSIBILITY"),
+            "TAX_COLLECTION_RESPONSIBILITY",
             f"{responsibility!r} is neither SELLER nor MARKETPLACE",
         )
     if responsibility == "MARKETPLACE":
         return TaxScheme.FACILITATOR
-    reported = row.text("TAX_REPORTING_SCHEME").upper()
     if reported in ("", "REGULAR"):
         return None
     if "VOEC" in reported or reported.startswith("DEEMED_RESELLER"):
@@ -715,26 +947,18 @@ def _reported_scheme(row: _Row) -> TaxScheme | None:
     if "OSS" in reported:
         return TaxScheme.OSS
     raise _BadValue(
-        row.label("TAX_REPORTING_SCHEME"),
+        "TAX_REPORTING_SCHEME",
         f"{reported!r} is not a tax reporting scheme this app knows (REGULAR, UNION-OSS, "
         "IMPORT-OSS, UK_VOEC-DOMESTIC, UK_VOEC-IMPORT, CH_VOEC, NO_VOEC, DEEMED_RESELLER-IOSS)",
     )
 
 
-def _sale_countries(row: _Row) -> tuple[str, str]:
-    depart = (row.text("SALE_DEPART_COUNTRY") or row.text("DEPARTURE_COUNTRY")).upper()
-    arrive = (row.text("SALE_ARRIVAL_COUNTRY") or row.text("ARRIVAL_COUNTRY")).upper()
-    return depart, arrive
-
-
 def _vat_tax(
-    row: _Row,
-    day: date,
-    charges: tuple[Charge, ...],
-    vat_number: str | None,
-    amazon_vat: bool,
+    texts: tuple[str, ...], day: date, taxed: bool, has_vat_number: bool, amazon_vat: bool
 ) -> tuple[TaxScheme, str | None]:
-    """The scheme and the taxing country of a row.
+    """The scheme and the taxing country of a row, from the texts of its _VAT_TAX_COLUMNS,
+    its date, whether any charge bears VAT, whether the buyer gave a VAT number and whether
+    Amazon calculated the VAT.
 
     The country is TAXABLE_JURISDICTION: it agrees with Amazon's VAT invoice and its rate.
     VAT_CALCULATION_IMPUTATION_COUNTRY is where Amazon imputed the calculation; on Pan-EU stock
@@ -747,25 +971,38 @@ def _vat_tax(
     before that date it is taxed where the goods leave unless Amazon says otherwise; the rest
     is a domestic sale of the taxing country.
     """
-    scheme = _reported_scheme(row)
+    (
+        responsibility,
+        reported,
+        sale_depart,
+        departure,
+        sale_arrival,
+        arrival,
+        export,
+        jurisdiction_text,
+        imputed_text,
+        marketplace,
+    ) = (text.strip() for text in texts)
+    scheme = _reported_scheme(responsibility.upper(), reported.upper())
     if scheme in (TaxScheme.OSS, TaxScheme.IOSS) and day < OSS_START:
         raise _BadValue(
-            row.label("TAX_REPORTING_SCHEME"),
-            f"{row.text('TAX_REPORTING_SCHEME')} on {day.isoformat()}, but the One-Stop Shop "
+            "TAX_REPORTING_SCHEME",
+            f"{reported} on {day.isoformat()}, but the One-Stop Shop "
             f"exists only from {OSS_START.isoformat()}",
         )
-    depart, arrive = _sale_countries(row)
+    depart = (sale_depart or departure).upper()
+    arrive = (sale_arrival or arrival).upper()
     across = bool(depart and arrive and depart != arrive)
     if scheme is None:
-        if row.text("EXPORT_OUTSIDE_EU").upper() in ("YES", "Y", "TRUE"):
+        if export.upper() in ("YES", "Y", "TRUE"):
             scheme = TaxScheme.EXPORT
-        elif across and vat_number and not any(charge.tax for charge in charges):
+        elif across and has_vat_number and not taxed:
             scheme = TaxScheme.REVERSE_CHARGE
-    jurisdiction = _country(row, "TAXABLE_JURISDICTION")
+    jurisdiction = _country(jurisdiction_text, "TAXABLE_JURISDICTION")
     if scheme is None:
         distance_sale = across and depart in _EU and arrive in _EU
         # A stated REGULAR means the seller declares the sale in the taxing country's return.
-        oss_possible = day >= OSS_START and not row.text("TAX_REPORTING_SCHEME")
+        oss_possible = day >= OSS_START and not reported
         if distance_sale and oss_possible and (jurisdiction or arrive) == arrive:
             scheme = TaxScheme.OSS
         else:
@@ -776,9 +1013,9 @@ def _vat_tax(
         return scheme, arrive
     if scheme in (TaxScheme.EXPORT, TaxScheme.REVERSE_CHARGE) and depart:
         return scheme, depart
-    if amazon_vat and (imputed := _country(row, "VAT_CALCULATION_IMPUTATION_COUNTRY")):
+    if amazon_vat and (imputed := _country(imputed_text, "VAT_CALCULATION_IMPUTATION_COUNTRY")):
         return scheme, imputed
-    place = BY_DOMAIN.get(row.text("MARKETPLACE").lower())
+    place = BY_DOMAIN.get(marketplace.lower())
     return scheme, depart or arrive or (place.country if place else None)
 
 
@@ -814,17 +1051,18 @@ _REFUND_KEY = (
 
 
 def _settlement_items(
-    rows: Iterator[_Row | RowError], file_name: str
+    records: Iterator[_Record | RowError], header: _Header, file_name: str
 ) -> Iterator[Transaction | RowError]:
     """Refunds of a settlement file. Amazon writes the settlement's currency (one settlement,
     one currency) only on its summary row, the first data row: detail rows leave it blank."""
     group: list[_Row] = []
     group_key: tuple[str, ...] | None = None
     currency = ""
-    for row in rows:
-        if isinstance(row, RowError):
-            yield row
+    for record in records:
+        if isinstance(record, RowError):
+            yield record
             continue
+        row = _Row(header, *record)
         kind = row.text("transaction-type").lower()
         if not kind and not currency and row.text("total-amount"):
             try:
@@ -950,7 +1188,8 @@ def _order_type(row: _Row) -> str:
     return re.sub(r"\W+", "_", status.upper()).strip("_") or "UNKNOWN"
 
 
-def _order_transaction(row: _Row, source: SourceRef) -> Transaction:
+def _order_transaction(header: _Header, values: list[str], source: SourceRef) -> Transaction:
+    row = _Row(header, source.line, values)
     kind = _order_type(row)
     posted = kind in POSTED_TYPES
     order_id = _required(row, "amazon-order-id", posted, kind)
