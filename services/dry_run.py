@@ -184,20 +184,21 @@ CREATE TABLE unreadable (order_id TEXT PRIMARY KEY, message TEXT NOT NULL);
 CREATE TABLE documents (
     first INTEGER PRIMARY KEY, key TEXT NOT NULL, order_id TEXT NOT NULL, number TEXT NOT NULL,
     holder TEXT NOT NULL, invoice INTEGER NOT NULL, error TEXT,
-    contact_key TEXT, contact BLOB, contact_name TEXT, payload BLOB
+    contact_key TEXT, contact BLOB, contact_name TEXT
 );
-CREATE INDEX documents_by_key ON documents (key);
+-- What each document would send, kept apart: the queries over documents never read through it.
+CREATE TABLE payloads (first INTEGER PRIMARY KEY, payload BLOB NOT NULL);
 -- The documents whose rows came in more than one run.
 CREATE TABLE scattered (key TEXT PRIMARY KEY, first INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE sent (first INTEGER PRIMARY KEY);
 """
-_INSERT_DOCUMENT = "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_DOCUMENT = "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SCATTERED = (
     "INSERT INTO scattered SELECT key, min(first) FROM documents GROUP BY key HAVING count(*) > 1"
 )
 _DOCUMENTS = """
 SELECT d.first, d.key, d.order_id, d.number, u.message,
-       (SELECT count(*) FROM documents AS o WHERE o.holder = d.holder) > 1,
+       d.holder IN (SELECT holder FROM documents GROUP BY holder HAVING count(*) > 1),
        d.error
 FROM documents AS d
 LEFT JOIN unreadable AS u ON u.order_id = d.order_id
@@ -229,7 +230,8 @@ JOIN documents AS d ON d.first = c.last
 ORDER BY c.first
 """
 _SENT = """
-SELECT d.payload, d.contact_name FROM sent JOIN documents AS d USING (first)
+SELECT p.payload, d.contact_name
+FROM sent JOIN documents AS d USING (first) JOIN payloads AS p USING (first)
 WHERE d.invoice = ? ORDER BY first
 """
 
@@ -249,6 +251,7 @@ class _Staging:
         # Written in batches: executemany() is several times faster than one execute() each.
         self._rows: list[tuple[int, str, bytes]] = []
         self._documents: list[tuple[Any, ...]] = []
+        self._payloads: list[tuple[int, bytes]] = []
         self._sent: list[tuple[int]] = []
 
     def close(self) -> None:
@@ -259,6 +262,8 @@ class _Staging:
         self._rows.clear()
         self._db.executemany(_INSERT_DOCUMENT, self._documents)
         self._documents.clear()
+        self._db.executemany("INSERT INTO payloads VALUES (?, ?)", self._payloads)
+        self._payloads.clear()
         self._db.executemany("INSERT INTO sent VALUES (?)", self._sent)
         self._sent.clear()
 
@@ -281,15 +286,18 @@ class _Staging:
                 None if contact is None else contact.key,
                 None if contact is None else _pack_contact(contact),
                 None if contact is None else contact_name(contact, 0),
-                None if built.payload is None else marshal.dumps(_freeze(built.payload)),
             )
         )
+        if built.payload is not None:
+            self._payloads.append((first, marshal.dumps(_freeze(built.payload))))
         if len(self._documents) >= STAGING_BATCH:
             self._flush()
 
     def find_scattered(self) -> bool:
         """Whether the rows of some document did not all come together."""
         self._flush()
+        # Made once all are in: one sort, where keeping it up at each insert cost more.
+        self._db.execute("CREATE INDEX documents_by_key ON documents (key)")
         self._db.execute(_SCATTERED)
         return bool(self._db.execute("SELECT EXISTS (SELECT 1 FROM scattered)").fetchone()[0])
 
@@ -312,6 +320,10 @@ class _Staging:
     def replace_document(self, first: int, built: _Built) -> None:
         """The document built from all its rows, in place of those built from its runs."""
         self._flush()
+        self._db.execute(
+            "DELETE FROM payloads WHERE first IN (SELECT first FROM documents WHERE key = ?)",
+            (built.key,),
+        )
         self._db.execute("DELETE FROM documents WHERE key = ?", (built.key,))
         self.add_document(first, built)
 
@@ -464,18 +476,18 @@ def _freeze(value: Any) -> Any:
 
 
 def _thaw(value: Any) -> Any:
+    """A payload as _freeze made it, back; what marshal made is new, so it is changed in place."""
     if type(value) is list:
-        return [_thaw(item) for item in value]
+        for index, item in enumerate(value):
+            value[index] = _thaw(item)
+        return value
     if type(value) is bytes:
         return Decimal(value.decode())
     if type(value) is not dict:
         return value
-    thawed: dict[str, Any] = {}
     for key, item in value.items():
-        if type(item) is str:
-            thawed[key] = item
-        elif type(item) is bytes:
-            thawed[key] = Decimal(item.decode())
-        else:
-            thawed[key] = _thaw(item)
-    return thawed
+        if type(item) is bytes:
+            value[key] = Decimal(item.decode())
+        elif type(item) is not str:
+            value[key] = _thaw(item)
+    return value
