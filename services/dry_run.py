@@ -20,13 +20,12 @@ import marshal
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.documents import (
     ContactSpec,
@@ -101,12 +100,10 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
             )
             others = staging.other_orders(doc.key, doc.number) if doc.shared else []
             verdict = posting_verdict(doc.order_id, label, doc.number, doc.unreadable, others)
-            if verdict is not None:
-                yield {"_error": verdict.message}
-            elif doc.error is not None:
-                yield {"_error": doc.error}
-            else:
-                staging.send(doc.first)
+            problem = verdict.message if verdict is not None else doc.error
+            if problem is not None:
+                yield {"_error": problem}
+                staging.withhold(doc.first)
         # A refund's contact is its order's, as when posting.
         staging.give_refunds_their_orders_contacts()
         for spec in staging.contacts():
@@ -120,8 +117,7 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
                 yield {"_endpoint": endpoint, **payload}
 
 
-@dataclass(frozen=True)
-class _Built:
+class _Built(NamedTuple):
     """What the rows of one document make: its payload and contact, or why it cannot be."""
 
     key: str
@@ -158,8 +154,7 @@ class _Builder:
         return _Built(key, first.order_id, number, doc.contact, payload, None)
 
 
-@dataclass(frozen=True)
-class _Staged:
+class _Staged(NamedTuple):
     """A document as the verdicts need it: its first row, key, order and number, the
     unreadable row of its order if any, whether another document has its number, and why it
     could not be built, if it could not."""
@@ -190,7 +185,8 @@ CREATE TABLE documents (
 CREATE TABLE payloads (first INTEGER PRIMARY KEY, payload BLOB NOT NULL);
 -- The documents whose rows came in more than one run.
 CREATE TABLE scattered (key TEXT PRIMARY KEY, first INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE sent (first INTEGER PRIMARY KEY);
+-- The documents a verdict keeps back or that could not be built; all others are sent.
+CREATE TABLE withheld (first INTEGER PRIMARY KEY);
 """
 _INSERT_DOCUMENT = "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SCATTERED = (
@@ -212,8 +208,8 @@ UPDATE documents SET
     contact_name = invoice.contact_name
 FROM (
     SELECT order_id, contact_key, contact, contact_name, max(first)
-    FROM documents JOIN sent USING (first)
-    WHERE invoice
+    FROM documents
+    WHERE invoice AND first NOT IN (SELECT first FROM withheld)
     GROUP BY order_id
 ) AS invoice
 WHERE NOT documents.invoice AND documents.order_id = invoice.order_id
@@ -223,7 +219,8 @@ _CONTACTS = """
 SELECT d.contact
 FROM (
     SELECT min(first) AS first, max(first) AS last
-    FROM documents JOIN sent USING (first)
+    FROM documents
+    WHERE first NOT IN (SELECT first FROM withheld)
     GROUP BY contact_key
 ) AS c
 JOIN documents AS d ON d.first = c.last
@@ -231,8 +228,9 @@ ORDER BY c.first
 """
 _SENT = """
 SELECT p.payload, d.contact_name
-FROM sent JOIN documents AS d USING (first) JOIN payloads AS p USING (first)
-WHERE d.invoice = ? ORDER BY first
+FROM documents AS d JOIN payloads AS p USING (first)
+WHERE d.invoice = ? AND d.first NOT IN (SELECT first FROM withheld)
+ORDER BY d.first
 """
 
 
@@ -252,7 +250,6 @@ class _Staging:
         self._rows: list[tuple[int, str, bytes]] = []
         self._documents: list[tuple[Any, ...]] = []
         self._payloads: list[tuple[int, bytes]] = []
-        self._sent: list[tuple[int]] = []
 
     def close(self) -> None:
         self._db.close()
@@ -264,8 +261,6 @@ class _Staging:
         self._documents.clear()
         self._db.executemany("INSERT INTO payloads VALUES (?, ?)", self._payloads)
         self._payloads.clear()
-        self._db.executemany("INSERT INTO sent VALUES (?)", self._sent)
-        self._sent.clear()
 
     def add_unreadable(self, order_id: str, message: str) -> None:
         # The first unreadable row of an order is the one its documents' errors name.
@@ -333,7 +328,6 @@ class _Staging:
         self._db.execute("CREATE INDEX documents_by_holder ON documents (holder)")
         for first, key, order_id, number, unreadable, shared, error in self._db.execute(_DOCUMENTS):
             yield _Staged(first, key, order_id, number, unreadable, bool(shared), error)
-        self._flush()
 
     def other_orders(self, key: str, number: str) -> list[str]:
         """The orders of the other documents numbered like this one."""
@@ -343,11 +337,9 @@ class _Staging:
         )
         return sorted(order for (order,) in found)
 
-    def send(self, first: int) -> None:
-        """The document will be sent: none of the verdicts stops it."""
-        self._sent.append((first,))
-        if len(self._sent) >= STAGING_BATCH:
-            self._flush()
+    def withhold(self, first: int) -> None:
+        """The document will not be sent: a verdict stops it, or it could not be built."""
+        self._db.execute("INSERT INTO withheld VALUES (?)", (first,))
 
     def give_refunds_their_orders_contacts(self) -> None:
         self._db.execute(_REFUND_CONTACTS)
