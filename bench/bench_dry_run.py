@@ -5,7 +5,8 @@ For each size a VAT transactions report is generated first (not timed). Then a f
 the real command, `python -m bot import-report FILE --integration Bench --dry-run --json`,
 called in-process through `bot.cli.main` with its output counted and dropped. Both times are
 wall-clock seconds; the ratio is the figure the issue bounds (10x at 100k). The ratio of the
-two processor times is printed beside it: on a shared machine it moves less.
+two processor times is printed beside it: on a shared machine it moves less. Last, the same
+process times `parse_report` alone over the file: the part of the dry run that is reading.
 
     .venv/bin/python bench/bench_dry_run.py [rows ...]   (default rows: 10000 100000 1000000)
 """
@@ -31,6 +32,8 @@ from bot.container import Container
 from sandbox.amazon_reports import write_vat_report
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
+from services.report_files import read_report_file
+from services.reports import parse_report
 
 EU = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3", "A13V1IB3VIYZZH", "APJ6JRA9NG5V4")
 
@@ -84,13 +87,20 @@ def _measure(path: Path, database: Path, key: str, queue: multiprocessing.Queue[
         code = cli(arguments, settings=settings)
     dry_run, dry_run_cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((rows, bare, dry_run, dry_run_cpu / bare_cpu, peak, out.count, err.count, code))
+
+    started = time.perf_counter()
+    for _ in parse_report(read_report_file(path), file_name=path.name):
+        pass
+    parse = time.perf_counter() - started
+    queue.put(
+        (rows, bare, dry_run, dry_run_cpu / bare_cpu, peak, out.count, err.count, code, parse)
+    )
 
 
 def bench(sizes: list[int]) -> None:
     print(
         f"{'rows':>9} {'csv.reader s':>13} {'dry run s':>10} {'ratio':>6} {'cpu ratio':>10} "
-        f"{'peak RSS MB':>12} {'JSON lines':>11}"
+        f"{'peak RSS MB':>12} {'JSON lines':>11} {'parse alone s':>14}"
     )
     key = Fernet.generate_key().decode()
     with tempfile.TemporaryDirectory() as directory:
@@ -104,12 +114,12 @@ def bench(sizes: list[int]) -> None:
             queue = spawn.Queue()
             child = spawn.Process(target=_measure, args=(report, database, key, queue))
             child.start()
-            rows, bare, dry_run, cpu_ratio, peak, lines, failures, code = queue.get()
+            rows, bare, dry_run, cpu_ratio, peak, lines, failures, code, parse = queue.get()
             child.join()
             assert (code, failures) == (0, 0), f"exit {code}, {failures} would fail"
             print(
                 f"{rows:>9} {bare:>13.2f} {dry_run:>10.2f} {dry_run / bare:>6.1f} "
-                f"{cpu_ratio:>10.1f} {peak:>12.1f} {lines:>11}"
+                f"{cpu_ratio:>10.1f} {peak:>12.1f} {lines:>11} {parse:>14.2f}"
             )
             report.unlink()
 
