@@ -68,6 +68,14 @@ _LABELS = {
     ChargeKind.GIFT_WRAP: "Gift wrap",
     ChargeKind.GIFT_WRAP_PROMOTION: "Gift wrap promotion",
 }
+# Read once: a member read from its enum class goes through the enum's metaclass (~80 ns a
+# time), and these are compared with once a charge.
+_SALE, _REFUND = TransactionType.SALE, TransactionType.REFUND
+_ITEM, _ITEM_PROMOTION = ChargeKind.ITEM, ChargeKind.ITEM_PROMOTION
+_FACILITATOR = TaxScheme.FACILITATOR
+_INVOICE, _CREDIT_NOTE = DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE
+# Made once (Decimals are immutable): Decimal("0.00") parses its text at every call.
+_ZERO, _ONE = Decimal("0.00"), Decimal(1)
 
 
 # --- which document a row belongs to ----------------------------------------------------------
@@ -78,16 +86,16 @@ def document_key(t: Transaction) -> str | None:
     "CN:<activity>" for refunds, None for rows that are not posted."""
     if t.type not in POSTED_TYPES:
         return None
-    if t.type == TransactionType.SALE:
+    if t.type == _SALE:
         return f"INV:{t.order_id}:{t.invoice_number or t.activity_id}"
     return f"CN:{t.activity_id}"
 
 
 def document_number(t: Transaction) -> str:
     """Amazon's invoice number when it issued one, else one made from the activity id."""
-    if t.type == TransactionType.SALE:
+    if t.type == _SALE:
         return t.invoice_number or f"AMZ-{t.activity_id}"
-    if t.type == TransactionType.REFUND:
+    if t.type == _REFUND:
         return t.invoice_number or f"AMZ-CN-{t.activity_id}"
     raise ValueError(f"{t.type} transactions are not posted to Xero")
 
@@ -342,20 +350,26 @@ def _where(t: Transaction) -> str:
 
 
 def _check_charge(t: Transaction, charge: Charge) -> None:
+    if not _charge_is_sound(charge):
+        raise _bad(f"Order {t.order_id} ({_where(t)}), {charge.kind.value}: {_flaw(charge)}")
+
+
+# Rows share their charges (a product's price comes back row after row, see row_codec): each is
+# checked once. Whether a charge is sound depends on its figures' values alone.
+@functools.lru_cache(maxsize=4096)
+def _charge_is_sound(charge: Charge) -> bool:
+    return _flaw(charge) is None
+
+
+def _flaw(charge: Charge) -> str | None:
     for amount in (charge.net, charge.tax, charge.gross):
         if amount != amount.quantize(CENT):
-            raise _bad(f"{_charge_label(t, charge)}: {amount} is not a whole number of cents.")
+            return f"{amount} is not a whole number of cents."
     if charge.net + charge.tax != charge.gross:
-        raise _bad(
-            f"{_charge_label(t, charge)}: net {charge.net} plus VAT {charge.tax} does not make "
-            f"the total {charge.gross}."
-        )
+        return f"net {charge.net} plus VAT {charge.tax} does not make the total {charge.gross}."
     if charge.rate == 0 and charge.tax != 0:
-        raise _bad(f"{_charge_label(t, charge)}: VAT of {charge.tax} at a 0% rate.")
-
-
-def _charge_label(t: Transaction, charge: Charge) -> str:
-    return f"Order {t.order_id} ({_where(t)}), {charge.kind.value}"
+        return f"VAT of {charge.tax} at a 0% rate."
+    return None
 
 
 def _item_text(t: Transaction) -> str:
@@ -377,24 +391,21 @@ def _line(t: Transaction, charge: Charge, posting: PostingSettings, credit: bool
         # Xero works it out for an inclusive line.
         tax = (charge.gross * tax_key.rate / (100 + tax_key.rate)).quantize(CENT, ROUND_HALF_UP)
         net = charge.gross - tax
-    if charge.kind == ChargeKind.ITEM:
+    kind, quantity = charge.kind, 1
+    if kind == _ITEM:
         description = _item_text(t)
-    elif charge.kind == ChargeKind.ITEM_PROMOTION:
+        quantity = abs(t.quantity) or 1
+    elif kind == _ITEM_PROMOTION:
         description = f"Promotion on {_item_text(t)}"
     else:
-        description = _LABELS[charge.kind]
-    facilitator = t.scheme == TaxScheme.FACILITATOR
+        description = _LABELS[kind]
     return DocumentLine(
-        description=description,
-        account_code=(
-            posting.shipping_account_code
-            if charge.kind in _SHIPPING_KINDS
-            else posting.sales_account_code
-        ),
-        tax_key=tax_key,
-        net=_signed(net, credit),
-        tax=Decimal("0.00") if facilitator else _signed(tax, credit),
-        quantity=(abs(t.quantity) or 1) if charge.kind == ChargeKind.ITEM else 1,
+        description,
+        posting.shipping_account_code if kind in _SHIPPING_KINDS else posting.sales_account_code,
+        tax_key,
+        _signed(net, credit),
+        _ZERO if t.scheme == _FACILITATOR else _signed(tax, credit),
+        quantity,
     )
 
 
@@ -420,37 +431,51 @@ def build_document(transactions: Sequence[Transaction], posting: PostingSettings
     key = document_key(first)
     if key is None:
         raise ValueError(f"{first.type} transactions are not posted to Xero")
-    credit = first.type == TransactionType.REFUND
+    credit = first.type == _REFUND
     number = document_number(first)
-    if len(transactions) > 1:  # most documents have one row, which agrees with itself
+    # Most documents have one row, which agrees with itself.
+    day, country, marketplace = first.date, first.tax_country, first.marketplace
+    if len(transactions) > 1:
         _check_rows_agree(transactions, key, number)
+        day = min(t.date for t in transactions)
+        country = _one({t.tax_country for t in transactions})
+        marketplace = _one({t.marketplace for t in transactions})
 
     lines: list[DocumentLine] = []
     zero_items: list[DocumentLine] = []
     collected: dict[TaxKey, Decimal] = {}
     for t in transactions:
+        facilitator = t.scheme == _FACILITATOR
         for charge in t.charges:
             _check_charge(t, charge)
             line = _line(t, charge, posting, credit)
             if charge.gross or charge.net or charge.tax:
                 lines.append(line)
-            elif charge.kind == ChargeKind.ITEM:
+            elif charge.kind == _ITEM:
                 zero_items.append(line)
-            if t.scheme == TaxScheme.FACILITATOR and charge.tax:
+            if facilitator and charge.tax:
                 amount = _signed(charge.tax, credit)
                 collected[line.tax_key] = collected.get(line.tax_key, Decimal(0)) + amount
     # A document of nothing but zeros still shows what was sold or refunded.
     lines = lines or zero_items
-    lines.extend(
-        DocumentLine(FACILITATOR_LINE, posting.sales_account_code, tax_key, amount, Decimal("0.00"))
-        for tax_key, amount in collected.items()
-        if amount
-    )
+    if collected:
+        lines.extend(
+            DocumentLine(FACILITATOR_LINE, posting.sales_account_code, tax_key, amount, _ZERO)
+            for tax_key, amount in collected.items()
+            if amount
+        )
     if not lines:
         raise _bad(f"Order {first.order_id}: {number} has no amounts to post.")
-    for tax_key in dict.fromkeys(line.tax_key for line in lines):  # each once, in line order
-        _check_rate_exists(first, tax_key, posting)
-    gross = sum((line.net + line.tax for line in lines), Decimal("0.00"))
+    # Tax keys in line order, so the first refused is the one named. Lines share their key
+    # objects (see _amazon_tax_key): a run of lines with one key checks it once, unhashed.
+    checked = None
+    gross = tax = _ZERO
+    for line in lines:
+        if line.tax_key is not checked:
+            checked = line.tax_key
+            _check_rate_exists(first, checked, posting)
+        gross += line.net + line.tax
+        tax += line.tax
     if gross < 0:
         what = "refund" if credit else "sale"
         raise _bad(
@@ -459,18 +484,18 @@ def build_document(transactions: Sequence[Transaction], posting: PostingSettings
         )
     return Document(
         key=key,
-        kind=DocumentKind.CREDIT_NOTE if credit else DocumentKind.INVOICE,
+        kind=_CREDIT_NOTE if credit else _INVOICE,
         number=number,
         order_id=first.order_id,
-        date=min(t.date for t in transactions),
+        date=day,
         currency=first.currency,
         contact=contact_for(first),
         lines=tuple(lines),
         gross=gross,
-        tax=sum((line.tax for line in lines), Decimal("0.00")),
-        country=_one({t.tax_country for t in transactions}),
-        marketplace=_one({t.marketplace for t in transactions}),
-        collected_by_amazon=sum(collected.values(), Decimal("0.00")),
+        tax=tax,
+        country=country,
+        marketplace=marketplace,
+        collected_by_amazon=sum(collected.values(), _ZERO),
         tax_inclusive=not first.amazon_vat,
     )
 
@@ -479,17 +504,17 @@ def _check_rows_agree(transactions: Sequence[Transaction], key: str, number: str
     """The rows of one document share its key, its order, its currency and whether Amazon
     calculated their VAT."""
     first = transactions[0]
-    others = {document_key(t) for t in transactions} - {key}
+    others = {other for t in transactions if (other := document_key(t)) != key}
     if others:
         raise ValueError(f"rows of {key} mixed with rows of {sorted(others, key=str)}")
-    orders = sorted({t.order_id for t in transactions})
+    orders = {t.order_id for t in transactions}
     if len(orders) > 1:
-        raise _bad(f"Refund {number} is for several orders ({', '.join(orders)}).")
-    currencies = sorted({t.currency for t in transactions})
+        raise _bad(f"Refund {number} is for several orders ({', '.join(sorted(orders))}).")
+    currencies = {t.currency for t in transactions}
     if len(currencies) > 1:
         raise _bad(
             f"Order {first.order_id}: the rows of {number} mix currencies "
-            f"{' and '.join(currencies)}."
+            f"{' and '.join(sorted(currencies))}."
         )
     if len({t.amazon_vat for t in transactions}) > 1:
         raise _bad(
@@ -520,14 +545,27 @@ _ZERO_RATED = frozenset({TaxScheme.FACILITATOR, TaxScheme.EXPORT, TaxScheme.REVE
 
 
 def _charge_tax_key(t: Transaction, charge: Charge, posting: PostingSettings) -> TaxKey:
-    if t.scheme == TaxScheme.FACILITATOR:
+    if t.scheme == _FACILITATOR:
         # Facilitator tax is Amazon's to pay: the seller's lines carry no rate of their own.
-        return TaxKey(t.tax_country, Decimal(0), t.scheme)
+        return _zero_rated_key(t.tax_country, t.scheme)
     if t.amazon_vat:
-        return TaxKey(t.tax_country, charge.rate * 100, t.scheme)
+        return _amazon_tax_key(t.tax_country, str(charge.rate), t.scheme)
     if t.scheme in _ZERO_RATED:
-        return TaxKey(t.tax_country, Decimal(0), t.scheme)  # 0% by law, not by choice
+        return _zero_rated_key(t.tax_country, t.scheme)  # 0% by law, not by choice
     return TaxKey(t.tax_country, own_vat_rate(t, posting), t.scheme)
+
+
+# A report has a few countries, rates and schemes, and every charge has a tax key: each is made
+# once, and charges share it (keys are immutable). Amazon's rate is keyed by its text, which
+# keeps it exactly as written: equal rates may print differently (0 and -0).
+@functools.lru_cache(maxsize=1024)
+def _amazon_tax_key(country: str | None, fraction: str, scheme: TaxScheme) -> TaxKey:
+    return TaxKey(country, Decimal(fraction) * 100, scheme)
+
+
+@functools.lru_cache(maxsize=1024)
+def _zero_rated_key(country: str | None, scheme: TaxScheme) -> TaxKey:
+    return TaxKey(country, Decimal(0), scheme)
 
 
 def own_vat_rate(t: Transaction, posting: PostingSettings) -> Decimal:
@@ -552,7 +590,7 @@ def _check_rate_exists(t: Transaction, key: TaxKey, posting: PostingSettings) ->
     saying it is right."""
     if not key.rate or key.country is None:
         return
-    if _rate_possible(key.country, key.rate, t.date, t.type == TransactionType.REFUND):
+    if _rate_possible(key.country, key.rate, t.date, t.type == _REFUND):
         return
     if str(key) in posting.tax_overrides:
         return
@@ -588,12 +626,17 @@ def _line_payload(
     # Xero keeps UnitAmount to 2 decimals and LineAmount = Quantity x UnitAmount must hold: a net
     # that does not divide into whole cents is posted as one unit, the count in the text.
     amount = line.net + line.tax if inclusive else line.net
-    quantity = Decimal(line.quantity)
-    unit = (amount / quantity).quantize(CENT)
     description = line.description
-    if unit * quantity != amount:
+    if line.quantity == 1:  # most lines: amount / 1 is the amount
+        quantity, unit = _ONE, amount.quantize(CENT)
+        whole = unit == amount
+    else:
+        quantity = Decimal(line.quantity)
+        unit = (amount / quantity).quantize(CENT)
+        whole = unit * quantity == amount
+    if not whole:
         description = f"{line.quantity} × {description}"
-        quantity, unit = Decimal(1), amount
+        quantity, unit = _ONE, amount
     return {
         "Description": xero_text(description, DESCRIPTION_MAX),
         "Quantity": quantity,
@@ -614,26 +657,31 @@ def document_payload(
     status = str(status)
     if status not in STATUSES:
         raise ValueError(f"Xero creates documents as {', '.join(sorted(STATUSES))}, not {status}")
-    payload: dict[str, Any] = {
-        "Type": "ACCREC" if doc.kind == DocumentKind.INVOICE else "ACCRECCREDIT",
-        "Contact": {"ContactID": contact_id},
-        "Date": doc.date.isoformat(),
-    }
-    if doc.kind == DocumentKind.INVOICE:
+    day = doc.date.isoformat()
+    contact = {"ContactID": contact_id}
+    payload: dict[str, Any]
+    if doc.kind == _INVOICE:
         # Amazon has already collected the money: the invoice is due the day it is issued.
-        payload["DueDate"] = doc.date.isoformat()
-        payload["InvoiceNumber"] = doc.number
-    else:
-        payload["CreditNoteNumber"] = doc.number
-    payload.update(
-        {
-            "Reference": doc.order_id,
-            "CurrencyCode": doc.currency,
-            "Status": status,
-            "LineAmountTypes": "Inclusive" if doc.tax_inclusive else "Exclusive",
-            "LineItems": [
-                _line_payload(line, tax_types, inclusive=doc.tax_inclusive) for line in doc.lines
-            ],
+        payload = {
+            "Type": "ACCREC",
+            "Contact": contact,
+            "Date": day,
+            "DueDate": day,
+            "InvoiceNumber": doc.number,
         }
-    )
+    else:
+        payload = {
+            "Type": "ACCRECCREDIT",
+            "Contact": contact,
+            "Date": day,
+            "CreditNoteNumber": doc.number,
+        }
+    inclusive = doc.tax_inclusive
+    payload["Reference"] = doc.order_id
+    payload["CurrencyCode"] = doc.currency
+    payload["Status"] = status
+    payload["LineAmountTypes"] = "Inclusive" if inclusive else "Exclusive"
+    payload["LineItems"] = [
+        _line_payload(line, tax_types, inclusive=inclusive) for line in doc.lines
+    ]
     return payload

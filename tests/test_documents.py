@@ -485,6 +485,17 @@ def test_inconsistent_rows_are_bad_data(rows: list[Transaction], message: str) -
     assert not error.value.retryable
 
 
+def test_a_bad_charge_is_named_in_each_row_that_has_it() -> None:
+    """Rows share their charges and each is checked once: the message is still the row's."""
+    bad = Charge(ChargeKind.ITEM, Decimal("10.00"), Decimal("2.00"), Decimal("12.01"), CENT)
+    for order, line in (("202-1", 2), ("202-2", 9), ("202-1", 2)):
+        row = tx(bad, order_id=order, source=SourceRef("vat-2026-03.txt", line))
+        with pytest.raises(
+            ServiceError, match=f"^Order {order} \\(vat-2026-03.txt, line {line}\\)"
+        ):
+            build_document([row], POSTING)
+
+
 def test_zero_charges_are_left_out_unless_nothing_else_is_left() -> None:
     zero_shipping = charge(ChargeKind.SHIPPING, "0.00")
     doc = build_document([tx(item("12.00"), zero_shipping)], POSTING)
