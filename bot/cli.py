@@ -24,7 +24,7 @@ from bot.container import Container
 from bot.logs import configure_logging
 from bot.progress import ProgressBar
 from bot.results import describe_result
-from services.dry_run import dry_run
+from services.dry_run import WouldFail, dry_run
 from services.errors import ErrorKind, ServiceError
 from services.integrations import LOCAL_WORKSPACE, OWN_VAT_SCHEMES, IntegrationSpec
 from services.marketplaces import Region
@@ -255,14 +255,14 @@ def _cmd_import_report(container: Container, args: argparse.Namespace) -> int:
     if args.dry_run:
         counts: dict[str, int] = {}
         errors = 0
-        for document in dry_run(integration, path):
-            if "_error" in document:
+        for outcome in dry_run(integration, path):
+            if isinstance(outcome, WouldFail):
                 errors += 1
-                print(f"would fail: {document['_error']}", file=sys.stderr)
+                print(f"would fail: {outcome.message}", file=sys.stderr)
                 continue
-            counts[document["_endpoint"]] = counts.get(document["_endpoint"], 0) + 1
+            counts[outcome.endpoint] = counts.get(outcome.endpoint, 0) + 1
             if args.json:
-                print(to_json(document))
+                print(to_json({"_endpoint": outcome.endpoint, **outcome.payload}))
         if not args.json:
             listed = ", ".join(f"{n} {endpoint}" for endpoint, n in counts.items()) or "nothing"
             failing = f"; {errors} would fail" if errors else ""

@@ -53,16 +53,30 @@ from services.transactions import (
     TaxScheme,
     Transaction,
 )
+from services.xero import Endpoint
 
 STAGING_BATCH = 1000  # rows written to the staging database at a time
 STAGING_CACHE_KIB = 8192  # its page cache; the rest of it lives in a temporary file
 
 
-def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
+class WouldSend(NamedTuple):
+    """A request body an import would send: one contact or document, as Xero takes it."""
+
+    endpoint: Endpoint
+    payload: dict[str, Any]
+
+
+class WouldFail(NamedTuple):
+    """Something an import could not post, and why."""
+
+    message: str
+
+
+def dry_run(integration: Integration, path: Path) -> Iterator[WouldSend | WouldFail]:
     """Every payload an import would send, in order, without calling anything.
 
-    What would fail comes as {"_error": message} instead: unreadable rows first, in file order,
-    then documents that may not be posted or do not add up, in the order of their first rows.
+    What would fail comes as WouldFail instead: unreadable rows first, in file order, then
+    documents that may not be posted or do not add up, in the order of their first rows.
     Tax types come from the last run's map and the overrides; a rate the organisation does not
     have yet shows as "<new tax rate for DE:19:domestic>".
     """
@@ -76,7 +90,7 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
         seq = first = 0  # the place of a row among those of documents, and of a run's first
         for item in parse_report(read_report_file(path), file_name=path.name):
             if isinstance(item, RowError):
-                yield {"_error": item.describe()}
+                yield WouldFail(item.describe())
                 if item.order_id:
                     staging.add_unreadable(item.order_id, item.describe())
             elif key := document_key(item):
@@ -102,19 +116,20 @@ def dry_run(integration: Integration, path: Path) -> Iterator[dict[str, Any]]:
             verdict = posting_verdict(doc.order_id, label, doc.number, doc.unreadable, others)
             problem = verdict.message if verdict is not None else doc.error
             if problem is not None:
-                yield {"_error": problem}
+                yield WouldFail(problem)
                 staging.withhold(doc.first)
         # A refund's contact is its order's, as when posting.
         staging.give_refunds_their_orders_contacts()
         for spec in staging.contacts():
-            yield {"_endpoint": "Contacts", **contact_payload(spec, contact_name(spec, 0))}
-        for kind, endpoint in (
+            yield WouldSend("Contacts", contact_payload(spec, contact_name(spec, 0)))
+        endpoints: tuple[tuple[DocumentKind, Endpoint], ...] = (
             (DocumentKind.INVOICE, "Invoices"),
             (DocumentKind.CREDIT_NOTE, "CreditNotes"),
-        ):
+        )
+        for kind, endpoint in endpoints:
             for payload, name in staging.sent(kind):
                 payload["Contact"] = {"Name": name}
-                yield {"_endpoint": endpoint, **payload}
+                yield WouldSend(endpoint, payload)
 
 
 class _Built(NamedTuple):

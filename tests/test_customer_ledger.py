@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from bot.container import Container
 from sandbox.world import SandboxWorld
-from services.dry_run import dry_run
+from services.dry_run import WouldFail, WouldSend, dry_run
 from services.models import Integration, LedgerItem, RunStatus
 from services.results import CurrencyTotals, RunResult
 from tests.conftest import SHARED
@@ -239,17 +239,22 @@ def test_the_bookwork_dry_run_never_shows_the_organisations_zero_rate(
     # ids masked to "xxx", so that three orders share one invoice number.
     report = BOOKWORK / "2018_01_Amazon_Transaktionsbericht_dummy.txt"
 
-    lines = list(dry_run(shop, report))
+    outcomes = list(dry_run(shop, report))
 
-    errors = [line["_error"] for line in lines if "_error" in line]
+    errors = [outcome.message for outcome in outcomes if isinstance(outcome, WouldFail)]
     assert sum("is also the number of order" in error for error in errors) == 3
     assert any("needs a VAT rate for DE domestic sales" in error for error in errors)
-    assert not [line for line in lines if line.get("_endpoint") in ("Invoices", "CreditNotes")]
+    sent = [outcome for outcome in outcomes if isinstance(outcome, WouldSend)]
+    assert not [outcome for outcome in sent if outcome.endpoint in ("Invoices", "CreditNotes")]
 
     with container.sessions.begin() as session:
         session.execute(update(Integration).values(vat_rates={"DE:domestic": "19"}))
     shop = container.integrations.get(shop.name)
-    [credit_note] = [line for line in dry_run(shop, report) if "CreditNoteNumber" in line]
+    [credit_note] = [
+        outcome.payload
+        for outcome in dry_run(shop, report)
+        if isinstance(outcome, WouldSend) and outcome.endpoint == "CreditNotes"
+    ]
     assert credit_note["LineAmountTypes"] == "Inclusive"
     assert credit_note["LineItems"][0]["LineAmount"] == Decimal("124.99")
     assert credit_note["LineItems"][0]["TaxAmount"] == Decimal("19.96")  # German 19%
