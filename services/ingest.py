@@ -88,7 +88,7 @@ def ingest(
 ) -> set[TaxKey]:
     """Record rows, documents and buyers; rows dated before `since` (the integration's start
     date) are left out. Returns the tax keys the documents will need."""
-    read = 0
+    read = recorded = 0
     row_key = RowKeys()
     needed_tax_keys: set[TaxKey] = set()
     integration_id, run_id = ctx.integration_id, ctx.run_id
@@ -130,6 +130,12 @@ def ingest(
                         chunk.contacts[contact.key] = contact
                 chunk.documents[key] = _new_item(ctx, key, item, contact_key)
         ctx.ledger.record_chunk(integration_id, run_id, chunk)
+        recorded += 1
+        if recorded & (recorded - 1) == 0:
+            # Each time the month has doubled: the look-up of orders' contacts is planned
+            # from what the tables hold now (without statistics PostgreSQL scans the growing
+            # table for each chunk: 23 ms a chunk at 300k rows, and rising).
+            ctx.ledger.refresh_statistics()
         read += len(batch)
         ctx.progress("reading", read, 0)
     return needed_tax_keys

@@ -290,6 +290,9 @@ class Ledger:
         picks an index by guesswork, and the posting loop's look-ups (an order's invoices,
         a batch's numbers) can run as scans."""
         with self._sessions.begin() as session:
+            if not self._postgres:
+                # A sample, as PostgreSQL takes: SQLite would otherwise read every index whole.
+                session.execute(text("PRAGMA analysis_limit=1000"))
             for table in ("amazon_transactions", "ledger_items", "xero_contacts"):
                 session.execute(text(f"ANALYZE {table}"))
 
