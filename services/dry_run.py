@@ -45,12 +45,12 @@ from services.posting_rules import document_label, posting_settings, posting_ver
 from services.report_files import read_report_file
 from services.reports import parse_report
 from services.transactions import (
+    CHARGE_KIND_BY_VALUE,
+    SCHEME_BY_VALUE,
     Buyer,
     Charge,
-    ChargeKind,
     RowError,
     SourceRef,
-    TaxScheme,
     Transaction,
 )
 from services.xero import Endpoint
@@ -372,9 +372,6 @@ class _Staging:
 
 # --- staged values: tuples of str, int, bool and None, Decimals as their exact text -----------
 
-_CHARGE_KINDS = {kind.value: kind for kind in ChargeKind}
-_SCHEMES = {scheme.value: scheme for scheme in TaxScheme}
-
 
 def _pack_transaction(t: Transaction) -> bytes:
     b = t.buyer
@@ -434,11 +431,13 @@ def _unpack_transaction(data: bytes, file: str) -> Transaction:
         description=description,
         quantity=quantity,
         charges=tuple(
-            Charge(_CHARGE_KINDS[c], Decimal(net), Decimal(tax), Decimal(gross), Decimal(rate))
+            Charge(
+                CHARGE_KIND_BY_VALUE[c], Decimal(net), Decimal(tax), Decimal(gross), Decimal(rate)
+            )
             for c, net, tax, gross, rate in charges
         ),
         tax_country=tax_country,
-        scheme=_SCHEMES[scheme],
+        scheme=SCHEME_BY_VALUE[scheme],
         buyer=Buyer(*buyer),
         amazon_vat=amazon_vat,
     )
