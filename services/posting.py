@@ -151,6 +151,7 @@ def _send(
     attempts: dict[int, int],
 ) -> list[dict[str, Any]]:
     """One request of up to 50 documents; what became of each."""
+    ctx.confirm_claim()  # a group's requests take a while: the claim may go meanwhile
     counters = ctx.counters
     endpoint: Endpoint = "Invoices" if kind == DocumentKind.INVOICE else "CreditNotes"
     key_material = ",".join(f"{item.source_key}#{attempts[item.id]}" for item, _, _ in batch)

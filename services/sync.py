@@ -166,11 +166,13 @@ class SyncEngine:
         """Post the failed documents of a run again (all of them, or `only` those)."""
         run = self._run(run_id, workspace_id, actor)
         integration = self._integrations.get_by_id(run.integration_id, workspace_id=None)
-        self._ledger.reopen(integration.id, self._ledger.retryable_ids(run_id, only))
         if run.status == RunStatus.FAILED and not RunSummary.from_json(run.summary).state.ingested:
+            self._ledger.reopen(integration.id, self._ledger.retryable_ids(run_id, only))
             return self.sync_period(integration, run.period, progress=progress)
         by = None if actor == "system" else actor
         with self._hold(integration, run.period, resume_finished=True, by=by) as held:
+            # Under the claim: a run posting meanwhile pages past what is reopened behind it.
+            self._ledger.reopen(integration.id, self._ledger.retryable_ids(run_id, only))
             ctx = self._context(integration, held, progress)
             try:
                 post(ctx)

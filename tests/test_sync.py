@@ -24,7 +24,7 @@ from services.marketplaces import Region
 from services.models import Integration, LedgerItem, RunStatus
 from services.results import CurrencyTotals
 from services.run_claims import ClaimLost
-from services.sync import SyncEngine
+from services.sync import RunInProgress, SyncEngine
 from services.xero import Endpoint, XeroClient
 from tests.conftest import EU, ORDERS, SHARED
 from tests.test_run_claims import claim_session_pid
@@ -276,6 +276,14 @@ def test_a_disabled_currency_fails_alone_and_retry_posts_it_once_fixed(
     assert result.failed == len(failed)
 
     org.currencies = (*org.currencies, "PLN")
+    # While another process holds the month, a retry is refused and reopens nothing: that
+    # run pages past the documents behind it and would leave them pending.
+    claim = container.claims.hold(shop.id, PERIOD)
+    assert claim is not None
+    with claim, pytest.raises(RunInProgress):
+        container.sync.retry_run(result.run_id, workspace_id=None)
+    still_failed = container.sync.failed_items(result.run_id, workspace_id=None)
+    assert {item.id for item in still_failed} == {item.id for item in failed}
     first = container.sync.retry_item(failed[0].id, workspace_id=None)
     assert first.status == "posted" and first.xero_id
     retried = container.sync.retry_run(result.run_id, workspace_id=None)
