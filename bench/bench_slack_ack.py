@@ -243,8 +243,12 @@ def failed_targets(container: Container, world: SandboxWorld) -> list[Target]:
     consent_to_both(container.connect, shops[0], actor="U0ADMIN")
     runs = []
     for period in PERIODS:
-        shop = container.integrations.get_by_id(shops[0].id)
-        runs.append(container.sync.failed_items(container.sync.sync_period(shop, period).run_id))
+        shop = container.integrations.get_by_id(shops[0].id, workspace_id=None)
+        runs.append(
+            container.sync.failed_items(
+                container.sync.sync_period(shop, period).run_id, workspace_id=None
+            )
+        )
     # Run by run in turn, so that consecutive clicks retry different runs.
     failed = [item for turn in zip_longest(*runs) for item in turn if item is not None]
     client = WebClient(token=world.slack.bot_token, base_url=world.env()["SLACK_API_URL"])
