@@ -115,6 +115,11 @@ class TaxKey:
     rate: Decimal
     scheme: TaxScheme
 
+    def __post_init__(self) -> None:
+        if self.rate.is_zero() and self.rate.is_signed():
+            # A report's "-0.00" is 0: one key, one Xero rate, never "Amazon DE -0%".
+            object.__setattr__(self, "rate", abs(self.rate))
+
     def __str__(self) -> str:
         return f"{self.country or ''}:{percent_text(self.rate)}:{self.scheme.value}"
 

@@ -45,6 +45,7 @@ def test_keys_have_a_stable_string_form() -> None:
     assert str(oss) == "PL:23:oss"
     assert str(TaxKey("FR", Decimal("0.055") * 100, TaxScheme.DOMESTIC)) == "FR:5.5:domestic"
     assert str(TaxKey(None, Decimal("0.0"), TaxScheme.EXPORT)) == ":0:export"
+    assert str(TaxKey("DE", Decimal("-0.00") * 100, TaxScheme.DOMESTIC)) == "DE:0:domestic"
     assert TaxKey.parse("pl:23.0:OSS") == oss
     assert hash(TaxKey.parse("PL:23:oss")) == hash(oss)
     assert TaxKey.parse(":0:export") == TaxKey(None, Decimal(0), TaxScheme.EXPORT)
