@@ -23,8 +23,9 @@ from services.ledger import IngestChunk, item_row
 from services.ledger_rows import chunks
 from services.marketplaces import Region
 from services.models import AllocationStatus, DocumentKind, LedgerStatus
+from services.overlap import WriteBehind
 from services.reports import ReportKind, parse_report
-from services.row_codec import RowKeys, transaction_to_json
+from services.row_codec import RowEncoder
 from services.run_context import RunContext
 from services.transactions import RowError, Transaction
 
@@ -89,55 +90,65 @@ def ingest(
     """Record rows, documents and buyers; rows dated before `since` (the integration's start
     date) are left out. Returns the tax keys the documents will need."""
     read = recorded = 0
-    row_key = RowKeys()
+    encode = RowEncoder()
     needed_tax_keys: set[TaxKey] = set()
     integration_id, run_id = ctx.integration_id, ctx.run_id
-    for batch in chunks(items, INGEST_CHUNK):
-        chunk = IngestChunk()
-        order_contacts = ctx.ledger.order_contacts(
-            integration_id, {item.order_id for item in batch if isinstance(item, Transaction)}
-        )
-        for item in batch:
-            if isinstance(item, RowError):
-                chunk.unreadable.append(_unreadable_item(ctx, item))
-                continue
-            if since is not None and item.date < since:
-                continue
-            payload = transaction_to_json(item)
-            key = document_key(item)
-            chunk.rows.append(
-                {
-                    "integration_id": integration_id,
-                    "run_id": run_id,
-                    "row_key": row_key(payload),
-                    "document_key": key,
-                    "transaction_type": item.type,
-                    "payload": payload,
-                }
-            )
-            if key is None:
-                continue
-            needed_tax_keys |= transaction_tax_keys(item, ctx.posting)
-            if key not in chunk.documents:
-                # One order, one buyer: each shipment's invoice takes the contact of the
-                # order's first. A refund's contact is its order's, found before posting
-                # (refund rows carry less of the buyer than the sale's rows).
-                contact_key = None
-                if key.startswith("INV:"):
-                    contact = contact_for(item)
-                    contact_key = order_contacts.setdefault(item.order_id, contact.key)
-                    if contact_key == contact.key:
-                        chunk.contacts[contact.key] = contact
-                chunk.documents[key] = _new_item(ctx, key, item, contact_key)
-        ctx.ledger.record_chunk(integration_id, run_id, chunk)
-        recorded += 1
-        if recorded & (recorded - 1) == 0:
-            # Each time the month has doubled: the look-up of orders' contacts is planned
-            # from what the tables hold now (without statistics PostgreSQL scans the growing
-            # table for each chunk: 23 ms a chunk at 300k rows, and rising).
-            ctx.ledger.refresh_statistics()
-        read += len(batch)
-        ctx.progress("reading", read, 0)
+    # The chunk being written meanwhile: the contacts its orders' invoices took.
+    writing: dict[str, str] = {}
+    with WriteBehind(ctx.ledger.beside_python) as writes:
+        for batch in chunks(items, INGEST_CHUNK):
+            chunk = IngestChunk()
+            orders = {item.order_id for item in batch if isinstance(item, Transaction)}
+            # The ledger holds every chunk before the one being written (an order recorded
+            # before has its first invoice there, so the ledger's answer goes first).
+            order_contacts = ctx.ledger.order_contacts(integration_id, orders)
+            for order in orders & writing.keys():
+                order_contacts.setdefault(order, writing[order])
+            for item in batch:
+                if isinstance(item, RowError):
+                    chunk.unreadable.append(_unreadable_item(ctx, item))
+                    continue
+                if since is not None and item.date < since:
+                    continue
+                stored = encode(item)
+                key = document_key(item)
+                chunk.rows.append(
+                    {
+                        "integration_id": integration_id,
+                        "run_id": run_id,
+                        "row_key": stored.key,
+                        "document_key": key,
+                        "transaction_type": item.type,
+                        "payload": stored.payload,
+                    }
+                )
+                if key is None:
+                    continue
+                needed_tax_keys |= transaction_tax_keys(item, ctx.posting)
+                if key not in chunk.documents:
+                    # One order, one buyer: each shipment's invoice takes the contact of the
+                    # order's first. A refund's contact is its order's, found before posting
+                    # (refund rows carry less of the buyer than the sale's rows).
+                    contact_key = None
+                    if key.startswith("INV:"):
+                        contact = contact_for(item)
+                        contact_key = order_contacts.setdefault(item.order_id, contact.key)
+                        if contact_key == contact.key:
+                            chunk.contacts[contact.key] = contact
+                    chunk.documents[key] = _new_item(ctx, key, item, contact_key)
+            writes.write(ctx.ledger.record_chunk, integration_id, run_id, chunk)
+            writing = {
+                order: key for order in orders if (key := order_contacts.get(order)) is not None
+            }
+            recorded += 1
+            if recorded & (recorded - 1) == 0:
+                # Each time the month has doubled: the look-up of orders' contacts is planned
+                # from what the tables hold now (without statistics PostgreSQL scans the
+                # growing table for each chunk: 23 ms a chunk at 300k rows, and rising).
+                writes.wait()
+                ctx.ledger.refresh_statistics()
+            read += len(batch)
+            ctx.progress("reading", read, 0)
     return needed_tax_keys
 
 

@@ -20,6 +20,10 @@ from services.models import Base
 T = TypeVar("T")
 
 
+class EncodedJSON(str):
+    """JSON text made ready for a JSON column: written as it is, not encoded again."""
+
+
 def insert_ignore(
     session: Session, model: type[Base], rows: Sequence[dict[str, Any]], unique: Sequence[str]
 ) -> int:
@@ -91,12 +95,29 @@ def _pg_recordset(
 ) -> tuple[str, dict[str, str]]:
     """The rows as one JSON parameter, read back as a relation named `changes`: one statement
     whatever the number of rows, and its text the same for any number (PostgreSQL and psycopg
-    plan and parse it once), where an executemany is a round trip per row."""
+    plan and parse it once), where an executemany is a round trip per row. JSON made ready
+    (EncodedJSON) is put in as it is."""
     columns = ", ".join(
         f"{name} {table.c[name].type.compile(connection.dialect)}" for name in names
     )
-    data = json.dumps([{name: row[name] for name in names} for row in rows], default=_iso)
+    data = "[" + ", ".join([_row_json(row, names) for row in rows]) + "]"
     return f"json_to_recordset(CAST(:rows AS json)) AS changes ({columns})", {"rows": data}
+
+
+def _row_json(row: dict[str, Any], names: Sequence[str]) -> str:
+    made = [name for name in names if type(row[name]) is EncodedJSON]
+    if not made:
+        return json.dumps({name: row[name] for name in names}, default=_iso)
+    members = [f'"{name}": {row[name]}' for name in made]
+    if rest := {name: row[name] for name in names if name not in made}:
+        members.append(json.dumps(rest, default=_iso)[1:-1])
+    return "{" + ", ".join(members) + "}"
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a ledger value")
 
 
 def _sqlite_values(
@@ -115,15 +136,10 @@ def _sqlite_values(
     for row in rows:
         params = [row[name] for name in names]
         for i, processor in processors:
-            params[i] = processor(params[i])
+            if type(params[i]) is not EncodedJSON:
+                params[i] = processor(params[i])
         values.append(tuple(params))
     return values
-
-
-def _iso(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not a ledger value")
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

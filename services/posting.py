@@ -7,16 +7,18 @@ twice) and it is marked in flight; Xero's answer marks each posted or failed.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from services.allocations import allocate
 from services.contact_posting import post_contacts, reconcile_contacts, resolve_refund_contacts
 from services.documents import Document, TaxKey, build_document, document_payload, tax_keys
 from services.errors import ErrorKind, ServiceError
-from services.ledger import PAGE, PendingDocument
+from services.ledger import PAGE, PendingDocument, PendingGroup
 from services.ledger_rows import chunks
 from services.models import AllocationStatus, DocumentKind, LedgerStatus
 from services.money import cents
+from services.overlap import Alongside, WriteBehind
 from services.posting_rules import document_label, posting_verdict
 from services.run_context import RunContext
 from services.taxes import TaxMap
@@ -41,21 +43,35 @@ def post(ctx: RunContext) -> None:
     tax_map: TaxMap | None = None
     total = ledger.count(ctx.run_id, LedgerStatus.PENDING)
     done = 0
-    for kind in (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE):
-        after = 0
-        while group := ledger.next_pending(ctx.run_id, kind, PAGE * BATCHES_PER_GROUP, after):
-            after = group[-1].id
-            if tax_map is None:  # only when there is something to post
-                tax_map = TaxMap.from_xero(
-                    ctx.xero.tax_rates(),
-                    ctx.integration.tax_overrides,
-                    home_country=ctx.xero.organisation().country_code or "GB",
-                )
-                # Every rate the run needs, made in one call before its first document.
-                tax_map.ensure([TaxKey.parse(key) for key in ctx.summary.state.tax_keys], ctx.xero)
-            _post_group(ctx, tax_map, kind, group)
-            done += len(group)
-            ctx.progress("posting", done, total)
+    # The next group is read while this one is sent, and Xero's answers are recorded while
+    # the next is made ready: the database works while Python does. A crash before answers
+    # are recorded leaves their documents in flight, looked up in Xero before any resend.
+    threaded = ledger.beside_python
+    with WriteBehind(threaded) as writes, Alongside(threaded, "ledger-reads") as reads:
+        for kind in (DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE):
+            read = partial(
+                ledger.pending_group,
+                ctx.integration_id,
+                ctx.run_id,
+                kind,
+                PAGE * BATCHES_PER_GROUP,
+            )
+            ahead = reads.submit(read, 0)
+            while (group := ahead.result()).items:
+                ahead = reads.submit(read, group.items[-1].id)
+                if tax_map is None:  # only when there is something to post
+                    tax_map = TaxMap.from_xero(
+                        ctx.xero.tax_rates(),
+                        ctx.integration.tax_overrides,
+                        home_country=ctx.xero.organisation().country_code or "GB",
+                    )
+                    # Every rate the run needs, made in one call before its first document.
+                    tax_map.ensure(
+                        [TaxKey.parse(key) for key in ctx.summary.state.tax_keys], ctx.xero
+                    )
+                _post_group(ctx, tax_map, kind, group, writes)
+                done += len(group.items)
+                ctx.progress("posting", done, total)
     if tax_map is not None:
         ledger.save_tax_types(ctx.integration_id, tax_map.as_dict())
     allocate(ctx)
@@ -72,9 +88,9 @@ def figures(doc: Document) -> dict[str, Any]:
     }
 
 
-def _build(ctx: RunContext, items: list[PendingDocument]) -> dict[int, Document | ServiceError]:
+def _build(ctx: RunContext, group: PendingGroup) -> dict[int, Document | ServiceError]:
     built: dict[int, Document | ServiceError] = {}
-    for item, rows in ctx.ledger.rows_of(ctx.integration_id, items).items():
+    for item, rows in group.rows.items():
         try:
             built[item.id] = build_document(rows, ctx.posting)
         except ServiceError as error:
@@ -83,19 +99,22 @@ def _build(ctx: RunContext, items: list[PendingDocument]) -> dict[int, Document 
 
 
 def _post_group(
-    ctx: RunContext, tax_map: TaxMap, kind: DocumentKind, items: list[PendingDocument]
+    ctx: RunContext,
+    tax_map: TaxMap,
+    kind: DocumentKind,
+    group: PendingGroup,
+    writes: WriteBehind,
 ) -> None:
     """Phase 1, decided from the ledger and one look-up of the numbers in Xero: each item is
     adopted (Xero has it), failed (it must not or cannot be sent) or sendable. Phase 2: the
     sendable ones are marked in flight, committed. Phase 3: sent 50 a request; Xero's answers
     are recorded together, also when a request stops the run."""
-    ledger, counters = ctx.ledger, ctx.counters
-    loaded = _build(ctx, items)
+    ledger, counters, items, contacts = ctx.ledger, ctx.counters, group.items, group.contacts
+    loaded = _build(ctx, group)
     documents: dict[int, Document | ServiceError | str] = {
         **loaded,
-        **_whole_and_unique(ctx, kind, items, loaded),
+        **_whole_and_unique(ctx, kind, group, loaded),
     }
-    contacts = ledger.contacts(ctx.integration_id, {item.contact_key or "" for item in items})
     buildable = [doc for doc in documents.values() if isinstance(doc, Document)]
     # One look at the tax map per group: missing rates are created together.
     tax_types = tax_map.ensure(set().union(*(tax_keys(doc) for doc in buildable)), ctx.xero)
@@ -141,7 +160,7 @@ def _post_group(
         for batch in chunks(sendable, PAGE):
             outcomes.extend(_send(ctx, kind, batch, attempts))
     finally:
-        ledger.record_outcomes(outcomes)
+        writes.write(ledger.record_outcomes, outcomes)
 
 
 def _send(
@@ -190,7 +209,7 @@ def _send(
 def _whole_and_unique(
     ctx: RunContext,
     kind: DocumentKind,
-    items: list[PendingDocument],
+    group: PendingGroup,
     documents: dict[int, Document | ServiceError],
 ) -> dict[int, ServiceError | str]:
     """What becomes of a batch's items before anything is sent, by item id.
@@ -200,7 +219,7 @@ def _whole_and_unique(
     attempt whose answer was lost: its Xero id is returned. Otherwise a document with an
     unreadable row is not posted without it, and a number that another document has, in
     the ledger or in Xero, is never sent."""
-    label = document_label(kind)
+    label, items, unreadable = document_label(kind), group.items, group.unreadable
     numbers: dict[int, str] = {}
     for item in items:
         built = documents[item.id]
@@ -208,9 +227,6 @@ def _whole_and_unique(
         if number:
             numbers[item.id] = number
     in_xero = _find_numbers(ctx, kind, set(numbers.values()))
-    unreadable = ctx.ledger.unreadable_orders(
-        ctx.integration_id, ctx.run_id, {item.amazon_order_id for item in items}
-    )
     holders = ctx.ledger.number_holders(ctx.integration_id, ctx.run_id, kind, set(numbers.values()))
     verdicts: dict[int, ServiceError | str] = {}
     for item in items:

@@ -14,8 +14,9 @@ import hashlib
 from datetime import date
 from decimal import Decimal
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, NamedTuple
 
+from services.ledger_rows import EncodedJSON
 from services.transactions import (
     CHARGE_KIND_BY_VALUE,
     SCHEME_BY_VALUE,
@@ -24,43 +25,6 @@ from services.transactions import (
     SourceRef,
     Transaction,
 )
-
-
-def transaction_to_json(transaction: Transaction) -> dict[str, Any]:
-    buyer = transaction.buyer
-    # str() of a StrEnum member is its value, without Enum.value's descriptor.
-    payload = {
-        "source": [transaction.source.file, transaction.source.line],
-        "type": transaction.type,
-        "marketplace": transaction.marketplace,
-        "order_id": transaction.order_id,
-        "activity_id": transaction.activity_id,
-        "invoice_number": transaction.invoice_number,
-        "date": transaction.date.isoformat(),
-        "currency": transaction.currency,
-        "sku": transaction.sku,
-        "description": transaction.description,
-        "quantity": transaction.quantity,
-        "charges": [
-            [str(c.kind), str(c.net), str(c.tax), str(c.gross), str(c.rate)]
-            for c in transaction.charges
-        ],
-        "tax_country": transaction.tax_country,
-        "scheme": str(transaction.scheme),
-        "buyer": [
-            buyer.name,
-            buyer.vat_number,
-            buyer.vat_country,
-            buyer.address,
-            buyer.city,
-            buyer.postcode,
-            buyer.country,
-        ],
-    }
-    # Written only when False, so rows recorded before the field existed keep their content keys.
-    if not transaction.amazon_vat:
-        payload["amazon_vat"] = False
-    return payload
 
 
 def transaction_from_json(data: dict[str, Any]) -> Transaction:
@@ -98,44 +62,60 @@ def _charge(kind: str, net: str, tax: str, gross: str, rate: str) -> Charge:
 _buyer = functools.lru_cache(maxsize=4096)(Buyer)
 
 
-def _content_json(payload: dict[str, Any]) -> str:
-    """`json.dumps(payload without "source", sort_keys=True)` written out for the payload
-    transaction_to_json makes (the two change together), at about a third of json.dumps's
-    cost: the content key hashes exactly these bytes. Strings go through json's own escaping
-    (ensure_ascii), None is null; dates, schemes, charge kinds and str(Decimal) are ASCII
-    letters, digits and signs that need none."""
+def _content_json(transaction: Transaction) -> str:
+    """`json.dumps(payload, sort_keys=True)` of the row's content, the payload without its
+    "source", as the first versions wrote the payload (tests/test_row_codec.py keeps that code
+    as the reference), written out at a fraction of json.dumps's cost: the content key hashes
+    exactly these bytes. Strings go through json's own escaping (ensure_ascii), None is null;
+    dates, schemes, charge kinds and str(Decimal) are ASCII letters, digits and signs that
+    need none. `amazon_vat` is written only when False, so that rows recorded before the
+    field existed keep their keys."""
     text = encode_basestring_ascii
     charges = ", ".join(
         [
-            f'["{kind}", "{net}", "{tax}", "{gross}", "{rate}"]'
-            for kind, net, tax, gross, rate in payload["charges"]
+            f'["{c.kind}", "{c.net}", "{c.tax}", "{c.gross}", "{c.rate}"]'
+            for c in transaction.charges
         ]
     )
-    buyer = ", ".join(["null" if value is None else text(value) for value in payload["buyer"]])
-    amazon_vat = '"amazon_vat": false, ' if "amazon_vat" in payload else ""
-    description, invoice, marketplace, sku, country = (
-        payload["description"],
-        payload["invoice_number"],
-        payload["marketplace"],
-        payload["sku"],
-        payload["tax_country"],
+    b = transaction.buyer
+    buyer = ", ".join(
+        [
+            "null" if value is None else text(value)
+            for value in (
+                b.name,
+                b.vat_number,
+                b.vat_country,
+                b.address,
+                b.city,
+                b.postcode,
+                b.country,
+            )
+        ]
     )
+    t = transaction
+    amazon_vat = "" if t.amazon_vat else '"amazon_vat": false, '
     return (
-        f'{{"activity_id": {text(payload["activity_id"])}, {amazon_vat}"buyer": [{buyer}], '
-        f'"charges": [{charges}], "currency": {text(payload["currency"])}, '
-        f'"date": "{payload["date"]}", '
-        f'"description": {"null" if description is None else text(description)}, '
-        f'"invoice_number": {"null" if invoice is None else text(invoice)}, '
-        f'"marketplace": {"null" if marketplace is None else text(marketplace)}, '
-        f'"order_id": {text(payload["order_id"])}, "quantity": {payload["quantity"]}, '
-        f'"scheme": "{payload["scheme"]}", "sku": {"null" if sku is None else text(sku)}, '
-        f'"tax_country": {"null" if country is None else text(country)}, '
-        f'"type": {text(payload["type"])}}}'
+        f'{{"activity_id": {text(t.activity_id)}, {amazon_vat}"buyer": [{buyer}], '
+        f'"charges": [{charges}], "currency": {text(t.currency)}, '
+        f'"date": "{t.date.isoformat()}", '
+        f'"description": {"null" if t.description is None else text(t.description)}, '
+        f'"invoice_number": {"null" if t.invoice_number is None else text(t.invoice_number)}, '
+        f'"marketplace": {"null" if t.marketplace is None else text(t.marketplace)}, '
+        f'"order_id": {text(t.order_id)}, "quantity": {t.quantity}, '
+        f'"scheme": "{t.scheme}", "sku": {"null" if t.sku is None else text(t.sku)}, '
+        f'"tax_country": {"null" if t.tax_country is None else text(t.tax_country)}, '
+        f'"type": {text(t.type)}}}'
     )
 
 
-class RowKeys:
-    """Content keys for report rows: the same row gives the same key in any report.
+class StoredRow(NamedTuple):
+    key: str  # the content key, unique per integration
+    payload: EncodedJSON  # what transaction_from_json reads back
+
+
+class RowEncoder:
+    """Report rows as the ledger stores them: the same row gives the same key in any report,
+    and its JSON is the content the key hashes with the row's place in its file in front.
 
     Two identical rows inside one report are two real transactions (two units of one SKU
     refunded together), so each repeat gets its occurrence number. Amazon lists the rows of
@@ -146,10 +126,18 @@ class RowKeys:
         self._last = ""
         self._repeat = 0
 
-    def __call__(self, payload: dict[str, Any]) -> str:
-        digest = hashlib.sha256(_content_json(payload).encode()).hexdigest()
+    def __call__(self, transaction: Transaction) -> StoredRow:
+        content = _content_json(transaction)
+        digest = hashlib.sha256(content.encode()).hexdigest()
         self._repeat = self._repeat + 1 if digest == self._last else 0
         self._last = digest
-        if self._repeat == 0:
-            return digest
-        return hashlib.sha256(f"{digest}#{self._repeat}".encode()).hexdigest()
+        if self._repeat:
+            digest = hashlib.sha256(f"{digest}#{self._repeat}".encode()).hexdigest()
+        source = transaction.source
+        return StoredRow(
+            digest,
+            EncodedJSON(
+                f'{{"source": [{encode_basestring_ascii(source.file)}, {source.line}], '
+                + content[1:]
+            ),
+        )
