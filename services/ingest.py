@@ -7,7 +7,7 @@ re-read (a crash, a retry) changes nothing, since every row has a content key.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.amazon import SpApiClient
@@ -97,7 +97,7 @@ def ingest(
     writing: dict[str, str] = {}
     with WriteBehind(ctx.ledger.beside_python) as writes:
         for batch in chunks(items, INGEST_CHUNK):
-            chunk = IngestChunk()
+            chunk, now = IngestChunk(), datetime.now(UTC)
             orders = {item.order_id for item in batch if isinstance(item, Transaction)}
             # The ledger holds every chunk before the one being written (an order recorded
             # before has its first invoice there, so the ledger's answer goes first).
@@ -135,7 +135,7 @@ def ingest(
                         contact_key = order_contacts.setdefault(item.order_id, contact.key)
                         if contact_key == contact.key:
                             chunk.contacts[contact.key] = contact
-                    chunk.documents[key] = _new_item(ctx, key, item, contact_key)
+                    chunk.documents[key] = _new_item(ctx, key, item, contact_key, now)
             writes.write(ctx.ledger.record_chunk, integration_id, run_id, chunk)
             writing = {
                 order: key for order in orders if (key := order_contacts.get(order)) is not None
@@ -153,12 +153,13 @@ def ingest(
 
 
 def _new_item(
-    ctx: RunContext, key: str, transaction: Transaction, contact_key: str | None
+    ctx: RunContext, key: str, transaction: Transaction, contact_key: str | None, now: datetime
 ) -> dict[str, Any]:
     is_invoice = key.startswith("INV:")
     return item_row(
         ctx.integration_id,
         ctx.run_id,
+        updated_at=now,
         source_key=key,
         transaction_type=transaction.type,
         amazon_order_id=transaction.order_id,

@@ -247,7 +247,7 @@ class Ledger:
         with self._sessions() as session:
             # Filtered by order only: while a month is read the tables have no statistics,
             # and SQLite would otherwise walk every invoice of the integration by type.
-            for item_id, order, kind, key in session.execute(
+            for item_id, order, kind, key in session.connection().execute(
                 select(
                     LedgerItem.id,
                     LedgerItem.amazon_order_id,
@@ -389,7 +389,7 @@ class Ledger:
         # to read the run's every item (14 ms a batch) over the orders' few.
         return {
             order: message or ""
-            for order, message, item_run in session.execute(
+            for order, message, item_run in session.connection().execute(
                 select(
                     LedgerItem.amazon_order_id, LedgerItem.error_message, LedgerItem.run_id
                 ).where(
@@ -408,7 +408,7 @@ class Ledger:
         and any that may be in Xero (a document failed for good in another run holds none)."""
         holders: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
         with self._sessions() as session:
-            for item_id, number, order in session.execute(
+            for item_id, number, order in session.connection().execute(
                 select(LedgerItem.id, LedgerItem.document_number, LedgerItem.amazon_order_id).where(
                     LedgerItem.integration_id == integration_id,
                     LedgerItem.document_type == kind,
@@ -426,7 +426,7 @@ class Ledger:
         """Committed before the documents are sent (one set-based UPDATE): each item's
         attempt number, which its batch's Idempotency-Key is made from."""
         with self._sessions.begin() as session:
-            session.execute(
+            session.connection().execute(
                 update(LedgerItem)
                 .where(self._among(LedgerItem.id, [item.id for item in items]))
                 .values(status=LedgerStatus.IN_FLIGHT, attempts=LedgerItem.attempts + 1)

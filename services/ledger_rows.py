@@ -132,12 +132,19 @@ def _sqlite_values(
         for i, name in enumerate(names)
         if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
     ]
+    # The value last made ready per column: a chunk's rows share their time stamp.
+    made: dict[int, tuple[Any, Any]] = {}
     values = []
     for row in rows:
         params = [row[name] for name in names]
         for i, processor in processors:
-            if type(params[i]) is not EncodedJSON:
-                params[i] = processor(params[i])
+            value = params[i]
+            if type(value) is EncodedJSON:
+                continue
+            last = made.get(i)
+            if last is None or last[0] is not value:
+                last = made[i] = (value, processor(value))
+            params[i] = last[1]
         values.append(tuple(params))
     return values
 
