@@ -39,7 +39,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import NamedTuple, TypeVar
@@ -137,15 +137,15 @@ _FACILITATOR_COUNTRIES = frozenset({"US"})
 def report_kind(lines: Iterable[str], *, file_name: str) -> ReportKind:
     """Which report a file is, from its header: checked before anything is recorded, so that
     a wrong file is one clear error. Raises ServiceError (BAD_DATA) as parse_report does."""
-    return _header(iter(lines), file_name)[0].kind
+    return read_header(iter(lines), file_name)[0].kind
 
 
 def parse_report(lines: Iterable[str], *, file_name: str) -> Iterator[Transaction | RowError]:
     """One Transaction or RowError per data row of a report, streamed; blank rows yield
     nothing. A file whose first line is not a known header raises ServiceError (BAD_DATA)."""
     iterator = iter(lines)
-    header, consumed = _header(iterator, file_name)
-    rows = _rows(iterator, header, file_name, consumed)
+    header, consumed = read_header(iterator, file_name)
+    rows = report_rows(iterator, header, file_name, consumed)
     if header.kind == ReportKind.SETTLEMENT_V2:
         yield from _settlement_items(rows, header, file_name)
         return
@@ -162,14 +162,14 @@ def parse_report(lines: Iterable[str], *, file_name: str) -> Iterator[Transactio
         source = SourceRef(file_name, line)
         try:
             yield build(values, source)
-        except _BadValue as bad:
+        except BadValue as bad:
             yield RowError(source, header.label(bad.column), bad.message, header.order_id(values))
 
 
 # --- header and rows --------------------------------------------------------------------------
 
 
-def _header(lines: Iterator[str], file_name: str) -> tuple[_Header, int]:
+def read_header(lines: Iterator[str], file_name: str) -> tuple[_Header, int]:
     """The header (the first non-blank line) and how many lines it took to find it."""
     consumed = 0
     for first in lines:
@@ -215,7 +215,7 @@ class _Header:
         return self.names[position] if position < len(self.names) else column
 
     def order_id(self, values: list[str]) -> str | None:
-        """The order of a row (its values padded as _rows pads them), for its errors."""
+        """The order of a row (its values padded as report_rows pads them), for its errors."""
         return values[self.positions[_ORDER_ID_COLUMN[self.kind]]].strip() or None
 
 
@@ -264,7 +264,7 @@ def _read_header(line: str) -> _Header:
     )
 
 
-class _Row:
+class ReportRow:
     """One data row of a settlement or all-orders report; columns are looked up by name."""
 
     __slots__ = ("header", "line", "positions", "values")
@@ -285,7 +285,7 @@ class _Row:
         return self.text(_ORDER_ID_COLUMN[self.header.kind])
 
 
-class _BadValue(Exception):
+class BadValue(Exception):
     def __init__(self, column: str, message: str) -> None:
         super().__init__(message)
         self.column = column
@@ -298,7 +298,7 @@ class _BadValue(Exception):
 _Record = tuple[int, list[str]]
 
 
-def _rows(
+def report_rows(
     lines: Iterator[str], header: _Header, file_name: str, offset: int
 ) -> Iterator[_Record | RowError]:
     """Non-blank rows after the header, numbered by the file line they start on.
@@ -459,7 +459,7 @@ def _cents(value: Decimal) -> Decimal:
 # Amounts, rates, quantities and dates repeat across rows (0.00, a product's price, the days of
 # one month): each distinct text is parsed once, in caches of bounded size.
 @functools.lru_cache(maxsize=4096)
-def _to_money(text: str) -> Decimal:
+def to_money(text: str) -> Decimal:
     try:
         return _cents(_to_decimal(text, "an amount"))
     except InvalidOperation:  # too many digits to be money
@@ -489,7 +489,10 @@ def _to_quantity(text: str) -> int:
 
 
 @functools.lru_cache(maxsize=1024)
-def _to_date(text: str) -> date:
+def to_moment(text: str) -> datetime:
+    """A date and time as reports.py reads them ("2026-06-16 00:00:00 UTC", "16.06.2026
+    00:00:00 UTC", "2026-06-16T00:00:00-07:00", ...), in UTC; a date alone, or a time without
+    a zone, counts as UTC as Amazon's settlement files write them."""
     match = _DATE.fullmatch(text)
     wrong = ValueError(f"{text!r} is not a date (expected DD-MM-YYYY, DD.MM.YYYY or YYYY-MM-DD)")
     if match is None:
@@ -501,45 +504,48 @@ def _to_date(text: str) -> date:
             int(parts["month"] or parts["month2"]),
             int(parts["day"] or parts["day2"]),
         )
-        if parts["hour"] is None:
-            return day
-        moment = datetime.combine(
-            day, time(int(parts["hour"]), int(parts["minute"]), int(parts["second"] or 0))
-        )
+        clock = time(int(parts["hour"] or 0), int(parts["minute"] or 0), int(parts["second"] or 0))
     except ValueError:
         raise wrong from None
     zone = (parts["zone"] or "").upper()
-    if zone in ("", "Z", "UTC", "GMT"):
-        return day
-    digits = zone[1:].replace(":", "")
-    offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return (moment + offset if zone.startswith("-") else moment - offset).date()  # UTC date
+    offset = timedelta(0)
+    if zone not in ("", "Z", "UTC", "GMT"):
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        offset = -offset if zone.startswith("-") else offset
+    return datetime.combine(day, clock, timezone(offset)).astimezone(UTC)
 
 
-def _value(row: _Row, column: str, parse: Callable[[str], T]) -> T | None:
-    """The parsed value of a column, None when blank; an unreadable value is a _BadValue."""
+@functools.lru_cache(maxsize=1024)
+def _to_date(text: str) -> date:
+    """The UTC date of a date, or of a date and time (see to_moment)."""
+    return to_moment(text).date()
+
+
+def row_value(row: ReportRow, column: str, parse: Callable[[str], T]) -> T | None:
+    """The parsed value of a column, None when blank; an unreadable value is a BadValue."""
     try:
         return _parsed(row.text(column), column, parse)
-    except _BadValue as bad:
-        raise _BadValue(row.label(column), bad.message) from None
+    except BadValue as bad:
+        raise BadValue(row.label(column), bad.message) from None
 
 
 def _parsed(text: str, column: str, parse: Callable[[str], T]) -> T | None:
-    """As _value, for a column's text taken already: the _BadValue names the column as this
+    """As row_value, for a column's text taken already: the BadValue names the column as this
     module does, for the caller to put the file's spelling."""
     if not text:
         return None
     try:
         return parse(text)
     except ValueError as error:
-        raise _BadValue(column, str(error)) from None
+        raise BadValue(column, str(error)) from None
 
 
-def _needed(column: str, kind: str) -> _BadValue:
-    return _BadValue(column, f"empty, but a {kind} row needs it")
+def _needed(column: str, kind: str) -> BadValue:
+    return BadValue(column, f"empty, but a {kind} row needs it")
 
 
-def _required(row: _Row, column: str, needed: bool, kind: str) -> str:
+def _required(row: ReportRow, column: str, needed: bool, kind: str) -> str:
     text = row.text(column)
     if needed and not text:
         raise _needed(row.label(column), kind)
@@ -547,21 +553,21 @@ def _required(row: _Row, column: str, needed: bool, kind: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _to_currency(text: str) -> str:
+def to_currency(text: str) -> str:
     code = text.upper()
     if not _CURRENCY.fullmatch(code):
         raise ValueError(f"{code!r} is not a currency code")
     return code
 
 
-def _currency(row: _Row, column: str, needed: bool, kind: str) -> str:
+def _currency(row: ReportRow, column: str, needed: bool, kind: str) -> str:
     _required(row, column, needed, kind)
-    return _value(row, column, _to_currency) or ""
+    return row_value(row, column, to_currency) or ""
 
 
-def _quantity(row: _Row, column: str, needed: bool, kind: str) -> int:
+def _quantity(row: ReportRow, column: str, needed: bool, kind: str) -> int:
     _required(row, column, needed, kind)
-    return _value(row, column, _to_quantity) or 0
+    return row_value(row, column, _to_quantity) or 0
 
 
 def _country(text: str, column: str) -> str | None:
@@ -573,7 +579,7 @@ def _country(text: str, column: str) -> str | None:
         return _COUNTRY_NAMES[text]
     if _COUNTRY_CODE.fullmatch(text):
         return text
-    raise _BadValue(column, f"{text!r} is not a country this app knows")
+    raise BadValue(column, f"{text!r} is not a country this app knows")
 
 
 def _charge(
@@ -726,7 +732,7 @@ class _VatReader:
         self._buyer = Buyer()
 
     def transaction(self, values: list[str], source: SourceRef) -> Transaction:
-        """The transaction of a row, or a _BadValue naming the column as this module does."""
+        """The transaction of a row, or a BadValue naming the column as this module does."""
         join = self._join
         order_id, activity_id, invoice_number, sku, description = map(str.strip, self._own(values))
         shape_texts = self._shape_texts(values)
@@ -798,7 +804,7 @@ def _vat_shape(texts: tuple[str, ...], order_id: str, activity_id: str) -> _VatS
     kind, currency, quantity_text, marketplace, jurisdiction, *dates = map(str.strip, texts)
     kind = kind.upper()
     if not kind:
-        raise _BadValue("TRANSACTION_TYPE", "empty: every row needs a type")
+        raise BadValue("TRANSACTION_TYPE", "empty: every row needs a type")
     # Stock movements and returns are only counted: be lenient about what they leave blank.
     posted = kind in POSTED_TYPES
     for column, text in (
@@ -808,7 +814,7 @@ def _vat_shape(texts: tuple[str, ...], order_id: str, activity_id: str) -> _VatS
     ):
         if posted and not text:
             raise _needed(column, kind)
-    currency = _parsed(currency, "TRANSACTION_CURRENCY_CODE", _to_currency) or ""
+    currency = _parsed(currency, "TRANSACTION_CURRENCY_CODE", to_currency) or ""
     day = _vat_date(dates)
     if posted and not quantity_text:
         raise _needed("QTY", kind)
@@ -827,8 +833,8 @@ def _vat_date(texts: list[str]) -> date:
             try:
                 return _to_date(text)
             except ValueError as error:
-                raise _BadValue(column, str(error)) from None
-    raise _BadValue(_VAT_DATES[0], f"empty, and so are {', '.join(_VAT_DATES[1:])}: no date")
+                raise BadValue(column, str(error)) from None
+    raise BadValue(_VAT_DATES[0], f"empty, and so are {', '.join(_VAT_DATES[1:])}: no date")
 
 
 class _VatCharges(NamedTuple):
@@ -867,9 +873,9 @@ def _vat_charge(
 ) -> Charge | None:
     """The charge _VAT_CHARGES[index] from the texts of its four columns."""
     kind, net_column, tax_column, incl, rate_column = _VAT_CHARGES[index]
-    net = _parsed(net_text, net_column, _to_money)
-    tax = _parsed(tax_text, tax_column, _to_money)
-    gross = _parsed(gross_text, incl, _to_money)
+    net = _parsed(net_text, net_column, to_money)
+    tax = _parsed(tax_text, tax_column, to_money)
+    gross = _parsed(gross_text, incl, to_money)
     rate = _parsed(rate_text, rate_column, _to_rate)
     if gross is None:
         net = net if net is not None else ZERO
@@ -881,7 +887,7 @@ def _vat_charge(
             else:
                 tax = _cents(gross * rate / (1 + rate)) if rate else ZERO
         elif net is not None and abs(net + tax - gross) > CENT:
-            raise _BadValue(
+            raise BadValue(
                 incl, f"{net} net + {tax} VAT = {net + tax}, not the VAT-inclusive {gross}"
             )
         # Amazon rounds each figure on its own, so net + VAT may miss the VAT-inclusive
@@ -932,7 +938,7 @@ def _reported_scheme(responsibility: str, reported: str) -> TaxScheme | None:
     Tax that the marketplace collects (responsibility MARKETPLACE; the UK and Norwegian VOEC
     schemes; deemed-reseller IOSS) is Amazon's to remit, never the seller's VAT."""
     if responsibility not in ("", "SELLER", "MARKETPLACE"):
-        raise _BadValue(
+        raise BadValue(
             "TAX_COLLECTION_RESPONSIBILITY",
             f"{responsibility!r} is neither SELLER nor MARKETPLACE",
         )
@@ -946,7 +952,7 @@ def _reported_scheme(responsibility: str, reported: str) -> TaxScheme | None:
         return TaxScheme.IOSS
     if "OSS" in reported:
         return TaxScheme.OSS
-    raise _BadValue(
+    raise BadValue(
         "TAX_REPORTING_SCHEME",
         f"{reported!r} is not a tax reporting scheme this app knows (REGULAR, UNION-OSS, "
         "IMPORT-OSS, UK_VOEC-DOMESTIC, UK_VOEC-IMPORT, CH_VOEC, NO_VOEC, DEEMED_RESELLER-IOSS)",
@@ -985,7 +991,7 @@ def _vat_tax(
     ) = (text.strip() for text in texts)
     scheme = _reported_scheme(responsibility.upper(), reported.upper())
     if scheme in (TaxScheme.OSS, TaxScheme.IOSS) and day < OSS_START:
-        raise _BadValue(
+        raise BadValue(
             "TAX_REPORTING_SCHEME",
             f"{reported} on {day.isoformat()}, but the One-Stop Shop "
             f"exists only from {OSS_START.isoformat()}",
@@ -1055,19 +1061,19 @@ def _settlement_items(
 ) -> Iterator[Transaction | RowError]:
     """Refunds of a settlement file. Amazon writes the settlement's currency (one settlement,
     one currency) only on its summary row, the first data row: detail rows leave it blank."""
-    group: list[_Row] = []
+    group: list[ReportRow] = []
     group_key: tuple[str, ...] | None = None
     currency = ""
     for record in records:
         if isinstance(record, RowError):
             yield record
             continue
-        row = _Row(header, *record)
+        row = ReportRow(header, *record)
         kind = row.text("transaction-type").lower()
         if not kind and not currency and row.text("total-amount"):
             try:
                 currency = _currency(row, "currency", False, "summary")
-            except _BadValue as bad:
+            except BadValue as bad:
                 yield RowError(SourceRef(file_name, row.line), bad.column, bad.message)
         key = tuple(row.text(column) for column in _REFUND_KEY) if kind in _REFUND_TYPES else None
         if key != group_key:
@@ -1081,7 +1087,7 @@ def _settlement_items(
 
 
 def _refund(
-    rows: list[_Row], file_name: str, settlement_currency: str
+    rows: list[ReportRow], file_name: str, settlement_currency: str
 ) -> Iterator[Transaction | RowError]:
     """The refund of one item, from its consecutive rows; fees in them are not the customer's."""
     first = rows[0]
@@ -1102,37 +1108,37 @@ def _refund(
                 continue  # Amazon's fees and their refunds
             spec = _REFUND_CHARGES.get((amount_type, description))
             if spec is None:
-                raise _BadValue(
+                raise BadValue(
                     current.label("amount-description"),
                     f"{current.text('amount-description')!r} under "
                     f"{current.text('amount-type')!r} is not a refund charge this app knows",
                 )
             kind, is_tax = spec
-            amount = _value(current, "amount", _to_money) or ZERO
+            amount = row_value(current, "amount", to_money) or ZERO
             pair = amounts.setdefault(kind, [ZERO, ZERO])
             pair[int(is_tax)] += amount
-            quantity = quantity or _value(current, "quantity-purchased", _to_quantity) or 0
+            quantity = quantity or row_value(current, "quantity-purchased", _to_quantity) or 0
         current = first
         kind_name = first.text("transaction-type")
         order_id = _required(first, "order-id", True, kind_name)
         currency = _currency(first, "currency", False, kind_name)
         if not currency and not settlement_currency:
-            raise _BadValue(
+            raise BadValue(
                 first.label("currency"),
                 "empty, and no summary row (the first data row) gives the settlement's currency",
             )
         if currency and settlement_currency and currency != settlement_currency:
-            raise _BadValue(
+            raise BadValue(
                 first.label("currency"),
                 f"{currency}, but the settlement's summary row says {settlement_currency}",
             )
         currency = currency or settlement_currency
-        posted = _value(first, "posted-date", _to_date) or _value(
+        posted = row_value(first, "posted-date", _to_date) or row_value(
             first, "posted-date-time", _to_date
         )
         if posted is None:
-            raise _BadValue(first.label("posted-date"), f"empty, but a {kind_name} row needs it")
-    except _BadValue as bad:
+            raise BadValue(first.label("posted-date"), f"empty, but a {kind_name} row needs it")
+    except BadValue as bad:
         yield RowError(
             SourceRef(file_name, current.line), bad.column, bad.message, first.order_id() or None
         )
@@ -1174,7 +1180,7 @@ def _refund(
 # --- all-orders report ------------------------------------------------------------------------
 
 
-def _order_type(row: _Row) -> str:
+def _order_type(row: ReportRow) -> str:
     """SALE for a shipped item; the item's status wins over the order's (partial shipments)."""
     if row.text("sales-channel").lower() == "non-amazon":
         return "NON_AMAZON"  # Multi-Channel Fulfilment of another shop's order
@@ -1189,16 +1195,16 @@ def _order_type(row: _Row) -> str:
 
 
 def _order_transaction(header: _Header, values: list[str], source: SourceRef) -> Transaction:
-    row = _Row(header, source.line, values)
+    row = ReportRow(header, source.line, values)
     kind = _order_type(row)
     posted = kind in POSTED_TYPES
     order_id = _required(row, "amazon-order-id", posted, kind)
-    day = _value(row, "purchase-date", _to_date)
+    day = row_value(row, "purchase-date", _to_date)
     if day is None:
-        raise _BadValue(row.label("purchase-date"), "empty, but every row needs it")
+        raise BadValue(row.label("purchase-date"), "empty, but every row needs it")
 
     def money(column: str) -> Decimal:
-        return _value(row, column, _to_money) or ZERO
+        return row_value(row, column, to_money) or ZERO
 
     def discount(column: str) -> Decimal:
         return -abs(money(column))  # a discount, whichever sign the file gives it

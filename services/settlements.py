@@ -33,24 +33,23 @@ import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from services.errors import ErrorKind, ServiceError
 
-# Private to reports.py so far: the header detection, row reading and value parsers this module
-# shares with it, imported rather than copied.
+# The header detection, row reading and value parsers shared with the other reports.
 from services.reports import (
-    _DATE,
+    BadValue,
     ReportKind,
-    _BadValue,
-    _header,
-    _Row,
-    _rows,
-    _to_currency,
-    _to_money,
-    _value,
+    ReportRow,
+    read_header,
+    report_rows,
+    row_value,
+    to_currency,
+    to_moment,
+    to_money,
 )
 from services.transactions import RowError
 
@@ -190,20 +189,20 @@ def read_settlement(lines: Iterable[str], *, file_name: str) -> Settlement:
     is not a settlement report, a row that cannot be read, or amounts that do not add up to
     the summary row's total-amount."""
     iterator = iter(lines)
-    header, consumed = _header(iterator, file_name)
+    header, consumed = read_header(iterator, file_name)
     if header.kind != ReportKind.SETTLEMENT_V2:
         raise _bad(
             f"{file_name} is not a settlement report (flat file V2): its header is one of "
             f"Amazon's {header.kind.value} report."
         )
     reader = _Reader(file_name)
-    for record in _rows(iterator, header, file_name, consumed):
+    for record in report_rows(iterator, header, file_name, consumed):
         if isinstance(record, RowError):
             raise _bad(f"{record.describe()} (without this row the settlement cannot add up)")
-        row = _Row(header, *record)
+        row = ReportRow(header, *record)
         try:
             reader.add(row)
-        except _BadValue as bad:
+        except BadValue as bad:
             raise _bad(
                 f"{file_name}, line {row.line}, column {bad.column}: {bad.message}"
             ) from None
@@ -386,20 +385,20 @@ class _Reader:
         self.own: dict[_AmountKey, Decimal] = {}
         self.unknown: list[UnknownAmount] = []
 
-    def add(self, row: _Row) -> None:
+    def add(self, row: ReportRow) -> None:
         if self.summary is None:
             self._read_summary(row)
             return
         if row.text("total-amount"):
-            raise _BadValue(
+            raise BadValue(
                 row.label("total-amount"),
                 "a second summary row: a file must hold one settlement (its first data row "
                 "alone carries total-amount)",
             )
         self._check_settlement(row)
-        amount = _value(row, "amount", _to_money)
+        amount = row_value(row, "amount", to_money)
         if amount is None:
-            raise _BadValue(row.label("amount"), "empty, but every row after the summary needs it")
+            raise BadValue(row.label("amount"), "empty, but every row after the summary needs it")
         # Interned: a few dozen distinct texts repeat on every row, and each order keeps them.
         transaction_type = sys.intern(row.text("transaction-type"))
         amount_type = sys.intern(row.text("amount-type"))
@@ -424,37 +423,37 @@ class _Reader:
             amounts = self.own
         amounts[key] = amounts.get(key, ZERO) + amount
 
-    def _read_summary(self, row: _Row) -> None:
+    def _read_summary(self, row: ReportRow) -> None:
         if not row.text("total-amount"):
-            raise _BadValue(
+            raise BadValue(
                 row.label("total-amount"),
                 "empty on the first data row, which is the settlement's summary row",
             )
-        total = _value(row, "total-amount", _to_money)
+        total = row_value(row, "total-amount", to_money)
         settlement_id = row.text("settlement-id")
         if not settlement_id or total is None:
-            raise _BadValue(row.label("settlement-id"), "empty on the summary row")
+            raise BadValue(row.label("settlement-id"), "empty on the summary row")
         start, end, deposit = (
             _moment(row, column)
             for column in ("settlement-start-date", "settlement-end-date", "deposit-date")
         )
         self.summary = (settlement_id, start, end, deposit, total)
-        self.currency = _value(row, "currency", _to_currency) or ""
+        self.currency = row_value(row, "currency", to_currency) or ""
 
-    def _check_settlement(self, row: _Row) -> None:
+    def _check_settlement(self, row: ReportRow) -> None:
         assert self.summary is not None
         settlement_id = row.text("settlement-id")
         if settlement_id and settlement_id != self.summary[0]:
-            raise _BadValue(
+            raise BadValue(
                 row.label("settlement-id"),
                 f"{settlement_id}, but the summary row is of settlement {self.summary[0]}: a "
                 "file must hold one settlement",
             )
-        currency = _value(row, "currency", _to_currency)
+        currency = row_value(row, "currency", to_currency)
         if currency and not self.currency:
             self.currency = currency  # a summary row without one: the rows say it
         elif currency and currency != self.currency:
-            raise _BadValue(
+            raise BadValue(
                 row.label("currency"),
                 f"{currency}, but the settlement is in {self.currency}: one settlement is paid "
                 "in one currency",
@@ -499,43 +498,15 @@ def _amounts(amounts: dict[_AmountKey, Decimal]) -> tuple[Amount, ...]:
     )
 
 
-def _posted(row: _Row) -> datetime | None:
+def _posted(row: ReportRow) -> datetime | None:
     for column in ("posted-date-time", "posted-date"):
         if row.text(column):
             return _moment(row, column)
     return None
 
 
-def _moment(row: _Row, column: str) -> datetime:
-    moment = _value(row, column, _to_moment)
+def _moment(row: ReportRow, column: str) -> datetime:
+    moment = row_value(row, column, to_moment)
     if moment is None:
-        raise _BadValue(row.label(column), "empty, but the settlement needs it")
+        raise BadValue(row.label(column), "empty, but the settlement needs it")
     return moment
-
-
-@functools.lru_cache(maxsize=1024)
-def _to_moment(text: str) -> datetime:
-    """A date and time as reports.py reads them ("2026-06-16 00:00:00 UTC", "16.06.2026
-    00:00:00 UTC", "2026-06-16T00:00:00-07:00", ...), in UTC; a date alone, or a time without
-    a zone, counts as UTC as Amazon's settlement files write them."""
-    match = _DATE.fullmatch(text)
-    wrong = ValueError(f"{text!r} is not a date (expected DD-MM-YYYY, DD.MM.YYYY or YYYY-MM-DD)")
-    if match is None:
-        raise wrong
-    parts = match.groupdict()
-    try:
-        day = date(
-            int(parts["year"] or parts["year2"]),
-            int(parts["month"] or parts["month2"]),
-            int(parts["day"] or parts["day2"]),
-        )
-        clock = time(int(parts["hour"] or 0), int(parts["minute"] or 0), int(parts["second"] or 0))
-    except ValueError:
-        raise wrong from None
-    zone = (parts["zone"] or "").upper()
-    offset = timedelta(0)
-    if zone not in ("", "Z", "UTC", "GMT"):
-        digits = zone[1:].replace(":", "")
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        offset = -offset if zone.startswith("-") else offset
-    return datetime.combine(day, clock, timezone(offset)).astimezone(UTC)

@@ -42,7 +42,7 @@ def test_a_tab_separated_line_is_split_as_the_csv_module_reads_it(lines: list[st
 
     read = [
         (item.source.line, item.message) if isinstance(item, RowError) else item
-        for item in reports._rows(iter(lines), header, "vat.txt", 1)
+        for item in reports.report_rows(iter(lines), header, "vat.txt", 1)
     ]
 
     assert read == expected
