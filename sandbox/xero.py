@@ -11,11 +11,16 @@ Faithful where our client's correctness depends on it:
   per-tenant limits (60 a minute, 5,000 a day, 5 at once) with Xero's headers and 429s.
 - Lists: where, order, If-Modified-Since, paging, summaryOnly, includeArchived and searchTerm are
   applied; a value the sandbox cannot apply is refused with Xero's 400, never ignored.
-It models behaviour, not the whole product: no payments, attachments, tracking or reports.
+- Banking: bank and other accounts made with PUT Accounts, Payments on invoices and credit notes
+  (and their deletion), spend and receive money, transfers between bank accounts, lock dates, and
+  `balance` for tests to read an account's balance.
+It models behaviour, not the whole product: no batch payments, prepayments, overpayments,
+attachments, tracking or reports.
 `faults` scripts any other failure (500s, 503s, 401s) on the next calls to a path.
 
 This module is the HTTP gateway; sandbox.xero_wire, xero_where, xero_identity and xero_books
-hold the wire formats, the list parameters, the OAuth side and the accounting rules.
+hold the wire formats, the list parameters, the OAuth side and the accounting rules, and
+sandbox.xero_banking the rules for money through bank accounts.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, g, request
 
 from sandbox.faults import Faults
+from sandbox.xero_banking import BANKING_ENDPOINTS, Banking
 from sandbox.xero_books import ELEMENT_IDS, ZERO_GUID, Books, SandboxOrg, default_tax_rates
 from sandbox.xero_identity import DEFAULT_SCOPE, REFRESH_GRACE, Identity
 from sandbox.xero_where import (
@@ -57,6 +63,7 @@ from sandbox.xero_wire import (
     render,
     to_json,
     validation_error,
+    xero_date,
 )
 
 if TYPE_CHECKING:
@@ -79,6 +86,8 @@ Clock = Callable[[], datetime]
 API_PREFIX = "/api.xro/2.0"
 PROVIDER_NAME = "Amazon Xero Bot (sandbox)"
 MAX_BATCH = 50
+# PUT Accounts takes a single Account (Xero's spec), not a batch.
+_BATCH_LIMITS = {"Accounts": 1}
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_IDEMPOTENCY_KEY = 128
@@ -92,6 +101,9 @@ _RESOURCE_SCOPES: dict[str, tuple[str, ...]] = {
     "Organisation": ("accounting.settings",),
     "Accounts": ("accounting.settings",),
     "Currencies": ("accounting.settings",),
+    "Payments": ("accounting.payments", "accounting.transactions"),
+    "BankTransactions": ("accounting.banktransactions", "accounting.transactions"),
+    "BankTransfers": ("accounting.banktransactions", "accounting.transactions"),
 }
 _CURRENCY_NAMES = {
     "GBP": "British Pound",
@@ -125,9 +137,20 @@ _PATH_WORDS = {
         "Organisation",
         "Accounts",
         "Currencies",
+        "Payments",
+        "BankTransactions",
+        "BankTransfers",
     )
 }
-_KEYED_COLLECTIONS = ("Invoices", "CreditNotes", "Contacts", "connections")
+_KEYED_COLLECTIONS = (
+    "Invoices",
+    "CreditNotes",
+    "Contacts",
+    "Payments",
+    "BankTransactions",
+    "BankTransfers",
+    "connections",
+)
 
 
 def canonical_path(path: str) -> str:
@@ -204,6 +227,7 @@ class XeroSandbox:
             lock=self._lock,
         )
         self.books = Books(clock)
+        self.banking = Banking(self.books, clock)
         self._usage: dict[str, _Usage] = {org.tenant_id: _Usage() for org in self.tenants}
         self._app_minute: deque[float] = deque()
         self.calls: list[Call] = []
@@ -243,9 +267,16 @@ class XeroSandbox:
         raise KeyError(wanted)
 
     def documents(self, endpoint: str, tenant_id: str | None = None) -> list[JSON]:
-        """Copies of the Invoices, CreditNotes or Contacts an organisation holds, oldest first."""
+        """Copies of the Invoices, CreditNotes, Contacts, Payments, BankTransactions or
+        BankTransfers an organisation holds, oldest first."""
         with self._lock:
             return copy.deepcopy(list(self.org(tenant_id).store(endpoint).values()))
+
+    def balance(self, account_code: str, tenant_id: str | None = None) -> Decimal:
+        """The balance payments, bank transactions and transfers leave an account with
+        (see Banking.balance): the clearing account's, to check it returns to zero."""
+        with self._lock:
+            return self.banking.balance(self.org(tenant_id), account_code)
 
     def api_calls(self, tenant_id: str | None = None) -> list[Call]:
         wanted = tenant_id or self.tenant_id
@@ -274,7 +305,7 @@ class XeroSandbox:
         add = self.app.add_url_rule
         self.identity.add_routes(self.app)
         api = API_PREFIX
-        for endpoint in ("Invoices", "CreditNotes", "Contacts"):
+        for endpoint in ("Invoices", "CreditNotes", "Contacts", "Payments", "BankTransactions"):
             add(
                 f"{api}/{endpoint}",
                 f"list_{endpoint}",
@@ -287,10 +318,23 @@ class XeroSandbox:
                 view_func=self._single(endpoint),
                 methods=["GET", "POST"],
             )
+        # Xero's POST BankTransfers deletes transfers, which the sandbox does not model.
+        add(
+            f"{api}/BankTransfers",
+            "list_BankTransfers",
+            view_func=self._collection("BankTransfers"),
+            methods=["GET", "PUT"],
+        )
+        add(
+            f"{api}/BankTransfers/<key>",
+            "one_BankTransfers",
+            view_func=self._single("BankTransfers"),
+            methods=["GET"],
+        )
         add(f"{api}/CreditNotes/<key>/Allocations", view_func=self._allocations, methods=["PUT"])
         add(f"{api}/TaxRates", view_func=self._tax_rates, methods=["GET", "PUT", "POST"])
         add(f"{api}/Organisation", view_func=self._organisation, methods=["GET"])
-        add(f"{api}/Accounts", view_func=self._accounts, methods=["GET"])
+        add(f"{api}/Accounts", view_func=self._accounts, methods=["GET", "PUT"])
         add(f"{api}/Currencies", view_func=self._currencies, methods=["GET"])
 
     def _now(self) -> datetime:
@@ -437,6 +481,12 @@ class XeroSandbox:
             flag(args.get("createdByMyApp"), "createdByMyApp")
         if endpoint == "Contacts" and not flag(args.get("includeArchived"), "includeArchived"):
             documents = [d for d in documents if d.get("ContactStatus") != "ARCHIVED"]
+        if endpoint == "BankTransfers":
+            # Nothing here deletes a transfer, so includeDeleted changes nothing once valid;
+            # and the spec gives BankTransfers no paging: a page asked for is refused.
+            flag(args.get("includeDeleted"), "includeDeleted")
+            if "page" in args:
+                raise QueryError("BankTransfers are not paged.")
         since = modified_since(request.headers.get("If-Modified-Since"))
         if since is not None:
             documents = updated_since(documents, since)
@@ -469,7 +519,7 @@ class XeroSandbox:
         if summary_only:
             heavy = HEAVY_FIELDS[endpoint]
             filtered = [{k: v for k, v in d.items() if k not in heavy} for d in filtered]
-        elif page_arg is None and endpoint in ("Invoices", "CreditNotes"):
+        elif page_arg is None and endpoint in ("Invoices", "CreditNotes", "BankTransactions"):
             # Unpaged lists are summaries: Xero only returns line items by id or when paging.
             filtered = [{k: v for k, v in d.items() if k != "LineItems"} for d in filtered]
         if page_arg is None:
@@ -520,7 +570,9 @@ class XeroSandbox:
             "Invoices": "InvoiceNumber",
             "CreditNotes": "CreditNoteNumber",
             "Contacts": "ContactNumber",
-        }[endpoint]
+        }.get(endpoint)
+        if number_field is None:  # the banking collections are found by id only
+            return None
         return next((d for d in store.values() if d.get(number_field) == key), None)
 
     def _organisation(self) -> Response:
@@ -556,6 +608,15 @@ class XeroSandbox:
                         "Phones": [],
                         "ExternalLinks": [],
                         "PaymentTerms": {},
+                        # "Shown if set" (Xero's spec).
+                        **{
+                            name: xero_date(lock)
+                            for name, lock in (
+                                ("PeriodLockDate", org.period_lock_date),
+                                ("EndOfYearLockDate", org.end_of_year_lock_date),
+                            )
+                            if lock is not None
+                        },
                     }
                 ]
             }
@@ -578,6 +639,8 @@ class XeroSandbox:
         return self._ok({key: items})
 
     def _accounts(self) -> Response:
+        if request.method == "PUT":
+            return self._write("Accounts", "PUT")
         with self._lock:
             accounts = copy.deepcopy(self._org().accounts)
         return self._simple_list("Accounts", accounts)
@@ -643,11 +706,12 @@ class XeroSandbox:
             return api_error(
                 14, "PostDataInvalidException", f"Expected {endpoint} as a list of objects."
             )
-        if len(elements) > MAX_BATCH:
+        limit = _BATCH_LIMITS.get(endpoint, MAX_BATCH)
+        if len(elements) > limit:
             return api_error(
                 10,
                 "ValidationException",
-                f"A maximum of {MAX_BATCH} {endpoint} can be sent in one request.",
+                f"A maximum of {limit} {endpoint} can be sent in one request.",
             )
         try:
             summarize = flag(request.args.get("summarizeErrors"), "summarizeErrors", True)
@@ -660,7 +724,8 @@ class XeroSandbox:
             for element in elements:
                 if key is not None:
                     element = {**element, self._id_field(endpoint): key}
-                results.append(self.books.apply(org, endpoint, method, element, unit_dp))
+                rules = self.banking if endpoint in BANKING_ENDPOINTS else self.books
+                results.append(rules.apply(org, endpoint, method, element, unit_dp))
         return self._batch_answer(endpoint, results, summarize)
 
     def _batch_answer(self, endpoint: str, results: list[JSON], summarize: bool) -> Response:
@@ -680,12 +745,7 @@ class XeroSandbox:
 
     @staticmethod
     def _id_field(endpoint: str) -> str:
-        return {
-            "Invoices": "InvoiceID",
-            "CreditNotes": "CreditNoteID",
-            "Contacts": "ContactID",
-            "TaxRates": "TaxType",
-        }[endpoint]
+        return {**ELEMENT_IDS, "TaxRates": "TaxType"}[endpoint]
 
     # --- allocations ------------------------------------------------------------------------------
 

@@ -1,12 +1,13 @@
 """Xero's accounting rules (`Books`) and an organisation's data: contacts, invoices, credit
-notes, allocations, accounts and tax rates."""
+notes, allocations, accounts and tax rates. Money moved through bank accounts (payments, bank
+transactions and transfers) has its rules in sandbox.xero_banking."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -28,7 +29,13 @@ ELEMENT_IDS = {
     "CreditNotes": "CreditNoteID",
     "Contacts": "ContactID",
     "Allocations": "AllocationID",
+    "Accounts": "AccountID",
+    "Payments": "PaymentID",
+    "BankTransactions": "BankTransactionID",
+    "BankTransfers": "BankTransferID",
 }
+# Elements whose schema has no StatusAttributeString (Xero's spec): it is never added to them.
+_NO_STATUS_ATTRIBUTE = ("TaxRates", "Accounts", "BankTransfers")
 
 INVOICE_TYPES = ("ACCREC", "ACCPAY")
 CREDIT_NOTE_TYPES = ("ACCRECCREDIT", "ACCPAYCREDIT")
@@ -59,10 +66,13 @@ REPORT_TAX_TYPES = (
 )
 
 
-def _account(code: str, name: str, type_: str, class_: str, tax_type: str, **extra: str) -> JSON:
+def chart_account(
+    code: str | None, name: str, type_: str, class_: str, tax_type: str, **extra: object
+) -> JSON:
+    """An account as Xero lists it; bank accounts may have no code, and then carry none."""
     return {
         "AccountID": new_id(),
-        "Code": code,
+        **({"Code": code} if code is not None else {}),
         "Name": name,
         "Type": type_,
         "Class": class_,
@@ -80,7 +90,7 @@ def _account(code: str, name: str, type_: str, class_: str, tax_type: str, **ext
 def default_accounts() -> list[JSON]:
     """A UK chart of accounts like Xero's demo company, trimmed to what Amazon postings use."""
     return [
-        _account(
+        chart_account(
             "090",
             "Business Bank Account",
             "BANK",
@@ -90,16 +100,18 @@ def default_accounts() -> list[JSON]:
             BankAccountType="BANK",
             CurrencyCode="GBP",
         ),
-        _account("200", "Sales", "REVENUE", "REVENUE", "OUTPUT2"),
-        _account("260", "Other Revenue", "REVENUE", "REVENUE", "OUTPUT2"),
-        _account("310", "Cost of Goods Sold", "DIRECTCOSTS", "EXPENSE", "INPUT2"),
-        _account("404", "Bank Fees", "EXPENSE", "EXPENSE", "NONE"),
-        _account("429", "General Expenses", "EXPENSE", "EXPENSE", "INPUT2"),
-        _account("610", "Accounts Receivable", "CURRENT", "ASSET", "NONE", SystemAccount="DEBTORS"),
-        _account(
+        chart_account("200", "Sales", "REVENUE", "REVENUE", "OUTPUT2"),
+        chart_account("260", "Other Revenue", "REVENUE", "REVENUE", "OUTPUT2"),
+        chart_account("310", "Cost of Goods Sold", "DIRECTCOSTS", "EXPENSE", "INPUT2"),
+        chart_account("404", "Bank Fees", "EXPENSE", "EXPENSE", "NONE"),
+        chart_account("429", "General Expenses", "EXPENSE", "EXPENSE", "INPUT2"),
+        chart_account(
+            "610", "Accounts Receivable", "CURRENT", "ASSET", "NONE", SystemAccount="DEBTORS"
+        ),
+        chart_account(
             "800", "Accounts Payable", "CURRLIAB", "LIABILITY", "NONE", SystemAccount="CREDITORS"
         ),
-        _account("820", "VAT", "CURRLIAB", "LIABILITY", "NONE", SystemAccount="GST"),
+        chart_account("820", "VAT", "CURRLIAB", "LIABILITY", "NONE", SystemAccount="GST"),
     ]
 
 
@@ -151,8 +163,15 @@ class SandboxOrg:
     contacts: dict[str, JSON] = field(default_factory=dict)
     invoices: dict[str, JSON] = field(default_factory=dict)
     credit_notes: dict[str, JSON] = field(default_factory=dict)
+    payments: dict[str, JSON] = field(default_factory=dict)
+    bank_transactions: dict[str, JSON] = field(default_factory=dict)
+    bank_transfers: dict[str, JSON] = field(default_factory=dict)
     sequences: dict[str, int] = field(default_factory=dict)
     organisation_id: str = field(default_factory=new_id)
+    # Settings > Advanced > Lock dates: "all users except advisers" and "all users". The app
+    # acts for a standard user, so both stop it changing anything dated on or before them.
+    period_lock_date: date | None = None
+    end_of_year_lock_date: date | None = None
 
     def next_number(self, prefix: str, width: int = 4) -> str:
         self.sequences[prefix] = self.sequences.get(prefix, 0) + 1
@@ -163,6 +182,9 @@ class SandboxOrg:
             "Invoices": self.invoices,
             "CreditNotes": self.credit_notes,
             "Contacts": self.contacts,
+            "Payments": self.payments,
+            "BankTransactions": self.bank_transactions,
+            "BankTransfers": self.bank_transfers,
         }[endpoint]
 
     def snapshot(self) -> tuple[Any, ...]:
@@ -171,12 +193,41 @@ class SandboxOrg:
             dict(self.contacts),
             dict(self.invoices),
             dict(self.credit_notes),
+            dict(self.payments),
+            dict(self.bank_transactions),
+            dict(self.bank_transfers),
+            list(self.accounts),
             list(self.tax_rates),
             dict(self.sequences),
         )
 
     def restore(self, snapshot: tuple[Any, ...]) -> None:
-        self.contacts, self.invoices, self.credit_notes, self.tax_rates, self.sequences = snapshot
+        (
+            self.contacts,
+            self.invoices,
+            self.credit_notes,
+            self.payments,
+            self.bank_transactions,
+            self.bank_transfers,
+            self.accounts,
+            self.tax_rates,
+            self.sequences,
+        ) = snapshot
+
+    def lock_error(self, day: date) -> str | None:
+        """Xero's refusal of anything dated on or before a lock date (xeroizer#92 quotes it)."""
+        for label, lock in (
+            ("end of year lock date", self.end_of_year_lock_date),
+            ("period lock date", self.period_lock_date),
+        ):
+            if lock is not None and day <= lock:
+                stamp = lock.strftime("%d-%b-%Y")
+                return f"The document date cannot be before the {label}, currently set at {stamp}"
+        return None
+
+    def currency_rate(self, currency: str) -> Decimal:
+        # The sandbox's fixed "day rate" for a foreign currency, where Xero would use XE.com's.
+        return Decimal("1.000000") if currency == self.base_currency else Decimal("1.150000")
 
 
 def _blank_contact(contact_id: str) -> JSON:
@@ -195,6 +246,30 @@ def _blank_contact(contact_id: str) -> JSON:
     }
 
 
+def answer(org: SandboxOrg, endpoint: str, build: Callable[[JSON, list[str]], None]) -> JSON:
+    """Xero's answer for one element that `build` validates into `out` (saving it if valid) or
+    refuses with messages in `errors`. A refused element leaves nothing behind (not even the
+    contact it would have created) and carries the zero GUID as its id."""
+    out: JSON = {}
+    errors: list[str] = []
+    before = org.snapshot()
+    build(out, errors)
+    if errors:
+        org.restore(before)
+        out["ValidationErrors"] = [{"Message": m} for m in errors]
+        if endpoint not in _NO_STATUS_ATTRIBUTE:
+            out["StatusAttributeString"] = "ERROR"
+        if endpoint in ELEMENT_IDS:
+            out = {ELEMENT_IDS[endpoint]: ZERO_GUID, **out}
+        if endpoint in ("Invoices", "CreditNotes"):
+            out["HasErrors"] = True
+        elif endpoint in ("Contacts", "Payments"):
+            out["HasValidationErrors"] = True
+    elif endpoint not in _NO_STATUS_ATTRIBUTE:
+        out["StatusAttributeString"] = "OK"
+    return out
+
+
 class Books:
     """Validates each element as Xero does and, if it is valid, saves it in the organisation."""
 
@@ -208,30 +283,16 @@ class Books:
         self, org: SandboxOrg, endpoint: str, method: str, element: JSON, unit_dp: int
     ) -> JSON:
         """Validate one element and, if it is valid, save it. Returns Xero's answer for it."""
-        out: JSON = {}
-        errors: list[str] = []
-        # A failed element leaves nothing behind (not even the contact it would have created).
-        before = org.snapshot()
-        if endpoint == "Contacts":
-            self._contact(org, method, element, out, errors)
-        elif endpoint == "TaxRates":
-            self._tax_rate_element(org, method, element, out, errors)
-        else:
-            self._transaction(org, endpoint, method, element, out, errors, unit_dp)
-        if errors:
-            org.restore(before)
-            out["ValidationErrors"] = [{"Message": m} for m in errors]
-            out["StatusAttributeString"] = "ERROR"
-            if endpoint in ELEMENT_IDS:
-                # Nothing was saved, so there is no id to give: Xero answers the zero GUID.
-                out = {ELEMENT_IDS[endpoint]: ZERO_GUID, **out}
-            if endpoint in ("Invoices", "CreditNotes"):
-                out["HasErrors"] = True
-            elif endpoint == "Contacts":
-                out["HasValidationErrors"] = True
-        elif endpoint != "TaxRates":  # Xero's TaxRate carries no status attribute
-            out["StatusAttributeString"] = "OK"
-        return out
+
+        def build(out: JSON, errors: list[str]) -> None:
+            if endpoint == "Contacts":
+                self._contact(org, method, element, out, errors)
+            elif endpoint == "TaxRates":
+                self._tax_rate_element(org, method, element, out, errors)
+            else:
+                self._transaction(org, endpoint, method, element, out, errors, unit_dp)
+
+        return answer(org, endpoint, build)
 
     # --- contacts -------------------------------------------------------------------------------
 
@@ -315,10 +376,11 @@ class Books:
         out.clear()
         out.update(copy.deepcopy(contact))
 
-    def _resolve_contact(
-        self, org: SandboxOrg, given: object, type_: str | None, errors: list[str]
+    def resolve_contact(
+        self, org: SandboxOrg, given: object, role: str | None, errors: list[str]
     ) -> JSON | None:
-        """Find the document's contact; an unknown Name makes a new contact, as Xero does."""
+        """Find the document's contact; an unknown Name makes a new contact, as Xero does.
+        `role` (IsCustomer or IsSupplier) is what the document makes of the contact."""
         if not isinstance(given, dict) or not any(
             given.get(k) for k in ("ContactID", "Name", "ContactNumber")
         ):
@@ -355,8 +417,7 @@ class Books:
                 if given.get("ContactNumber"):
                     contact["ContactNumber"] = str(given["ContactNumber"])
                 org.contacts[contact["ContactID"]] = contact
-        role = "IsCustomer" if type_ in ("ACCREC", "ACCRECCREDIT") else "IsSupplier"
-        if type_ is not None and not contact[role]:
+        if role is not None and not contact[role]:
             contact = {**contact, role: True}
             org.contacts[contact["ContactID"]] = contact
         return contact
@@ -417,6 +478,10 @@ class Books:
             )
         elif existing is not None and status not in _NEXT_STATUSES[existing["Status"]]:
             errors.append(f"The status cannot change from {existing['Status']} to {status}.")
+        elif status == "VOIDED" and existing is not None and existing.get("Payments"):
+            # Payments cannot be edited, only deleted (XeroAPI/xero-php-oauth2#91), and Xero
+            # voids nothing that money was paid against.
+            errors.append("A document with payments cannot be voided: delete its payments first.")
         else:
             out["Status"] = status
         line_amount_types = merged.get("LineAmountTypes", "Exclusive")
@@ -439,12 +504,21 @@ class Books:
                 except Invalid as invalid:
                     errors.append(str(invalid))
         out.setdefault("Date", xero_date(self._now().date()))
+        locked = org.lock_error(parse_input_date(out["Date"], "Date"))
+        if locked is not None:
+            errors.append(locked)
         # CreditNotes have no Url in Xero's schema.
         for text_field in ("Reference", "BrandingThemeID", *(("Url",) if is_invoice else ())):
             if isinstance(merged.get(text_field), str):
                 out[text_field] = merged[text_field]
 
-        contact = self._resolve_contact(org, merged.get("Contact"), out.get("Type"), errors)
+        type_ = out.get("Type")
+        role = (
+            None
+            if type_ is None
+            else ("IsSupplier" if type_.startswith("ACCPAY") else "IsCustomer")
+        )
+        contact = self.resolve_contact(org, merged.get("Contact"), role, errors)
         if contact is not None:
             out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
 
@@ -469,7 +543,7 @@ class Books:
                     "Invoice # must be unique." if is_invoice else "Credit Note # must be unique."
                 )
 
-        self._lines(org, merged.get("LineItems", []), out, errors, unit_dp)
+        self.lines(org, merged.get("LineItems", []), out, errors, unit_dp)
         if errors:
             return
 
@@ -477,19 +551,19 @@ class Books:
         document = {
             id_field: existing[id_field] if existing else new_id(),
             **out,
-            "CurrencyRate": Decimal("1.000000")
-            if currency == org.base_currency
-            else Decimal("1.150000"),
+            "CurrencyRate": org.currency_rate(currency),
             "HasAttachments": False,
-            "Payments": [],
+            # Payments stay with the document through edits (sandbox.xero_banking makes them).
+            "Payments": existing.get("Payments", []) if existing else [],
             "UpdatedDateUTC": xero_date(self._now()),
         }
         if is_invoice:
             credited = existing["AmountCredited"] if existing else Decimal("0.00")
+            paid = existing["AmountPaid"] if existing else Decimal("0.00")
             document.update(
                 {
-                    "AmountDue": total - credited,
-                    "AmountPaid": Decimal("0.00"),
+                    "AmountDue": total - credited - paid,
+                    "AmountPaid": paid,
                     "AmountCredited": credited,
                     "SentToContact": False,
                     "IsDiscounted": False,
@@ -505,14 +579,17 @@ class Books:
                 )
                 return
         else:
-            allocated = (
-                sum((a["Amount"] for a in existing["Allocations"]), Decimal("0.00"))
+            used = (
+                sum(
+                    (a["Amount"] for a in [*existing["Allocations"], *existing["Payments"]]),
+                    Decimal("0.00"),
+                )
                 if existing
                 else Decimal("0.00")
             )
             document.update(
                 {
-                    "RemainingCredit": total - allocated,
+                    "RemainingCredit": total - used,
                     "HasErrors": False,
                     "Allocations": existing["Allocations"] if existing else [],
                 }
@@ -527,7 +604,7 @@ class Books:
         out.clear()
         out.update(copy.deepcopy(document))
 
-    def _lines(
+    def lines(
         self, org: SandboxOrg, lines: object, out: JSON, errors: list[str], unit_dp: int
     ) -> None:
         """Line items and totals, computed and rounded as Xero does."""
@@ -536,7 +613,7 @@ class Books:
             return
         if not lines and out.get("Status") in ("SUBMITTED", "AUTHORISED"):
             errors.append("At least one line item is required to approve a document.")
-        accounts = {a["Code"]: a for a in org.accounts if a["Status"] == "ACTIVE"}
+        accounts = {a["Code"]: a for a in org.accounts if a["Status"] == "ACTIVE" and "Code" in a}
         tax_rates = {t["TaxType"]: t for t in org.tax_rates if t["Status"] == "ACTIVE"}
         amount_types = out.get("LineAmountTypes", "Exclusive")
         result: list[JSON] = []

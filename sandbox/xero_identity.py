@@ -17,7 +17,10 @@ from flask import Flask, Response, request
 from sandbox.xero_books import SandboxOrg
 from sandbox.xero_wire import JSON, new_id, problem
 
-DEFAULT_SCOPE = "offline_access accounting.invoices accounting.contacts accounting.settings"
+DEFAULT_SCOPE = (
+    "offline_access accounting.invoices accounting.payments accounting.banktransactions "
+    "accounting.contacts accounting.settings"
+)
 CODE_TTL = timedelta(minutes=5)
 REFRESH_TOKEN_TTL = timedelta(days=60)
 REFRESH_GRACE = timedelta(minutes=30)
