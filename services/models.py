@@ -309,3 +309,64 @@ class AuditEntry(Base):
         ForeignKey("integrations.id", ondelete="SET NULL"), index=True
     )
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SettlementItemKind(StrEnum):
+    PAYMENT = "payment"  # into clearing, on an order's invoice
+    REFUND = "refund"  # out of clearing, on a refund's credit note
+    BANK_TRANSACTION = "bank_transaction"  # the settlement's fees, charges and reserve moves
+    TRANSFER = "transfer"  # the payout, clearing to the seller's bank (or back)
+
+
+class SettlementItemStatus(StrEnum):
+    PENDING = "pending"
+    WAITING = "waiting"  # its invoice or credit note is not in Xero yet
+    IN_FLIGHT = "in_flight"  # committed before it is sent
+    POSTED = "posted"
+    FAILED = "failed"
+
+
+class AmazonSettlement(Base):
+    """One Amazon settlement (a payout) as read, once per integration whatever re-reads it."""
+
+    __tablename__ = "settlements"
+    __table_args__ = (UniqueConstraint("integration_id", "settlement_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    settlement_id: Mapped[str] = mapped_column(String(32))  # Amazon's
+    currency: Mapped[str] = mapped_column(String(3))
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    deposit_at: Mapped[datetime]
+    total_cents: Mapped[int] = mapped_column(BigInteger)  # the payout, negative when owed
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SettlementItem(Base):
+    """One thing a settlement makes in Xero, with the same life as a ledger item: pending (or
+    waiting for its document), in flight (committed before it is sent), posted or failed."""
+
+    __tablename__ = "settlement_items"
+    __table_args__ = (
+        UniqueConstraint("settlement_id", "item_key"),
+        # Payments waiting for their invoice are looked for by order after each posting.
+        Index("ix_settlement_items_integration_order", "integration_id", "amazon_order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settlement_id: Mapped[int] = mapped_column(ForeignKey("settlements.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    item_key: Mapped[str] = mapped_column(String(120))  # PAY:<type>:<order>, BTX, XFER
+    kind: Mapped[str] = mapped_column(String(24))
+    amazon_order_id: Mapped[str | None] = mapped_column(String(64))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)  # as it moves the clearing account
+    # The bank transaction's lines: [[kind, cents, [descriptions...]], ...]
+    lines: Mapped[list[Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    xero_id: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

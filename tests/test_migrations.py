@@ -7,7 +7,15 @@ from sqlalchemy import inspect
 from bot import db
 from services.models import Base
 
-TABLES = {"integrations", "oauth_states", "sync_runs", "ledger_items", "audit_log"}
+TABLES = {
+    "integrations",
+    "oauth_states",
+    "sync_runs",
+    "ledger_items",
+    "audit_log",
+    "settlements",
+    "settlement_items",
+}
 
 
 def test_migrations_build_the_models_schema_and_tear_it_down(database_url: str) -> None:
