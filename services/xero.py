@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 from urllib.parse import urlencode
 
 import requests
@@ -52,11 +52,14 @@ ACCOUNTING_PATH = "/api.xro/2.0"
 
 # Xero's granular scopes, the only ones offered to apps created since 2 March 2026 (older apps
 # must move to them by September 2027): accounting.invoices covers Invoices, CreditNotes and
-# their allocations; accounting.settings covers TaxRates (creating them too), Organisation,
-# Accounts and Currencies. offline_access is what yields a refresh token.
+# their allocations; accounting.payments Payments; accounting.banktransactions BankTransactions
+# and BankTransfers; accounting.settings covers TaxRates (creating them too), Organisation,
+# Accounts (creating them too) and Currencies. offline_access is what yields a refresh token.
 SCOPES: tuple[str, ...] = (
     "offline_access",
     "accounting.invoices",
+    "accounting.payments",
+    "accounting.banktransactions",
     "accounting.contacts",
     "accounting.settings",
 )
@@ -189,6 +192,252 @@ class Organisation:
     base_currency: str | None
 
 
+@dataclass(frozen=True)
+class NewAccount:
+    """An account to add to the chart: a bank account (type BANK, with its number and currency;
+    the code is optional) or another one, such as a CURRENT asset account for Amazon's reserve."""
+
+    name: str
+    type: str  # Xero's AccountType: BANK, CURRENT, ...
+    code: str | None = None
+    bank_account_number: str | None = None  # BANK only
+    currency: str | None = None  # BANK only; the organisation's base currency when None
+
+    def payload(self) -> dict[str, Any]:
+        optional = {
+            "Code": self.code,
+            "BankAccountNumber": self.bank_account_number,
+            "CurrencyCode": self.currency,
+        }
+        return {
+            "Name": self.name,
+            "Type": self.type,
+            **{key: value for key, value in optional.items() if value is not None},
+        }
+
+
+@dataclass(frozen=True)
+class XeroAccount:
+    """An account of the chart as Xero lists it."""
+
+    account_id: str
+    code: str | None
+    name: str
+    type: str
+    status: str
+    currency: str | None  # bank accounts only
+    bank_account_number: str | None
+    payments_enabled: bool  # a bank account, or payments enabled on it: payments may use it
+
+    @classmethod
+    def from_element(cls, element: Mapping[str, Any]) -> XeroAccount:
+        type_ = str(element.get("Type") or "")
+        return cls(
+            account_id=str(element.get("AccountID") or ""),
+            code=element.get("Code") or None,
+            name=str(element.get("Name") or ""),
+            type=type_,
+            status=str(element.get("Status") or ""),
+            currency=element.get("CurrencyCode") or None,
+            bank_account_number=element.get("BankAccountNumber") or None,
+            payments_enabled=type_ == "BANK" or bool(element.get("EnablePaymentsToAccount")),
+        )
+
+
+@dataclass(frozen=True)
+class NewPayment:
+    """Money received against a sales invoice, or refunded against a credit note, through a
+    bank account (the clearing account)."""
+
+    applies_to: Literal["Invoice", "CreditNote"]
+    document_id: str  # the InvoiceID or CreditNoteID
+    account_id: str
+    amount: Decimal
+    date: date
+    reference: str
+    # For a document in a currency other than the bank account's (Xero's day rate otherwise).
+    currency_rate: Decimal | None = None
+
+    def payload(self) -> dict[str, Any]:
+        if not isinstance(self.amount, Decimal):
+            raise TypeError("payment amounts must be Decimal")
+        payload: dict[str, Any] = {
+            self.applies_to: {f"{self.applies_to}ID": self.document_id},
+            "Account": {"AccountID": self.account_id},
+            "Date": self.date,
+            "Amount": self.amount,
+            "Reference": self.reference,
+        }
+        if self.currency_rate is not None:
+            payload["CurrencyRate"] = self.currency_rate
+        return payload
+
+
+@dataclass(frozen=True)
+class XeroPayment:
+    """A payment as Xero lists it (or answers creating one)."""
+
+    payment_id: str
+    status: str  # AUTHORISED or DELETED
+    payment_type: str  # ACCRECPAYMENT, ARCREDITPAYMENT, ...
+    document_id: str  # the InvoiceID or CreditNoteID it pays
+    account_id: str
+    amount: Decimal
+    date: date | None
+    reference: str
+
+    @classmethod
+    def from_element(cls, element: Mapping[str, Any]) -> XeroPayment:
+        # GET lists a credit note's refund under Invoice, creating one answers CreditNote.
+        invoice = element.get("Invoice") or {}
+        credit_note = element.get("CreditNote") or {}
+        return cls(
+            payment_id=str(element.get("PaymentID") or ""),
+            status=str(element.get("Status") or ""),
+            payment_type=str(element.get("PaymentType") or ""),
+            document_id=str(invoice.get("InvoiceID") or credit_note.get("CreditNoteID") or ""),
+            account_id=str((element.get("Account") or {}).get("AccountID") or ""),
+            amount=Decimal(str(element.get("Amount", "0"))),
+            date=parse_xero_date(element.get("Date")),
+            reference=str(element.get("Reference") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class NewLine:
+    """One line of spend or receive money: an amount coded to an account."""
+
+    account_code: str
+    amount: Decimal  # the LineAmount, read as the transaction's LineAmountTypes says
+    description: str
+    tax_type: str | None = None  # the account's default tax rate when None
+
+
+@dataclass(frozen=True)
+class NewBankTransaction:
+    """Spend money (fees paid out of the clearing account) or receive money (reimbursements
+    into it); its currency is the bank account's."""
+
+    type: Literal["SPEND", "RECEIVE"]
+    bank_account_id: str
+    contact_name: str
+    lines: tuple[NewLine, ...]
+    date: date
+    reference: str
+    line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = "Exclusive"
+    contact_id: str | None = None  # used instead of the name once known
+
+    def payload(self) -> dict[str, Any]:
+        lines = []
+        for line in self.lines:
+            if not isinstance(line.amount, Decimal):
+                raise TypeError("line amounts must be Decimal")
+            item: dict[str, Any] = {
+                "Description": line.description,
+                "Quantity": Decimal("1"),
+                "UnitAmount": line.amount,
+                "LineAmount": line.amount,
+                "AccountCode": line.account_code,
+            }
+            if line.tax_type is not None:
+                item["TaxType"] = line.tax_type
+            lines.append(item)
+        contact = {"ContactID": self.contact_id} if self.contact_id else {"Name": self.contact_name}
+        return {
+            "Type": self.type,
+            "Contact": contact,
+            "BankAccount": {"AccountID": self.bank_account_id},
+            "Date": self.date,
+            "Reference": self.reference,
+            "LineAmountTypes": self.line_amount_types,
+            "LineItems": lines,
+        }
+
+
+@dataclass(frozen=True)
+class XeroBankTransaction:
+    """Spend or receive money as Xero lists it (transfers' two sides are listed too)."""
+
+    bank_transaction_id: str
+    type: str
+    status: str
+    bank_account_id: str
+    reference: str
+    total: Decimal
+    currency: str
+    date: date | None
+
+    @classmethod
+    def from_element(cls, element: Mapping[str, Any]) -> XeroBankTransaction:
+        return cls(
+            bank_transaction_id=str(element.get("BankTransactionID") or ""),
+            type=str(element.get("Type") or ""),
+            status=str(element.get("Status") or ""),
+            bank_account_id=str((element.get("BankAccount") or {}).get("AccountID") or ""),
+            reference=str(element.get("Reference") or ""),
+            total=Decimal(str(element.get("Total", "0"))),
+            currency=str(element.get("CurrencyCode") or ""),
+            date=parse_xero_date(element.get("Date")),
+        )
+
+
+@dataclass(frozen=True)
+class NewBankTransfer:
+    """Money moved between two bank accounts of one currency (the payout, clearing to bank)."""
+
+    from_account_id: str
+    to_account_id: str
+    amount: Decimal
+    date: date
+    reference: str
+
+    def payload(self) -> dict[str, Any]:
+        if not isinstance(self.amount, Decimal):
+            raise TypeError("transfer amounts must be Decimal")
+        return {
+            "FromBankAccount": {"AccountID": self.from_account_id},
+            "ToBankAccount": {"AccountID": self.to_account_id},
+            "Amount": self.amount,
+            "Date": self.date,
+            "Reference": self.reference,
+        }
+
+
+@dataclass(frozen=True)
+class XeroBankTransfer:
+    bank_transfer_id: str
+    from_account_id: str
+    to_account_id: str
+    amount: Decimal
+    date: date | None
+    reference: str
+
+    @classmethod
+    def from_element(cls, element: Mapping[str, Any]) -> XeroBankTransfer:
+        return cls(
+            bank_transfer_id=str(element.get("BankTransferID") or ""),
+            from_account_id=str((element.get("FromBankAccount") or {}).get("AccountID") or ""),
+            to_account_id=str((element.get("ToBankAccount") or {}).get("AccountID") or ""),
+            amount=Decimal(str(element.get("Amount", "0"))),
+            date=parse_xero_date(element.get("Date")),
+            reference=str(element.get("Reference") or ""),
+        )
+
+
+Made = TypeVar("Made")
+
+
+@dataclass(frozen=True)
+class ItemResult(Generic[Made]):
+    """Xero's answer for one element of a batch, in the order the elements were sent: what
+    it made (None when refused) and its validation messages."""
+
+    ok: bool
+    made: Made | None
+    errors: list[str]
+    element: dict[str, Any]
+
+
 class TokenStore(Protocol):
     def load_refresh_token(self) -> str: ...
 
@@ -199,6 +448,18 @@ class TokenStore(Protocol):
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS_DATE = re.compile(r"/Date\((-?\d+)(?:([+-])(\d{2})(\d{2}))?\)/")
+
+
+def parse_xero_date(value: object) -> date | None:
+    """The day a Xero JSON date (/Date(ms+hhmm)/: milliseconds since the epoch, then the offset
+    of the organisation's clock) names; None for anything else."""
+    match = _MS_DATE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    millis, sign, hours, minutes = match.groups()
+    offset = timedelta(hours=int(hours or 0), minutes=int(minutes or 0))
+    moment = _EPOCH + timedelta(milliseconds=int(millis)) + (-offset if sign == "-" else offset)
+    return moment.date()
 
 
 def auth_event_id(access_token: str) -> str | None:
@@ -671,13 +932,20 @@ class XeroClient:
             page += 1
 
     def _find_where(
-        self, endpoint: str, field_name: str, values: Iterable[str]
+        self, endpoint: str, field_name: str, values: Iterable[str], *, paged: bool = True
     ) -> list[dict[str, Any]]:
+        """Elements whose `field_name` is one of `values`. Lists Xero does not page (its spec
+        gives BankTransfers no page parameter) come whole in one answer."""
         unique = list(dict.fromkeys(values))
         found: list[dict[str, Any]] = []
         for chunk in _chunks(unique, TERMS_PER_WHERE):
             where = " OR ".join(f"{field_name}=={_where_literal(v)}" for v in chunk)
-            found.extend(self._all_pages(endpoint, {"where": where}))
+            if paged:
+                found.extend(self._all_pages(endpoint, {"where": where}))
+            else:
+                found.extend(
+                    self.request("GET", endpoint, params={"where": where}).get(endpoint) or []
+                )
         return found
 
     # --- documents ------------------------------------------------------------------------------
@@ -696,44 +964,59 @@ class XeroClient:
         """
         if endpoint not in _KEY_FIELDS:
             raise ValueError(f"create_documents does not handle {endpoint}")
-        if len(documents) > MAX_BATCH:
-            raise ValueError(
-                f"Xero takes at most {MAX_BATCH} {endpoint} a request, not {len(documents)}"
+        id_field, number_field = _KEY_FIELDS[endpoint]
+        return [
+            DocumentResult(
+                ok=ok,
+                xero_id=element.get(id_field) if ok else None,
+                number=element.get(number_field),
+                element=element,
+                errors=errors,
             )
-        if not documents:
+            for ok, element, errors in self._send_batch(
+                endpoint, documents, idempotency_key=idempotency_key, method=method
+            )
+        ]
+
+    def _send_batch(
+        self,
+        endpoint: str,
+        elements: Sequence[Mapping[str, Any]],
+        *,
+        idempotency_key: str,
+        method: Literal["PUT", "POST"] = "PUT",
+    ) -> list[tuple[bool, dict[str, Any], list[str]]]:
+        """Send up to 50 elements with summarizeErrors=false; Xero's answer for each, in order:
+        whether it was saved, the element Xero answered, its validation messages."""
+        if len(elements) > MAX_BATCH:
+            raise ValueError(
+                f"Xero takes at most {MAX_BATCH} {endpoint} a request, not {len(elements)}"
+            )
+        if not elements:
             return []
         reply = self.request(
             method,
             endpoint,
             params={"summarizeErrors": "false"},
-            json={endpoint: list(documents)},
+            json={endpoint: list(elements)},
             idempotency_key=idempotency_key,
         )
-        elements = reply.get(endpoint)
-        if not isinstance(elements, list) or len(elements) != len(documents):
-            answered = len(elements) if isinstance(elements, list) else 0
+        answered = reply.get(endpoint)
+        if not isinstance(answered, list) or len(answered) != len(elements):
+            count = len(answered) if isinstance(answered, list) else 0
             raise ServiceError(
                 ErrorKind.UPSTREAM_UNAVAILABLE,
-                f"Xero answered for {answered} of the {len(documents)} {endpoint} sent; check "
+                f"Xero answered for {count} of the {len(elements)} {endpoint} sent; check "
                 "Xero before sending them again.",
                 retryable=False,
             )
-        id_field, number_field = _KEY_FIELDS[endpoint]
         results = []
-        for element in elements:
+        for element in answered:
             errors = [
                 str(error.get("Message", "")) for error in element.get("ValidationErrors") or []
             ]
             ok = element.get("StatusAttributeString") != "ERROR" and not errors
-            results.append(
-                DocumentResult(
-                    ok=ok,
-                    xero_id=element.get(id_field) if ok else None,
-                    number=element.get(number_field),
-                    element=element,
-                    errors=errors,
-                )
-            )
+            results.append((ok, element, errors))
         return results
 
     def find_invoices_by_number(self, numbers: Iterable[str]) -> list[XeroDocument]:
@@ -803,6 +1086,86 @@ class XeroClient:
             idempotency_key=idempotency_key,
         )
         return dict(reply["Allocations"][0])
+
+    # --- banking: accounts, payments, spend and receive money, transfers -----------------------
+
+    def bank_accounts(self) -> list[XeroAccount]:
+        """The organisation's active bank accounts."""
+        reply = self.request(
+            "GET", "Accounts", params={"where": 'Type=="BANK" AND Status=="ACTIVE"'}
+        )
+        return [XeroAccount.from_element(element) for element in reply.get("Accounts") or []]
+
+    def create_account(self, account: NewAccount, *, idempotency_key: str) -> XeroAccount:
+        """Add one account to the chart (Xero's PUT Accounts takes one). A name or code already
+        in use, or a currency the organisation has not enabled, is a VALIDATION ServiceError."""
+        reply = self.request(
+            "PUT", "Accounts", json=account.payload(), idempotency_key=idempotency_key
+        )
+        return XeroAccount.from_element(reply["Accounts"][0])
+
+    def create_payments(
+        self, payments: Sequence[NewPayment], *, idempotency_key: str
+    ) -> list[ItemResult[XeroPayment]]:
+        """Send up to 50 payments; one result per payment, in order."""
+        return [
+            ItemResult(ok, XeroPayment.from_element(element) if ok else None, errors, element)
+            for ok, element, errors in self._send_batch(
+                "Payments", [p.payload() for p in payments], idempotency_key=idempotency_key
+            )
+        ]
+
+    def find_payments_by_reference(self, references: Iterable[str]) -> list[XeroPayment]:
+        """Payments (deleted ones too) whose Reference is one of `references`."""
+        return [
+            XeroPayment.from_element(element)
+            for element in self._find_where("Payments", "Reference", references)
+        ]
+
+    def create_bank_transactions(
+        self, transactions: Sequence[NewBankTransaction], *, idempotency_key: str
+    ) -> list[ItemResult[XeroBankTransaction]]:
+        """Send up to 50 spend or receive money transactions; one result each, in order."""
+        return [
+            ItemResult(
+                ok, XeroBankTransaction.from_element(element) if ok else None, errors, element
+            )
+            for ok, element, errors in self._send_batch(
+                "BankTransactions",
+                [t.payload() for t in transactions],
+                idempotency_key=idempotency_key,
+            )
+        ]
+
+    def find_bank_transactions_by_reference(
+        self, references: Iterable[str]
+    ) -> list[XeroBankTransaction]:
+        """Spend and receive money (deleted too) whose Reference is one of `references`."""
+        return [
+            XeroBankTransaction.from_element(element)
+            for element in self._find_where("BankTransactions", "Reference", references)
+        ]
+
+    def create_bank_transfer(
+        self, transfer: NewBankTransfer, *, idempotency_key: str
+    ) -> XeroBankTransfer:
+        """Move money between two bank accounts of one currency. One per request: Xero's spec
+        gives PUT BankTransfers no summarizeErrors, so in a batch one refused transfer would
+        hide which others were saved. A refusal is a VALIDATION ServiceError."""
+        reply = self.request(
+            "PUT",
+            "BankTransfers",
+            json={"BankTransfers": [transfer.payload()]},
+            idempotency_key=idempotency_key,
+        )
+        return XeroBankTransfer.from_element(reply["BankTransfers"][0])
+
+    def find_bank_transfers_by_reference(self, references: Iterable[str]) -> list[XeroBankTransfer]:
+        """Transfers whose Reference is one of `references`."""
+        return [
+            XeroBankTransfer.from_element(element)
+            for element in self._find_where("BankTransfers", "Reference", references, paged=False)
+        ]
 
     # --- settings -------------------------------------------------------------------------------
 
