@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.errors import ErrorKind, ServiceError
-from services.models import AllocationStatus, LedgerItem, LedgerStatus
+from services.models import AllocationStatus, DocumentKind, LedgerItem, LedgerStatus
 from services.money import from_cents
 from services.run_context import RunContext
 from services.xero import XeroDocument, idempotency_key
@@ -26,8 +26,10 @@ def allocate(ctx: RunContext) -> None:
     order shipped in several parts has several invoices, any of which may take it."""
     ledger = ctx.ledger
     for page in ledger.credit_notes_to_allocate(ctx.run_id):
-        invoices = ledger.posted_invoices(
-            ctx.integration_id, {credit_note.amazon_order_id for credit_note in page}
+        invoices = ledger.posted_documents(
+            ctx.integration_id,
+            DocumentKind.INVOICE,
+            {credit_note.amazon_order_id for credit_note in page},
         )
         numbers = sorted({i.document_number or "" for group in invoices.values() for i in group})
         found = ctx.xero.find_invoices_by_number(numbers) if numbers else []

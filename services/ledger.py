@@ -647,17 +647,17 @@ class Ledger:
             ),
         )
 
-    def posted_invoices(
-        self, integration_id: int, orders: set[str | None]
+    def posted_documents(
+        self, integration_id: int, kind: DocumentKind, orders: set[str | None]
     ) -> dict[str | None, list[LedgerItem]]:
-        """Order id -> its invoices in Xero, in the order they were recorded."""
+        """Order id -> its documents of this kind in Xero, in the order they were recorded."""
         invoices: dict[str | None, list[LedgerItem]] = defaultdict(list)
         with self._sessions() as session:
             for invoice in session.scalars(
                 select(LedgerItem)
                 .where(
                     LedgerItem.integration_id == integration_id,
-                    LedgerItem.document_type == DocumentKind.INVOICE,
+                    LedgerItem.document_type == kind,
                     LedgerItem.status == LedgerStatus.POSTED,
                     self._among(LedgerItem.amazon_order_id, orders),
                 )

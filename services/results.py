@@ -39,6 +39,11 @@ class RunResult:
     contacts_created: int = 0
     contacts_updated: int = 0
     allocations_made: int = 0
+    payments_created: int = 0
+    bank_transactions_created: int = 0
+    transfers_created: int = 0
+    # Each settlement posted: its id, currency and payout (a string amount).
+    settlements: list[dict[str, str]] = field(default_factory=list)
     already_posted: int = 0
     failed: int = 0
     documents: int = 0
@@ -72,6 +77,10 @@ class RunResult:
             "contacts_created": self.contacts_created,
             "contacts_updated": self.contacts_updated,
             "allocations_made": self.allocations_made,
+            "payments_created": self.payments_created,
+            "bank_transactions_created": self.bank_transactions_created,
+            "transfers_created": self.transfers_created,
+            "settlements": list(self.settlements),
             "skipped": dict(self.skipped),
             "failed": self.failed,
             "already_posted": self.already_posted,

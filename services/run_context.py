@@ -34,6 +34,12 @@ class Counters:
     allocations: int = 0
     already_posted: int = 0
     country_rates: dict[str, set[Decimal]] = field(default_factory=dict)
+    # Settlements: payments and refunds, fee transactions, payouts; their items that failed.
+    payments: int = 0
+    bank_transactions: int = 0
+    transfers: int = 0
+    settlement_items_failed: int = 0
+    settlements: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass

@@ -134,6 +134,21 @@ class SettlementLedger:
         with self._sessions() as session:
             return list(session.scalars(query.order_by(SettlementItem.id)))
 
+    def waiting(self, integration_id: int) -> list[int]:
+        """The integration's settlements with payments waiting for their documents."""
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(SettlementItem.settlement_id)
+                    .where(
+                        SettlementItem.integration_id == integration_id,
+                        SettlementItem.status == SettlementItemStatus.WAITING,
+                    )
+                    .distinct()
+                    .order_by(SettlementItem.settlement_id)
+                )
+            )
+
     def reopen_in_flight(self, row_id: int) -> None:
         """Items a crash left in flight go back to pending: each is looked for in Xero before
         it is sent again."""

@@ -42,11 +42,15 @@ from services.notifications import Notifier, NullNotifier
 from services.periods import describe_period, period_bounds
 from services.posting import post
 from services.report_files import read_report_file
-from services.reports import parse_report, report_kind
+from services.reports import ReportKind, parse_report, report_kind
 from services.results import CurrencyTotals, RunResult
 from services.run_claims import Claim, ClaimLost, RunClaims
 from services.run_context import Counters, Progress, RunContext, no_progress
 from services.run_summary import RunSummary
+from services.settlement_ledger import SettlementLedger
+from services.settlement_plan import plan_settlement
+from services.settlement_posting import SettlementCounters, post_settlement
+from services.settlements import Settlement, read_settlement
 from services.taxes import TaxMap
 from services.transactions import TaxScheme, TransactionType
 from services.xero import XeroClient
@@ -89,6 +93,7 @@ class SyncEngine:
         notifier: Notifier | None = None,
     ) -> None:
         self._ledger = Ledger(sessions)
+        self._settlements = SettlementLedger(sessions)
         bind = sessions.kw["bind"]
         self._claims = claims or RunClaims(bind)
         self._integrations = integrations
@@ -126,6 +131,7 @@ class SyncEngine:
                     finally:
                         ctx.amazon_calls = amazon.api_calls
                 post(ctx)
+                self._pay_waiting(ctx)
             except ServiceError as error:
                 return self._fail(ctx, error)
             return self._finish(ctx)
@@ -137,7 +143,7 @@ class SyncEngine:
         integration = self._integrations.get_by_id(integration.id, workspace_id=None)
         if integration.status != IntegrationStatus.ACTIVE:
             raise self._not_active(integration)
-        report_kind(read_report_file(path), file_name=path.name)  # a wrong file: no run at all
+        kind = report_kind(read_report_file(path), file_name=path.name)  # a wrong file: no run
         with path.open("rb") as handle:  # streamed: reports can be hundreds of MB
             digest = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
         with self._hold(integration, f"import:{digest}") as held:
@@ -149,9 +155,41 @@ class SyncEngine:
                     items = parse_report(read_report_file(path), file_name=path.name)
                     mark_ingested(ctx, ingest(ctx, items))
                 post(ctx)
+                self._pay_waiting(ctx)
+                if kind == ReportKind.SETTLEMENT_V2:
+                    self._settle(ctx, read_settlement(read_report_file(path), file_name=path.name))
             except ServiceError as error:
                 return self._fail(ctx, error)
             return self._finish(ctx)
+
+    def _pay_waiting(self, ctx: RunContext) -> None:
+        """Settlements whose payments waited for their invoices: those just posted are paid."""
+        for row_id in self._settlements.waiting(ctx.integration_id):
+            self._count_settlement(ctx, post_settlement(ctx, self._settlements, row_id))
+
+    def _settle(self, ctx: RunContext, settlement: Settlement) -> None:
+        """Record the settlement once and post what it makes: payments, fees, the payout."""
+        recorded = self._settlements.record(
+            ctx.integration_id, settlement, plan_settlement(settlement)
+        )
+        self._count_settlement(ctx, post_settlement(ctx, self._settlements, recorded.id))
+        ctx.counters.settlements.append(
+            {
+                "settlement_id": settlement.settlement_id,
+                "currency": settlement.currency,
+                "payout": str(settlement.total),
+                "deposit_date": settlement.deposit_date.date().isoformat(),
+            }
+        )
+
+    @staticmethod
+    def _count_settlement(ctx: RunContext, posted: SettlementCounters) -> None:
+        counters = ctx.counters
+        counters.payments += posted.payments
+        counters.bank_transactions += posted.bank_transactions
+        counters.transfers += posted.transfers
+        counters.already_posted += posted.already_posted
+        counters.settlement_items_failed += posted.failed
 
     def retry_run(
         self,
@@ -176,6 +214,7 @@ class SyncEngine:
             ctx = self._context(integration, held, progress)
             try:
                 post(ctx)
+                self._pay_waiting(ctx)
             except ServiceError as error:
                 return self._fail(ctx, error, announce)
             return self._finish(ctx, announce)
@@ -521,9 +560,13 @@ class SyncEngine:
             contacts_created=counters.contacts_created,
             contacts_updated=counters.contacts_updated,
             allocations_made=counters.allocations,
+            payments_created=counters.payments,
+            bank_transactions_created=counters.bank_transactions,
+            transfers_created=counters.transfers,
+            settlements=list(counters.settlements),
             already_posted=counters.already_posted,
             documents=figures.documents,
-            failed=figures.failed,
+            failed=figures.failed + counters.settlement_items_failed,
             skipped=figures.skipped,
             totals=figures.totals,
             left_out=dict(summary.state.left_out),

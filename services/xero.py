@@ -1089,11 +1089,9 @@ class XeroClient:
 
     # --- banking: accounts, payments, spend and receive money, transfers -----------------------
 
-    def bank_accounts(self) -> list[XeroAccount]:
-        """The organisation's active bank accounts."""
-        reply = self.request(
-            "GET", "Accounts", params={"where": 'Type=="BANK" AND Status=="ACTIVE"'}
-        )
+    def accounts(self) -> list[XeroAccount]:
+        """The organisation's active accounts, bank accounts among them."""
+        reply = self.request("GET", "Accounts", params={"where": 'Status=="ACTIVE"'})
         return [XeroAccount.from_element(element) for element in reply.get("Accounts") or []]
 
     def create_account(self, account: NewAccount, *, idempotency_key: str) -> XeroAccount:

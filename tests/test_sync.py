@@ -28,6 +28,7 @@ from services.sync import RunInProgress, SyncEngine
 from services.xero import Endpoint, XeroClient
 from tests.conftest import EU, ORDERS, SHARED
 from tests.test_run_claims import claim_session_pid
+from tests.test_settlement_posting import seller_bank
 
 PERIOD = "2026-10"
 
@@ -482,12 +483,18 @@ def test_the_real_settlement_sample_posts_its_refunds(
     refunds = {
         line.split("\t")[7] for line in sample.read_text().splitlines() if "\tRefund\t" in line
     }
+    seller_bank(world, "USD", "092")
     result = container.sync.import_report(us_shop, sample)
     assert result.status == RunStatus.SUCCEEDED, result.to_json()
     assert result.invoices_created == 0  # sales come from the all-orders report
     assert result.credit_notes_created == len(refunds) > 0
     assert {cn["Reference"] for cn in world.xero.documents("CreditNotes")} == refunds
     assert set(result.totals) == {"USD"}
+    # Its payout: the refund paid out of clearing, the fees booked, the deposit transferred;
+    # the sales' payments wait for their invoices.
+    assert (result.payments_created, result.bank_transactions_created) == (1, 1)
+    assert result.transfers_created == 1
+    assert world.xero.balance("092") == Decimal("582.89")
 
 
 def test_the_real_all_orders_sample_skips_its_cancelled_orders(

@@ -1,0 +1,506 @@
+"""Posting a settlement to Xero: its payments, its bank transaction and its payout, each once.
+
+The phases are posting.py's: what Xero may already have (an item a crash left in flight, or
+one whose request failed without an answer) is looked for by its Reference first; the items to
+send are marked in flight and committed; they are sent with an Idempotency-Key made from their
+keys and attempts; what became of each is recorded. A payment whose invoice or credit note is
+not in Xero yet waits, and is sent by a later posting of the settlement.
+
+The accounts (`SettlementAccounts`) are found by name in Xero, or made once: the clearing
+account per currency (a bank account), and the accounts the bank transaction's lines go to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from services.errors import ErrorKind, ServiceError
+from services.ledger_rows import chunks
+from services.models import (
+    AmazonSettlement,
+    DocumentKind,
+    SettlementItem,
+    SettlementItemKind,
+    SettlementItemStatus,
+)
+from services.money import from_cents
+from services.run_context import RunContext
+from services.settlement_ledger import SettlementLedger
+from services.settlement_plan import LineKind
+from services.settlements import FeeKind
+from services.xero import (
+    ItemResult,
+    NewAccount,
+    NewBankTransaction,
+    NewBankTransfer,
+    NewLine,
+    NewPayment,
+    XeroAccount,
+    idempotency_key,
+)
+
+PAGE = 50  # Xero's batch
+CONTACT = "Amazon"
+# Outcomes Xero may have acted on although no answer came back: looked for before a resend.
+_UNCERTAIN = {ErrorKind.UPSTREAM_UNAVAILABLE, ErrorKind.RATE_LIMIT}
+
+
+@dataclass(frozen=True)
+class LineAccount:
+    """An account a bank transaction line is coded to, made with this code if missing."""
+
+    name: str
+    code: str
+    type: str  # Xero's AccountType
+
+
+FEES = LineAccount("Amazon fees", "AMZFEES", "EXPENSE")
+ADVERTISING = LineAccount("Amazon advertising", "AMZADS", "EXPENSE")
+REIMBURSEMENTS = LineAccount("Amazon reimbursements", "AMZREIMB", "OTHERINCOME")
+RESERVE = LineAccount("Amazon reserve", "AMZRES", "CURRENT")
+LENDING = LineAccount("Amazon lending", "AMZLOAN", "CURRLIAB")
+# What no mapping knows yet: kept out of income and expenses, and listed for someone to move.
+SUSPENSE = LineAccount("Amazon suspense", "AMZSUSP", "CURRLIAB")
+
+LINE_ACCOUNTS: dict[str, LineAccount] = {
+    **{kind.value: FEES for kind in FeeKind},
+    FeeKind.ADVERTISING.value: ADVERTISING,
+    FeeKind.REIMBURSEMENT.value: REIMBURSEMENTS,
+    LineKind.RESERVE.value: RESERVE,
+    LineKind.LOAN.value: LENDING,
+    LineKind.RETURNED_PAYOUT.value: SUSPENSE,
+    LineKind.UNMAPPED.value: SUSPENSE,
+    LineKind.NO_ORDER.value: SUSPENSE,
+}
+
+
+def clearing_name(currency: str) -> str:
+    return f"Amazon {currency} clearing"
+
+
+@dataclass(frozen=True)
+class SettlementAccounts:
+    clearing: XeroAccount
+    payout: XeroAccount | None  # the seller's bank account in the settlement's currency
+
+
+@dataclass
+class SettlementCounters:
+    payments: int = 0
+    bank_transactions: int = 0
+    transfers: int = 0
+    waiting: int = 0
+    failed: int = 0
+    already_posted: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def post_settlement(ctx: RunContext, ledger: SettlementLedger, row_id: int) -> SettlementCounters:
+    settlement = ledger.settlement(row_id)
+    if settlement is None:
+        raise ValueError(f"no settlement {row_id}")
+    counters = SettlementCounters()
+    ledger.reopen_in_flight(row_id)
+    accounts = ensure_accounts(ctx, settlement.currency)
+    _payments(ctx, ledger, settlement, accounts, counters)
+    _bank_transaction(ctx, ledger, settlement, accounts, counters)
+    _transfer(ctx, ledger, settlement, accounts, counters)
+    return counters
+
+
+def reference(settlement: AmazonSettlement, item: SettlementItem) -> str:
+    """What the item carries in Xero, and is found again by: unique per settlement and item."""
+    base = f"Amazon settlement {settlement.settlement_id}"
+    if item.amazon_order_id is None:
+        return base
+    word = "refund" if item.kind == SettlementItemKind.REFUND else "order"
+    return f"{base} {word} {item.amazon_order_id}"
+
+
+def ensure_accounts(ctx: RunContext, currency: str) -> SettlementAccounts:
+    """The clearing account of this currency and the lines' accounts, made where missing; the
+    seller's bank account is the organisation's one other bank account in this currency."""
+    accounts = ctx.xero.accounts()
+    by_name = {account.name: account for account in accounts}
+    by_code = {account.code: account for account in accounts if account.code}
+    name = clearing_name(currency)
+    clearing = by_name.get(name)
+    if clearing is None:
+        clearing = ctx.xero.create_account(
+            NewAccount(
+                name,
+                "BANK",
+                code=f"AMZ{currency}",
+                bank_account_number=f"AMAZON-{currency}",
+                currency=currency,
+            ),
+            idempotency_key=idempotency_key(ctx.integration_id, "Accounts", name),
+        )
+    for line_account in dict.fromkeys(LINE_ACCOUNTS.values()):
+        if line_account.code not in by_code and line_account.name not in by_name:
+            ctx.xero.create_account(
+                NewAccount(line_account.name, line_account.type, code=line_account.code),
+                idempotency_key=idempotency_key(ctx.integration_id, "Accounts", line_account.code),
+            )
+    base = ctx.xero.organisation().base_currency
+    banks = [
+        account
+        for account in accounts
+        if account.type == "BANK"
+        and account.account_id != clearing.account_id
+        and (account.currency or base) == currency
+        and not account.name.startswith("Amazon ")
+    ]
+    return SettlementAccounts(clearing, banks[0] if len(banks) == 1 else None)
+
+
+# --- payments and refunds ------------------------------------------------------------------
+
+
+def _payments(
+    ctx: RunContext,
+    ledger: SettlementLedger,
+    settlement: AmazonSettlement,
+    accounts: SettlementAccounts,
+    counters: SettlementCounters,
+) -> None:
+    items = ledger.items(
+        settlement.id,
+        SettlementItemStatus.PENDING,
+        SettlementItemStatus.WAITING,
+        kinds=[SettlementItemKind.PAYMENT, SettlementItemKind.REFUND],
+    )
+    for page in chunks(items, PAGE):
+        found = _found(
+            page,
+            lambda refs: {
+                p.reference: p.payment_id
+                for p in ctx.xero.find_payments_by_reference(refs)
+                if p.status != "DELETED"
+            },
+            settlement,
+        )
+        outcomes, sendable = _adopted(page, found, counters)
+        documents = _documents(ctx, sendable)
+        payments: list[tuple[SettlementItem, NewPayment]] = []
+        for item in sendable:
+            target = documents.get(item.id)
+            if target is None:
+                outcomes.append(_waiting(item.id, _why_waiting(item)))
+                counters.waiting += 1
+                continue
+            if isinstance(target, ServiceError):
+                outcomes.append(_failed(item.id, target))
+                counters.failed += 1
+                counters.failures.append(target.message)
+                continue
+            refund = item.kind == SettlementItemKind.REFUND
+            payments.append(
+                (
+                    item,
+                    NewPayment(
+                        "CreditNote" if refund else "Invoice",
+                        target,
+                        accounts.clearing.account_id,
+                        abs(from_cents(item.amount_cents)),
+                        settlement.deposit_at.date(),
+                        reference(settlement, item),
+                    ),
+                )
+            )
+        ledger.record_outcomes(outcomes)
+        _send(
+            ctx,
+            ledger,
+            payments,
+            "Payments",
+            lambda batch, key: ctx.xero.create_payments(batch, idempotency_key=key),
+            lambda made: made.payment_id,
+            counters,
+        )
+
+
+def _documents(ctx: RunContext, items: Sequence[SettlementItem]) -> dict[int, str | ServiceError]:
+    """Item id -> the Xero id of the document it pays, for those whose document is in Xero: the
+    order's only one of its kind, or the one of the payment's amount (else why not)."""
+    targets: dict[int, str | ServiceError] = {}
+    for kind, payment_kind in (
+        (DocumentKind.INVOICE, SettlementItemKind.PAYMENT),
+        (DocumentKind.CREDIT_NOTE, SettlementItemKind.REFUND),
+    ):
+        mine = [item for item in items if item.kind == payment_kind]
+        if not mine:
+            continue
+        posted = ctx.ledger.posted_documents(
+            ctx.integration_id, kind, {item.amazon_order_id for item in mine}
+        )
+        for item in mine:
+            documents = [d for d in posted.get(item.amazon_order_id, []) if d.xero_id]
+            fitting = [d for d in documents if abs(d.gross_cents) == abs(item.amount_cents)]
+            chosen = fitting or (documents if len(documents) == 1 else [])
+            if chosen and chosen[0].xero_id:
+                targets[item.id] = chosen[0].xero_id
+            elif documents:
+                targets[item.id] = ServiceError(
+                    ErrorKind.VALIDATION,
+                    f"Order {item.amazon_order_id}: Amazon settled "
+                    f"{from_cents(abs(item.amount_cents))} for it, and none of its "
+                    f"{len(documents)} documents in Xero is of that amount; this bot does not "
+                    "split a payment yet. Pay it by hand in Xero.",
+                )
+    return targets
+
+
+def _why_waiting(item: SettlementItem) -> str:
+    word = "credit note" if item.kind == SettlementItemKind.REFUND else "invoice"
+    return (
+        f"Order {item.amazon_order_id}: its {word} is not in Xero yet (Amazon's VAT report "
+        "comes after the payout): the payment waits and is made when it is posted."
+    )
+
+
+# --- the bank transaction and the payout ---------------------------------------------------
+
+
+def _bank_transaction(
+    ctx: RunContext,
+    ledger: SettlementLedger,
+    settlement: AmazonSettlement,
+    accounts: SettlementAccounts,
+    counters: SettlementCounters,
+) -> None:
+    items = ledger.items(
+        settlement.id,
+        SettlementItemStatus.PENDING,
+        kinds=[SettlementItemKind.BANK_TRANSACTION],
+    )
+    if not items:
+        return
+    found = _found(
+        items,
+        lambda refs: {
+            t.reference: t.bank_transaction_id
+            for t in ctx.xero.find_bank_transactions_by_reference(refs)
+            if t.status != "DELETED" and t.bank_account_id == accounts.clearing.account_id
+        },
+        settlement,
+    )
+    outcomes, sendable = _adopted(items, found, counters)
+    ledger.record_outcomes(outcomes)
+    transactions = []
+    for item in sendable:
+        # Spend money when the lines take money out of clearing, receive money otherwise;
+        # the lines keep their signs relative to that (a released reserve lowers a spend).
+        sign = -1 if item.amount_cents < 0 else 1
+        lines = tuple(
+            NewLine(
+                LINE_ACCOUNTS[kind].code,
+                sign * from_cents(amount),
+                f"Amazon {kind.replace('_', ' ')}: {', '.join(words)}"[:4000],
+            )
+            for kind, amount, words in item.lines or []
+        )
+        transactions.append(
+            (
+                item,
+                NewBankTransaction(
+                    "SPEND" if sign < 0 else "RECEIVE",
+                    accounts.clearing.account_id,
+                    CONTACT,
+                    lines,
+                    settlement.deposit_at.date(),
+                    reference(settlement, item),
+                    line_amount_types="NoTax",
+                ),
+            )
+        )
+    _send(
+        ctx,
+        ledger,
+        transactions,
+        "BankTransactions",
+        lambda batch, key: ctx.xero.create_bank_transactions(batch, idempotency_key=key),
+        lambda made: made.bank_transaction_id,
+        counters,
+    )
+
+
+def _transfer(
+    ctx: RunContext,
+    ledger: SettlementLedger,
+    settlement: AmazonSettlement,
+    accounts: SettlementAccounts,
+    counters: SettlementCounters,
+) -> None:
+    items = ledger.items(
+        settlement.id, SettlementItemStatus.PENDING, kinds=[SettlementItemKind.TRANSFER]
+    )
+    if not items:
+        return
+    found = _found(
+        items,
+        lambda refs: {
+            t.reference: t.bank_transfer_id for t in ctx.xero.find_bank_transfers_by_reference(refs)
+        },
+        settlement,
+    )
+    outcomes, sendable = _adopted(items, found, counters)
+    ledger.record_outcomes(outcomes)
+    for item in sendable:
+        if accounts.payout is None:
+            error = ServiceError(
+                ErrorKind.VALIDATION,
+                f"The payout of settlement {settlement.settlement_id} needs the bank account "
+                f"Amazon pays {settlement.currency} into: this Xero organisation has none, or "
+                f"more than one, besides {accounts.clearing.name}. Choose it in the "
+                "integration's settings, then retry.",
+                retryable=True,
+            )
+            ledger.record_outcomes([_failed(item.id, error)])
+            counters.failed += 1
+            counters.failures.append(error.message)
+            continue
+        out_of_clearing = item.amount_cents < 0
+        clearing, bank = accounts.clearing.account_id, accounts.payout.account_id
+        transfer = NewBankTransfer(
+            clearing if out_of_clearing else bank,
+            bank if out_of_clearing else clearing,
+            abs(from_cents(item.amount_cents)),
+            settlement.deposit_at.date(),
+            reference(settlement, item),
+        )
+        _send(
+            ctx,
+            ledger,
+            [(item, transfer)],
+            "BankTransfers",
+            lambda batch, key: [_one_transfer(ctx, batch[0], key)],
+            lambda made: made.bank_transfer_id,
+            counters,
+        )
+
+
+def _one_transfer(ctx: RunContext, transfer: NewBankTransfer, key: str) -> ItemResult[Any]:
+    """A transfer as a batch of one: Xero refuses it with a VALIDATION error, not per item."""
+    try:
+        made = ctx.xero.create_bank_transfer(transfer, idempotency_key=key)
+    except ServiceError as error:
+        if error.kind != ErrorKind.VALIDATION:
+            raise
+        return ItemResult(False, None, [error.message], transfer.payload())
+    return ItemResult(True, made, [], transfer.payload())
+
+
+# --- the phases every item goes through -----------------------------------------------------
+
+
+def _found(
+    items: Sequence[SettlementItem],
+    look_up: Callable[[list[str]], dict[str, str]],
+    settlement: AmazonSettlement,
+) -> dict[int, str]:
+    """Item id -> its Xero id, for the items an earlier attempt may have made (looked up by
+    Reference only for those: a first attempt costs no call)."""
+    tried = {reference(settlement, item): item.id for item in items if item.attempts}
+    if not tried:
+        return {}
+    return {tried[ref]: xero_id for ref, xero_id in look_up(sorted(tried)).items() if ref in tried}
+
+
+def _adopted(
+    items: Sequence[SettlementItem], found: dict[int, str], counters: SettlementCounters
+) -> tuple[list[dict[str, Any]], list[SettlementItem]]:
+    outcomes = [_posted(item.id, found[item.id]) for item in items if item.id in found]
+    counters.already_posted += len(outcomes)
+    return outcomes, [item for item in items if item.id not in found]
+
+
+Sent = TypeVar("Sent")
+
+
+def _send(
+    ctx: RunContext,
+    ledger: SettlementLedger,
+    items: Sequence[tuple[SettlementItem, Sent]],
+    endpoint: str,
+    create: Callable[[list[Sent], str], Sequence[ItemResult[Any]]],
+    xero_id: Callable[[Any], str],
+    counters: SettlementCounters,
+) -> None:
+    """Marked in flight (committed), then sent 50 a request; what became of each recorded,
+    also when a request stops the posting."""
+    for batch in chunks(list(items), PAGE):
+        ctx.confirm_claim()
+        attempts = ledger.mark_in_flight([item for item, _ in batch])
+        material = ",".join(
+            f"{item.item_key}@{item.settlement_id}#{attempts[item.id]}" for item, _ in batch
+        )
+        outcomes: list[dict[str, Any]] = []
+        try:
+            results = create(
+                [sent for _, sent in batch],
+                idempotency_key(ctx.integration_id, endpoint, material),
+            )
+        except ServiceError as error:
+            if error.kind == ErrorKind.AUTH:
+                raise
+            outcomes = [_failed(item.id, error) for item, _ in batch]
+            counters.failed += len(batch)
+            counters.failures.append(error.message)
+        else:
+            for (item, _), result in zip(batch, results, strict=True):
+                if result.ok and result.made is not None:
+                    outcomes.append(_posted(item.id, xero_id(result.made)))
+                    _count(item, counters)
+                else:
+                    refused = ServiceError(
+                        ErrorKind.VALIDATION, "Xero: " + " ".join(result.errors), retryable=True
+                    )
+                    outcomes.append(_failed(item.id, refused))
+                    counters.failed += 1
+                    counters.failures.append(refused.message)
+        finally:
+            ledger.record_outcomes(outcomes)
+
+
+def _count(item: SettlementItem, counters: SettlementCounters) -> None:
+    if item.kind == SettlementItemKind.BANK_TRANSACTION:
+        counters.bank_transactions += 1
+    elif item.kind == SettlementItemKind.TRANSFER:
+        counters.transfers += 1
+    else:
+        counters.payments += 1
+
+
+def _posted(item_id: int, xero_id: str) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "status": SettlementItemStatus.POSTED,
+        "xero_id": xero_id,
+        "error_kind": None,
+        "error_message": None,
+        "retryable": False,
+    }
+
+
+def _waiting(item_id: int, why: str) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "status": SettlementItemStatus.WAITING,
+        "error_kind": None,
+        "error_message": why,
+        "retryable": False,
+    }
+
+
+def _failed(item_id: int, error: ServiceError) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        # An answer never seen may have been acted on: looked for before it is sent again.
+        "status": SettlementItemStatus.FAILED,
+        "error_kind": error.kind.value,
+        "error_message": error.message,
+        "retryable": error.retryable or error.kind in _UNCERTAIN,
+    }

@@ -1,0 +1,152 @@
+"""A settlement closes the books (issue 11): each invoice paid from the clearing account, the
+fees booked in one bank transaction, the payout transferred to the seller's bank, the clearing
+account back at 0.00; exactly once, and a payout arriving before its invoices waits for them.
+Through the sandbox Xero, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from bot.container import Container
+from sandbox.world import SandboxWorld
+from services.models import Integration, RunStatus, SettlementItem, SettlementItemStatus
+from services.results import RunResult
+from tests.test_customer_ledger import import_rows
+from tests.test_reports import SALE
+from tests.test_settlements import HEADER, line, summary
+
+D = Decimal
+SECOND = {
+    **SALE,
+    "TRANSACTION_EVENT_ID": "302-7654321-1234567",
+    "ACTIVITY_TRANSACTION_ID": "Zz98Yy76X",
+    "VAT_INV_NUMBER": "DE-AEU-2026-2",
+    "BUYER_NAME": "Jonas Weber",
+}
+SETTLEMENT_ROWS = [
+    # Each order's buyer paid its invoice's 19.99; Amazon took its fees out of the payout.
+    *(
+        line(transaction_type="Order", order_id=order, amount_type=kind, amount_description=what,
+             amount=amount, marketplace_name="Amazon.de")
+        for order in (SALE["TRANSACTION_EVENT_ID"], SECOND["TRANSACTION_EVENT_ID"])
+        for kind, what, amount in (
+            ("ItemPrice", "Principal", "19,99"),
+            ("ItemFees", "Commission", "-3,00"),
+            ("ItemFees", "FBAPerUnitFulfillmentFee", "-2,50"),
+        )
+    ),
+    line(transaction_type="ServiceFee", amount_type="other-transaction",
+         amount_description="Storage Fee", amount="-1,20"),
+    line(transaction_type="Transfer", amount_type="other-transaction",
+         amount_description="Current Reserve Amount", amount="-5,00"),
+]  # fmt: skip
+PAYOUT = D("19.99") * 2 - D("5.50") * 2 - D("1.20") - D("5.00")  # 22.78
+
+
+def settlement_file(path: Path, newline: str = "\n") -> Path:
+    path.write_text(newline.join([HEADER, summary("22,78"), *SETTLEMENT_ROWS]) + newline)
+    return path
+
+
+def seller_bank(world: SandboxWorld, currency: str = "EUR", code: str = "091") -> None:
+    """The account Amazon pays into: the organisation's one bank account in that currency."""
+    world.xero.org().accounts.append(
+        {
+            "AccountID": f"acc-{currency.lower()}-bank",
+            "Code": code,
+            "Name": f"Business {currency} Account",
+            "Type": "BANK",
+            "Class": "ASSET",
+            "Status": "ACTIVE",
+            "TaxType": "NONE",
+            "CurrencyCode": currency,
+            "BankAccountNumber": f"{currency}-0532013000",
+            "EnablePaymentsToAccount": False,
+        }
+    )
+
+
+def assert_books_closed(world: SandboxWorld) -> None:
+    invoices = world.xero.documents("Invoices")
+    assert [(i["Status"], D(str(i["AmountDue"]))) for i in invoices] == [("PAID", 0)] * 2
+    [transfer] = world.xero.documents("BankTransfers")
+    assert D(str(transfer["Amount"])) == PAYOUT
+    assert transfer["ToBankAccount"]["AccountID"] == "acc-eur-bank"
+    assert world.xero.balance("AMZEUR") == 0  # the clearing account nets to zero
+    assert world.xero.balance("091") == PAYOUT  # the deposit the bank feed will show
+    assert world.xero.balance("AMZRES") == D("5.00")  # held back by Amazon
+    # Besides the transfer's own two sides, one spend money: fees 12.20 and the reserve 5.00.
+    [fees] = [t for t in world.xero.documents("BankTransactions") if "TRANSFER" not in t["Type"]]
+    assert fees["Type"] == "SPEND" and D(str(fees["Total"])) == D("17.20")
+
+
+def test_a_settlement_pays_its_invoices_books_its_fees_and_transfers_its_payout(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    seller_bank(world)
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+
+    result = container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
+
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    assert (result.payments_created, result.bank_transactions_created) == (2, 1)
+    assert result.transfers_created == 1
+    assert result.settlements == [
+        {"settlement_id": "1234567890", "currency": "EUR", "payout": "22.78",
+         "deposit_date": "2026-06-17"}
+    ]  # fmt: skip
+    assert_books_closed(world)
+    # The same settlement again, saved by another program (other bytes, another import run):
+    # it is recorded once, and nothing is made twice.
+    copy = settlement_file(tmp_path / "copy.txt", newline="\r\n")
+    again = container.sync.import_report(shop, copy)
+    assert again.run_id != result.run_id
+    assert again.payments_created == again.transfers_created == 0, again.to_json()
+    assert len(world.xero.documents("Payments")) == 2
+    assert_books_closed(world)
+
+
+def test_items_a_crash_left_in_flight_are_found_in_xero_not_made_again(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    seller_bank(world)
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+    container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
+    # As if the process died after sending each item, before recording Xero's answer.
+    with container.sessions.begin() as session:
+        session.execute(
+            update(SettlementItem).values(status=SettlementItemStatus.IN_FLIGHT, xero_id=None)
+        )
+
+    again = container.sync.import_report(
+        shop, settlement_file(tmp_path / "copy.txt", newline="\r\n")
+    )
+
+    assert again.status == RunStatus.SUCCEEDED, again.to_json()
+    assert again.already_posted == 4 and again.payments_created == 0  # 2 payments, fees, payout
+    assert len(world.xero.documents("Payments")) == 2
+    assert_books_closed(world)
+    with container.sessions() as session:
+        items = session.scalars(select(SettlementItem)).all()
+    assert {(item.status, bool(item.xero_id)) for item in items} == {
+        (SettlementItemStatus.POSTED, True)
+    }
+
+
+def test_a_payout_before_its_invoices_pays_them_when_they_are_posted(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    seller_bank(world)
+    early: RunResult = container.sync.import_report(
+        shop, settlement_file(tmp_path / "settlement.txt")
+    )
+    assert early.payments_created == 0 and early.transfers_created == 1, early.to_json()
+    assert world.xero.balance("AMZEUR") == D("-39.98")  # the payout left before the sales came
+
+    later = import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+
+    assert later.payments_created == 2, later.to_json()
+    assert_books_closed(world)
