@@ -40,10 +40,19 @@ from services.documents import (
 )
 from services.errors import ServiceError
 from services.integrations import PostingSettings
-from services.models import DocumentKind, Integration
+from services.models import DocumentKind, Integration, SettlementItemKind
 from services.posting_rules import document_label, posting_settings, posting_verdict
 from services.report_files import read_report_file
-from services.reports import parse_report
+from services.reports import ReportKind, parse_report, report_kind
+from services.settlement_plan import plan_settlement
+from services.settlement_posting import (
+    bank_transaction,
+    clearing_name,
+    payment,
+    reference,
+    transfer,
+)
+from services.settlements import Settlement, read_settlement
 from services.transactions import (
     CHARGE_KIND_BY_VALUE,
     SCHEME_BY_VALUE,
@@ -53,7 +62,7 @@ from services.transactions import (
     SourceRef,
     Transaction,
 )
-from services.xero import Endpoint
+from services.xero import BankingEndpoint, Endpoint
 
 STAGING_BATCH = 1000  # rows written to the staging database at a time
 STAGING_CACHE_KIB = 8192  # its page cache; the rest of it lives in a temporary file
@@ -62,7 +71,7 @@ STAGING_CACHE_KIB = 8192  # its page cache; the rest of it lives in a temporary 
 class WouldSend(NamedTuple):
     """A request body an import would send: one contact or document, as Xero takes it."""
 
-    endpoint: Endpoint
+    endpoint: Endpoint | BankingEndpoint
     payload: dict[str, Any]
 
 
@@ -130,6 +139,40 @@ def dry_run(integration: Integration, path: Path) -> Iterator[WouldSend | WouldF
             for payload, name in staging.sent(kind):
                 payload["Contact"] = {"Name": name}
                 yield WouldSend(endpoint, payload)
+    if report_kind(read_report_file(path), file_name=path.name) == ReportKind.SETTLEMENT_V2:
+        try:
+            settlement = read_settlement(read_report_file(path), file_name=path.name)
+        except ServiceError as error:
+            yield WouldFail(error.message)
+        else:
+            yield from _settlement(settlement)
+
+
+def _settlement(settlement: Settlement) -> Iterator[WouldSend]:
+    """A settlement's payments, bank transaction and payout, with what only Xero can say
+    (the documents' and accounts' ids) shown in angle brackets."""
+    plan, day = plan_settlement(settlement), settlement.deposit_date.date()
+    sid, currency = settlement.settlement_id, settlement.currency
+    clearing = f"<{clearing_name(currency)}>"
+    for paid in plan.payments:
+        kind = SettlementItemKind.REFUND if paid.refund else SettlementItemKind.PAYMENT
+        document = f"<{'credit note' if paid.refund else 'invoice'} of order {paid.order_id}>"
+        sent = payment(
+            paid.refund, document, clearing, paid.amount, day, reference(sid, kind, paid.order_id)
+        )
+        yield WouldSend("Payments", sent.payload())
+    if plan.lines:
+        lines = [(str(line.kind), line.amount, line.descriptions) for line in plan.lines]
+        yield WouldSend(
+            "BankTransactions",
+            bank_transaction(
+                lines, clearing, day, reference(sid, SettlementItemKind.BANK_TRANSACTION)
+            ).payload(),
+        )
+    if plan.payout:
+        bank = f"<the bank account Amazon pays {currency} into>"
+        ref = reference(sid, SettlementItemKind.TRANSFER)
+        yield WouldSend("BankTransfers", transfer(-plan.payout, clearing, bank, day, ref).payload())
 
 
 class _Built(NamedTuple):

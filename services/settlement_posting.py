@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from services.errors import ErrorKind, ServiceError
@@ -110,13 +112,65 @@ def post_settlement(ctx: RunContext, ledger: SettlementLedger, row_id: int) -> S
     return counters
 
 
-def reference(settlement: AmazonSettlement, item: SettlementItem) -> str:
-    """What the item carries in Xero, and is found again by: unique per settlement and item."""
-    base = f"Amazon settlement {settlement.settlement_id}"
-    if item.amazon_order_id is None:
+def reference(settlement_id: str, kind: str, order_id: str | None = None) -> str:
+    """What an item carries in Xero, and is found again by: unique per settlement and item."""
+    base = f"Amazon settlement {settlement_id}"
+    if order_id is None:
         return base
-    word = "refund" if item.kind == SettlementItemKind.REFUND else "order"
-    return f"{base} {word} {item.amazon_order_id}"
+    word = "refund" if kind == SettlementItemKind.REFUND else "order"
+    return f"{base} {word} {order_id}"
+
+
+def item_reference(settlement: AmazonSettlement, item: SettlementItem) -> str:
+    return reference(settlement.settlement_id, item.kind, item.amazon_order_id)
+
+
+# --- what each item sends: the same for posting and for the dry run ---------------------------
+
+
+def payment(
+    refund: bool, document_id: str, clearing_id: str, amount: Decimal, day: date, ref: str
+) -> NewPayment:
+    """Into clearing on an invoice, or out of it on a credit note (`amount` signed as it
+    moves clearing)."""
+    return NewPayment(
+        "CreditNote" if refund else "Invoice", document_id, clearing_id, abs(amount), day, ref
+    )
+
+
+def bank_transaction(
+    lines: Sequence[tuple[str, Decimal, Sequence[str]]], clearing_id: str, day: date, ref: str
+) -> NewBankTransaction:
+    """Spend money when the lines take money out of clearing, receive money otherwise; each
+    line keeps its sign relative to that (a released reserve lowers a spend)."""
+    sign = -1 if sum((amount for _, amount, _ in lines), Decimal(0)) < 0 else 1
+    return NewBankTransaction(
+        "SPEND" if sign < 0 else "RECEIVE",
+        clearing_id,
+        CONTACT,
+        tuple(
+            NewLine(
+                LINE_ACCOUNTS[kind].code,
+                sign * amount,
+                f"Amazon {kind.replace('_', ' ')}: {', '.join(words)}"[:4000],
+            )
+            for kind, amount, words in lines
+        ),
+        day,
+        ref,
+        line_amount_types="NoTax",
+    )
+
+
+def transfer(
+    amount: Decimal, clearing_id: str, bank_id: str, day: date, ref: str
+) -> NewBankTransfer:
+    """The payout: out of clearing to the bank (`amount` negative, as it moves clearing), or
+    from the bank into clearing for a negative settlement."""
+    out = amount < 0
+    return NewBankTransfer(
+        clearing_id if out else bank_id, bank_id if out else clearing_id, abs(amount), day, ref
+    )
 
 
 def ensure_accounts(ctx: RunContext, currency: str) -> SettlementAccounts:
@@ -196,17 +250,16 @@ def _payments(
                 counters.failed += 1
                 counters.failures.append(target.message)
                 continue
-            refund = item.kind == SettlementItemKind.REFUND
             payments.append(
                 (
                     item,
-                    NewPayment(
-                        "CreditNote" if refund else "Invoice",
+                    payment(
+                        item.kind == SettlementItemKind.REFUND,
                         target,
                         accounts.clearing.account_id,
-                        abs(from_cents(item.amount_cents)),
+                        from_cents(item.amount_cents),
                         settlement.deposit_at.date(),
-                        reference(settlement, item),
+                        item_reference(settlement, item),
                     ),
                 )
             )
@@ -289,33 +342,18 @@ def _bank_transaction(
     )
     outcomes, sendable = _adopted(items, found, counters)
     ledger.record_outcomes(outcomes)
-    transactions = []
-    for item in sendable:
-        # Spend money when the lines take money out of clearing, receive money otherwise;
-        # the lines keep their signs relative to that (a released reserve lowers a spend).
-        sign = -1 if item.amount_cents < 0 else 1
-        lines = tuple(
-            NewLine(
-                LINE_ACCOUNTS[kind].code,
-                sign * from_cents(amount),
-                f"Amazon {kind.replace('_', ' ')}: {', '.join(words)}"[:4000],
-            )
-            for kind, amount, words in item.lines or []
+    transactions = [
+        (
+            item,
+            bank_transaction(
+                [(kind, from_cents(amount), words) for kind, amount, words in item.lines or []],
+                accounts.clearing.account_id,
+                settlement.deposit_at.date(),
+                item_reference(settlement, item),
+            ),
         )
-        transactions.append(
-            (
-                item,
-                NewBankTransaction(
-                    "SPEND" if sign < 0 else "RECEIVE",
-                    accounts.clearing.account_id,
-                    CONTACT,
-                    lines,
-                    settlement.deposit_at.date(),
-                    reference(settlement, item),
-                    line_amount_types="NoTax",
-                ),
-            )
-        )
+        for item in sendable
+    ]
     _send(
         ctx,
         ledger,
@@ -362,19 +400,17 @@ def _transfer(
             counters.failed += 1
             counters.failures.append(error.message)
             continue
-        out_of_clearing = item.amount_cents < 0
-        clearing, bank = accounts.clearing.account_id, accounts.payout.account_id
-        transfer = NewBankTransfer(
-            clearing if out_of_clearing else bank,
-            bank if out_of_clearing else clearing,
-            abs(from_cents(item.amount_cents)),
+        payout = transfer(
+            from_cents(item.amount_cents),
+            accounts.clearing.account_id,
+            accounts.payout.account_id,
             settlement.deposit_at.date(),
-            reference(settlement, item),
+            item_reference(settlement, item),
         )
         _send(
             ctx,
             ledger,
-            [(item, transfer)],
+            [(item, payout)],
             "BankTransfers",
             lambda batch, key: [_one_transfer(ctx, batch[0], key)],
             lambda made: made.bank_transfer_id,
@@ -382,15 +418,15 @@ def _transfer(
         )
 
 
-def _one_transfer(ctx: RunContext, transfer: NewBankTransfer, key: str) -> ItemResult[Any]:
+def _one_transfer(ctx: RunContext, payout: NewBankTransfer, key: str) -> ItemResult[Any]:
     """A transfer as a batch of one: Xero refuses it with a VALIDATION error, not per item."""
     try:
-        made = ctx.xero.create_bank_transfer(transfer, idempotency_key=key)
+        made = ctx.xero.create_bank_transfer(payout, idempotency_key=key)
     except ServiceError as error:
         if error.kind != ErrorKind.VALIDATION:
             raise
-        return ItemResult(False, None, [error.message], transfer.payload())
-    return ItemResult(True, made, [], transfer.payload())
+        return ItemResult(False, None, [error.message], payout.payload())
+    return ItemResult(True, made, [], payout.payload())
 
 
 # --- the phases every item goes through -----------------------------------------------------
@@ -403,7 +439,7 @@ def _found(
 ) -> dict[int, str]:
     """Item id -> its Xero id, for the items an earlier attempt may have made (looked up by
     Reference only for those: a first attempt costs no call)."""
-    tried = {reference(settlement, item): item.id for item in items if item.attempts}
+    tried = {item_reference(settlement, item): item.id for item in items if item.attempts}
     if not tried:
         return {}
     return {tried[ref]: xero_id for ref, xero_id in look_up(sorted(tried)).items() if ref in tried}

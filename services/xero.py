@@ -80,6 +80,7 @@ NUMBERS_PER_LOOKUP = 50
 TERMS_PER_WHERE = 25
 
 Endpoint = Literal["Invoices", "CreditNotes", "Contacts"]
+BankingEndpoint = Literal["Payments", "BankTransactions", "BankTransfers"]
 # Per endpoint: the element's Xero id field and the field our callers know it by.
 _KEY_FIELDS: Mapping[str, tuple[str, str]] = {
     "Invoices": ("InvoiceID", "InvoiceNumber"),

@@ -12,9 +12,11 @@ from sqlalchemy import select, update
 
 from bot.container import Container
 from sandbox.world import SandboxWorld
+from services.dry_run import WouldFail, WouldSend, dry_run
 from services.models import Integration, RunStatus, SettlementItem, SettlementItemStatus
 from services.results import RunResult
 from tests.test_customer_ledger import import_rows
+from tests.test_documents import assert_writable
 from tests.test_reports import SALE
 from tests.test_settlements import HEADER, line, summary
 
@@ -150,3 +152,27 @@ def test_a_payout_before_its_invoices_pays_them_when_they_are_posted(
 
     assert later.payments_created == 2, later.to_json()
     assert_books_closed(world)
+
+
+def test_the_dry_run_of_a_settlement_shows_what_would_be_sent_as_xero_takes_it(
+    container: Container, shop: Integration, tmp_path: Path
+) -> None:
+    outcomes = list(dry_run(shop, settlement_file(tmp_path / "settlement.txt")))
+
+    assert not [o for o in outcomes if isinstance(o, WouldFail)]
+    sent = [o for o in outcomes if isinstance(o, WouldSend)]
+    assert [o.endpoint for o in sent] == ["Payments"] * 2 + ["BankTransactions", "BankTransfers"]
+    schemas = {"Payments": "Payment", "BankTransactions": "BankTransaction"}
+    for outcome in sent:
+        assert_writable(outcome.payload, schemas.get(outcome.endpoint, "BankTransfer"))
+    first, _, fees, payout = (o.payload for o in sent)
+    assert first["Invoice"] == {"InvoiceID": f"<invoice of order {SALE['TRANSACTION_EVENT_ID']}>"}
+    assert first["Amount"] == D("19.99") and first["Account"] == {
+        "AccountID": "<Amazon EUR clearing>"
+    }
+    assert (fees["Type"], sum(line["LineAmount"] for line in fees["LineItems"])) == (
+        "SPEND",
+        D("17.20"),
+    )
+    assert payout["Amount"] == PAYOUT
+    assert payout["ToBankAccount"] == {"AccountID": "<the bank account Amazon pays EUR into>"}
