@@ -45,11 +45,12 @@ from handlers.blocks import (
     summary_message,
 )
 from handlers.blocks.common import Json, describe_period
+from handlers.blocks.settlements import settlement_message
 from services.errors import ErrorKind
 from services.http import Clock
 from services.models import Integration, LedgerItem
 from services.notifications import PostedMessage
-from services.results import RunResult
+from services.results import RunResult, SettlementReport
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,13 @@ class SlackNotifier:
             self._errors_channel(integration),
             run_failed_message(result, integration_id=integration.id),
             what=f"failed run of {integration.name}, {describe_period(result.period)}",
+        )
+
+    def settlement_posted(self, integration: Integration, report: SettlementReport) -> None:
+        self._post(
+            self._summary_channel(integration),
+            settlement_message(report),
+            what=f"payout of {integration.name}, settlement {report.settlement_id}",
         )
 
     def integration_connected(

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.models import Integration, LedgerItem
-from services.results import RunResult
+from services.results import RunResult, SettlementReport
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class Notifier(Protocol):
     def run_blocked(self, integration: Integration, result: RunResult) -> None:
         """A run could not proceed (authorization, Amazon report failed...)."""
 
+    def settlement_posted(self, integration: Integration, report: SettlementReport) -> None:
+        """A payout's payments, fees and transfer went to Xero (or some could not)."""
+
     def integration_connected(
         self, integration: Integration, *, first_sync: datetime, period: str
     ) -> None: ...
@@ -70,6 +73,9 @@ class NullNotifier:
         return None
 
     def run_blocked(self, integration: Integration, result: RunResult) -> None:
+        return None
+
+    def settlement_posted(self, integration: Integration, report: SettlementReport) -> None:
         return None
 
     def integration_connected(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -97,3 +98,25 @@ class RunResult:
                 else None
             ),
         }
+
+
+@dataclass(frozen=True)
+class SettlementReport:
+    """One payout as it stands in Xero, for the people who match it to the bank deposit:
+    Amazon's figures, what the clearing account holds of them, and what is not done yet."""
+
+    settlement_id: str
+    currency: str
+    deposit_date: date
+    payout: Decimal  # Amazon's total-amount
+    sales: Decimal  # orders' payments into clearing
+    refunds: Decimal  # refunds out of it (negative)
+    fees: Decimal  # the bank transaction's fee, reimbursement and adjustment lines
+    reserve: Decimal  # held (negative) and released
+    other: Decimal  # lending, returned payouts, amounts in words no mapping knows
+    clearing_balance: Decimal  # of this settlement's items in Xero: 0.00 once all are
+    problems: tuple[str, ...]  # failed and waiting items, said so a person can act
+
+    @property
+    def reconciled(self) -> bool:
+        return self.clearing_balance == 0 and not self.problems

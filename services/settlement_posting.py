@@ -12,6 +12,7 @@ account per currency (a bank account), and the accounts the bank transaction's l
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,6 +29,7 @@ from services.models import (
     SettlementItemStatus,
 )
 from services.money import from_cents
+from services.results import SettlementReport
 from services.run_context import RunContext
 from services.settlement_ledger import SettlementLedger
 from services.settlement_plan import LineKind
@@ -540,3 +542,63 @@ def _failed(item_id: int, error: ServiceError) -> dict[str, Any]:
         "error_message": error.message,
         "retryable": error.retryable or error.kind in _UNCERTAIN,
     }
+
+
+def settlement_report(ledger: SettlementLedger, row_id: int) -> SettlementReport:
+    """The settlement's figures from its items, and what is not in Xero yet."""
+    settlement = ledger.settlement(row_id)
+    if settlement is None:
+        raise ValueError(f"no settlement {row_id}")
+    items = ledger.items(row_id)
+    by_kind: dict[str, Decimal] = defaultdict(Decimal)
+    for item in items:
+        if item.kind == SettlementItemKind.BANK_TRANSACTION:
+            for kind, amount, _ in item.lines or []:
+                by_kind[_report_side(kind)] += from_cents(amount)
+        elif item.kind != SettlementItemKind.TRANSFER:
+            by_kind[item.kind] += from_cents(item.amount_cents)
+    problems = [
+        f"{_item_label(item)}: {item.error_message or 'failed'}"
+        for item in items
+        if item.status == SettlementItemStatus.FAILED
+    ]
+    waiting = [item for item in items if item.status == SettlementItemStatus.WAITING]
+    if waiting:
+        problems.append(
+            f"{len(waiting)} payments wait for their invoices or credit notes in Xero "
+            "(Amazon's VAT report comes after the payout); they are made once those are posted."
+        )
+    zero = Decimal("0.00")
+    return SettlementReport(
+        settlement_id=settlement.settlement_id,
+        currency=settlement.currency,
+        deposit_date=settlement.deposit_at.date(),
+        payout=from_cents(settlement.total_cents),
+        sales=by_kind.get(SettlementItemKind.PAYMENT, zero),
+        refunds=by_kind.get(SettlementItemKind.REFUND, zero),
+        fees=by_kind.get("fees", zero),
+        reserve=by_kind.get(LineKind.RESERVE, zero),
+        other=by_kind.get("other", zero),
+        clearing_balance=from_cents(
+            sum(i.amount_cents for i in items if i.status == SettlementItemStatus.POSTED)
+        ),
+        problems=tuple(problems),
+    )
+
+
+_FEE_KINDS = frozenset(kind.value for kind in FeeKind)
+
+
+def _report_side(line_kind: str) -> str:
+    if line_kind in _FEE_KINDS:
+        return "fees"
+    return LineKind.RESERVE if line_kind == LineKind.RESERVE else "other"
+
+
+def _item_label(item: SettlementItem) -> str:
+    if item.kind == SettlementItemKind.BANK_TRANSACTION:
+        return "Fees and charges"
+    if item.kind == SettlementItemKind.TRANSFER:
+        return "Payout transfer"
+    word = "Refund" if item.kind == SettlementItemKind.REFUND else "Payment"
+    return f"{word} of order {item.amazon_order_id}"

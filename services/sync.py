@@ -49,7 +49,7 @@ from services.run_context import Counters, Progress, RunContext, no_progress
 from services.run_summary import RunSummary
 from services.settlement_ledger import SettlementLedger
 from services.settlement_plan import plan_settlement
-from services.settlement_posting import SettlementCounters, post_settlement
+from services.settlement_posting import post_settlement, settlement_report
 from services.settlements import Settlement, read_settlement
 from services.taxes import TaxMap
 from services.transactions import TaxScheme, TransactionType
@@ -165,14 +165,14 @@ class SyncEngine:
     def _pay_waiting(self, ctx: RunContext) -> None:
         """Settlements whose payments waited for their invoices: those just posted are paid."""
         for row_id in self._settlements.waiting(ctx.integration_id):
-            self._count_settlement(ctx, post_settlement(ctx, self._settlements, row_id))
+            self._post_settlement(ctx, row_id)
 
     def _settle(self, ctx: RunContext, settlement: Settlement) -> None:
         """Record the settlement once and post what it makes: payments, fees, the payout."""
         recorded = self._settlements.record(
             ctx.integration_id, settlement, plan_settlement(settlement)
         )
-        self._count_settlement(ctx, post_settlement(ctx, self._settlements, recorded.id))
+        self._post_settlement(ctx, recorded.id)
         ctx.counters.settlements.append(
             {
                 "settlement_id": settlement.settlement_id,
@@ -182,14 +182,17 @@ class SyncEngine:
             }
         )
 
-    @staticmethod
-    def _count_settlement(ctx: RunContext, posted: SettlementCounters) -> None:
+    def _post_settlement(self, ctx: RunContext, row_id: int) -> None:
+        posted = post_settlement(ctx, self._settlements, row_id)
         counters = ctx.counters
         counters.payments += posted.payments
         counters.bank_transactions += posted.bank_transactions
         counters.transfers += posted.transfers
         counters.already_posted += posted.already_posted
         counters.settlement_items_failed += posted.failed
+        self._notifier.settlement_posted(
+            ctx.integration, settlement_report(self._settlements, row_id)
+        )
 
     def retry_run(
         self,

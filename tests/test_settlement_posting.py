@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -85,10 +86,23 @@ def assert_books_closed(world: SandboxWorld) -> None:
     assert fees["Type"] == "SPEND" and D(str(fees["Total"])) == D("17.20")
 
 
+def summary_channel(container: Container, shop: Integration) -> str:
+    with container.sessions.begin() as session:
+        session.execute(
+            update(Integration).where(Integration.id == shop.id).values(summary_channel="C0FINANCE")
+        )
+    return "C0FINANCE"
+
+
+def payouts(world: SandboxWorld, channel: str) -> list[dict[str, Any]]:
+    return [m for m in world.slack.messages(channel) if m["text"].startswith("Payout")]
+
+
 def test_a_settlement_pays_its_invoices_books_its_fees_and_transfers_its_payout(
     container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
 ) -> None:
     seller_bank(world)
+    channel = summary_channel(container, shop)
     import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
 
     result = container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
@@ -101,6 +115,12 @@ def test_a_settlement_pays_its_invoices_books_its_fees_and_transfers_its_payout(
          "deposit_date": "2026-06-17"}
     ]  # fmt: skip
     assert_books_closed(world)
+    [posted] = payouts(world, channel)
+    assert posted["text"] == (
+        "Payout 22.78 EUR on 17 Jun 2026 (settlement 1234567890): sales 39.98, refunds 0.00, "
+        "fees -12.20, reserve -5.00; clearing balance 0.00"
+    )
+    assert "Reconciled" in str(posted["blocks"])
     # The same settlement again, saved by another program (other bytes, another import run):
     # it is recorded once, and nothing is made twice.
     copy = settlement_file(tmp_path / "copy.txt", newline="\r\n")
@@ -142,16 +162,21 @@ def test_a_payout_before_its_invoices_pays_them_when_they_are_posted(
     container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
 ) -> None:
     seller_bank(world)
+    channel = summary_channel(container, shop)
     early: RunResult = container.sync.import_report(
         shop, settlement_file(tmp_path / "settlement.txt")
     )
     assert early.payments_created == 0 and early.transfers_created == 1, early.to_json()
     assert world.xero.balance("AMZEUR") == D("-39.98")  # the payout left before the sales came
+    [waiting] = payouts(world, channel)
+    assert waiting["text"].endswith("clearing balance -39.98")
+    assert "2 payments wait for their invoices" in str(waiting["blocks"])
 
     later = import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
 
     assert later.payments_created == 2, later.to_json()
     assert_books_closed(world)
+    assert payouts(world, channel)[-1]["text"].endswith("clearing balance 0.00")
 
 
 def test_the_dry_run_of_a_settlement_shows_what_would_be_sent_as_xero_takes_it(

@@ -1,0 +1,35 @@
+"""A payout as finance people match it to the bank deposit: one line with Amazon's figures and
+the clearing account's balance, then whatever did not reconcile."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from slack_sdk.models.blocks import Block
+
+from handlers.blocks.common import Json, context, day, escape, message, packed_sections, section
+from services.results import SettlementReport
+
+
+def _amount(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def settlement_message(report: SettlementReport) -> Json:
+    figures = (
+        f"Payout {_amount(report.payout)} {report.currency} on {day(report.deposit_date)} "
+        f"(settlement {report.settlement_id}): sales {_amount(report.sales)}, "
+        f"refunds {_amount(report.refunds)}, fees {_amount(report.fees)}, "
+        f"reserve {_amount(report.reserve)}"
+        + (f", other {_amount(report.other)}" if report.other else "")
+        + f"; clearing balance {_amount(report.clearing_balance)}"
+    )
+    blocks: list[Block] = [section(escape(figures))]
+    if report.reconciled:
+        blocks.append(context("Reconciled: the clearing account is back at 0.00."))
+    else:
+        blocks += packed_sections(
+            ["*Not reconciled yet*", *(f"• {escape(problem)}" for problem in report.problems)],
+            max_blocks=3,
+        )
+    return message(figures, blocks)
