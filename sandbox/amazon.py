@@ -40,6 +40,7 @@ from sandbox.amazon_reports import (
     generate_all_orders_report,
     generate_settlement_report,
     generate_vat_report,
+    vat_periods,
 )
 from sandbox.faults import Faults
 from services.amazon import USAGE_PLANS
@@ -62,6 +63,8 @@ URL_LIFETIME = 300  # presigned document URLs, likewise
 RDT_LIFETIME = 3600
 RETENTION = timedelta(days=90)  # getReports never looks further back
 SETTLEMENT_CADENCE = timedelta(days=14)
+# Each marketplace settles on its own 14-day cycle, which starts at some second of the two weeks
+# after this (Amazon's periods run from an odd time, e.g. 10.03. 08:24:51 to 24.03. 08:24:50).
 SETTLEMENT_ANCHOR = datetime(2025, 12, 29, tzinfo=UTC)
 # Amazon serves settlement documents uncompressed: getReportDocument names no compression.
 UNCOMPRESSED_REPORT_TYPES = frozenset({SETTLEMENT_REPORT})
@@ -214,6 +217,7 @@ class AmazonSandbox:
         settlement_marketplace_ids: Sequence[str] = (
             "A1PA6795UKMFR9",
             "A1F83G8C2ARO7P",
+            "A1C3SOZRARQ6R3",
             "ATVPDKIKX0DER",
         ),
         clock: Callable[[], float] = time.time,
@@ -583,31 +587,48 @@ class AmazonSandbox:
         return f"amzn1.spdoc.1.4.{region}.{uuid.UUID(int=self._rng.getrandbits(128), version=4)}"
 
     def _create_settlement_reports(self, marketplace_ids: Sequence[str]) -> None:
+        """The settlements of the last 90 days, per marketplace, EU and North America alike,
+        listed as Amazon lists them: dataStartTime and dataEndTime the settlement's period,
+        createdTime shortly after it closes."""
         now = self._now()
-        start = SETTLEMENT_ANCHOR
-        while start + SETTLEMENT_CADENCE <= now:
-            end = start + SETTLEMENT_CADENCE - timedelta(seconds=1)
-            created = end + timedelta(hours=30)
-            if now - RETENTION <= created <= now:
-                for marketplace_id in marketplace_ids:
-                    self._add_settlement(marketplace_id, start, end, created)
-            start += SETTLEMENT_CADENCE
+        # The seller's VAT report: the one a sync of all its EU and UK marketplaces asks for.
+        vat_ids = tuple(m for m in marketplace_ids if MARKETPLACES[m].region == Region.EU)
+        cycles = []
+        for marketplace_id in marketplace_ids:
+            cycle = random.Random(f"settlement-cycle:{self.seed}:{marketplace_id}")
+            offset = timedelta(seconds=cycle.randrange(int(SETTLEMENT_CADENCE.total_seconds())))
+            cycles.append((SETTLEMENT_ANCHOR + offset, marketplace_id, cycle))
+        for start, marketplace_id, cycle in cycles:
+            while start + SETTLEMENT_CADENCE <= now:
+                end = start + SETTLEMENT_CADENCE - timedelta(seconds=1)
+                created = end + timedelta(minutes=cycle.randint(40, 180))
+                if now - RETENTION <= created <= now:
+                    self._add_settlement(marketplace_id, start, end, created, vat_ids)
+                start += SETTLEMENT_CADENCE
 
     def _add_settlement(
-        self, marketplace_id: str, start: datetime, end: datetime, created: datetime
+        self,
+        marketplace_id: str,
+        start: datetime,
+        end: datetime,
+        created: datetime,
+        vat_ids: tuple[str, ...],
     ) -> None:
         report_id = str(next(self._report_ids))
         document_id = self._new_document_id([marketplace_id])
         settlement_id = str(self._rng.randrange(10**10, 10**11))
-        seed, orders = self.seed, self.orders_per_report
 
         def lines() -> Iterator[str]:
+            # Read when downloaded, like the VAT report's: the orders it settles are the
+            # ones the sandbox serves then.
             return generate_settlement_report(
                 period=(start, end),
                 marketplace_id=marketplace_id,
-                seed=seed,
-                orders=orders,
+                seed=self.seed,
+                orders=self.orders_per_report,
                 settlement_id=settlement_id,
+                vat_marketplace_ids=vat_ids if marketplace_id in vat_ids else None,
+                vat_calculation=self.vat_calculation,
             )
 
         self._documents[document_id] = _Document(SETTLEMENT_REPORT, lines, gzip=False)
@@ -631,11 +652,7 @@ class AmazonSandbox:
     ) -> Callable[[], Iterator[str]]:
         seed, orders, vcs = self.seed, self.orders_per_report, self.vat_calculation
         if report_type == VAT_REPORT:
-            months: list[str] = []
-            month = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            while month < end or not months:
-                months.append(month.strftime("%Y-%m"))
-                month = (month + timedelta(days=32)).replace(day=1)
+            months = vat_periods(start, end)
 
             def vat_lines() -> Iterator[str]:
                 for index, period in enumerate(months):

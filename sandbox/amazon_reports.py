@@ -20,7 +20,8 @@ import itertools
 import math
 import random
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -559,6 +560,23 @@ class _Order:
 
 
 @dataclass(frozen=True)
+class _Activity:
+    """A shipment's sale or a refund, as the VAT report's rows for it say."""
+
+    order: _Order
+    activity_id: str  # ACTIVITY_TRANSACTION_ID: the shipment, or the refund
+    when: datetime
+    lines: tuple[_Line, ...]
+    refund: bool = False
+    goods_only: bool = False  # a refund that keeps the shipping charge
+
+    def amounts(self) -> list[dict[str, str]]:
+        """Each line's amount columns exactly as the report writes them."""
+        sign = -1 if self.refund else 1
+        return [line.amounts(sign, goods_only=self.goods_only) for line in self.lines]
+
+
+@dataclass(frozen=True)
 class _Plan:
     """What one order will look like; drawn at random, or fixed for the first orders."""
 
@@ -615,6 +633,8 @@ class _VatReport:
         }
         self.pending: list[tuple[datetime, int, Callable[[], list[str]]]] = []
         self.tiebreak = itertools.count()
+        # What the rows just written sold or refunded, kept only while `activity` reads it.
+        self.settled: deque[_Activity] | None = None
 
     # rows ------------------------------------------------------------------------------------
 
@@ -629,6 +649,8 @@ class _VatReport:
             order = self._order(index, when, plan)
             for shipment_id, shipped, items in order.shipments:
                 invoice = self._invoice_number(order) if order.invoiced else ""
+                if self.settled is not None:
+                    self.settled.append(_Activity(order, shipment_id, shipped, tuple(items)))
                 for line in items:
                     yield self._row(self._sale(order, shipment_id, shipped, line, invoice))
             if plan.refund:
@@ -639,6 +661,14 @@ class _VatReport:
                 yield from self._inbound(when)
         while self.pending:
             yield from heapq.heappop(self.pending)[2]()
+
+    def activity(self) -> Iterator[_Activity]:
+        """The report's sales (one per shipment) and refunds as they happen, in its order:
+        what Amazon settles. Drawn as the rows are, so the report stays what `lines` gives."""
+        self.settled = deque()
+        for _ in self.lines():
+            while self.settled:
+                yield self.settled.popleft()
 
     def _row(self, values: dict[str, str]) -> str:
         return "\t".join(values.get(column, "") for column in self.layout.header)
@@ -683,7 +713,7 @@ class _VatReport:
         # Scheduled cases land on the first EU marketplace; then each marketplace gets an order.
         if index < len(_SCHEDULE) and eu_markets:
             return eu_markets[0], kind
-        if index < len(_SCHEDULE) + len(self.markets):
+        if len(_SCHEDULE) <= index < len(_SCHEDULE) + len(self.markets):
             return self.markets[index - len(_SCHEDULE)], "domestic"
         market = self.rng.choice(self.markets)
         if market.country == "GB" and kind != "b2b_domestic":
@@ -938,6 +968,12 @@ class _VatReport:
 
         def render() -> list[str]:
             invoice = self._invoice_number(order) if order.invoiced else ""
+            if self.settled is not None:
+                self.settled.append(
+                    _Activity(
+                        order, refund_id, when, tuple(lines), refund=True, goods_only=goods_only
+                    )
+                )
             rows = []
             for line in lines:
                 values = self._common(order, line)
@@ -1170,36 +1206,44 @@ class _SettlementRow:
     posted: datetime
 
 
-def _settlement_rows(
-    rng: random.Random, start: datetime, end: datetime, market: Marketplace, orders: int
-) -> Iterator[_SettlementRow]:
-    """Rows after the summary line; drawing from `rng` in a fixed order keeps two passes equal."""
-    currency = market.currency
-    domain = market.domain
-    sales_tax = market.region == Region.NA  # Amazon collects and remits US sales tax itself
-    country = _COUNTRIES.get(market.country, _COUNTRIES["DE"])
-    rate = Decimal("0.0825") if sales_tax else country.standard
-    # Orders whose VAT Amazon collects as deemed supplier: a UK marketplace's orders shipped
-    # from EU stock (UK VAT on eCommerce), an EU marketplace's shipped from UK stock (IOSS).
-    deemed_share = 0.0 if sales_tax else 0.2 if market.country == "GB" else 0.05
-    # Some EU settlements pay nothing out: the reserve holds the whole balance (total 0,00).
-    hold_all = market.country in _DECIMAL_COMMA and rng.random() < 0.3
-    span = (end - start).total_seconds()
-    pending: list[tuple[datetime, int, list[_SettlementRow]]] = []
-    tiebreak = itertools.count()
-    running = ZERO
+_Rows = list[_SettlementRow]
+_RowMaker = Callable[..., _SettlementRow]
+_REFERRAL_RATE = Decimal("0.15")
+# The VAT report's amount families as a settlement names them: ItemPrice rows, their tax
+# rows, and the Promotion rows of the seller's discounts on them.
+_SETTLED_FAMILIES = (("PRICE_OF_ITEMS", "Principal", "Tax"), ("SHIP_CHARGE", "Shipping",
+                     "ShippingTax"), ("GIFT_WRAP", "GiftWrap", "GiftWrapTax"))  # fmt: skip
 
+
+def _row_maker(market: Marketplace) -> _RowMaker:
     def row(
         kind: str, when: datetime, amount_type: str, description: str, amount: Decimal, **extra: str
     ) -> _SettlementRow:
         values = {
             "transaction-type": kind,
-            "marketplace-name": domain,
+            "marketplace-name": market.domain,
             "amount-type": amount_type,
             "amount-description": description,
         }
         values.update(extra)
         return _SettlementRow(values, amount.quantize(CENT, ROUND_HALF_UP), when)
+
+    return row
+
+
+def _settlement_rows(
+    rng: random.Random,
+    start: datetime,
+    end: datetime,
+    market: Marketplace,
+    activity: Iterable[tuple[datetime, _Rows]],
+) -> Iterator[_SettlementRow]:
+    """Rows after the summary line: the reserve released, what the orders settled (`activity`,
+    drawing from the same `rng`), the settlement's own charges, the reserve held. Drawing from
+    `rng` in a fixed order keeps two passes equal."""
+    currency = market.currency
+    row = _row_maker(market)
+    running = ZERO
 
     def emit(rows: Iterable[_SettlementRow]) -> Iterator[_SettlementRow]:
         nonlocal running
@@ -1219,17 +1263,183 @@ def _settlement_rows(
             )
         ]
     )
+    for index, (when, rows) in enumerate(activity):
+        yield from emit(rows)
+        if index % 40 == 20:
+            damaged = {
+                "adjustment-id": "ADJ-" + str(rng.randrange(10**7, 10**8)),
+                "sku": rng.choice(_PRODUCTS).sku,
+                "quantity-purchased": "1",
+            }
+            amount = _local_price(Decimal(rng.randint(5, 60)), currency) * Decimal("0.6")
+            yield from emit(
+                [
+                    row(
+                        "Adjustment",
+                        when,
+                        "other-transaction",
+                        "WAREHOUSE_DAMAGE",
+                        amount,
+                        **damaged,
+                    )
+                ]
+            )
+    fees_day = end - timedelta(hours=rng.randint(2, 20))
+    storage = -Decimal(rng.randint(500, 9_000)) / 100
+    charges = [
+        row(
+            "ServiceFee",
+            fees_day,
+            "other-transaction",
+            "Subscription Fee",
+            -_SUBSCRIPTION[currency],
+        ),
+        row("ServiceFee", fees_day, "other-transaction", "Storage Fee", storage),
+    ]
+    outcome = rng.random()
+    advertising = -Decimal(rng.randint(1_000, 20_000)) / 100
+    if outcome < 0.2:
+        # A campaign billed at once: the fees exceed the sales, the seller owes Amazon.
+        advertising = -(max(running, ZERO) + Decimal(rng.randint(2_000, 30_000)) / 100)
+    if outcome < 0.6:
+        charges.append(
+            row(
+                "Cost of Advertising",
+                fees_day,
+                "Cost of Advertising",
+                "TransactionTotalAmount",
+                advertising,
+            )
+        )
+    yield from emit(charges)
+    if outcome < 0.2 or running <= 0:
+        return  # Amazon holds no reserve back from a balance the seller owes
+    reserve = -min(Decimal(rng.randint(10_000, 60_000)) / 100, running)
+    if market.country in _DECIMAL_COMMA and outcome < 0.45:
+        # Some EU settlements pay nothing out: the reserve holds the whole balance (0,00).
+        reserve = -running
+    yield row("Transfer", end, "other-transaction", "Current Reserve Amount", reserve)
+
+
+def vat_periods(start: datetime, end: datetime) -> list[str]:
+    """The months ("YYYY-MM") a VAT transactions report from `start` to `end` spans."""
+    months: list[str] = []
+    month = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while month < end or not months:
+        months.append(month.strftime("%Y-%m"))
+        month = (month + timedelta(days=32)).replace(day=1)
+    return months
+
+
+def _settled_from_vat(
+    rng: random.Random,
+    start: datetime,
+    end: datetime,
+    market: Marketplace,
+    vat: _VatSource,
+) -> Iterator[tuple[datetime, _Rows]]:
+    """The marketplace's shipments and refunds between `start` and `end` in the VAT reports
+    the sandbox serves for those months, with what Amazon settled for each."""
+    row = _row_maker(market)
+    for period in vat_periods(start, end):
+        report = _VatReport(period, list(vat.marketplace_ids), vat.seed, vat.orders, vcs=vat.vcs)
+        for activity in report.activity():
+            if activity.order.market.id == market.id and start <= activity.when <= end:
+                yield activity.when, _activity_rows(rng, row, activity, split_tax=vat.vcs)
+
+
+def _activity_rows(
+    rng: random.Random, row: _RowMaker, activity: _Activity, *, split_tax: bool
+) -> _Rows:
+    """A shipment's or a refund's settlement rows, item by item, of the amounts its VAT rows
+    carry. Amazon states the tax it calculated (with VCS, or as deemed supplier) apart from
+    the price, else the price is VAT-inclusive; promotions are rows of their own."""
+    order, refund, when = activity.order, activity.refund, activity.when
+    kind = "Refund" if refund else "Order"
+    collected = order.kind in _MARKETPLACE_KINDS
+    split = split_tax or collected
+    # A sale's shipment is the VAT report's; a refund's is Amazon's return shipment.
+    shipment = _token(rng, 9, _UPPER) if refund else activity.activity_id
+    every_line = [line for _, _, items in order.shipments for line in items]
+    rows: _Rows = []
+    for line, amounts in zip(activity.lines, activity.amounts(), strict=True):
+        position = next(i for i, each in enumerate(every_line) if each is line)
+        item = {
+            "order-id": order.order_id,
+            "shipment-id": shipment,
+            "fulfillment-id": order.channel,
+            "order-item-code": str(
+                random.Random(f"{order.order_id}:{position}").randrange(10**13, 10**14)
+            ),
+            "sku": line.product.sku,
+            "quantity-purchased": str(line.qty),
+        }
+        price: _Rows = []
+        promotions: _Rows = []
+        withheld: _Rows = []
+        for family, word, tax_word in _SETTLED_FAMILIES:
+            written = "_AMT_VAT_EXCL" if split else "_AMT_VAT_INCL"
+            base = Decimal(amounts[family + written])
+            promo = Decimal(amounts[f"PROMO_{family}{written}"])
+            tax = Decimal(amounts[f"TOTAL_{family}_VAT_AMT"]) if split else ZERO
+            if base:
+                price.append(row(kind, when, "ItemPrice", word, base, **item))
+            if tax:
+                price.append(row(kind, when, "ItemPrice", tax_word, tax, **item))
+            if promo:
+                promotion = {"promotion-id": "A" + _token(rng, 13, _UPPER)}
+                promotions.append(row(kind, when, "Promotion", word, promo, **item, **promotion))
+            if collected and tax:
+                withheld.append(
+                    row(kind, when, "ItemFees", f"MarketplaceFacilitatorVAT-{word}", -tax, **item)
+                )
+        if refund and len(price) > 1 and rng.random() < 0.5:
+            price[:2] = price[1::-1]  # real refunds often list the Tax row first
+        rows += price + promotions
+        commission = -(Decimal(amounts["TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL"]) * _REFERRAL_RATE)
+        if commission.quantize(CENT, ROUND_HALF_UP):
+            rows.append(row(kind, when, "ItemFees", "Commission", commission, **item))
+        if refund and commission:
+            admin_fee = max(-Decimal("5.00"), -abs(commission) * Decimal("0.2"))
+            rows.append(row(kind, when, "ItemFees", "RefundCommission", admin_fee, **item))
+        rows += withheld
+        if order.channel == "AFN" and not refund:
+            currency = order.market.currency
+            unit = (Decimal("2.70") + line.product.weight * 2) * _PER_EUR[currency]
+            fee = -unit.quantize(CENT) * line.qty
+            rows.append(row(kind, when, "ItemFees", "FBAPerUnitFulfillmentFee", fee, **item))
+            shipping = sum(
+                (r.amount for r in price if r.values["amount-description"] == "Shipping"), ZERO
+            )
+            if shipping:
+                rows.append(row(kind, when, "ItemFees", "ShippingChargeback", -shipping, **item))
+    return rows
+
+
+def _random_orders(
+    rng: random.Random, start: datetime, end: datetime, market: Marketplace, orders: int
+) -> Iterator[tuple[datetime, _Rows]]:
+    """Orders and refunds drawn at random, for marketplaces without a VAT report (North
+    America), their refunds after them."""
+    row = _row_maker(market)
+    currency = market.currency
+    sales_tax = market.region == Region.NA  # Amazon collects and remits US sales tax itself
+    country = _COUNTRIES.get(market.country, _COUNTRIES["DE"])
+    rate = Decimal("0.0825") if sales_tax else country.standard
+    span = (end - start).total_seconds()
+    pending: list[tuple[datetime, int, _Rows]] = []
+    tiebreak = itertools.count()
     for index in range(orders):
         when = start + timedelta(seconds=span * (index + rng.random()) / orders)
         while pending and pending[0][0] <= when:
-            yield from emit(heapq.heappop(pending)[2])
+            refunded, _, refund_rows = heapq.heappop(pending)
+            yield refunded, refund_rows
         order_id = _order_id(rng, market.country)
         shipment = _token(rng, 9, _UPPER)
         channel = "MFN" if rng.random() < 0.1 else "AFN"
         product = rng.choice(_PRODUCTS)
         qty = rng.choices((1, 2, 3), weights=(85, 12, 3))[0]
         gross = _local_price(product.price_eur, currency) * qty
-        collected = sales_tax or rng.random() < deemed_share
         item = {
             "order-id": order_id,
             "shipment-id": shipment,
@@ -1242,7 +1452,7 @@ def _settlement_rows(
             principal, tax = gross, (gross * rate).quantize(CENT, ROUND_HALF_UP)
         else:
             principal, tax = _split(gross, rate)
-        commission = -(principal * Decimal("0.15")).quantize(CENT, ROUND_HALF_UP)
+        commission = -(principal * _REFERRAL_RATE).quantize(CENT, ROUND_HALF_UP)
         rows = [
             row("Order", when, "ItemPrice", "Principal", principal, **item),
             row("Order", when, "ItemPrice", "Tax", tax, **item),
@@ -1251,7 +1461,7 @@ def _settlement_rows(
         if rng.random() < 0.25:
             shipping = _local_price(Decimal("3.99"), currency)
             rows.append(row("Order", when, "ItemPrice", "Shipping", shipping, **item))
-            if collected:
+            if sales_tax:
                 shipping_tax = (shipping * rate).quantize(CENT, ROUND_HALF_UP)
                 rows.append(row("Order", when, "ItemPrice", "ShippingTax", shipping_tax, **item))
         promotion = ZERO
@@ -1270,15 +1480,14 @@ def _settlement_rows(
                 )
             )
         rows.append(row("Order", when, "ItemFees", "Commission", commission, **item))
-        withheld = _withheld(row, "Order", when, tax, shipping_tax, item, sales_tax, -1)
-        if collected:
-            rows.extend(withheld)
+        if sales_tax:
+            rows.extend(_withheld(row, "Order", when, tax, shipping_tax, item, -1))
         if channel == "AFN":
             fee = -(Decimal("2.70") + product.weight * 2).quantize(CENT) * qty
             rows.append(row("Order", when, "ItemFees", "FBAPerUnitFulfillmentFee", fee, **item))
             if shipping:
                 rows.append(row("Order", when, "ItemFees", "ShippingChargeback", -shipping, **item))
-        yield from emit(rows)
+        yield when, rows
         if rng.random() < 0.08:
             refunded = min(when + timedelta(hours=rng.randint(6, 24 * 7)), end)
             refund = {**item, "shipment-id": _token(rng, 9, _UPPER)}
@@ -1294,76 +1503,43 @@ def _settlement_rows(
                 row("Refund", refunded, "ItemFees", "Commission", -commission, **refund),
                 row("Refund", refunded, "ItemFees", "RefundCommission", admin_fee, **refund),
             ]
-            if collected:
-                refund_rows.extend(
-                    _withheld(row, "Refund", refunded, tax, ZERO, refund, sales_tax, 1)
-                )
+            if sales_tax:
+                refund_rows.extend(_withheld(row, "Refund", refunded, tax, ZERO, refund, 1))
             if promotion:
                 refund_rows.append(
                     row("Refund", refunded, "Promotion", "Principal", -promotion, **refund)
                 )
             heapq.heappush(pending, (refunded, next(tiebreak), refund_rows))
-        if index % 40 == 20:
-            adjusted = {
-                "adjustment-id": "ADJ-" + str(rng.randrange(10**7, 10**8)),
-                "sku": product.sku,
-                "quantity-purchased": "1",
-            }
-            yield from emit(
-                [
-                    row(
-                        "Adjustment",
-                        when,
-                        "other-transaction",
-                        "WAREHOUSE_DAMAGE",
-                        (gross * Decimal("0.6")).quantize(CENT),
-                        **adjusted,
-                    )
-                ]
-            )
     while pending:
-        yield from emit(heapq.heappop(pending)[2])
-    fees_day = end - timedelta(hours=rng.randint(2, 20))
-    storage = -Decimal(rng.randint(500, 9_000)) / 100
-    yield from emit(
-        [
-            row(
-                "ServiceFee",
-                fees_day,
-                "other-transaction",
-                "Subscription Fee",
-                -_SUBSCRIPTION[currency],
-            ),
-            row("ServiceFee", fees_day, "other-transaction", "Storage Fee", storage),
-        ]
-    )
-    reserve = -Decimal(rng.randint(10_000, 60_000)) / 100
-    if hold_all:
-        reserve = -running
-    yield row("Transfer", end, "other-transaction", "Current Reserve Amount", reserve)
+        refunded, _, refund_rows = heapq.heappop(pending)
+        yield refunded, refund_rows
 
 
 def _withheld(
-    row: Callable[..., _SettlementRow],
+    row: _RowMaker,
     kind: str,
     when: datetime,
     tax: Decimal,
     shipping_tax: Decimal,
     item: dict[str, str],
-    sales_tax: bool,
     sign: int,
-) -> list[_SettlementRow]:
-    """The tax Amazon keeps as marketplace facilitator: US sales tax under ItemWithheldTax,
-    UK and EU VAT under ItemFees MarketplaceFacilitatorVAT-*."""
-    amount_type, prefix = (
-        ("ItemWithheldTax", "MarketplaceFacilitatorTax")
-        if sales_tax
-        else ("ItemFees", "MarketplaceFacilitatorVAT")
-    )
+) -> _Rows:
+    """The US sales tax Amazon keeps as marketplace facilitator, under ItemWithheldTax."""
+    amount_type, prefix = "ItemWithheldTax", "MarketplaceFacilitatorTax"
     rows = [row(kind, when, amount_type, f"{prefix}-Principal", sign * tax, **item)]
     if shipping_tax:
         rows.append(row(kind, when, amount_type, f"{prefix}-Shipping", sign * shipping_tax, **item))
     return rows
+
+
+@dataclass(frozen=True)
+class _VatSource:
+    """Which VAT transactions reports a settlement settles the orders of."""
+
+    marketplace_ids: tuple[str, ...]
+    seed: int
+    orders: int
+    vcs: bool
 
 
 def generate_settlement_report(
@@ -1373,8 +1549,15 @@ def generate_settlement_report(
     seed: int,
     orders: int = 60,
     settlement_id: str | None = None,
+    vat_marketplace_ids: Sequence[str] | None = None,
+    vat_calculation: bool = True,
 ) -> Iterator[str]:
     """GET_V2_SETTLEMENT_REPORT_DATA_FLAT_FILE_V2 for one settlement period (start, end).
+
+    An EU or UK marketplace settles the orders and refunds of its VAT transactions reports
+    (generate_vat_report with `vat_marketplace_ids`, by default this marketplace alone, the
+    same seed, `orders` a month and `vat_calculation`): the same order ids, shipments, dates
+    and amounts. Elsewhere `orders` orders are drawn for the period.
 
     As Amazon writes it: the summary line alone carries the dates, total-amount and currency;
     amounts and dates are written the marketplace's way (decimal commas and dotted dates in
@@ -1388,10 +1571,23 @@ def generate_settlement_report(
     key = f"settlement:{seed}:{marketplace_id}:{start.isoformat()}"
     if settlement_id is None:
         settlement_id = str(random.Random(key + ":id").randrange(10**10, 10**11))
-    total = sum(
-        (each.amount for each in _settlement_rows(random.Random(key), start, end, market, orders)),
-        ZERO,
-    )
+    vat = None
+    if market.country in _COUNTRIES:
+        vat_ids = tuple(vat_marketplace_ids or (marketplace_id,))
+        if marketplace_id not in vat_ids:
+            raise ValueError(f"the VAT reports of {vat_ids} do not cover {market.domain}")
+        vat = _VatSource(vat_ids, seed, orders, vat_calculation)
+
+    def rows() -> Iterator[_SettlementRow]:
+        rng = random.Random(key)
+        activity = (
+            _settled_from_vat(rng, start, end, market, vat)
+            if vat is not None
+            else _random_orders(rng, start, end, market, orders)
+        )
+        return _settlement_rows(rng, start, end, market, activity)
+
+    total = sum((each.amount for each in rows()), ZERO)
 
     def line(values: dict[str, str]) -> str:
         values = {"settlement-id": settlement_id, **values}
@@ -1407,7 +1603,7 @@ def generate_settlement_report(
             "currency": market.currency,
         }
     )
-    for each in _settlement_rows(random.Random(key), start, end, market, orders):
+    for each in rows():
         yield line(
             {
                 **each.values,

@@ -951,7 +951,8 @@ def test_settlement_header_is_the_samples() -> None:
 def test_settlement_summary_row_alone_carries_currency_and_totals(
     marketplace_id: str, currency: str, comma: bool
 ) -> None:
-    rows = _settlement(marketplace_id)
+    # A settlement with refunds that holds a reserve back (a negative one holds none).
+    rows = _settlement(marketplace_id, seed=1)
     summary, details = rows[0], rows[1:]
     amount = r"-?\d+,\d{2}" if comma else r"-?\d+\.\d{2}"
     moment = (
