@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,7 +30,8 @@ from services.errors import ErrorKind, ServiceError
 from services.integrations import LOCAL_WORKSPACE, OWN_VAT_SCHEMES, IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration
-from services.periods import period_bounds, previous_period
+from services.periods import period_bounds, period_label, previous_period
+from services.reconcile import Reconciliation, reconcile
 from services.results import RunResult
 from services.xero import to_json
 
@@ -288,6 +290,56 @@ def _cmd_retry(container: Container, args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def _cmd_reconcile(container: Container, args: argparse.Namespace) -> int:
+    container.migrate()
+    integration = container.integrations.find(args.name, args.workspace)
+    checked = reconcile(container.sessions, integration, args.period)
+    if args.json:
+        print(json.dumps(checked.to_json()))
+    else:
+        for line in describe_reconciliation(checked):
+            print(line)
+    return 0 if checked.reconciled else EXIT_FAILED
+
+
+def describe_reconciliation(checked: Reconciliation) -> list[str]:
+    """The month's check as text: the figures per currency, then each difference, the
+    unexplained ones first (marked "!")."""
+    lines = [f"{checked.integration}, {period_label(checked.period)}"]
+    if not checked.currencies:
+        lines.append("Nothing recorded for this month: no report rows, no settlements.")
+    for code, f in sorted(checked.currencies.items()):
+        lines += [
+            code,
+            f"  Amazon's report  sales {_money(f.report_sales)}, refunds "
+            f"{_money(f.report_refunds)}",
+            f"  Settlements      sales {_money(f.settled_sales)}, refunds "
+            f"{_money(f.settled_refunds)}, fees {_money(f.fees)}, reserve {_money(f.reserve)}, "
+            f"payouts {_money(f.payouts)}",
+            f"  Xero             invoiced {_money(f.xero_invoiced)}, paid {_money(f.xero_paid)}, "
+            f"clearing balance {_money(f.clearing_balance)}",
+        ]
+    differences = checked.differences
+    flagged = sum(not d.explained for d in differences)
+    verdict = "the month does not reconcile" if flagged else "everything reconciles"
+    lines.append(f"{len(differences)} differences, {flagged} unexplained: {verdict}.")
+    for d in sorted(differences, key=lambda d: d.explained):
+        ids = " ".join(
+            f"{word} {value}"
+            for word, value in (("order", d.amazon_order_id), ("settlement", d.settlement_id))
+            if value
+        )
+        lines.append(
+            f"  {' ' if d.explained else '!'} {d.kind.value}  {ids}  {_money(d.amount)} "
+            f"{d.currency}: {d.explanation}"
+        )
+    return lines
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount.quantize(Decimal('0.01')):,}"
+
+
 def _silent(_phase: str, _done: int, _total: int) -> None:
     return None
 
@@ -359,6 +411,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importing.add_argument("--json", action="store_true")
     importing.set_defaults(handler=_cmd_import_report)
+
+    reconciling = commands.add_parser(
+        "reconcile",
+        help="check a month: Amazon's report, the settlements and Xero, per currency",
+        description="Exit 0 when every difference is explained (orders not settled yet, "
+        "payments waiting for their invoices, ...), 1 when one is not.",
+    )
+    reconciling.add_argument("name")
+    _workspace_option(reconciling)
+    reconciling.add_argument("--period", type=_period, required=True, metavar="YYYY-MM")
+    reconciling.add_argument("--json", action="store_true", help="print one JSON object")
+    reconciling.set_defaults(handler=_cmd_reconcile)
 
     retry = commands.add_parser("retry", help="post failed items again")
     target = retry.add_mutually_exclusive_group(required=True)

@@ -4,26 +4,33 @@ A settlement is recorded once per integration, whatever reads it again (the mont
 import of its file, a retry): its plan's payments, bank transaction and payout become items
 with a key each, so recording twice changes nothing. An item lives like a ledger item: pending
 (or waiting for its invoice), in flight (committed before it is sent), then posted or failed.
+The month's reconciliation (services/reconcile.py) reads settlements and documents through here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.ledger_rows import insert_ignore, update_by_id
+from services.ledger_rows import chunks, insert_ignore, update_by_id
 from services.models import (
     AmazonSettlement,
+    AmazonTransaction,
+    DocumentKind,
+    LedgerItem,
     SettlementItem,
     SettlementItemKind,
     SettlementItemStatus,
 )
-from services.money import cents
+from services.money import cents, from_cents
+from services.row_codec import transaction_from_json
 from services.settlement_plan import SettlementPlan
 from services.settlements import Settlement
 
@@ -41,6 +48,31 @@ def payment_key(transaction_type: str, order_id: str) -> str:
 class RecordedSettlement:
     id: int  # the settlements row
     new: bool  # recorded by this call, not found from an earlier read
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDocument:
+    """A document of Amazon's report as the ledger has it, whatever became of it in Xero."""
+
+    order_id: str | None
+    refund: bool  # a credit note
+    currency: str
+    amount: Decimal  # Amazon's figure from the document's rows: a refund's is negative
+    status: str  # a LedgerStatus
+    in_xero: bool
+    error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SettledOrder:
+    """An order's payment (or refund) item in one of the integration's settlements."""
+
+    order_id: str
+    refund: bool
+    amount_cents: int  # as it moves the clearing account: a refund's is negative
+    status: str  # a SettlementItemStatus
+    settlement_id: str  # Amazon's
+    deposit_at: datetime
 
 
 class SettlementLedger:
@@ -149,6 +181,128 @@ class SettlementLedger:
                 )
             )
 
+    def deposited(
+        self, integration_id: int, start: datetime, end: datetime
+    ) -> list[AmazonSettlement]:
+        """The integration's settlements deposited in [start, end), by deposit date."""
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(AmazonSettlement)
+                    .where(
+                        AmazonSettlement.integration_id == integration_id,
+                        AmazonSettlement.deposit_at >= start,
+                        AmazonSettlement.deposit_at < end,
+                    )
+                    .order_by(AmazonSettlement.deposit_at, AmazonSettlement.id)
+                )
+            )
+
+    def settled_orders(
+        self, integration_id: int, orders: Collection[str]
+    ) -> dict[tuple[str, bool], list[SettledOrder]]:
+        """(order, refund) -> the payment items of these orders in any of the integration's
+        settlements, by deposit date."""
+        found: dict[tuple[str, bool], list[SettledOrder]] = defaultdict(list)
+        with self._sessions() as session:
+            for page in chunks(sorted(orders), 1000):
+                rows = session.execute(
+                    select(
+                        SettlementItem.amazon_order_id,
+                        SettlementItem.kind,
+                        SettlementItem.amount_cents,
+                        SettlementItem.status,
+                        AmazonSettlement.settlement_id,
+                        AmazonSettlement.deposit_at,
+                    )
+                    .join(AmazonSettlement, AmazonSettlement.id == SettlementItem.settlement_id)
+                    .where(
+                        SettlementItem.integration_id == integration_id,
+                        SettlementItem.amazon_order_id.in_(page),
+                        SettlementItem.kind.in_(
+                            [SettlementItemKind.PAYMENT, SettlementItemKind.REFUND]
+                        ),
+                    )
+                    .order_by(AmazonSettlement.deposit_at, SettlementItem.id)
+                )
+                for order, kind, amount, status, settlement_id, deposit_at in rows:
+                    assert order is not None  # asked for by it
+                    refund = kind == SettlementItemKind.REFUND
+                    found[order, refund].append(
+                        SettledOrder(order, refund, amount, status, settlement_id, deposit_at)
+                    )
+        return dict(found)
+
+    def documents_dated(
+        self, integration_id: int, start: datetime, end: datetime
+    ) -> list[ReportDocument]:
+        """The integration's invoices and credit notes whose first report row is dated in
+        [start, end): Amazon's report of that month, read by sync or import alike (a run's
+        period does not say, and an item moves to whichever run read it last)."""
+        day = func.min(AmazonTransaction.payload["date"].as_string())
+        of_month = (
+            select(AmazonTransaction.document_key)
+            .where(
+                AmazonTransaction.integration_id == integration_id,
+                AmazonTransaction.document_key.is_not(None),
+            )
+            .group_by(AmazonTransaction.document_key)
+            .having(day >= start.date().isoformat(), day < end.date().isoformat())
+        )
+        query = (
+            select(
+                LedgerItem.source_key,
+                LedgerItem.amazon_order_id,
+                LedgerItem.document_type,
+                LedgerItem.currency,
+                LedgerItem.gross_cents,
+                LedgerItem.status,
+                LedgerItem.xero_id,
+                LedgerItem.error_message,
+            )
+            .where(
+                LedgerItem.integration_id == integration_id,
+                LedgerItem.source_key.in_(of_month),
+            )
+            .order_by(LedgerItem.id)
+        )
+        with self._sessions() as session:
+            items = session.execute(query).all()
+            # A document in Xero has Amazon's gross recorded (positive on a credit note); the
+            # others' are summed from their rows, signed as Amazon writes them.
+            unposted = self._gross_of_rows(
+                session, integration_id, [item.source_key for item in items if not item.xero_id]
+            )
+        return [
+            ReportDocument(
+                item.amazon_order_id,
+                item.document_type == DocumentKind.CREDIT_NOTE,
+                item.currency or "",
+                unposted[item.source_key]
+                if not item.xero_id
+                else _signed(from_cents(item.gross_cents), item.document_type),
+                item.status,
+                bool(item.xero_id),
+                item.error_message,
+            )
+            for item in items
+        ]
+
+    @staticmethod
+    def _gross_of_rows(
+        session: Session, integration_id: int, keys: list[str]
+    ) -> dict[str, Decimal]:
+        gross: dict[str, Decimal] = defaultdict(Decimal)
+        for page in chunks(keys, 1000):
+            for key, payload in session.execute(
+                select(AmazonTransaction.document_key, AmazonTransaction.payload).where(
+                    AmazonTransaction.integration_id == integration_id,
+                    AmazonTransaction.document_key.in_(page),
+                )
+            ):
+                gross[key] += transaction_from_json(payload).gross
+        return gross
+
     def reopen_in_flight(self, row_id: int) -> None:
         """Items a crash left in flight go back to pending: each is looked for in Xero before
         it is sent again."""
@@ -179,6 +333,10 @@ class SettlementLedger:
         if outcomes:
             with self._sessions.begin() as session:
                 update_by_id(session, SettlementItem, outcomes)
+
+
+def _signed(gross: Decimal, document_type: str | None) -> Decimal:
+    return -gross if document_type == DocumentKind.CREDIT_NOTE else gross
 
 
 def _item(
