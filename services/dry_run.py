@@ -145,10 +145,10 @@ def dry_run(integration: Integration, path: Path) -> Iterator[WouldSend | WouldF
         except ServiceError as error:
             yield WouldFail(error.message)
         else:
-            yield from _settlement(settlement)
+            yield from _settlement(settlement, integration.sales_account_code)
 
 
-def _settlement(settlement: Settlement) -> Iterator[WouldSend]:
+def _settlement(settlement: Settlement, sales_account_code: str) -> Iterator[WouldSend]:
     """A settlement's payments, bank transaction and payout, with what only Xero can say
     (the documents' and accounts' ids) shown in angle brackets."""
     plan, day = plan_settlement(settlement), settlement.deposit_date.date()
@@ -166,7 +166,11 @@ def _settlement(settlement: Settlement) -> Iterator[WouldSend]:
         yield WouldSend(
             "BankTransactions",
             bank_transaction(
-                lines, clearing, day, reference(sid, SettlementItemKind.BANK_TRANSACTION)
+                lines,
+                clearing,
+                day,
+                reference(sid, SettlementItemKind.BANK_TRANSACTION),
+                sales_account_code,
             ).payload(),
         )
     if plan.payout:

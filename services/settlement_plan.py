@@ -2,11 +2,12 @@
 
 Everything Amazon settles passes through the integration's clearing account (a Xero bank account
 per currency), the way A2X and Link My Books book it:
-- each order's invoice is paid from it for what the order brought in (what the buyer paid, less
-  the tax Amazon withheld as marketplace facilitator), and each refund is paid out of it on its
-  credit note;
+- each order's invoice is paid from it for what the buyer paid (the invoice's total), and each
+  refund is paid out of it on its credit note;
 - the settlement's fees, charges, reimbursements, adjustments and reserve moves are the lines of
-  one bank transaction on it, one line per kind;
+  one bank transaction on it, one line per kind; so is the tax Amazon withheld as marketplace
+  facilitator or deemed supplier, booked to the sales account, where it clears the invoice's
+  line of tax Amazon collected (services/documents.py);
 - the payout is a transfer from it to the seller's bank account (the other way when the
   settlement is negative).
 Each amount of the settlement lands in exactly one of these, so the clearing account returns to
@@ -30,6 +31,7 @@ ZERO = Decimal("0.00")
 class LineKind(StrEnum):
     """The lines of a settlement's bank transaction besides the fees (which go by FeeKind)."""
 
+    WITHHELD_TAX = "withheld_tax"  # to the sales account: clears the invoices' collected tax
     RESERVE = "reserve"  # to and from the "Amazon reserve" current asset account
     LOAN = "loan"  # Amazon Lending repayments: a liability, not an expense
     RETURNED_PAYOUT = "returned_payout"  # an earlier payout the bank refused, back in clearing
@@ -89,8 +91,7 @@ def plan_settlement(settlement: Settlement) -> SettlementPlan:
             words[kind].append(description)
 
     for order in settlement.orders:
-        # What the buyer paid less the tax Amazon withheld is what the order brought in.
-        received = order.buyer + order.withheld_tax
+        received = order.buyer  # what its invoice (or credit note) totals
         if received:
             payments.append(
                 OrderPayment(
@@ -101,7 +102,7 @@ def plan_settlement(settlement: Settlement) -> SettlementPlan:
                 )
             )
         for amount in order.amounts:
-            if not (amount.kind.buyer or amount.kind == AmountKind.WITHHELD_TAX):
+            if not amount.kind.buyer:
                 book(_line_kind(amount.kind, amount.fee), amount.amount, amount.description)
     for amount in settlement.amounts:
         book(_line_kind(amount.kind, amount.fee), amount.amount, amount.description)
@@ -129,6 +130,8 @@ def _line_kind(kind: AmountKind, fee: FeeKind | None) -> FeeKind | LineKind:
         return LineKind.LOAN
     if kind == AmountKind.PAYOUT:
         return LineKind.RETURNED_PAYOUT
-    if kind.buyer or kind == AmountKind.WITHHELD_TAX:
+    if kind == AmountKind.WITHHELD_TAX:
+        return LineKind.WITHHELD_TAX
+    if kind.buyer:
         return LineKind.NO_ORDER
     return LineKind.UNMAPPED

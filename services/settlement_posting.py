@@ -141,10 +141,15 @@ def payment(
 
 
 def bank_transaction(
-    lines: Sequence[tuple[str, Decimal, Sequence[str]]], clearing_id: str, day: date, ref: str
+    lines: Sequence[tuple[str, Decimal, Sequence[str]]],
+    clearing_id: str,
+    day: date,
+    ref: str,
+    sales_account_code: str,
 ) -> NewBankTransaction:
     """Spend money when the lines take money out of clearing, receive money otherwise; each
-    line keeps its sign relative to that (a released reserve lowers a spend)."""
+    line keeps its sign relative to that (a released reserve lowers a spend). Withheld tax
+    goes to the sales account, where the invoices booked the tax Amazon collected."""
     sign = -1 if sum((amount for _, amount, _ in lines), Decimal(0)) < 0 else 1
     return NewBankTransaction(
         "SPEND" if sign < 0 else "RECEIVE",
@@ -152,7 +157,7 @@ def bank_transaction(
         CONTACT,
         tuple(
             NewLine(
-                LINE_ACCOUNTS[kind].code,
+                sales_account_code if kind == LineKind.WITHHELD_TAX else LINE_ACCOUNTS[kind].code,
                 sign * amount,
                 f"Amazon {kind.replace('_', ' ')}: {', '.join(words)}"[:4000],
             )
@@ -352,6 +357,7 @@ def _bank_transaction(
                 accounts.clearing.account_id,
                 settlement.deposit_at.date(),
                 item_reference(settlement, item),
+                ctx.integration.sales_account_code,
             ),
         )
         for item in sendable

@@ -23,11 +23,11 @@ def test_a_settlement_read_twice_is_recorded_once_and_keeps_its_items_outcomes(
     items = ledger.items(first.id)
     assert first.new
     assert [(item.kind, item.amount_cents) for item in items] == [
-        (SettlementItemKind.PAYMENT, 12999),
+        (SettlementItemKind.PAYMENT, 14039),  # 129.99 and the 10.40 tax Amazon collected
         (SettlementItemKind.PAYMENT, 14249),
         (SettlementItemKind.REFUND, -12999),
         (SettlementItemKind.PAYMENT, 21000),
-        (SettlementItemKind.BANK_TRANSACTION, 23040),
+        (SettlementItemKind.BANK_TRANSACTION, 22000),  # fees, the withheld tax, the reserve
         (SettlementItemKind.TRANSFER, -58289),  # the payout leaves clearing
     ]
     assert sum(item.amount_cents for item in items) == 0  # clearing nets to zero

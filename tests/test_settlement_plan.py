@@ -20,10 +20,10 @@ D = Decimal
 def test_the_real_samples_plan_pays_each_order_books_each_fee_kind_and_nets_to_zero() -> None:
     plan = plan_settlement(read_settlement(read_report_file(SAMPLE), file_name=SAMPLE.name))
 
-    # What each order brought in: the buyer's payment less the facilitator tax Amazon withheld
-    # (129.99 + 10.40 tax - 10.40 withheld), the refund paid out of clearing.
+    # Each invoice paid what its buyer paid (129.99 + 10.40 facilitator tax), the refund paid
+    # out of clearing; the tax Amazon withheld is a line that clears the invoice's tax line.
     assert plan.payments == (
-        OrderPayment("114-8829371-4410258", False, D("129.99"), "Order"),
+        OrderPayment("114-8829371-4410258", False, D("140.39"), "Order"),
         OrderPayment("113-2047718-9930613", False, D("142.49"), "Order"),
         OrderPayment("112-5561209-7742044", True, D("-129.99"), "Refund"),
         OrderPayment("114-9930211-5567819", False, D("210.00"), "Order"),
@@ -35,12 +35,13 @@ def test_the_real_samples_plan_pays_each_order_books_each_fee_kind_and_nets_to_z
         FeeKind.SHIPPING_CHARGEBACK: D("-7.99"),
         FeeKind.SUBSCRIPTION: D("-39.99"),
         FeeKind.REIMBURSEMENT: D("18.75"),
+        LineKind.WITHHELD_TAX: D("-10.40"),
         LineKind.RESERVE: D("400.44"),  # 820.44 released, 420.00 held
     }
     storage = next(line for line in plan.lines if line.kind == FeeKind.FBA_STORAGE)
     assert storage.descriptions == ("Storage Fee", "LowInventoryLevelFee")
     assert plan.payout == D("582.89") and plan.deposit_date == datetime(2026, 7, 2, tzinfo=UTC)
-    assert plan.lines_total() == D("230.40")
+    assert plan.lines_total() == D("220.00")
     assert plan.clearing_balance() == D("0.00")
 
 
@@ -53,11 +54,9 @@ def test_any_settlement_nets_the_clearing_account_to_zero(rows: list[Drawn]) -> 
     plan = plan_settlement(settlement)
 
     assert plan.clearing_balance() == 0
-    # One payment per order and type that moved money, of what its buyer amounts and withheld
-    # tax add up to; everything else is a line, and no line is empty.
-    assert sum(p.amount for p in plan.payments) == sum(
-        order.buyer + order.withheld_tax for order in settlement.orders
-    )
+    # One payment per order and type that moved money, of what its buyer amounts add up to;
+    # everything else is a line, and no line is empty.
+    assert sum(p.amount for p in plan.payments) == sum(order.buyer for order in settlement.orders)
     assert all(p.amount and p.refund == (p.amount < 0) for p in plan.payments)
     assert all(line.amount for line in plan.lines)
     assert len({line.kind for line in plan.lines}) == len(plan.lines)
