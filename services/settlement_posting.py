@@ -227,6 +227,9 @@ def _payments(
     accounts: SettlementAccounts,
     counters: SettlementCounters,
 ) -> None:
+    """Each order's payment (or refund) on its documents: one payment when one document is
+    of the settled amount or the order has one, one per document when the order's documents
+    add up to it (two shipments settled together)."""
     items = ledger.items(
         settlement.id,
         SettlementItemStatus.PENDING,
@@ -234,58 +237,119 @@ def _payments(
         kinds=[SettlementItemKind.PAYMENT, SettlementItemKind.REFUND],
     )
     for page in chunks(items, PAGE):
-        found = _found(
-            page,
-            lambda refs: {
-                p.reference: p.payment_id
-                for p in ctx.xero.find_payments_by_reference(refs)
-                if p.status != "DELETED"
-            },
-            settlement,
-        )
-        outcomes, sendable = _adopted(page, found, counters)
-        documents = _documents(ctx, sendable)
-        payments: list[tuple[SettlementItem, NewPayment]] = []
-        for item in sendable:
+        documents = _documents(ctx, page)
+        outcomes: list[dict[str, Any]] = []
+        parts: dict[int, list[tuple[str, NewPayment]]] = {}
+        for item in page:
             target = documents.get(item.id)
             if target is None:
                 outcomes.append(_waiting(item.id, _why_waiting(item)))
                 counters.waiting += 1
-                continue
-            if isinstance(target, ServiceError):
+            elif isinstance(target, ServiceError):
                 outcomes.append(_failed(item.id, target))
                 counters.failed += 1
                 counters.failures.append(target.message)
+            else:
+                parts[item.id] = _parts(settlement, item, target, accounts.clearing.account_id)
+        # Parts an earlier attempt may have made are looked for by their Reference first.
+        tried = [ref for item in page if item.attempts for ref, _ in parts.get(item.id, [])]
+        found = (
+            {
+                p.reference: p.payment_id
+                for p in ctx.xero.find_payments_by_reference(tried)
+                if p.status != "DELETED"
+            }
+            if tried
+            else {}
+        )
+        sendable: list[tuple[SettlementItem, list[tuple[str, NewPayment]]]] = []
+        for item in page:
+            if item.id not in parts:
                 continue
-            payments.append(
-                (
-                    item,
-                    payment(
-                        item.kind == SettlementItemKind.REFUND,
-                        target,
-                        accounts.clearing.account_id,
-                        from_cents(item.amount_cents),
-                        settlement.deposit_at.date(),
-                        item_reference(settlement, item),
-                    ),
+            left = [(ref, sent) for ref, sent in parts[item.id] if ref not in found]
+            if left:
+                sendable.append((item, left))
+            else:
+                outcomes.append(_posted(item.id, found[parts[item.id][0][0]]))
+                counters.already_posted += 1
+        ledger.record_outcomes(outcomes)
+        _send_payments(ctx, ledger, sendable, counters)
+
+
+def _parts(
+    settlement: AmazonSettlement,
+    item: SettlementItem,
+    documents: list[tuple[str, int]],
+    clearing_id: str,
+) -> list[tuple[str, NewPayment]]:
+    """(Reference, payment) for each document the item pays."""
+    base = item_reference(settlement, item)
+    refund = item.kind == SettlementItemKind.REFUND
+    sign = -1 if item.amount_cents < 0 else 1
+    parts = []
+    for number, (document_id, amount) in enumerate(documents, start=1):
+        ref = base if len(documents) == 1 else f"{base} ({number} of {len(documents)})"
+        day = settlement.deposit_at.date()
+        parts.append(
+            (ref, payment(refund, document_id, clearing_id, from_cents(sign * amount), day, ref))
+        )
+    return parts
+
+
+def _send_payments(
+    ctx: RunContext,
+    ledger: SettlementLedger,
+    items: Sequence[tuple[SettlementItem, list[tuple[str, NewPayment]]]],
+    counters: SettlementCounters,
+) -> None:
+    """As _send, for items of one or more payments each: an item is posted when all of its
+    payments are made; one refused fails it, and a retry makes only those not found."""
+    for batch in chunks(list(items), PAGE // 2):  # a split order pays two or three documents
+        ctx.confirm_claim()
+        attempts = ledger.mark_in_flight([item for item, _ in batch])
+        material = ",".join(
+            f"{item.item_key}@{item.settlement_id}#{attempts[item.id]}" for item, _ in batch
+        )
+        payments = [sent for _, parts in batch for _, sent in parts]
+        outcomes: list[dict[str, Any]] = []
+        try:
+            results = iter(
+                ctx.xero.create_payments(
+                    payments,
+                    idempotency_key=idempotency_key(ctx.integration_id, "Payments", material),
                 )
             )
-        ledger.record_outcomes(outcomes)
-        _send(
-            ctx,
-            ledger,
-            payments,
-            "Payments",
-            lambda batch, key: ctx.xero.create_payments(batch, idempotency_key=key),
-            lambda made: made.payment_id,
-            counters,
-        )
+        except ServiceError as error:
+            if error.kind == ErrorKind.AUTH:
+                raise
+            outcomes = [_failed(item.id, error) for item, _ in batch]
+            counters.failed += len(batch)
+            counters.failures.append(error.message)
+        else:
+            for item, parts in batch:
+                answers = [next(results) for _ in parts]
+                refused = [" ".join(a.errors) for a in answers if not (a.ok and a.made)]
+                if refused:
+                    refusal = ServiceError(
+                        ErrorKind.VALIDATION, "Xero: " + " ".join(refused), retryable=True
+                    )
+                    outcomes.append(_failed(item.id, refusal))
+                    counters.failed += 1
+                    counters.failures.append(refusal.message)
+                    continue
+                made = answers[0].made
+                outcomes.append(_posted(item.id, made.payment_id if made else ""))
+                counters.payments += 1
+        finally:
+            ledger.record_outcomes(outcomes)
 
 
-def _documents(ctx: RunContext, items: Sequence[SettlementItem]) -> dict[int, str | ServiceError]:
-    """Item id -> the Xero id of the document it pays, for those whose document is in Xero: the
-    order's only one of its kind, or the one of the payment's amount (else why not)."""
-    targets: dict[int, str | ServiceError] = {}
+def _documents(
+    ctx: RunContext, items: Sequence[SettlementItem]
+) -> dict[int, list[tuple[str, int]] | ServiceError]:
+    """Item id -> the documents it pays, each with the cents it pays there, for those whose
+    documents are in Xero (else why they cannot be paid)."""
+    targets: dict[int, list[tuple[str, int]] | ServiceError] = {}
     for kind, payment_kind in (
         (DocumentKind.INVOICE, SettlementItemKind.PAYMENT),
         (DocumentKind.CREDIT_NOTE, SettlementItemKind.REFUND),
@@ -297,18 +361,23 @@ def _documents(ctx: RunContext, items: Sequence[SettlementItem]) -> dict[int, st
             ctx.integration_id, kind, {item.amazon_order_id for item in mine}
         )
         for item in mine:
-            documents = [d for d in posted.get(item.amazon_order_id, []) if d.xero_id]
-            fitting = [d for d in documents if abs(d.gross_cents) == abs(item.amount_cents)]
-            chosen = fitting or (documents if len(documents) == 1 else [])
-            if chosen and chosen[0].xero_id:
-                targets[item.id] = chosen[0].xero_id
+            documents = [
+                (d.xero_id, abs(d.gross_cents))
+                for d in posted.get(item.amazon_order_id, [])
+                if d.xero_id
+            ]
+            amount = abs(item.amount_cents)
+            fitting = [d for d in documents if d[1] == amount]
+            if fitting or len(documents) == 1:
+                targets[item.id] = [((fitting or documents)[0][0], amount)]
+            elif documents and sum(cents for _, cents in documents) == amount:
+                targets[item.id] = documents
             elif documents:
                 targets[item.id] = ServiceError(
                     ErrorKind.VALIDATION,
-                    f"Order {item.amazon_order_id}: Amazon settled "
-                    f"{from_cents(abs(item.amount_cents))} for it, and none of its "
-                    f"{len(documents)} documents in Xero is of that amount; this bot does not "
-                    "split a payment yet. Pay it by hand in Xero.",
+                    f"Order {item.amazon_order_id}: Amazon settled {from_cents(amount)} for "
+                    f"it, which is neither one of its {len(documents)} documents in Xero nor "
+                    "all of them. Pay it by hand in Xero.",
                 )
     return targets
 
@@ -512,10 +581,8 @@ def _send(
 def _count(item: SettlementItem, counters: SettlementCounters) -> None:
     if item.kind == SettlementItemKind.BANK_TRANSACTION:
         counters.bank_transactions += 1
-    elif item.kind == SettlementItemKind.TRANSFER:
-        counters.transfers += 1
     else:
-        counters.payments += 1
+        counters.transfers += 1
 
 
 def _posted(item_id: int, xero_id: str) -> dict[str, Any]:

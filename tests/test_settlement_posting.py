@@ -201,3 +201,43 @@ def test_the_dry_run_of_a_settlement_shows_what_would_be_sent_as_xero_takes_it(
     )
     assert payout["Amount"] == PAYOUT
     assert payout["ToBankAccount"] == {"AccountID": "<the bank account Amazon pays EUR into>"}
+
+
+def test_an_order_shipped_twice_and_settled_at_once_pays_each_invoice_once(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    seller_bank(world)
+    order = SALE["TRANSACTION_EVENT_ID"]
+    later_shipment = {
+        **SALE, "ACTIVITY_TRANSACTION_ID": "Ship2X", "VAT_INV_NUMBER": "DE-AEU-2026-9"
+    }  # fmt: skip
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, later_shipment)
+    rows = [
+        line(transaction_type="Order", order_id=order, shipment_id=shipment,
+             amount_type="ItemPrice", amount_description="Principal", amount="19,99")
+        for shipment in ("S1", "S2")
+    ]  # fmt: skip
+    path = tmp_path / "settlement.txt"
+    path.write_text("\n".join([HEADER, summary("39,98"), *rows]) + "\n")
+
+    result = container.sync.import_report(shop, path)
+
+    assert result.status == RunStatus.SUCCEEDED and result.payments_created == 1, result.to_json()
+    invoices = world.xero.documents("Invoices")
+    assert [(i["Status"], D(str(i["AmountDue"]))) for i in invoices] == [("PAID", 0)] * 2
+    references = sorted(p["Reference"] for p in world.xero.documents("Payments"))
+    assert references == [
+        f"Amazon settlement 1234567890 order {order} (1 of 2)",
+        f"Amazon settlement 1234567890 order {order} (2 of 2)",
+    ]
+    assert world.xero.balance("AMZEUR") == 0
+    # A crash after both were sent, before the answer was recorded: both are found, none resent.
+    with container.sessions.begin() as session:
+        session.execute(
+            update(SettlementItem).values(status=SettlementItemStatus.IN_FLIGHT, xero_id=None)
+        )
+    copy = tmp_path / "copy.txt"
+    copy.write_text("\r\n".join([HEADER, summary("39,98"), *rows]) + "\r\n")
+    again = container.sync.import_report(shop, copy)
+    assert again.already_posted == 2 and again.payments_created == 0, again.to_json()  # + payout
+    assert len(world.xero.documents("Payments")) == 2
