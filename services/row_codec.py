@@ -108,6 +108,15 @@ def _content_json(transaction: Transaction) -> str:
     )
 
 
+def row_key(day: str, digest: str) -> str:
+    """The row's date (YYYYMMDD, from its ISO form) and the first half of its content digest:
+    a report's keys then reach the unique index in about the order it keeps them, where a
+    random key dirtied a page of it per row (a third of ingest's time at 300k rows on SQLite).
+    128 bits of digest keep rows of one day apart. Migration 0010 turned the keys recorded
+    before into these, from each row's stored date."""
+    return day.replace("-", "") + digest[:32]
+
+
 class StoredRow(NamedTuple):
     key: str  # the content key, unique per integration
     payload: EncodedJSON  # what transaction_from_json reads back
@@ -135,7 +144,7 @@ class RowEncoder:
             digest = hashlib.sha256(f"{digest}#{self._repeat}".encode()).hexdigest()
         source = transaction.source
         return StoredRow(
-            digest,
+            row_key(transaction.date.isoformat(), digest),
             EncodedJSON(
                 f'{{"source": [{encode_basestring_ascii(source.file)}, {source.line}], '
                 + content[1:]
