@@ -129,7 +129,7 @@ def _show(
         reply(
             respond,
             blocks.status_message(
-                overview(services, integration),
+                overview(services, integration, payouts=True),
                 can_manage=is_admin(context, client, user),
                 now=datetime.now(UTC),
             ),

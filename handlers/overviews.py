@@ -7,7 +7,10 @@ from handlers.context import Services
 from services.models import Integration, IntegrationStatus
 
 
-def overview(services: Services, integration: Integration) -> IntegrationOverview:
+def overview(
+    services: Services, integration: Integration, *, payouts: bool = False
+) -> IntegrationOverview:
+    """With `payouts`, the last settlement and the clearing balances too (for its status)."""
     runs = services.sync.runs(integration.id, limit=1, workspace_id=integration.workspace_id)
     next_run, next_period = services.next_sync()
     active = integration.status == IntegrationStatus.ACTIVE
@@ -16,6 +19,11 @@ def overview(services: Services, integration: Integration) -> IntegrationOvervie
         last_run=runs[0] if runs else None,
         next_run=next_run if active else None,
         next_period=next_period if active else None,
+        payouts=(
+            services.sync.payouts(integration.id, workspace_id=integration.workspace_id)
+            if payouts
+            else None
+        ),
     )
 
 

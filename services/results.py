@@ -120,3 +120,12 @@ class SettlementReport:
     @property
     def reconciled(self) -> bool:
         return self.clearing_balance == 0 and not self.problems
+
+
+@dataclass(frozen=True)
+class Payouts:
+    """An integration's payouts at a glance: the last settlement, and what each currency's
+    clearing account holds of what the bot booked (0.00 when every payout reconciled)."""
+
+    last: SettlementReport | None
+    clearing_balances: dict[str, Decimal]

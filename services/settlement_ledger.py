@@ -166,6 +166,34 @@ class SettlementLedger:
         with self._sessions() as session:
             return list(session.scalars(query.order_by(SettlementItem.id)))
 
+    def latest(self, integration_id: int) -> int | None:
+        """The integration's settlement deposited last, if any."""
+        with self._sessions() as session:
+            return session.scalar(
+                select(AmazonSettlement.id)
+                .where(AmazonSettlement.integration_id == integration_id)
+                .order_by(AmazonSettlement.deposit_at.desc(), AmazonSettlement.id.desc())
+                .limit(1)
+            )
+
+    def clearing_balances(self, integration_id: int) -> dict[str, Decimal]:
+        """Per currency, what the clearing account holds of what this bot booked to it: the
+        posted items of every settlement, as each moved it."""
+        with self._sessions() as session:
+            return {
+                currency: from_cents(int(total))
+                for currency, total in session.execute(
+                    select(AmazonSettlement.currency, func.sum(SettlementItem.amount_cents))
+                    .join(AmazonSettlement, AmazonSettlement.id == SettlementItem.settlement_id)
+                    .where(
+                        SettlementItem.integration_id == integration_id,
+                        SettlementItem.status == SettlementItemStatus.POSTED,
+                    )
+                    .group_by(AmazonSettlement.currency)
+                    .order_by(AmazonSettlement.currency)
+                )
+            }
+
     def waiting(self, integration_id: int) -> list[int]:
         """The integration's settlements with payments waiting for their documents."""
         with self._sessions() as session:

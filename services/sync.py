@@ -43,7 +43,7 @@ from services.periods import describe_period, period_bounds
 from services.posting import post
 from services.report_files import read_report_file
 from services.reports import ReportKind, parse_report, report_kind
-from services.results import CurrencyTotals, RunResult
+from services.results import CurrencyTotals, Payouts, RunResult
 from services.run_claims import Claim, ClaimLost, RunClaims
 from services.run_context import Counters, Progress, RunContext, no_progress
 from services.run_summary import RunSummary
@@ -242,6 +242,17 @@ class SyncEngine:
         return refreshed
 
     # -- what Slack and the CLI look at ----------------------------------------------------
+
+    def payouts(
+        self, integration_id: int, *, workspace_id: str | None, actor: str = "system"
+    ) -> Payouts:
+        """The last settlement as it stands in Xero, and the clearing balances."""
+        self._integrations.get_by_id(integration_id, workspace_id=workspace_id, actor=actor)
+        latest = self._settlements.latest(integration_id)
+        return Payouts(
+            settlement_report(self._settlements, latest) if latest is not None else None,
+            self._settlements.clearing_balances(integration_id),
+        )
 
     def runs(
         self,

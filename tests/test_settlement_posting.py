@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.container import Container
+from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from services.dry_run import WouldFail, WouldSend, dry_run
 from services.models import Integration, RunStatus, SettlementItem, SettlementItemStatus
@@ -20,6 +21,7 @@ from tests.test_customer_ledger import import_rows
 from tests.test_documents import assert_writable
 from tests.test_reports import SALE
 from tests.test_settlements import HEADER, line, summary
+from tests.test_slack_app import texts, wait_for
 
 D = Decimal
 SECOND = {
@@ -241,3 +243,27 @@ def test_an_order_shipped_twice_and_settled_at_once_pays_each_invoice_once(
     again = container.sync.import_report(shop, copy)
     assert again.already_posted == 2 and again.payments_created == 0, again.to_json()  # + payout
     assert len(world.xero.documents("Payments")) == 2
+
+
+def test_amazon_status_shows_the_last_payout_and_the_clearing_balance(
+    container: Container, world: SandboxWorld, shop: Integration, slack: SlackDriver, tmp_path: Path
+) -> None:
+    with container.sessions.begin() as session:  # the integration is the Slack workspace's
+        session.execute(
+            update(Integration).where(Integration.id == shop.id).values(workspace_id=TEAM)
+        )
+    slack.command("status Acme EU", key="before")
+    [before] = wait_for(lambda: slack.slack.responses("before"))
+    assert "Last payout" in texts(before) and "none yet" in texts(before)
+    seller_bank(world)
+    container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
+
+    slack.command("status Acme EU", key="waiting")
+
+    [waiting] = wait_for(lambda: slack.slack.responses("waiting"))
+    assert "€22.78 on 17 Jun 2026 (settlement 1234567890), 1 open point" in texts(waiting)
+    assert "clearing balance -€39.98" in texts(waiting)
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+    slack.command("status Acme EU", key="after")
+    [after] = wait_for(lambda: slack.slack.responses("after"))
+    assert "(settlement 1234567890), reconciled; clearing balance €0.00" in texts(after)

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from slack_sdk.models.blocks import Block
@@ -27,6 +28,7 @@ from handlers.blocks.common import (
     header,
     manage_buttons,
     message,
+    money,
     next_run_text,
     number,
     packed_sections,
@@ -42,6 +44,7 @@ from handlers.blocks.common import (
 )
 from services.marketplaces import MARKETPLACES
 from services.models import AuditEntry, InvoiceStatus, SyncRun
+from services.results import Payouts
 
 COMMAND = "/amazon"
 LIST_PAGE_SIZE = 20  # two blocks a row: 40 of a message's 50
@@ -184,6 +187,22 @@ def integration_list_message(
     return message(f"{plural(total, 'integration')}: {names}{more}", blocks)
 
 
+def payout_text(payouts: Payouts) -> str:
+    """The last settlement and each clearing account's balance, as finance people check them."""
+    last = payouts.last
+    if last is None:
+        return "none yet"
+    text = (
+        f"{money(last.payout, last.currency)} on {day(last.deposit_date)} "
+        f"(settlement {escape(last.settlement_id)})"
+    )
+    text += ", reconciled" if last.reconciled else f", {plural(len(last.problems), 'open point')}"
+    balances = ", ".join(
+        money(amount, currency) for currency, amount in payouts.clearing_balances.items()
+    )
+    return f"{text}; clearing balance {balances or money(Decimal(0), last.currency)}"
+
+
 def status_message(overview: IntegrationOverview, *, can_manage: bool, now: datetime) -> Json:
     """`/amazon status NAME`: settings, connections, last and next run."""
     integration = overview.integration
@@ -216,6 +235,8 @@ def status_message(overview: IntegrationOverview, *, can_manage: bool, now: date
         ("Last run", run_outcome(overview.last_run) if overview.last_run else "none yet"),
         ("Next run", next_run_text(overview)),
     ]
+    if overview.payouts is not None:
+        pairs.append(("Last payout", payout_text(overview.payouts)))
     overrides = len(integration.tax_overrides or {})
     if overrides:
         pairs.append(("Tax overrides", plural(overrides, "mapping")))

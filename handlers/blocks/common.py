@@ -35,6 +35,7 @@ from services.errors import ServiceError
 from services.integrations import AMAZON_AUTHORIZATION_LIFETIME
 from services.models import Integration, IntegrationStatus, RunStatus, SyncRun
 from services.periods import period_label
+from services.results import Payouts
 
 Json = dict[str, Any]
 
@@ -347,6 +348,7 @@ class IntegrationOverview:
     last_run: SyncRun | None = None
     next_run: datetime | None = None
     next_period: str | None = None  # the YYYY-MM the next run pulls
+    payouts: Payouts | None = None  # `/amazon status` only
 
     @property
     def authorization_expires_at(self) -> datetime | None:
