@@ -152,7 +152,16 @@ class SyncEngine:
             ctx = self._context(integration, held, progress)
             try:
                 if not held.summary.state.ingested:
-                    items = parse_report(read_report_file(path), file_name=path.name)
+                    # In the EU the VAT report holds every refund, with its VAT: a settlement's
+                    # refund rows would post them a second time. Elsewhere they are the refunds.
+                    settlement_in_eu = (
+                        kind == ReportKind.SETTLEMENT_V2 and integration.region == Region.EU
+                    )
+                    items = (
+                        ()
+                        if settlement_in_eu
+                        else parse_report(read_report_file(path), file_name=path.name)
+                    )
                     mark_ingested(ctx, ingest(ctx, items))
                 post(ctx)
                 self._pay_waiting(ctx)

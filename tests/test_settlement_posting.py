@@ -17,7 +17,7 @@ from sandbox.world import SandboxWorld
 from services.dry_run import WouldFail, WouldSend, dry_run
 from services.models import Integration, RunStatus, SettlementItem, SettlementItemStatus
 from services.results import RunResult
-from tests.test_customer_ledger import import_rows
+from tests.test_customer_ledger import REFUND, import_rows
 from tests.test_documents import assert_writable
 from tests.test_reports import SALE
 from tests.test_settlements import HEADER, line, summary
@@ -267,3 +267,46 @@ def test_amazon_status_shows_the_last_payout_and_the_clearing_balance(
     slack.command("status Acme EU", key="after")
     [after] = wait_for(lambda: slack.slack.responses("after"))
     assert "(settlement 1234567890), reconciled; clearing balance €0.00" in texts(after)
+
+
+def test_a_refund_settled_after_its_sale_was_paid_is_paid_out_on_its_credit_note(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    seller_bank(world)
+    order = SALE["TRANSACTION_EVENT_ID"]
+    import_rows(container, shop, tmp_path / "sale.txt", SALE)
+    sold = tmp_path / "sold.txt"
+    sold.write_text(
+        "\n".join(
+            [HEADER, summary("19,99"), line(transaction_type="Order", order_id=order,
+             amount_type="ItemPrice", amount_description="Principal", amount="19,99")]
+        ) + "\n"
+    )  # fmt: skip
+    container.sync.import_report(shop, sold)
+    # The refund comes in the next month's report: the invoice is paid, so the credit note
+    # cannot be allocated to it, and stays open until Amazon's refund is settled.
+    import_rows(container, shop, tmp_path / "refund.txt", REFUND)
+    [credit_note] = world.xero.documents("CreditNotes")
+    assert D(str(credit_note["RemainingCredit"])) == D("19.99")
+    refunded = tmp_path / "refunded.txt"
+    refunded.write_text(
+        "\n".join(
+            [HEADER, summary("-21,99", settlement_id="2222"),
+             line(settlement_id="2222", transaction_type="Refund", order_id=order,
+                  amount_type="ItemPrice", amount_description="Principal", amount="-19,99"),
+             line(settlement_id="2222", transaction_type="Refund", order_id=order,
+                  amount_type="ItemFees", amount_description="RefundCommission", amount="-2,00")]
+        ) + "\n"
+    )  # fmt: skip
+
+    result = container.sync.import_report(shop, refunded)
+
+    assert result.status == RunStatus.SUCCEEDED and result.payments_created == 1, result.to_json()
+    [credit_note] = world.xero.documents("CreditNotes")
+    assert credit_note["Status"] == "PAID" and D(str(credit_note["RemainingCredit"])) == 0
+    # Amazon took the refund and its fee from the seller's bank: a transfer into clearing.
+    transfers = world.xero.documents("BankTransfers")
+    assert [D(str(t["Amount"])) for t in transfers] == [D("19.99"), D("21.99")]
+    assert transfers[1]["FromBankAccount"]["AccountID"] == "acc-eur-bank"
+    assert world.xero.balance("AMZEUR") == 0
+    assert world.xero.balance("091") == D("-2.00")  # 19.99 in, 21.99 out
