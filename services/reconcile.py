@@ -56,6 +56,7 @@ class DifferenceKind(StrEnum):
     NOT_INVOICED = "not_invoiced"  # a payment waiting for its invoice or credit note
     INVOICED_IN_OTHER_MONTH = "invoiced_in_other_month"
     LOAN = "loan"  # an Amazon Lending repayment, booked to the lending liability
+    WITHHELD_TAX = "withheld_tax"  # tax Amazon remits itself: clears the invoices' tax lines
     # Flagged: someone must act.
     DOCUMENT_FAILED = "document_failed"
     DOCUMENT_NOT_POSTED = "document_not_posted"
@@ -77,6 +78,7 @@ _EXPLAINED = frozenset(
         DifferenceKind.NOT_INVOICED,
         DifferenceKind.INVOICED_IN_OTHER_MONTH,
         DifferenceKind.LOAN,
+        DifferenceKind.WITHHELD_TAX,
     }
 )
 
@@ -256,6 +258,16 @@ class _Check:
                 figures.fees += amount
             elif kind == LineKind.RESERVE:
                 figures.reserve += amount
+            elif kind == LineKind.WITHHELD_TAX:
+                self.differ(
+                    DifferenceKind.WITHHELD_TAX,
+                    settlement.currency,
+                    amount,
+                    "Tax Amazon collected and remitted itself (marketplace facilitator or deemed "
+                    "supplier), booked to the sales account, where it clears the invoices' "
+                    "lines of that tax.",
+                    settlement_id=settlement.settlement_id,
+                )
             elif kind == LineKind.LOAN:
                 self.differ(
                     DifferenceKind.LOAN,

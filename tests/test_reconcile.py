@@ -17,7 +17,7 @@ from services.models import Integration
 from tests.test_customer_ledger import import_rows
 from tests.test_reports import SALE
 from tests.test_settlement_posting import SECOND, SETTLEMENT_ROWS, seller_bank, settlement_file
-from tests.test_settlements import HEADER, summary
+from tests.test_settlements import HEADER, line, summary
 
 # The settlement file's deposit date is 17 June 2026.
 JUNE, MAY = "2026-06", "2026-05"
@@ -218,3 +218,37 @@ def test_a_name_or_period_it_cannot_use_is_status_2(
     with pytest.raises(SystemExit) as exit_:
         main(["reconcile", "Acme EU", "--period", "2026-13"], settings=container.settings)
     assert exit_.value.code == 2
+
+
+def test_tax_amazon_withheld_is_explained_not_suspense(
+    container: Container,
+    world: SandboxWorld,
+    shop: Integration,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seller_bank(world)
+    import_rows(container, shop, tmp_path / "vat.txt", dated(SALE, "10-06-2026"))
+    withheld = line(
+        transaction_type="Order",
+        order_id=ORDER_1,
+        amount_type="ItemWithheldTax",
+        amount_description="MarketplaceFacilitatorVAT-Principal",
+        amount="-3,19",
+    )
+    sold = line(
+        transaction_type="Order",
+        order_id=ORDER_1,
+        amount_type="ItemPrice",
+        amount_description="Principal",
+        amount="19,99",
+    )
+    path = tmp_path / "settlement.txt"
+    path.write_text("\n".join([HEADER, summary("16,80"), sold, withheld]) + "\n")
+    container.sync.import_report(shop, path)
+
+    code, result = checked(container, capsys, JUNE)
+
+    assert code == 0, result
+    assert differences(result) == {("withheld_tax", "1234567890", "-3.19", True)}
+    assert result["currencies"]["EUR"]["clearing_balance"] == "0.00"
