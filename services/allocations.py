@@ -11,14 +11,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from services.errors import ErrorKind, ServiceError
+from services.errors import UNCERTAIN, ErrorKind, ServiceError
 from services.models import AllocationStatus, DocumentKind, LedgerItem, LedgerStatus
 from services.money import from_cents
 from services.run_context import RunContext
 from services.xero import XeroDocument, idempotency_key
-
-# Outcomes Xero may have acted on although we never saw its answer.
-_UNCERTAIN = {ErrorKind.UPSTREAM_UNAVAILABLE, ErrorKind.RATE_LIMIT}
 
 
 def allocate(ctx: RunContext) -> None:
@@ -108,7 +105,7 @@ def _make(ctx: RunContext, credit_note: LedgerItem, invoice: LedgerItem) -> dict
             ),
         )
     except ServiceError as error:
-        if error.kind == ErrorKind.AUTH or error.kind in _UNCERTAIN:
+        if error.kind == ErrorKind.AUTH or error.kind in UNCERTAIN:
             raise  # the run resumes later; an allocation in flight is looked for first
         # A failed item with Retry like any other; the credit note stays in Xero.
         return {

@@ -40,14 +40,16 @@ from services.documents import (
 )
 from services.errors import ServiceError
 from services.integrations import PostingSettings
-from services.models import DocumentKind, Integration, SettlementItemKind
+from services.models import DocumentKind, Integration
 from services.posting_rules import document_label, posting_settings, posting_verdict
 from services.report_files import read_report_file
 from services.reports import ReportKind, parse_report, report_kind
+from services.settlement_ledger import BANK_TRANSACTION_KEY, TRANSFER_KEY, payment_key
 from services.settlement_plan import plan_settlement
 from services.settlement_posting import (
     bank_transaction,
     clearing_name,
+    line_codes,
     payment,
     reference,
     transfer,
@@ -155,11 +157,9 @@ def _settlement(settlement: Settlement, sales_account_code: str) -> Iterator[Wou
     sid, currency = settlement.settlement_id, settlement.currency
     clearing = f"<{clearing_name(currency)}>"
     for paid in plan.payments:
-        kind = SettlementItemKind.REFUND if paid.refund else SettlementItemKind.PAYMENT
         document = f"<{'credit note' if paid.refund else 'invoice'} of order {paid.order_id}>"
-        sent = payment(
-            paid.refund, document, clearing, paid.amount, day, reference(sid, kind, paid.order_id)
-        )
+        ref = reference(sid, payment_key(paid.transaction_type, paid.order_id))
+        sent = payment(paid.refund, document, clearing, paid.amount, day, ref)
         yield WouldSend("Payments", sent.payload())
     if plan.lines:
         lines = [(str(line.kind), line.amount, line.descriptions) for line in plan.lines]
@@ -169,13 +169,13 @@ def _settlement(settlement: Settlement, sales_account_code: str) -> Iterator[Wou
                 lines,
                 clearing,
                 day,
-                reference(sid, SettlementItemKind.BANK_TRANSACTION),
-                sales_account_code,
+                reference(sid, BANK_TRANSACTION_KEY),
+                line_codes(sales_account_code),
             ).payload(),
         )
     if plan.payout:
         bank = f"<the bank account Amazon pays {currency} into>"
-        ref = reference(sid, SettlementItemKind.TRANSFER)
+        ref = reference(sid, TRANSFER_KEY)
         yield WouldSend("BankTransfers", transfer(-plan.payout, clearing, bank, day, ref).payload())
 
 

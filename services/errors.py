@@ -17,7 +17,9 @@ class ErrorKind(StrEnum):
     NOT_FOUND = "not_found"
 
 
-_RETRYABLE_BY_DEFAULT = {ErrorKind.RATE_LIMIT, ErrorKind.UPSTREAM_UNAVAILABLE}
+# A request that failed so may have been acted on all the same (its answer was lost): what
+# it made is looked for before it is sent again. Retrying them can help.
+UNCERTAIN = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.UPSTREAM_UNAVAILABLE})
 
 
 class ServiceError(Exception):
@@ -27,7 +29,7 @@ class ServiceError(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
-        self.retryable = kind in _RETRYABLE_BY_DEFAULT if retryable is None else retryable
+        self.retryable = kind in UNCERTAIN if retryable is None else retryable
 
     def __repr__(self) -> str:
         return f"ServiceError({self.kind.value!r}, {self.message!r}, retryable={self.retryable})"

@@ -352,6 +352,8 @@ class SettlementItem(Base):
         UniqueConstraint("settlement_id", "item_key"),
         # Payments waiting for their invoice are looked for by order after each posting.
         Index("ix_settlement_items_integration_order", "integration_id", "amazon_order_id"),
+        # Each run looks for its integration's settlements with items still to send.
+        Index("ix_settlement_items_integration_status", "integration_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -194,15 +194,44 @@ class SettlementLedger:
                 )
             }
 
-    def waiting(self, integration_id: int) -> list[int]:
-        """The integration's settlements with payments waiting for their documents."""
+    def to_send(
+        self, row_id: int, kinds: Sequence[str], *, uncertain: Collection[str]
+    ) -> list[SettlementItem]:
+        """The settlement's items of these kinds to send (again): pending, waiting for their
+        document, or failed with an error of one of the `uncertain` kinds (Xero may have acted:
+        each is looked for by its Reference before it is sent)."""
+        query = select(SettlementItem).where(
+            SettlementItem.settlement_id == row_id,
+            SettlementItem.kind.in_(kinds),
+            SettlementItem.status.in_([SettlementItemStatus.PENDING, SettlementItemStatus.WAITING])
+            | (
+                (SettlementItem.status == SettlementItemStatus.FAILED)
+                & SettlementItem.error_kind.in_(uncertain)
+            ),
+        )
+        with self._sessions() as session:
+            return list(session.scalars(query.order_by(SettlementItem.id)))
+
+    def unfinished(self, integration_id: int, *, uncertain: Collection[str]) -> list[int]:
+        """The integration's settlements with items still to send: waiting for their
+        documents, left pending or in flight by a stopped posting, or failed uncertainly."""
         with self._sessions() as session:
             return list(
                 session.scalars(
                     select(SettlementItem.settlement_id)
                     .where(
                         SettlementItem.integration_id == integration_id,
-                        SettlementItem.status == SettlementItemStatus.WAITING,
+                        SettlementItem.status.in_(
+                            [
+                                SettlementItemStatus.PENDING,
+                                SettlementItemStatus.WAITING,
+                                SettlementItemStatus.IN_FLIGHT,
+                            ]
+                        )
+                        | (
+                            (SettlementItem.status == SettlementItemStatus.FAILED)
+                            & SettlementItem.error_kind.in_(uncertain)
+                        ),
                     )
                     .distinct()
                     .order_by(SettlementItem.settlement_id)

@@ -13,13 +13,13 @@ account per currency (a bank account), and the accounts the bank transaction's l
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from services.errors import ErrorKind, ServiceError
+from services.errors import UNCERTAIN, ErrorKind, ServiceError
 from services.ledger_rows import chunks
 from services.models import (
     AmazonSettlement,
@@ -31,7 +31,11 @@ from services.models import (
 from services.money import from_cents
 from services.results import SettlementReport
 from services.run_context import RunContext
-from services.settlement_ledger import SettlementLedger
+from services.settlement_ledger import (
+    BANK_TRANSACTION_KEY,
+    TRANSFER_KEY,
+    SettlementLedger,
+)
 from services.settlement_plan import LineKind
 from services.settlements import FeeKind
 from services.xero import (
@@ -48,7 +52,6 @@ from services.xero import (
 PAGE = 50  # Xero's batch
 CONTACT = "Amazon"
 # Outcomes Xero may have acted on although no answer came back: looked for before a resend.
-_UNCERTAIN = {ErrorKind.UPSTREAM_UNAVAILABLE, ErrorKind.RATE_LIMIT}
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def clearing_name(currency: str) -> str:
 class SettlementAccounts:
     clearing: XeroAccount
     payout: XeroAccount | None  # the seller's bank account in the settlement's currency
+    line_codes: dict[str, str]  # a bank transaction line's kind -> the code of its account
 
 
 @dataclass
@@ -101,30 +105,45 @@ class SettlementCounters:
     failures: list[str] = field(default_factory=list)
 
 
-def post_settlement(ctx: RunContext, ledger: SettlementLedger, row_id: int) -> SettlementCounters:
+def post_settlement(
+    ctx: RunContext,
+    ledger: SettlementLedger,
+    row_id: int,
+    accounts_by_currency: dict[str, SettlementAccounts],
+) -> SettlementCounters:
+    """Send what the settlement still has to send. `accounts_by_currency` keeps the accounts
+    found (or made) for the settlements an invocation posts: looked up once per currency."""
     settlement = ledger.settlement(row_id)
     if settlement is None:
         raise ValueError(f"no settlement {row_id}")
     counters = SettlementCounters()
     ledger.reopen_in_flight(row_id)
-    accounts = ensure_accounts(ctx, settlement.currency)
+    accounts = accounts_by_currency.get(settlement.currency)
+    if accounts is None:
+        accounts = accounts_by_currency[settlement.currency] = ensure_accounts(
+            ctx, settlement.currency
+        )
     _payments(ctx, ledger, settlement, accounts, counters)
     _bank_transaction(ctx, ledger, settlement, accounts, counters)
     _transfer(ctx, ledger, settlement, accounts, counters)
     return counters
 
 
-def reference(settlement_id: str, kind: str, order_id: str | None = None) -> str:
-    """What an item carries in Xero, and is found again by: unique per settlement and item."""
+def reference(settlement_id: str, item_key: str) -> str:
+    """What an item carries in Xero, and is found again by: one per item of a settlement
+    ("Amazon settlement 1234 Order 302-...", "... Chargeback Refund 302-...", "... fees",
+    "... payout")."""
     base = f"Amazon settlement {settlement_id}"
-    if order_id is None:
-        return base
-    word = "refund" if kind == SettlementItemKind.REFUND else "order"
-    return f"{base} {word} {order_id}"
+    if item_key == BANK_TRANSACTION_KEY:
+        return f"{base} fees"
+    if item_key == TRANSFER_KEY:
+        return f"{base} payout"
+    _, transaction_type, order_id = item_key.split(":", 2)
+    return f"{base} {transaction_type} {order_id}"
 
 
 def item_reference(settlement: AmazonSettlement, item: SettlementItem) -> str:
-    return reference(settlement.settlement_id, item.kind, item.amazon_order_id)
+    return reference(settlement.settlement_id, item.item_key)
 
 
 # --- what each item sends: the same for posting and for the dry run ---------------------------
@@ -145,11 +164,11 @@ def bank_transaction(
     clearing_id: str,
     day: date,
     ref: str,
-    sales_account_code: str,
+    codes: Mapping[str, str],
 ) -> NewBankTransaction:
     """Spend money when the lines take money out of clearing, receive money otherwise; each
-    line keeps its sign relative to that (a released reserve lowers a spend). Withheld tax
-    goes to the sales account, where the invoices booked the tax Amazon collected."""
+    line keeps its sign relative to that (a released reserve lowers a spend). `codes`: each
+    line kind's account (see line_codes)."""
     sign = -1 if sum((amount for _, amount, _ in lines), Decimal(0)) < 0 else 1
     return NewBankTransaction(
         "SPEND" if sign < 0 else "RECEIVE",
@@ -157,7 +176,7 @@ def bank_transaction(
         CONTACT,
         tuple(
             NewLine(
-                sales_account_code if kind == LineKind.WITHHELD_TAX else LINE_ACCOUNTS[kind].code,
+                codes[kind],
                 sign * amount,
                 f"Amazon {kind.replace('_', ' ')}: {', '.join(words)}"[:4000],
             )
@@ -181,30 +200,30 @@ def transfer(
 
 
 def ensure_accounts(ctx: RunContext, currency: str) -> SettlementAccounts:
-    """The clearing account of this currency and the lines' accounts, made where missing; the
-    seller's bank account is the organisation's one other bank account in this currency."""
+    """The clearing account of this currency and the lines' accounts, found by code, else by
+    name (an account someone renamed or recoded keeps being used), else made; the seller's
+    bank account is the organisation's one other bank account in this currency."""
     accounts = ctx.xero.accounts()
     by_name = {account.name: account for account in accounts}
     by_code = {account.code: account for account in accounts if account.code}
-    name = clearing_name(currency)
-    clearing = by_name.get(name)
+    name, code = clearing_name(currency), f"AMZ{currency}"
+    clearing = by_code.get(code) or by_name.get(name)
     if clearing is None:
         clearing = ctx.xero.create_account(
             NewAccount(
-                name,
-                "BANK",
-                code=f"AMZ{currency}",
-                bank_account_number=f"AMAZON-{currency}",
-                currency=currency,
+                name, "BANK", code=code, bank_account_number=f"AMAZON-{currency}", currency=currency
             ),
             idempotency_key=idempotency_key(ctx.integration_id, "Accounts", name),
         )
+    codes: dict[LineAccount, str] = {}
     for line_account in dict.fromkeys(LINE_ACCOUNTS.values()):
-        if line_account.code not in by_code and line_account.name not in by_name:
-            ctx.xero.create_account(
+        found = by_code.get(line_account.code) or by_name.get(line_account.name)
+        if found is None:
+            found = ctx.xero.create_account(
                 NewAccount(line_account.name, line_account.type, code=line_account.code),
                 idempotency_key=idempotency_key(ctx.integration_id, "Accounts", line_account.code),
             )
+        codes[line_account] = found.code or line_account.code
     base = ctx.xero.organisation().base_currency
     banks = [
         account
@@ -214,7 +233,22 @@ def ensure_accounts(ctx: RunContext, currency: str) -> SettlementAccounts:
         and (account.currency or base) == currency
         and not account.name.startswith("Amazon ")
     ]
-    return SettlementAccounts(clearing, banks[0] if len(banks) == 1 else None)
+    return SettlementAccounts(
+        clearing,
+        banks[0] if len(banks) == 1 else None,
+        line_codes(ctx.integration.sales_account_code, codes),
+    )
+
+
+def line_codes(
+    sales_account_code: str, codes: Mapping[LineAccount, str] | None = None
+) -> dict[str, str]:
+    """Each line kind's account code: the accounts' own (`codes`, as found in Xero) or the
+    defaults; withheld tax to the sales account, where the invoices booked it."""
+    found = codes or {}
+    return {kind: found.get(account, account.code) for kind, account in LINE_ACCOUNTS.items()} | {
+        LineKind.WITHHELD_TAX.value: sales_account_code
+    }
 
 
 # --- payments and refunds ------------------------------------------------------------------
@@ -230,11 +264,10 @@ def _payments(
     """Each order's payment (or refund) on its documents: one payment when one document is
     of the settled amount or the order has one, one per document when the order's documents
     add up to it (two shipments settled together)."""
-    items = ledger.items(
+    items = ledger.to_send(
         settlement.id,
-        SettlementItemStatus.PENDING,
-        SettlementItemStatus.WAITING,
-        kinds=[SettlementItemKind.PAYMENT, SettlementItemKind.REFUND],
+        [SettlementItemKind.PAYMENT, SettlementItemKind.REFUND],
+        uncertain=UNCERTAIN,
     )
     for page in chunks(items, PAGE):
         documents = _documents(ctx, page)
@@ -400,10 +433,8 @@ def _bank_transaction(
     accounts: SettlementAccounts,
     counters: SettlementCounters,
 ) -> None:
-    items = ledger.items(
-        settlement.id,
-        SettlementItemStatus.PENDING,
-        kinds=[SettlementItemKind.BANK_TRANSACTION],
+    items = ledger.to_send(
+        settlement.id, [SettlementItemKind.BANK_TRANSACTION], uncertain=UNCERTAIN
     )
     if not items:
         return
@@ -426,7 +457,7 @@ def _bank_transaction(
                 accounts.clearing.account_id,
                 settlement.deposit_at.date(),
                 item_reference(settlement, item),
-                ctx.integration.sales_account_code,
+                accounts.line_codes,
             ),
         )
         for item in sendable
@@ -449,9 +480,7 @@ def _transfer(
     accounts: SettlementAccounts,
     counters: SettlementCounters,
 ) -> None:
-    items = ledger.items(
-        settlement.id, SettlementItemStatus.PENDING, kinds=[SettlementItemKind.TRANSFER]
-    )
+    items = ledger.to_send(settlement.id, [SettlementItemKind.TRANSFER], uncertain=UNCERTAIN)
     if not items:
         return
     found = _found(
@@ -613,7 +642,7 @@ def _failed(item_id: int, error: ServiceError) -> dict[str, Any]:
         "status": SettlementItemStatus.FAILED,
         "error_kind": error.kind.value,
         "error_message": error.message,
-        "retryable": error.retryable or error.kind in _UNCERTAIN,
+        "retryable": error.retryable or error.kind in UNCERTAIN,
     }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.amazon import SpApiClient
-from services.errors import ErrorKind, ServiceError
+from services.errors import UNCERTAIN, ErrorKind, ServiceError
 from services.ingest import ingest, ingest_from_amazon, mark_ingested
 from services.integrations import IntegrationService
 from services.ledger import Ledger
@@ -49,7 +49,7 @@ from services.run_context import Counters, Progress, RunContext, no_progress
 from services.run_summary import RunSummary
 from services.settlement_ledger import SettlementLedger
 from services.settlement_plan import plan_settlement
-from services.settlement_posting import post_settlement, settlement_report
+from services.settlement_posting import SettlementAccounts, post_settlement, settlement_report
 from services.settlements import Settlement, read_settlement
 from services.taxes import TaxMap
 from services.transactions import TaxScheme, TransactionType
@@ -172,16 +172,18 @@ class SyncEngine:
             return self._finish(ctx)
 
     def _pay_waiting(self, ctx: RunContext) -> None:
-        """Settlements whose payments waited for their invoices: those just posted are paid."""
-        for row_id in self._settlements.waiting(ctx.integration_id):
-            self._post_settlement(ctx, row_id)
+        """Settlements with items still to send: payments that waited for the invoices just
+        posted, items a stopped posting left, requests whose answer was lost."""
+        accounts: dict[str, SettlementAccounts] = {}
+        for row_id in self._settlements.unfinished(ctx.integration_id, uncertain=UNCERTAIN):
+            self._post_settlement(ctx, row_id, accounts, announce=False)
 
     def _settle(self, ctx: RunContext, settlement: Settlement) -> None:
         """Record the settlement once and post what it makes: payments, fees, the payout."""
         recorded = self._settlements.record(
             ctx.integration_id, settlement, plan_settlement(settlement)
         )
-        self._post_settlement(ctx, recorded.id)
+        self._post_settlement(ctx, recorded.id, {}, announce=True)
         ctx.counters.settlements.append(
             {
                 "settlement_id": settlement.settlement_id,
@@ -191,17 +193,33 @@ class SyncEngine:
             }
         )
 
-    def _post_settlement(self, ctx: RunContext, row_id: int) -> None:
-        posted = post_settlement(ctx, self._settlements, row_id)
+    def _post_settlement(
+        self,
+        ctx: RunContext,
+        row_id: int,
+        accounts: dict[str, SettlementAccounts],
+        *,
+        announce: bool,
+    ) -> None:
+        """Under the settlement's own claim: two runs (a month's sync and an import, say) may
+        both find it unfinished, and only one may send its items. Slack hears of it when it
+        is new (`announce`) or when something was sent or failed, not at every run."""
+        claim = self._claims.hold(ctx.integration_id, f"settlement:{row_id}")
+        if claim is None:
+            return  # another process posts it now
+        with claim:
+            posted = post_settlement(ctx, self._settlements, row_id, accounts)
         counters = ctx.counters
         counters.payments += posted.payments
         counters.bank_transactions += posted.bank_transactions
         counters.transfers += posted.transfers
         counters.already_posted += posted.already_posted
         counters.settlement_items_failed += posted.failed
-        self._notifier.settlement_posted(
-            ctx.integration, settlement_report(self._settlements, row_id)
-        )
+        sent = posted.payments + posted.bank_transactions + posted.transfers + posted.failed
+        if announce or sent:
+            self._notifier.settlement_posted(
+                ctx.integration, settlement_report(self._settlements, row_id)
+            )
 
     def retry_run(
         self,

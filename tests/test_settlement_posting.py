@@ -17,6 +17,7 @@ from sandbox.world import SandboxWorld
 from services.dry_run import WouldFail, WouldSend, dry_run
 from services.models import Integration, RunStatus, SettlementItem, SettlementItemStatus
 from services.results import RunResult
+from services.xero import ATTEMPTS
 from tests.test_customer_ledger import REFUND, import_rows
 from tests.test_documents import assert_writable
 from tests.test_reports import SALE
@@ -51,6 +52,18 @@ SETTLEMENT_ROWS = [
 PAYOUT = D("19.99") * 2 - D("5.50") * 2 - D("1.20") - D("5.00")  # 22.78
 
 
+def dated_sale(day: str) -> dict[str, str]:
+    """Another order, sold on `day` (DD-MM-YYYY)."""
+    columns = ("TAX_CALCULATION_DATE", "TRANSACTION_DEPART_DATE", "TRANSACTION_COMPLETE_DATE")
+    return {
+        **SALE,
+        **dict.fromkeys(columns, day),
+        "TRANSACTION_EVENT_ID": "302-5555555-5555555",
+        "ACTIVITY_TRANSACTION_ID": "Late5555",
+        "VAT_INV_NUMBER": "DE-AEU-2026-5",
+    }
+
+
 def settlement_file(path: Path, newline: str = "\n") -> Path:
     path.write_text(newline.join([HEADER, summary("22,78"), *SETTLEMENT_ROWS]) + newline)
     return path
@@ -74,9 +87,10 @@ def seller_bank(world: SandboxWorld, currency: str = "EUR", code: str = "091") -
     )
 
 
-def assert_books_closed(world: SandboxWorld) -> None:
-    invoices = world.xero.documents("Invoices")
-    assert [(i["Status"], D(str(i["AmountDue"]))) for i in invoices] == [("PAID", 0)] * 2
+def assert_books_closed(world: SandboxWorld, invoices: int = 2) -> None:
+    paid = world.xero.documents("Invoices")[:2]  # the settlement's orders
+    assert [(i["Status"], D(str(i["AmountDue"]))) for i in paid] == [("PAID", 0)] * 2
+    assert len(world.xero.documents("Invoices")) == invoices
     [transfer] = world.xero.documents("BankTransfers")
     assert D(str(transfer["Amount"])) == PAYOUT
     assert transfer["ToBankAccount"]["AccountID"] == "acc-eur-bank"
@@ -229,8 +243,8 @@ def test_an_order_shipped_twice_and_settled_at_once_pays_each_invoice_once(
     assert [(i["Status"], D(str(i["AmountDue"]))) for i in invoices] == [("PAID", 0)] * 2
     references = sorted(p["Reference"] for p in world.xero.documents("Payments"))
     assert references == [
-        f"Amazon settlement 1234567890 order {order} (1 of 2)",
-        f"Amazon settlement 1234567890 order {order} (2 of 2)",
+        f"Amazon settlement 1234567890 Order {order} (1 of 2)",
+        f"Amazon settlement 1234567890 Order {order} (2 of 2)",
     ]
     assert world.xero.balance("AMZEUR") == 0
     # A crash after both were sent, before the answer was recorded: both are found, none resent.
@@ -310,3 +324,22 @@ def test_a_refund_settled_after_its_sale_was_paid_is_paid_out_on_its_credit_note
     assert transfers[1]["FromBankAccount"]["AccountID"] == "acc-eur-bank"
     assert world.xero.balance("AMZEUR") == 0
     assert world.xero.balance("091") == D("-2.00")  # 19.99 in, 21.99 out
+
+
+def test_a_payout_whose_answer_was_lost_is_looked_for_and_sent_by_the_next_run(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    seller_bank(world)
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+    # Xero stays unavailable for the payout's every attempt: the run cannot know whether the
+    # transfer was made, so the item fails as uncertain.
+    world.xero.faults.add("/api.xro/2.0/BankTransfers", 503, method="PUT", times=ATTEMPTS)
+
+    first = container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
+
+    assert first.status == RunStatus.PARTIAL and first.transfers_created == 0, first.to_json()
+    assert world.xero.documents("BankTransfers") == []
+    # The next run of anything (here the month's next report) sends it, once.
+    later = import_rows(container, shop, tmp_path / "more.txt", dated_sale("15-04-2026"))
+    assert later.transfers_created == 1, later.to_json()
+    assert_books_closed(world, invoices=3)
