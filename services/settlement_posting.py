@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from services.errors import UNCERTAIN, ErrorKind, ServiceError
 from services.ledger_rows import chunks
 from services.models import (
+    AllocationStatus,
     AmazonSettlement,
     DocumentKind,
     SettlementItem,
@@ -269,9 +270,23 @@ def _payments(
         [SettlementItemKind.PAYMENT, SettlementItemKind.REFUND],
         uncertain=UNCERTAIN,
     )
+    allocated = _allocated_refunds(ctx, items)
     for page in chunks(items, PAGE):
-        documents = _documents(ctx, page)
         outcomes: list[dict[str, Any]] = []
+        amounts: dict[int, int] = {}
+        for item in page:
+            refunded = allocated.get(item.amazon_order_id or "")
+            if refunded is None:
+                continue
+            due = 0 if item.kind == SettlementItemKind.REFUND else abs(item.amount_cents) - refunded
+            if due <= 0:
+                outcomes.append(_by_allocation(item.id))
+                counters.already_posted += 1
+            else:
+                amounts[item.id] = due
+        done = {outcome["id"] for outcome in outcomes}
+        page = [item for item in page if item.id not in done]
+        documents = _documents(ctx, page, amounts)
         parts: dict[int, list[tuple[str, NewPayment]]] = {}
         for item in page:
             target = documents.get(item.id)
@@ -377,11 +392,33 @@ def _send_payments(
             ledger.record_outcomes(outcomes)
 
 
+def _allocated_refunds(ctx: RunContext, items: Sequence[SettlementItem]) -> dict[str, int]:
+    """Order id -> the cents of its refund that Xero already settled, for the orders whose
+    sale and refund this settlement pays both and whose credit notes were all allocated to
+    the invoice: the refund moves no money there, and the sale pays what is left due."""
+    refunds = {i.amazon_order_id for i in items if i.kind == SettlementItemKind.REFUND}
+    sales = {i.amazon_order_id for i in items if i.kind == SettlementItemKind.PAYMENT}
+    both = refunds & sales
+    if not both:
+        return {}
+    credit_notes = ctx.ledger.posted_documents(ctx.integration_id, DocumentKind.CREDIT_NOTE, both)
+    allocated: dict[str, int] = {}
+    for order, documents in credit_notes.items():
+        if (
+            order
+            and documents
+            and all(d.allocation_status == AllocationStatus.DONE for d in documents)
+        ):
+            allocated[order] = sum(abs(d.gross_cents) for d in documents)
+    return allocated
+
+
 def _documents(
-    ctx: RunContext, items: Sequence[SettlementItem]
+    ctx: RunContext, items: Sequence[SettlementItem], amounts: Mapping[int, int]
 ) -> dict[int, list[tuple[str, int]] | ServiceError]:
     """Item id -> the documents it pays, each with the cents it pays there, for those whose
-    documents are in Xero (else why they cannot be paid)."""
+    documents are in Xero (else why they cannot be paid). `amounts`: what an item pays where
+    not its whole amount."""
     targets: dict[int, list[tuple[str, int]] | ServiceError] = {}
     for kind, payment_kind in (
         (DocumentKind.INVOICE, SettlementItemKind.PAYMENT),
@@ -399,7 +436,7 @@ def _documents(
                 for d in posted.get(item.amazon_order_id, [])
                 if d.xero_id
             ]
-            amount = abs(item.amount_cents)
+            amount = amounts.get(item.id, abs(item.amount_cents))
             fitting = [d for d in documents if d[1] == amount]
             if fitting or len(documents) == 1:
                 targets[item.id] = [((fitting or documents)[0][0], amount)]
@@ -621,6 +658,16 @@ def _posted(item_id: int, xero_id: str) -> dict[str, Any]:
         "xero_id": xero_id,
         "error_kind": None,
         "error_message": None,
+        "retryable": False,
+    }
+
+
+def _by_allocation(item_id: int) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "status": SettlementItemStatus.POSTED,
+        "error_kind": None,
+        "error_message": "Settled in Xero by the credit note's allocation to its invoice.",
         "retryable": False,
     }
 

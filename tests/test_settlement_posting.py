@@ -343,3 +343,38 @@ def test_a_payout_whose_answer_was_lost_is_looked_for_and_sent_by_the_next_run(
     later = import_rows(container, shop, tmp_path / "more.txt", dated_sale("15-04-2026"))
     assert later.transfers_created == 1, later.to_json()
     assert_books_closed(world, invoices=3)
+
+
+def test_a_sale_and_its_refund_settled_together_move_only_what_is_left_due(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    """The refund's credit note was allocated to the open invoice when both were posted: Xero
+    settled the refund, so the payout pays the invoice only what is left due on it."""
+    seller_bank(world)
+    order = SALE["TRANSACTION_EVENT_ID"]
+    partial_refund = {
+        **REFUND,
+        "PRICE_OF_ITEMS_AMT_VAT_EXCL": "-8.40",
+        "PRICE_OF_ITEMS_VAT_AMT": "-1.60",
+        "PRICE_OF_ITEMS_AMT_VAT_INCL": "-10.00",
+        "TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL": "-10.00",
+    }
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, partial_refund)
+    [invoice] = world.xero.documents("Invoices")
+    assert D(str(invoice["AmountDue"])) == D("9.99")  # the credit note is allocated to it
+    rows = [
+        line(transaction_type=kind, order_id=order, amount_type="ItemPrice",
+             amount_description="Principal", amount=amount)
+        for kind, amount in (("Order", "19,99"), ("Refund", "-10,00"))
+    ]  # fmt: skip
+    path = tmp_path / "settlement.txt"
+    path.write_text("\n".join([HEADER, summary("9,99"), *rows]) + "\n")
+
+    result = container.sync.import_report(shop, path)
+
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    [payment] = world.xero.documents("Payments")
+    assert D(str(payment["Amount"])) == D("9.99")
+    [invoice] = world.xero.documents("Invoices")
+    assert invoice["Status"] == "PAID"
+    assert world.xero.balance("AMZEUR") == 0 and world.xero.balance("091") == D("9.99")
