@@ -3,8 +3,9 @@
 The sandbox plays Amazon, Xero and Slack on loopback. A scripted finance admin runs
 `/amazon setup` (signed requests, as Slack sends them), connects both sides through the consent
 pages, syncs last month (some documents fail: PLN is not enabled in Xero), enables PLN and
-clicks Retry on one failed item. Then the Slack conversation is printed as text, with the
-documents Xero now holds.
+clicks Retry on one failed item, then imports the month's amazon.de settlement: its invoices are
+paid, its fees booked and its payout transferred, the clearing account back at 0.00. Then the
+Slack conversation is printed as text, with the documents Xero now holds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,13 +34,17 @@ from sandbox.browser import submit_consent
 from sandbox.server import LoopbackServer
 from sandbox.slack_driver import SlackDriver
 from sandbox.world import SandboxWorld
+from sandbox.xero_books import chart_account
 from services.marketplaces import Region
-from services.models import InvoiceStatus, RunStatus
+from services.models import Integration, InvoiceStatus, RunStatus
 from services.periods import period_bounds, period_label, previous_period
+from services.reports import ReportKind
+from services.settlements import read_settlement
 
 DEMO_DATABASE = DATA_DIR / "demo.sqlite3"
 ADMIN = "U0ADMIN"  # "ada" in the sandbox workspace
 NAME = "Acme EU"
+AMAZON_DE, AMAZON_UK = "A1PA6795UKMFR9", "A1F83G8C2ARO7P"
 WAIT = 60.0
 
 
@@ -65,12 +71,51 @@ def _button_value(message: dict[str, Any], action_id: str) -> str | None:
     return None
 
 
+def _settlement_report(
+    container: Container, integration: Integration, period: str, folder: Path
+) -> Path:
+    """The amazon.de or amazon.co.uk settlement closed inside the month that pays the most
+    orders out, downloaded as Seller Central gives it: through SP-API's getReports and
+    getReportDocument."""
+    amazon = container.spapi(integration)
+    start, end = period_bounds(period)
+    reports = amazon.get_reports(
+        [ReportKind.SETTLEMENT_V2.value],
+        created_since=start,
+        created_until=end,
+        marketplace_ids=[AMAZON_DE, AMAZON_UK],
+    )
+    inside = [
+        r
+        for r in sorted(reports, key=lambda r: r.created_time)
+        if r.data_start_time
+        and r.data_end_time
+        and start <= r.data_start_time
+        and r.data_end_time < end
+    ]
+    best: tuple[tuple[bool, int], Path] | None = None
+    for report in inside:  # the one that pays most orders out
+        document = amazon.get_report_document(report.report_document_id or "")
+        lines = list(amazon.iter_report_lines(document))
+        path = folder / f"settlement-{report.report_id}.txt"
+        path.write_text("".join(f"{line}\n" for line in lines))
+        settlement = read_settlement(lines, file_name=path.name)
+        score = (settlement.total != 0, len(settlement.orders))
+        if best is None or score > best[0]:
+            best = (score, path)
+    if best is None:
+        raise RuntimeError(f"the sandbox closed no settlement inside {period}")
+    path = best[1]
+    return path
+
+
 def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     period = previous_period(datetime.now(UTC))
     database.parent.mkdir(parents=True, exist_ok=True)
     for stale in database.parent.glob(database.name + "*"):
-        stale.unlink()
+        # The database, its write-ahead log and the run claims' lock files (a folder).
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     late_app = LateBoundApp()
     with SandboxWorld() as world, LoopbackServer(late_app) as web:
         # A small month: each failed item gets its own reply (and Slack one message a second).
@@ -161,6 +206,25 @@ def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print)
             lambda: "Retrying" not in json.dumps(world.slack.messages("C0ERRORS")),
             "the retried message",
         )
+
+        out("5. Amazon pays out. Finance adds the euro account Amazon pays into to Xero, and")
+        out("   @ada imports one of the month's settlement reports (`import-report`).")
+        org.accounts.append(
+            chart_account(
+                "091", "Business EUR Account", "BANK", "ASSET", "NONE",
+                BankAccountNumber="DE89370400440532013000", CurrencyCode="EUR",
+            )
+        )  # fmt: skip
+        report = _settlement_report(container, integration, period, database.parent)
+        result = container.sync.import_report(integration, report)
+        [settled] = result.settlements
+        clearing = world.xero.balance(f"AMZ{settled['currency']}")
+        out(
+            f"   Payments made: {result.payments_created}; fee transactions: "
+            f"{result.bank_transactions_created}; payout transfers: {result.transfers_created}; "
+            f"clearing account {clearing} {settled['currency']}."
+        )
+        _wait(lambda: "Payout" in json.dumps(world.slack.messages("C0FINANCE")), "the payout")
 
         out("")
         out("== The Slack conversation ==")

@@ -35,6 +35,7 @@ from services.money import from_cents
 from services.periods import period_bounds
 from services.settlement_ledger import ReportDocument, SettledOrder, SettlementLedger
 from services.settlement_plan import LineKind
+from services.settlement_posting import moved
 from services.settlements import FeeKind
 
 ZERO = Decimal("0.00")
@@ -57,6 +58,9 @@ class DifferenceKind(StrEnum):
     INVOICED_IN_OTHER_MONTH = "invoiced_in_other_month"
     LOAN = "loan"  # an Amazon Lending repayment, booked to the lending liability
     WITHHELD_TAX = "withheld_tax"  # tax Amazon remits itself: clears the invoices' tax lines
+    # Part of a payment a credit note's allocation settled in Xero: held in clearing until
+    # Amazon settles the sale or refund on the other side.
+    SETTLED_BY_ALLOCATION = "settled_by_allocation"
     # Flagged: someone must act.
     DOCUMENT_FAILED = "document_failed"
     DOCUMENT_NOT_POSTED = "document_not_posted"
@@ -79,6 +83,7 @@ _EXPLAINED = frozenset(
         DifferenceKind.INVOICED_IN_OTHER_MONTH,
         DifferenceKind.LOAN,
         DifferenceKind.WITHHELD_TAX,
+        DifferenceKind.SETTLED_BY_ALLOCATION,
     }
 )
 
@@ -217,9 +222,19 @@ class _Check:
         figures = self.figures(settlement.currency)
         figures.payouts += from_cents(settlement.total_cents)
         for item in items:
-            amount = from_cents(item.amount_cents)
             if item.status == Status.POSTED:
-                figures.clearing_balance += amount
+                figures.clearing_balance += from_cents(moved(item))
+                if moved(item) != item.amount_cents:
+                    self.differ(
+                        DifferenceKind.SETTLED_BY_ALLOCATION,
+                        settlement.currency,
+                        from_cents(item.amount_cents - moved(item)),
+                        f"Settlement {settlement.settlement_id}: a credit note of the order was "
+                        "allocated to its invoice in Xero, which settled this much of it; it "
+                        "stays in the clearing account until Amazon settles the other side.",
+                        amazon_order_id=item.amazon_order_id,
+                        settlement_id=settlement.settlement_id,
+                    )
             if item.kind in _PAYMENTS:
                 self.payment(settlement, item, figures)
             elif item.kind == SettlementItemKind.BANK_TRANSACTION:
@@ -237,7 +252,7 @@ class _Check:
             figures.settled_sales += amount
         if item.status != Status.POSTED:
             return
-        figures.xero_paid += amount
+        figures.xero_paid += from_cents(moved(item))
         if (item.amazon_order_id or "", refund) not in self.invoiced:
             what = "credit note" if refund else "invoice"
             self.differ(

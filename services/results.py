@@ -116,10 +116,14 @@ class SettlementReport:
     other: Decimal  # lending, returned payouts, amounts in words no mapping knows
     clearing_balance: Decimal  # of this settlement's items in Xero: 0.00 once all are
     problems: tuple[str, ...]  # failed and waiting items, said so a person can act
+    # What credit notes' allocations settled in Xero instead of a payment of this settlement:
+    # the clearing balance's share that evens out when Amazon settles the other side.
+    by_allocation: Decimal = Decimal("0.00")
 
     @property
     def reconciled(self) -> bool:
-        return self.clearing_balance == 0 and not self.problems
+        """Everything is in Xero, and the clearing account holds nothing unexplained."""
+        return self.clearing_balance + self.by_allocation == 0 and not self.problems
 
 
 @dataclass(frozen=True)

@@ -415,6 +415,7 @@ def _item(
         "amazon_order_id": amazon_order_id,
         "amount_cents": amount_cents,
         "lines": lines,
+        "moved_cents": None,
         "status": SettlementItemStatus.PENDING,
         "xero_id": None,
         "attempts": 0,

@@ -22,14 +22,14 @@ from typing import Any, TypeVar
 from services.errors import UNCERTAIN, ErrorKind, ServiceError
 from services.ledger_rows import chunks
 from services.models import (
-    AllocationStatus,
     AmazonSettlement,
     DocumentKind,
+    LedgerItem,
     SettlementItem,
     SettlementItemKind,
     SettlementItemStatus,
 )
-from services.money import from_cents
+from services.money import cents, from_cents
 from services.results import SettlementReport
 from services.run_context import RunContext
 from services.settlement_ledger import (
@@ -270,24 +270,10 @@ def _payments(
         [SettlementItemKind.PAYMENT, SettlementItemKind.REFUND],
         uncertain=UNCERTAIN,
     )
-    allocated = _allocated_refunds(ctx, items)
     for page in chunks(items, PAGE):
         outcomes: list[dict[str, Any]] = []
-        amounts: dict[int, int] = {}
-        for item in page:
-            refunded = allocated.get(item.amazon_order_id or "")
-            if refunded is None:
-                continue
-            due = 0 if item.kind == SettlementItemKind.REFUND else abs(item.amount_cents) - refunded
-            if due <= 0:
-                outcomes.append(_by_allocation(item.id))
-                counters.already_posted += 1
-            else:
-                amounts[item.id] = due
-        done = {outcome["id"] for outcome in outcomes}
-        page = [item for item in page if item.id not in done]
-        documents = _documents(ctx, page, amounts)
-        parts: dict[int, list[tuple[str, NewPayment]]] = {}
+        documents, left_due = _documents(ctx, page)
+        targets: dict[int, list[tuple[str, str, int]]] = {}
         for item in page:
             target = documents.get(item.id)
             if target is None:
@@ -298,12 +284,13 @@ def _payments(
                 counters.failed += 1
                 counters.failures.append(target.message)
             else:
-                parts[item.id] = _parts(settlement, item, target, accounts.clearing.account_id)
-        # Parts an earlier attempt may have made are looked for by their Reference first.
-        tried = [ref for item in page if item.attempts for ref, _ in parts.get(item.id, [])]
+                targets[item.id] = _references(settlement, item, target)
+        # What an earlier attempt may have made is looked for by its Reference first: our own
+        # payment lowers what Xero has left due, so only then is the rest capped.
+        tried = [ref for item in page if item.attempts for ref, _, _ in targets.get(item.id, [])]
         found = (
             {
-                p.reference: p.payment_id
+                p.reference: p
                 for p in ctx.xero.find_payments_by_reference(tried)
                 if p.status != "DELETED"
             }
@@ -311,43 +298,86 @@ def _payments(
             else {}
         )
         sendable: list[tuple[SettlementItem, list[tuple[str, NewPayment]]]] = []
+        moved: dict[int, int] = {}
         for item in page:
-            if item.id not in parts:
+            if item.id not in targets:
                 continue
-            left = [(ref, sent) for ref, sent in parts[item.id] if ref not in found]
+            made = [found[ref] for ref, _, _ in targets[item.id] if ref in found]
+            left = [
+                (ref, document, due)
+                for ref, document, amount in targets[item.id]
+                if ref not in found and (due := _capped(amount, left_due.get(document))) > 0
+            ]
             if left:
-                sendable.append((item, left))
+                sendable.append((item, _payments_of(settlement, item, left, accounts)))
             else:
-                outcomes.append(_posted(item.id, found[parts[item.id][0][0]]))
+                outcomes.append(
+                    _posted(item.id, made[0].payment_id) if made else _moved_nothing(item.id)
+                )
                 counters.already_posted += 1
-        ledger.record_outcomes(outcomes)
-        _send_payments(ctx, ledger, sendable, counters)
+            paid = cents(sum((p.amount for p in made), Decimal(0))) + sum(d for _, _, d in left)
+            if paid != abs(item.amount_cents):
+                moved[item.id] = paid if item.amount_cents > 0 else -paid
+        ledger.record_outcomes(
+            [o | ({"moved_cents": moved[o["id"]]} if o["id"] in moved else {}) for o in outcomes]
+        )
+        _send_payments(ctx, ledger, sendable, moved, counters)
 
 
-def _parts(
+def _capped(amount: int, document: tuple[int, int] | None) -> int:
+    """What to pay on a document of (gross, left due) cents: never more than Xero has left
+    due on it, when a credit note allocated to the invoice settled part of it (the clearing
+    account lacks that part until the refund settles). More than its whole gross is sent as
+    it is, for Xero to refuse: Amazon settled another amount than the document's."""
+    if document is None or amount > document[0]:
+        return amount
+    return min(amount, document[1])
+
+
+def _references(
+    settlement: AmazonSettlement, item: SettlementItem, documents: list[tuple[str, int]]
+) -> list[tuple[str, str, int]]:
+    """(Reference, document id, cents) for each document the item pays: the references are
+    the same at every attempt, whatever is left due."""
+    base = item_reference(settlement, item)
+    if len(documents) == 1:
+        return [(base, documents[0][0], documents[0][1])]
+    return [
+        (f"{base} ({number} of {len(documents)})", document, amount)
+        for number, (document, amount) in enumerate(documents, start=1)
+    ]
+
+
+def _payments_of(
     settlement: AmazonSettlement,
     item: SettlementItem,
-    documents: list[tuple[str, int]],
-    clearing_id: str,
+    parts: list[tuple[str, str, int]],
+    accounts: SettlementAccounts,
 ) -> list[tuple[str, NewPayment]]:
-    """(Reference, payment) for each document the item pays."""
-    base = item_reference(settlement, item)
     refund = item.kind == SettlementItemKind.REFUND
     sign = -1 if item.amount_cents < 0 else 1
-    parts = []
-    for number, (document_id, amount) in enumerate(documents, start=1):
-        ref = base if len(documents) == 1 else f"{base} ({number} of {len(documents)})"
-        day = settlement.deposit_at.date()
-        parts.append(
-            (ref, payment(refund, document_id, clearing_id, from_cents(sign * amount), day, ref))
+    day = settlement.deposit_at.date()
+    return [
+        (
+            ref,
+            payment(
+                refund,
+                document,
+                accounts.clearing.account_id,
+                from_cents(sign * amount),
+                day,
+                ref,
+            ),
         )
-    return parts
+        for ref, document, amount in parts
+    ]
 
 
 def _send_payments(
     ctx: RunContext,
     ledger: SettlementLedger,
     items: Sequence[tuple[SettlementItem, list[tuple[str, NewPayment]]]],
+    moved: Mapping[int, int],
     counters: SettlementCounters,
 ) -> None:
     """As _send, for items of one or more payments each: an item is posted when all of its
@@ -386,40 +416,23 @@ def _send_payments(
                     counters.failures.append(refusal.message)
                     continue
                 made = answers[0].made
-                outcomes.append(_posted(item.id, made.payment_id if made else ""))
+                outcome = _posted(item.id, made.payment_id if made else "")
+                if item.id in moved:
+                    outcome["moved_cents"] = moved[item.id]
+                outcomes.append(outcome)
                 counters.payments += 1
         finally:
             ledger.record_outcomes(outcomes)
 
 
-def _allocated_refunds(ctx: RunContext, items: Sequence[SettlementItem]) -> dict[str, int]:
-    """Order id -> the cents of its refund that Xero already settled, for the orders whose
-    sale and refund this settlement pays both and whose credit notes were all allocated to
-    the invoice: the refund moves no money there, and the sale pays what is left due."""
-    refunds = {i.amazon_order_id for i in items if i.kind == SettlementItemKind.REFUND}
-    sales = {i.amazon_order_id for i in items if i.kind == SettlementItemKind.PAYMENT}
-    both = refunds & sales
-    if not both:
-        return {}
-    credit_notes = ctx.ledger.posted_documents(ctx.integration_id, DocumentKind.CREDIT_NOTE, both)
-    allocated: dict[str, int] = {}
-    for order, documents in credit_notes.items():
-        if (
-            order
-            and documents
-            and all(d.allocation_status == AllocationStatus.DONE for d in documents)
-        ):
-            allocated[order] = sum(abs(d.gross_cents) for d in documents)
-    return allocated
-
-
 def _documents(
-    ctx: RunContext, items: Sequence[SettlementItem], amounts: Mapping[int, int]
-) -> dict[int, list[tuple[str, int]] | ServiceError]:
+    ctx: RunContext, items: Sequence[SettlementItem]
+) -> tuple[dict[int, list[tuple[str, int]] | ServiceError], dict[str, tuple[int, int]]]:
     """Item id -> the documents it pays, each with the cents it pays there, for those whose
-    documents are in Xero (else why they cannot be paid). `amounts`: what an item pays where
-    not its whole amount."""
+    documents are in Xero (else why they cannot be paid); and each of those documents' gross
+    and what Xero has left due on it, in cents, by Xero id."""
     targets: dict[int, list[tuple[str, int]] | ServiceError] = {}
+    dues: dict[str, tuple[int, int]] = {}
     for kind, payment_kind in (
         (DocumentKind.INVOICE, SettlementItemKind.PAYMENT),
         (DocumentKind.CREDIT_NOTE, SettlementItemKind.REFUND),
@@ -430,18 +443,25 @@ def _documents(
         posted = ctx.ledger.posted_documents(
             ctx.integration_id, kind, {item.amazon_order_id for item in mine}
         )
+        mine_posted = [d for ds in posted.values() for d in ds if d.xero_id]
+        left = _left_due(ctx, kind, mine_posted)
+        dues |= {
+            d.xero_id: (abs(d.gross_cents), left[d.xero_id])
+            for d in mine_posted
+            if d.xero_id in left
+        }
         for item in mine:
             documents = [
                 (d.xero_id, abs(d.gross_cents))
                 for d in posted.get(item.amazon_order_id, [])
                 if d.xero_id
             ]
-            amount = amounts.get(item.id, abs(item.amount_cents))
+            amount = abs(item.amount_cents)
             fitting = [d for d in documents if d[1] == amount]
             if fitting or len(documents) == 1:
-                targets[item.id] = [((fitting or documents)[0][0], amount)]
+                chosen = [((fitting or documents)[0][0], amount)]
             elif documents and sum(cents for _, cents in documents) == amount:
-                targets[item.id] = documents
+                chosen = documents
             elif documents:
                 targets[item.id] = ServiceError(
                     ErrorKind.VALIDATION,
@@ -449,7 +469,31 @@ def _documents(
                     f"it, which is neither one of its {len(documents)} documents in Xero nor "
                     "all of them. Pay it by hand in Xero.",
                 )
-    return targets
+                continue
+            else:
+                continue
+            targets[item.id] = chosen
+    return targets, dues
+
+
+def _left_due(
+    ctx: RunContext, kind: DocumentKind, documents: Sequence[LedgerItem]
+) -> dict[str, int]:
+    """Xero id -> the cents Xero has left due on each document (an invoice's AmountDue, a
+    credit note's RemainingCredit): one look-up for a page of them."""
+    numbers = sorted({d.document_number for d in documents if d.document_number})
+    if not numbers:
+        return {}
+    find = (
+        ctx.xero.find_invoices_by_number
+        if kind == DocumentKind.INVOICE
+        else ctx.xero.find_credit_notes_by_number
+    )
+    return {
+        found.xero_id: cents(found.amount_due)
+        for found in find(numbers)
+        if found.amount_due is not None and found.live
+    }
 
 
 def _why_waiting(item: SettlementItem) -> str:
@@ -662,12 +706,12 @@ def _posted(item_id: int, xero_id: str) -> dict[str, Any]:
     }
 
 
-def _by_allocation(item_id: int) -> dict[str, Any]:
+def _moved_nothing(item_id: int) -> dict[str, Any]:
     return {
         "id": item_id,
         "status": SettlementItemStatus.POSTED,
         "error_kind": None,
-        "error_message": "Settled in Xero by the credit note's allocation to its invoice.",
+        "error_message": "Settled in Xero by a credit note's allocation to its invoice.",
         "retryable": False,
     }
 
@@ -718,6 +762,7 @@ def settlement_report(ledger: SettlementLedger, row_id: int) -> SettlementReport
             "(Amazon's VAT report comes after the payout); they are made once those are posted."
         )
     zero = Decimal("0.00")
+    posted = [item for item in items if item.status == SettlementItemStatus.POSTED]
     return SettlementReport(
         settlement_id=settlement.settlement_id,
         currency=settlement.currency,
@@ -728,14 +773,18 @@ def settlement_report(ledger: SettlementLedger, row_id: int) -> SettlementReport
         fees=by_kind.get("fees", zero),
         reserve=by_kind.get(LineKind.RESERVE, zero),
         other=by_kind.get("other", zero),
-        clearing_balance=from_cents(
-            sum(i.amount_cents for i in items if i.status == SettlementItemStatus.POSTED)
-        ),
+        clearing_balance=from_cents(sum(moved(i) for i in posted)),
         problems=tuple(problems),
+        by_allocation=from_cents(sum(i.amount_cents - moved(i) for i in posted)),
     )
 
 
 _FEE_KINDS = frozenset(kind.value for kind in FeeKind)
+
+
+def moved(item: SettlementItem) -> int:
+    """The cents the item moved in the clearing account in Xero."""
+    return item.amount_cents if item.moved_cents is None else item.moved_cents
 
 
 def _report_side(line_kind: str) -> str:

@@ -158,7 +158,7 @@ class XeroDocument:
     type: str  # ACCREC, ACCRECCREDIT (ACCPAY... are bills)
     status: str
     reference: str | None
-    amount_due: Decimal | None  # invoices only
+    amount_due: Decimal | None  # an invoice's AmountDue, a credit note's RemainingCredit
     contact_id: str | None
 
     @property
@@ -168,7 +168,7 @@ class XeroDocument:
 
     @classmethod
     def from_element(cls, element: Mapping[str, Any]) -> XeroDocument:
-        due = element.get("AmountDue")
+        due = element.get("AmountDue", element.get("RemainingCredit"))
         return cls(
             xero_id=str(element.get("InvoiceID") or element.get("CreditNoteID") or ""),
             number=str(element.get("InvoiceNumber") or element.get("CreditNoteNumber") or ""),

@@ -16,3 +16,7 @@ def test_demo_tells_the_story_through_slack(tmp_path: Path) -> None:
     assert "Organisation is not subscribed to currency PLN" in text
     assert "Retried by <@U0ADMIN>" in text
     assert "== In Xero:" in text and "ACCRECCREDIT" in text
+    # The month's payout: its invoices paid, its fees booked, its deposit transferred.
+    assert "payout transfers: 1; clearing account 0.00" in text
+    assert "bot: Payout " in text and "; clearing balance 0.00" in text
+    assert "Reconciled: every payment, fee and the payout are in Xero." in text

@@ -49,6 +49,13 @@ SETTLEMENT_ROWS = [
     line(transaction_type="Transfer", amount_type="other-transaction",
          amount_description="Current Reserve Amount", amount="-5,00"),
 ]  # fmt: skip
+PARTIAL_REFUND = {
+    **REFUND,
+    "PRICE_OF_ITEMS_AMT_VAT_EXCL": "-8.40",
+    "PRICE_OF_ITEMS_VAT_AMT": "-1.60",
+    "PRICE_OF_ITEMS_AMT_VAT_INCL": "-10.00",
+    "TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL": "-10.00",
+}
 PAYOUT = D("19.99") * 2 - D("5.50") * 2 - D("1.20") - D("5.00")  # 22.78
 
 
@@ -352,14 +359,7 @@ def test_a_sale_and_its_refund_settled_together_move_only_what_is_left_due(
     settled the refund, so the payout pays the invoice only what is left due on it."""
     seller_bank(world)
     order = SALE["TRANSACTION_EVENT_ID"]
-    partial_refund = {
-        **REFUND,
-        "PRICE_OF_ITEMS_AMT_VAT_EXCL": "-8.40",
-        "PRICE_OF_ITEMS_VAT_AMT": "-1.60",
-        "PRICE_OF_ITEMS_AMT_VAT_INCL": "-10.00",
-        "TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL": "-10.00",
-    }
-    import_rows(container, shop, tmp_path / "vat.txt", SALE, partial_refund)
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, PARTIAL_REFUND)
     [invoice] = world.xero.documents("Invoices")
     assert D(str(invoice["AmountDue"])) == D("9.99")  # the credit note is allocated to it
     rows = [
@@ -378,3 +378,42 @@ def test_a_sale_and_its_refund_settled_together_move_only_what_is_left_due(
     [invoice] = world.xero.documents("Invoices")
     assert invoice["Status"] == "PAID"
     assert world.xero.balance("AMZEUR") == 0 and world.xero.balance("091") == D("9.99")
+
+
+def test_a_sale_settled_after_its_refund_was_allocated_pays_what_is_left_due(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    """The VAT report brings the sale and a partial refund together: the credit note is
+    allocated to the open invoice. The sale is settled first, the refund two weeks later:
+    the first payout pays the invoice what is left due, the second moves nothing in Xero for
+    the refund; over both, the clearing account is at 0.00."""
+    seller_bank(world)
+    order = SALE["TRANSACTION_EVENT_ID"]
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, PARTIAL_REFUND)
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text(
+        "\n".join([HEADER, summary("19,99"), line(transaction_type="Order", order_id=order,
+                   amount_type="ItemPrice", amount_description="Principal", amount="19,99")])
+        + "\n"
+    )  # fmt: skip
+    second.write_text(
+        "\n".join([HEADER, summary("-10,00", settlement_id="2222"),
+                   line(settlement_id="2222", transaction_type="Refund", order_id=order,
+                        amount_type="ItemPrice", amount_description="Principal",
+                        amount="-10,00")])
+        + "\n"
+    )  # fmt: skip
+
+    sold = container.sync.import_report(shop, first)
+
+    assert sold.status == RunStatus.SUCCEEDED, sold.to_json()
+    [payment] = world.xero.documents("Payments")
+    assert D(str(payment["Amount"])) == D("9.99")
+    # Amazon paid out 19.99 for it: clearing lacks the 10.00 the allocation settled until
+    # Amazon takes the refund back.
+    assert world.xero.balance("AMZEUR") == D("-10.00")
+    refunded = container.sync.import_report(shop, second)
+    assert refunded.status == RunStatus.SUCCEEDED, refunded.to_json()
+    assert len(world.xero.documents("Payments")) == 1
+    assert world.xero.balance("AMZEUR") == 0
+    assert world.xero.balance("091") == D("9.99")  # 19.99 paid out, 10.00 taken back

@@ -25,8 +25,16 @@ def settlement_message(report: SettlementReport) -> Json:
         + f"; clearing balance {_amount(report.clearing_balance)}"
     )
     blocks: list[Block] = [section(escape(figures))]
+    if report.by_allocation:
+        blocks.append(
+            context(
+                f"{_amount(abs(report.by_allocation))} of it was settled in Xero by credit notes "
+                "allocated to their invoices: the clearing account evens out when Amazon "
+                "settles the other side."
+            )
+        )
     if report.reconciled:
-        blocks.append(context("Reconciled: the clearing account is back at 0.00."))
+        blocks.append(context("Reconciled: every payment, fee and the payout are in Xero."))
     else:
         blocks += packed_sections(
             ["*Not reconciled yet*", *(f"• {escape(problem)}" for problem in report.problems)],
