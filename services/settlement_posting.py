@@ -13,7 +13,7 @@ account per currency (a bank account), and the accounts the bank transaction's l
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -321,7 +321,16 @@ def _payments(
         ledger.record_outcomes(
             [o | ({"moved_cents": moved[o["id"]]} if o["id"] in moved else {}) for o in outcomes]
         )
-        _send_payments(ctx, ledger, sendable, moved, counters)
+        _send(
+            ctx,
+            ledger,
+            [(item, [sent for _, sent in parts]) for item, parts in sendable],
+            "Payments",
+            lambda batch, key: ctx.xero.create_payments(batch, idempotency_key=key),
+            lambda made: made.payment_id,
+            counters,
+            moved,
+        )
 
 
 def _capped(amount: int, document: tuple[int, int] | None) -> int:
@@ -371,58 +380,6 @@ def _payments_of(
         )
         for ref, document, amount in parts
     ]
-
-
-def _send_payments(
-    ctx: RunContext,
-    ledger: SettlementLedger,
-    items: Sequence[tuple[SettlementItem, list[tuple[str, NewPayment]]]],
-    moved: Mapping[int, int],
-    counters: SettlementCounters,
-) -> None:
-    """As _send, for items of one or more payments each: an item is posted when all of its
-    payments are made; one refused fails it, and a retry makes only those not found."""
-    for batch in chunks(list(items), PAGE // 2):  # a split order pays two or three documents
-        ctx.confirm_claim()
-        attempts = ledger.mark_in_flight([item for item, _ in batch])
-        material = ",".join(
-            f"{item.item_key}@{item.settlement_id}#{attempts[item.id]}" for item, _ in batch
-        )
-        payments = [sent for _, parts in batch for _, sent in parts]
-        outcomes: list[dict[str, Any]] = []
-        try:
-            results = iter(
-                ctx.xero.create_payments(
-                    payments,
-                    idempotency_key=idempotency_key(ctx.integration_id, "Payments", material),
-                )
-            )
-        except ServiceError as error:
-            if error.kind == ErrorKind.AUTH:
-                raise
-            outcomes = [_failed(item.id, error) for item, _ in batch]
-            counters.failed += len(batch)
-            counters.failures.append(error.message)
-        else:
-            for item, parts in batch:
-                answers = [next(results) for _ in parts]
-                refused = [" ".join(a.errors) for a in answers if not (a.ok and a.made)]
-                if refused:
-                    refusal = ServiceError(
-                        ErrorKind.VALIDATION, "Xero: " + " ".join(refused), retryable=True
-                    )
-                    outcomes.append(_failed(item.id, refusal))
-                    counters.failed += 1
-                    counters.failures.append(refusal.message)
-                    continue
-                made = answers[0].made
-                outcome = _posted(item.id, made.payment_id if made else "")
-                if item.id in moved:
-                    outcome["moved_cents"] = moved[item.id]
-                outcomes.append(outcome)
-                counters.payments += 1
-        finally:
-            ledger.record_outcomes(outcomes)
 
 
 def _documents(
@@ -546,7 +503,7 @@ def _bank_transaction(
     _send(
         ctx,
         ledger,
-        transactions,
+        [(item, [sent]) for item, sent in transactions],
         "BankTransactions",
         lambda batch, key: ctx.xero.create_bank_transactions(batch, idempotency_key=key),
         lambda made: made.bank_transaction_id,
@@ -597,7 +554,7 @@ def _transfer(
         _send(
             ctx,
             ledger,
-            [(item, payout)],
+            [(item, [payout])],
             "BankTransfers",
             lambda batch, key: [_one_transfer(ctx, batch[0], key)],
             lambda made: made.bank_transfer_id,
@@ -646,15 +603,18 @@ Sent = TypeVar("Sent")
 def _send(
     ctx: RunContext,
     ledger: SettlementLedger,
-    items: Sequence[tuple[SettlementItem, Sent]],
+    items: Sequence[tuple[SettlementItem, Sequence[Sent]]],
     endpoint: str,
     create: Callable[[list[Sent], str], Sequence[ItemResult[Any]]],
     xero_id: Callable[[Any], str],
     counters: SettlementCounters,
+    moved: Mapping[int, int] | None = None,
 ) -> None:
-    """Marked in flight (committed), then sent 50 a request; what became of each recorded,
-    also when a request stops the posting."""
-    for batch in chunks(list(items), PAGE):
+    """Marked in flight (committed), then sent 50 elements a request; what became of each
+    recorded, also when a request stops the posting. An item of several elements (a payment
+    split over an order's invoices) is posted when all are made; one refused fails it, and a
+    retry makes only those its Reference look-up does not find."""
+    for batch in _batches(items):
         ctx.confirm_claim()
         attempts = ledger.mark_in_flight([item for item, _ in batch])
         material = ",".join(
@@ -662,9 +622,11 @@ def _send(
         )
         outcomes: list[dict[str, Any]] = []
         try:
-            results = create(
-                [sent for _, sent in batch],
-                idempotency_key(ctx.integration_id, endpoint, material),
+            results = iter(
+                create(
+                    [sent for _, elements in batch for sent in elements],
+                    idempotency_key(ctx.integration_id, endpoint, material),
+                )
             )
         except ServiceError as error:
             if error.kind == ErrorKind.AUTH:
@@ -673,26 +635,49 @@ def _send(
             counters.failed += len(batch)
             counters.failures.append(error.message)
         else:
-            for (item, _), result in zip(batch, results, strict=True):
-                if result.ok and result.made is not None:
-                    outcomes.append(_posted(item.id, xero_id(result.made)))
-                    _count(item, counters)
-                else:
-                    refused = ServiceError(
-                        ErrorKind.VALIDATION, "Xero: " + " ".join(result.errors), retryable=True
+            for item, elements in batch:
+                answers = [next(results) for _ in elements]
+                refused = [" ".join(a.errors) for a in answers if not (a.ok and a.made)]
+                if refused:
+                    refusal = ServiceError(
+                        ErrorKind.VALIDATION, "Xero: " + " ".join(refused), retryable=True
                     )
-                    outcomes.append(_failed(item.id, refused))
+                    outcomes.append(_failed(item.id, refusal))
                     counters.failed += 1
-                    counters.failures.append(refused.message)
+                    counters.failures.append(refusal.message)
+                    continue
+                outcome = _posted(item.id, xero_id(answers[0].made))
+                if moved and item.id in moved:
+                    outcome["moved_cents"] = moved[item.id]
+                outcomes.append(outcome)
+                _count(item, counters)
         finally:
             ledger.record_outcomes(outcomes)
+
+
+def _batches(
+    items: Sequence[tuple[SettlementItem, Sequence[Sent]]],
+) -> Iterator[list[tuple[SettlementItem, Sequence[Sent]]]]:
+    """Items together, at most PAGE elements a request (Xero's batch)."""
+    batch: list[tuple[SettlementItem, Sequence[Sent]]] = []
+    size = 0
+    for item, elements in items:
+        if batch and size + len(elements) > PAGE:
+            yield batch
+            batch, size = [], 0
+        batch.append((item, elements))
+        size += len(elements)
+    if batch:
+        yield batch
 
 
 def _count(item: SettlementItem, counters: SettlementCounters) -> None:
     if item.kind == SettlementItemKind.BANK_TRANSACTION:
         counters.bank_transactions += 1
-    else:
+    elif item.kind == SettlementItemKind.TRANSFER:
         counters.transfers += 1
+    else:
+        counters.payments += 1
 
 
 def _posted(item_id: int, xero_id: str) -> dict[str, Any]:
