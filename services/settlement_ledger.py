@@ -360,6 +360,19 @@ class SettlementLedger:
                 gross[key] += transaction_from_json(payload).gross
         return gross
 
+    def reopen_failed(self, integration_id: int) -> None:
+        """Failed items are sent again by the next posting, each looked for in Xero by its
+        Reference first (it keeps its attempts)."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(SettlementItem)
+                .where(
+                    SettlementItem.integration_id == integration_id,
+                    SettlementItem.status == SettlementItemStatus.FAILED,
+                )
+                .values(status=SettlementItemStatus.PENDING)
+            )
+
     def reopen_in_flight(self, row_id: int) -> None:
         """Items a crash left in flight go back to pending: each is looked for in Xero before
         it is sent again."""

@@ -231,7 +231,9 @@ class SyncEngine:
         workspace_id: str | None,
         actor: str = "system",
     ) -> RunResult:
-        """Post the failed documents of a run again (all of them, or `only` those)."""
+        """Post the failed documents of a run again (all of them, or `only` those); a whole
+        run's retry sends the integration's failed settlement items again too (a payout
+        whose bank account was missing, say)."""
         run = self._run(run_id, workspace_id, actor)
         integration = self._integrations.get_by_id(run.integration_id, workspace_id=None)
         if run.status == RunStatus.FAILED and not RunSummary.from_json(run.summary).state.ingested:
@@ -241,6 +243,8 @@ class SyncEngine:
         with self._hold(integration, run.period, resume_finished=True, by=by) as held:
             # Under the claim: a run posting meanwhile pages past what is reopened behind it.
             self._ledger.reopen(integration.id, self._ledger.retryable_ids(run_id, only))
+            if only is None:
+                self._settlements.reopen_failed(integration.id)
             ctx = self._context(integration, held, progress)
             try:
                 post(ctx)

@@ -417,3 +417,19 @@ def test_a_sale_settled_after_its_refund_was_allocated_pays_what_is_left_due(
     assert len(world.xero.documents("Payments")) == 1
     assert world.xero.balance("AMZEUR") == 0
     assert world.xero.balance("091") == D("9.99")  # 19.99 paid out, 10.00 taken back
+
+
+def test_retrying_the_run_sends_a_payout_that_failed_for_want_of_its_bank_account(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+    first = container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
+    assert first.status == RunStatus.PARTIAL and first.transfers_created == 0, first.to_json()
+    assert world.xero.documents("BankTransfers") == []
+    seller_bank(world)  # finance adds the euro account Amazon pays into
+
+    again = container.sync.retry_run(first.run_id, workspace_id=None)
+
+    assert again.status == RunStatus.SUCCEEDED and again.transfers_created == 1, again.to_json()
+    assert again.payments_created == 0  # the payments were made the first time
+    assert_books_closed(world)
