@@ -536,8 +536,8 @@ def _transfer(
                 ErrorKind.VALIDATION,
                 f"The payout of settlement {settlement.settlement_id} needs the bank account "
                 f"Amazon pays {settlement.currency} into: this Xero organisation has none, or "
-                f"more than one, besides {accounts.clearing.name}. Choose it in the "
-                "integration's settings, then retry.",
+                f"more than one, besides {accounts.clearing.name} (this bot cannot be told "
+                "which yet). Keep one such bank account in Xero, then retry the run.",
                 retryable=True,
             )
             ledger.record_outcomes([_failed(item.id, error)])
