@@ -34,13 +34,11 @@ from services.models import SettlementItemStatus as Status
 from services.money import from_cents
 from services.periods import period_bounds
 from services.settlement_ledger import ReportDocument, SettledOrder, SettlementLedger
-from services.settlement_plan import LineKind
+from services.settlement_plan import FEE_LINES, LineKind
 from services.settlement_posting import moved
-from services.settlements import FeeKind
 
 ZERO = Decimal("0.00")
 _CENT = Decimal("0.01")
-_FEES = frozenset(kind.value for kind in FeeKind)
 _PAYMENTS = (SettlementItemKind.PAYMENT, SettlementItemKind.REFUND)
 _ITEM_WORDS: dict[str, str] = {
     SettlementItemKind.PAYMENT: "payment",
@@ -269,7 +267,7 @@ class _Check:
     ) -> None:
         for kind, line_cents, words in item.lines or []:
             amount = from_cents(line_cents)
-            if kind in _FEES:
+            if kind in FEE_LINES:
                 figures.fees += amount
             elif kind == LineKind.RESERVE:
                 figures.reserve += amount

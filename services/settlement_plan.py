@@ -39,6 +39,11 @@ class LineKind(StrEnum):
     NO_ORDER = "no_order"  # a buyer's amount with no order to pay (Amazon wrote no order-id)
 
 
+# The line kinds that are Amazon's fees and charges (a FeeKind's value each), as a bank
+# transaction's stored lines name them.
+FEE_LINES = frozenset(kind.value for kind in FeeKind)
+
+
 @dataclass(frozen=True, slots=True)
 class OrderPayment:
     """Money into clearing for an order's invoice, or out of it for a refund's credit note."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -37,7 +37,7 @@ from services.settlement_ledger import (
     TRANSFER_KEY,
     SettlementLedger,
 )
-from services.settlement_plan import LineKind
+from services.settlement_plan import FEE_LINES, LineKind
 from services.settlements import FeeKind
 from services.xero import (
     ItemResult,
@@ -100,10 +100,8 @@ class SettlementCounters:
     payments: int = 0
     bank_transactions: int = 0
     transfers: int = 0
-    waiting: int = 0
     failed: int = 0
     already_posted: int = 0
-    failures: list[str] = field(default_factory=list)
 
 
 def post_settlement(
@@ -278,11 +276,9 @@ def _payments(
             target = documents.get(item.id)
             if target is None:
                 outcomes.append(_waiting(item.id, _why_waiting(item)))
-                counters.waiting += 1
             elif isinstance(target, ServiceError):
                 outcomes.append(_failed(item.id, target))
                 counters.failed += 1
-                counters.failures.append(target.message)
             else:
                 targets[item.id] = _references(settlement, item, target)
         # What an earlier attempt may have made is looked for by its Reference first: our own
@@ -542,7 +538,6 @@ def _transfer(
             )
             ledger.record_outcomes([_failed(item.id, error)])
             counters.failed += 1
-            counters.failures.append(error.message)
             continue
         payout = transfer(
             from_cents(item.amount_cents),
@@ -633,7 +628,6 @@ def _send(
                 raise
             outcomes = [_failed(item.id, error) for item, _ in batch]
             counters.failed += len(batch)
-            counters.failures.append(error.message)
         else:
             for item, elements in batch:
                 answers = [next(results) for _ in elements]
@@ -644,7 +638,6 @@ def _send(
                     )
                     outcomes.append(_failed(item.id, refusal))
                     counters.failed += 1
-                    counters.failures.append(refusal.message)
                     continue
                 outcome = _posted(item.id, xero_id(answers[0].made))
                 if moved and item.id in moved:
@@ -764,16 +757,13 @@ def settlement_report(ledger: SettlementLedger, row_id: int) -> SettlementReport
     )
 
 
-_FEE_KINDS = frozenset(kind.value for kind in FeeKind)
-
-
 def moved(item: SettlementItem) -> int:
     """The cents the item moved in the clearing account in Xero."""
     return item.amount_cents if item.moved_cents is None else item.moved_cents
 
 
 def _report_side(line_kind: str) -> str:
-    if line_kind in _FEE_KINDS:
+    if line_kind in FEE_LINES:
         return "fees"
     return LineKind.RESERVE if line_kind == LineKind.RESERVE else "other"
 
