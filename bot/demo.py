@@ -2,10 +2,11 @@
 
 The sandbox plays Amazon, Xero and Slack on loopback. A scripted finance admin runs
 `/amazon setup` (signed requests, as Slack sends them), connects both sides through the consent
-pages, syncs last month (some documents fail: PLN is not enabled in Xero), enables PLN and
-clicks Retry on one failed item, then imports the month's amazon.de settlement: its invoices are
-paid, its fees booked and its payout transferred, the clearing account back at 0.00. Then the
-Slack conversation is printed as text, with the documents Xero now holds.
+pages, syncs last month with the payouts Amazon deposited in it (the PLN documents and the
+złoty payout fail: PLN is not enabled in Xero), enables PLN and clicks Retry on one failed item,
+adds the złoty bank account and clicks Retry on the payout: each payout's invoices are paid, its
+fees booked and its deposit transferred. Then the Slack conversation is printed as text, with
+the documents Xero now holds.
 """
 
 from __future__ import annotations
@@ -34,12 +35,10 @@ from sandbox.browser import submit_consent
 from sandbox.server import LoopbackServer
 from sandbox.slack_driver import SlackDriver
 from sandbox.world import SandboxWorld
-from sandbox.xero_books import chart_account
+from sandbox.xero_books import bank_account
 from services.marketplaces import Region
-from services.models import Integration, InvoiceStatus, RunStatus
+from services.models import InvoiceStatus, RunStatus
 from services.periods import period_bounds, period_label, previous_period
-from services.reports import ReportKind
-from services.settlements import read_settlement
 
 DEMO_DATABASE = DATA_DIR / "demo.sqlite3"
 ADMIN = "U0ADMIN"  # "ada" in the sandbox workspace
@@ -69,44 +68,6 @@ def _button_value(message: dict[str, Any], action_id: str) -> str | None:
             if element.get("action_id") == action_id:
                 return str(element["value"])
     return None
-
-
-def _settlement_report(
-    container: Container, integration: Integration, period: str, folder: Path
-) -> Path:
-    """The amazon.de or amazon.co.uk settlement closed inside the month that pays the most
-    orders out, downloaded as Seller Central gives it: through SP-API's getReports and
-    getReportDocument."""
-    amazon = container.spapi(integration)
-    start, end = period_bounds(period)
-    reports = amazon.get_reports(
-        [ReportKind.SETTLEMENT_V2.value],
-        created_since=start,
-        created_until=end,
-        marketplace_ids=[AMAZON_DE, AMAZON_UK],
-    )
-    inside = [
-        r
-        for r in sorted(reports, key=lambda r: r.created_time)
-        if r.data_start_time
-        and r.data_end_time
-        and start <= r.data_start_time
-        and r.data_end_time < end
-    ]
-    best: tuple[tuple[bool, int], Path] | None = None
-    for report in inside:  # the one that pays most orders out
-        document = amazon.get_report_document(report.report_document_id or "")
-        lines = list(amazon.iter_report_lines(document))
-        path = folder / f"settlement-{report.report_id}.txt"
-        path.write_text("".join(f"{line}\n" for line in lines))
-        settlement = read_settlement(lines, file_name=path.name)
-        score = (settlement.total != 0, len(settlement.orders))
-        if best is None or score > best[0]:
-            best = (score, path)
-    if best is None:
-        raise RuntimeError(f"the sandbox closed no settlement inside {period}")
-    path = best[1]
-    return path
 
 
 def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print) -> int:
@@ -158,6 +119,8 @@ def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print)
         links = re.findall(r'"url": "(http[^"]+)"', json.dumps(answer["view"]))
         out(f"   The modal now shows {len(links)} links: Connect Amazon and Connect Xero.")
 
+        # Amazon pays the pounds and the euros into the seller's bank accounts in Xero.
+        world.xero.org().accounts.append(bank_account("091", "EUR"))
         out("2. She follows them: the consent pages, then our callback pages say")
         browser = requests.Session()
         for link in links:
@@ -184,7 +147,13 @@ def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print)
             ),
             "the error thread and the summary",
         )
-        out(f"   The sync finished: {len(failed)} documents failed (PLN is not enabled).")
+        result = container.sync.result_of(run.id, workspace_id=None)
+        out(
+            f"   The sync finished: {len(failed)} documents failed (PLN is not enabled). It "
+            f"also booked the {len(result.settlements)} payouts Amazon deposited in the month: "
+            f"{result.payments_created} payments, {result.bank_transactions_created} fee "
+            f"transactions, {result.transfers_created} transfers."
+        )
 
         out("4. Finance enables PLN in Xero; @ada clicks Retry on the first failed item.")
         org = world.xero.org()
@@ -207,24 +176,33 @@ def run_demo(database: Path = DEMO_DATABASE, out: Callable[[str], None] = print)
             "the retried message",
         )
 
-        out("5. Amazon pays out. Finance adds the euro account Amazon pays into to Xero, and")
-        out("   @ada imports one of the month's settlement reports (`import-report`).")
-        org.accounts.append(
-            chart_account(
-                "091", "Business EUR Account", "BANK", "ASSET", "NONE",
-                BankAccountNumber="DE89370400440532013000", CurrencyCode="EUR",
-            )
-        )  # fmt: skip
-        report = _settlement_report(container, integration, period, database.parent)
-        result = container.sync.import_report(integration, report)
-        [settled] = result.settlements
-        clearing = world.xero.balance(f"AMZ{settled['currency']}")
-        out(
-            f"   Payments made: {result.payments_created}; fee transactions: "
-            f"{result.bank_transactions_created}; payout transfers: {result.transfers_created}; "
-            f"clearing account {clearing} {settled['currency']}."
+        out("5. The same sync booked the month's payouts; finance adds the złoty account")
+        out("   Amazon pays into, and @ada clicks Retry on the złoty payout in #errors.")
+        org.accounts.append(bank_account("093", "PLN"))
+        failed_payout, row_id = _wait(
+            lambda: [
+                (m, value)
+                for m in world.slack.messages("C0ERRORS")
+                if (value := _button_value(m, ids.RETRY_SETTLEMENT))
+            ],
+            "the złoty payout in #errors",
+        )[0]
+        slack.click(
+            ids.RETRY_SETTLEMENT, row_id, user=ADMIN, channel="C0ERRORS", message=failed_payout
         )
-        _wait(lambda: "Payout" in json.dumps(world.slack.messages("C0FINANCE")), "the payout")
+        retried = _wait(
+            lambda: [
+                m
+                for m in world.slack.messages("C0ERRORS")
+                if m["ts"] == failed_payout["ts"] and "Retried by" in json.dumps(m)
+            ],
+            "the retried payout",
+        )[0]
+        out(f"   {retried['text']}")
+        for currency in ("GBP", "EUR", "PLN"):
+            out(f"   Amazon {currency} clearing in Xero: {world.xero.balance(f'AMZ{currency}')}")
+        transfers = world.xero.documents("BankTransfers")
+        out(f"   {len(transfers)} payout transfers, each equal to Amazon's deposit.")
 
         out("")
         out("== The Slack conversation ==")

@@ -42,10 +42,10 @@ from handlers.blocks import (
     error_thread_replies,
     progress_message,
     run_failed_message,
+    settlement_message,
     summary_message,
 )
 from handlers.blocks.common import Json, describe_period
-from handlers.blocks.settlements import settlement_message
 from services.errors import ErrorKind
 from services.http import Clock
 from services.models import Integration, LedgerItem
@@ -194,11 +194,14 @@ class SlackNotifier:
         )
 
     def settlement_posted(self, integration: Integration, report: SettlementReport) -> None:
-        self._post(
-            self._summary_channel(integration),
-            settlement_message(report),
-            what=f"payout of {integration.name}, settlement {report.settlement_id}",
-        )
+        what = f"payout of {integration.name}, settlement {report.settlement_id}"
+        self._post(self._summary_channel(integration), settlement_message(report), what=what)
+        if report.failed:  # where failures are handled, with its Retry
+            self._post(
+                self._errors_channel(integration),
+                settlement_message(report, retry=True),
+                what=f"failed items of the {what}",
+            )
 
     def integration_connected(
         self, integration: Integration, *, first_sync: datetime, period: str

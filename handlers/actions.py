@@ -196,6 +196,26 @@ def retry_run(body: dict[str, Any], client: WebClient, context: BoltContext) -> 
     )
 
 
+def retry_settlement(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    """A payout's failed items (in the errors channel): sent again, the message updated."""
+    user, workspace = body["user"]["id"], workspace_of(context)
+    sync = services_of(context).sync
+    row_id = clicked_id(body, "payout")
+    sync.payout(row_id, workspace_id=workspace, actor=user)  # another workspace's: not found
+    _retry(
+        body,
+        client,
+        context,
+        showing=lambda retrying, retried: blocks.settlement_message(
+            sync.payout(row_id, workspace_id=workspace),
+            retry=True,
+            retrying_by=retrying,
+            retried_by=retried,
+        ),
+        retry=lambda: sync.retry_settlement(row_id, workspace_id=workspace, actor=user),
+    )
+
+
 # What each lifecycle button runs: the flow its `/amazon` command runs too.
 LIFECYCLE_BUTTONS: dict[str, lifecycle.Flow] = {
     ids.OPEN_SETTINGS: lifecycle.open_settings,
@@ -242,6 +262,9 @@ def register(app: App) -> None:
     retry_failed = admin_only("retry failed items")
     app.action(ids.RETRY_ITEM, middleware=[retry_failed])(ack=ack_at_once, lazy=[retry_item])
     app.action(ids.RETRY_ITEMS, middleware=[retry_failed])(ack=ack_at_once, lazy=[retry_items])
+    app.action(ids.RETRY_SETTLEMENT, middleware=[retry_failed])(
+        ack=ack_at_once, lazy=[retry_settlement]
+    )
     retry_runs = admin_only("retry runs")
     for action_id in (ids.RETRY_ALL_FAILED, ids.RETRY_RUN):
         app.action(action_id, middleware=[retry_runs])(ack=ack_at_once, lazy=[retry_run])

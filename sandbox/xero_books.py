@@ -87,6 +87,20 @@ def chart_account(
     }
 
 
+def bank_account(code: str, currency: str) -> JSON:
+    """The seller's own bank account in this currency, where Amazon deposits its payouts."""
+    return chart_account(
+        code,
+        f"Business {currency} Account",
+        "BANK",
+        "ASSET",
+        "NONE",
+        BankAccountNumber=f"2000001234{code}",
+        BankAccountType="BANK",
+        CurrencyCode=currency,
+    )
+
+
 def default_accounts() -> list[JSON]:
     """A UK chart of accounts like Xero's demo company, trimmed to what Amazon postings use."""
     return [

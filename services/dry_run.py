@@ -44,7 +44,7 @@ from services.models import DocumentKind, Integration
 from services.posting_rules import document_label, posting_settings, posting_verdict
 from services.report_files import read_report_file
 from services.reports import ReportKind, parse_report, report_kind
-from services.settlement_ledger import BANK_TRANSACTION_KEY, TRANSFER_KEY, payment_key
+from services.settlement_ledger import BANK_TRANSACTION_KEYS, TRANSFER_KEY, payment_key
 from services.settlement_plan import plan_settlement
 from services.settlement_posting import (
     bank_transaction,
@@ -161,16 +161,12 @@ def _settlement(settlement: Settlement, sales_account_code: str) -> Iterator[Wou
         ref = reference(sid, payment_key(paid.transaction_type, paid.order_id))
         sent = payment(paid.refund, document, clearing, paid.amount, day, ref)
         yield WouldSend("Payments", sent.payload())
-    if plan.lines:
-        lines = [(str(line.kind), line.amount, line.descriptions) for line in plan.lines]
+    for key, booked in zip(BANK_TRANSACTION_KEYS, plan.transactions(), strict=False):
+        lines = [(str(line.kind), line.amount, line.descriptions) for line in booked]
         yield WouldSend(
             "BankTransactions",
             bank_transaction(
-                lines,
-                clearing,
-                day,
-                reference(sid, BANK_TRANSACTION_KEY),
-                line_codes(sales_account_code),
+                lines, clearing, day, reference(sid, key), line_codes(sales_account_code)
             ).payload(),
         )
     if plan.payout:

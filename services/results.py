@@ -105,6 +105,7 @@ class SettlementReport:
     """One payout as it stands in Xero, for the people who match it to the bank deposit:
     Amazon's figures, what the clearing account holds of them, and what is not done yet."""
 
+    row_id: int  # the bot's own id of the settlement, which a Retry button carries
     settlement_id: str
     currency: str
     deposit_date: date
@@ -119,6 +120,7 @@ class SettlementReport:
     # What credit notes' allocations settled in Xero instead of a payment of this settlement:
     # the clearing balance's share that evens out when Amazon settles the other side.
     by_allocation: Decimal = Decimal("0.00")
+    failed: int = 0  # items Xero refused or never confirmed: a Retry sends them again
 
     @property
     def reconciled(self) -> bool:

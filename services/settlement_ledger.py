@@ -35,6 +35,9 @@ from services.settlement_plan import SettlementPlan
 from services.settlements import Settlement
 
 BANK_TRANSACTION_KEY = "BTX"
+# The money-in half of fee lines that net to zero (SettlementPlan.transactions).
+BANK_TRANSACTION_IN_KEY = "BTX-IN"
+BANK_TRANSACTION_KEYS = (BANK_TRANSACTION_KEY, BANK_TRANSACTION_IN_KEY)
 TRANSFER_KEY = "XFER"
 
 
@@ -121,18 +124,18 @@ class SettlementLedger:
                 )
                 for payment in plan.payments
             ]
-            if plan.lines:
+            for key, lines in zip(BANK_TRANSACTION_KEYS, plan.transactions(), strict=False):
                 items.append(
                     _item(
                         row_id,
                         integration_id,
-                        BANK_TRANSACTION_KEY,
+                        key,
                         SettlementItemKind.BANK_TRANSACTION,
-                        cents(plan.lines_total()),
+                        sum(cents(line.amount) for line in lines),
                         now,
                         lines=[
                             [str(line.kind), cents(line.amount), list(line.descriptions)]
-                            for line in plan.lines
+                            for line in lines
                         ],
                     )
                 )
@@ -360,18 +363,18 @@ class SettlementLedger:
                 gross[key] += transaction_from_json(payload).gross
         return gross
 
-    def reopen_failed(self, integration_id: int) -> None:
-        """Failed items are sent again by the next posting, each looked for in Xero by its
-        Reference first (it keeps its attempts)."""
+    def reopen_failed(self, integration_id: int, row_id: int | None = None) -> None:
+        """Failed items (of one settlement, or all of the integration's) are sent again by
+        the next posting, each looked for in Xero by its Reference first (it keeps its
+        attempts)."""
+        query = update(SettlementItem).where(
+            SettlementItem.integration_id == integration_id,
+            SettlementItem.status == SettlementItemStatus.FAILED,
+        )
+        if row_id is not None:
+            query = query.where(SettlementItem.settlement_id == row_id)
         with self._sessions.begin() as session:
-            session.execute(
-                update(SettlementItem)
-                .where(
-                    SettlementItem.integration_id == integration_id,
-                    SettlementItem.status == SettlementItemStatus.FAILED,
-                )
-                .values(status=SettlementItemStatus.PENDING)
-            )
+            session.execute(query.values(status=SettlementItemStatus.PENDING))
 
     def reopen_in_flight(self, row_id: int) -> None:
         """Items a crash left in flight go back to pending: each is looked for in Xero before

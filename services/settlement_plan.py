@@ -79,9 +79,17 @@ class SettlementPlan:
         booked += sum((line.amount for line in self.lines), ZERO)
         return booked - self.payout
 
-    def lines_total(self) -> Decimal:
-        """The bank transaction's total, signed: negative is spend money, positive receive."""
-        return sum((line.amount for line in self.lines), ZERO)
+    def transactions(self) -> tuple[tuple[BookedLine, ...], ...]:
+        """The bank transactions the lines make: one, unless its lines net to 0.00 (fees a
+        released reserve pays exactly), which Xero refuses; then one of the lines that take
+        money out and one of those that bring it in."""
+        if not self.lines:
+            return ()
+        if sum((line.amount for line in self.lines), ZERO) != 0:
+            return (self.lines,)
+        out = tuple(line for line in self.lines if line.amount < 0)
+        into = tuple(line for line in self.lines if line.amount > 0)
+        return tuple(lines for lines in (out, into) if lines)
 
 
 def plan_settlement(settlement: Settlement) -> SettlementPlan:

@@ -12,18 +12,21 @@ account per currency (a bank account), and the accounts the bank transaction's l
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from services.errors import UNCERTAIN, ErrorKind, ServiceError
+from services.ledger import Ledger
 from services.ledger_rows import chunks
 from services.models import (
     AmazonSettlement,
     DocumentKind,
+    Integration,
     LedgerItem,
     SettlementItem,
     SettlementItemKind,
@@ -31,8 +34,8 @@ from services.models import (
 )
 from services.money import cents, from_cents
 from services.results import SettlementReport
-from services.run_context import RunContext
 from services.settlement_ledger import (
+    BANK_TRANSACTION_IN_KEY,
     BANK_TRANSACTION_KEY,
     TRANSFER_KEY,
     SettlementLedger,
@@ -47,12 +50,12 @@ from services.xero import (
     NewLine,
     NewPayment,
     XeroAccount,
+    XeroClient,
     idempotency_key,
 )
 
 PAGE = 50  # Xero's batch
 CONTACT = "Amazon"
-# Outcomes Xero may have acted on although no answer came back: looked for before a resend.
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,38 @@ class SettlementCounters:
     already_posted: int = 0
 
 
+class PostingContext(Protocol):
+    """What posting a settlement needs: a month's run (RunContext) or a payout's own Retry."""
+
+    @property
+    def integration(self) -> Integration: ...
+    @property
+    def integration_id(self) -> int: ...
+    @property
+    def xero(self) -> XeroClient: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    def confirm_claim(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PayoutRetry:
+    """A payout's Retry, outside any run: the settlement's own claim is held around it."""
+
+    integration: Integration
+    xero: XeroClient
+    ledger: Ledger
+
+    @property
+    def integration_id(self) -> int:
+        return self.integration.id
+
+    def confirm_claim(self) -> None:
+        return None
+
+
 def post_settlement(
-    ctx: RunContext,
+    ctx: PostingContext,
     ledger: SettlementLedger,
     row_id: int,
     accounts_by_currency: dict[str, SettlementAccounts],
@@ -119,9 +152,17 @@ def post_settlement(
     ledger.reopen_in_flight(row_id)
     accounts = accounts_by_currency.get(settlement.currency)
     if accounts is None:
-        accounts = accounts_by_currency[settlement.currency] = ensure_accounts(
-            ctx, settlement.currency
-        )
+        try:
+            accounts = ensure_accounts(ctx, settlement.currency)
+        except ServiceError as error:
+            if error.kind == ErrorKind.AUTH:
+                raise
+            # A currency the organisation does not have, say: this settlement fails alone.
+            pending = ledger.items(row_id, SettlementItemStatus.PENDING)
+            ledger.record_outcomes([_failed(item.id, error) for item in pending])
+            counters.failed += len(pending)
+            return counters
+        accounts_by_currency[settlement.currency] = accounts
     _payments(ctx, ledger, settlement, accounts, counters)
     _bank_transaction(ctx, ledger, settlement, accounts, counters)
     _transfer(ctx, ledger, settlement, accounts, counters)
@@ -135,6 +176,8 @@ def reference(settlement_id: str, item_key: str) -> str:
     base = f"Amazon settlement {settlement_id}"
     if item_key == BANK_TRANSACTION_KEY:
         return f"{base} fees"
+    if item_key == BANK_TRANSACTION_IN_KEY:
+        return f"{base} fees, money in"
     if item_key == TRANSFER_KEY:
         return f"{base} payout"
     _, transaction_type, order_id = item_key.split(":", 2)
@@ -198,11 +241,15 @@ def transfer(
     )
 
 
-def ensure_accounts(ctx: RunContext, currency: str) -> SettlementAccounts:
+def ensure_accounts(ctx: PostingContext, currency: str) -> SettlementAccounts:
     """The clearing account of this currency and the lines' accounts, found by code, else by
     name (an account someone renamed or recoded keeps being used), else made; the seller's
     bank account is the organisation's one other bank account in this currency."""
     accounts = ctx.xero.accounts()
+    # Keys of this look-up's own: Xero replays a key's first answer, so a refusal (a currency
+    # not enabled yet) would come back for ever under a fixed key. A made account is found
+    # by its code before the next look-up would make it again.
+    attempt = uuid.uuid4().hex
     by_name = {account.name: account for account in accounts}
     by_code = {account.code: account for account in accounts if account.code}
     name, code = clearing_name(currency), f"AMZ{currency}"
@@ -212,7 +259,7 @@ def ensure_accounts(ctx: RunContext, currency: str) -> SettlementAccounts:
             NewAccount(
                 name, "BANK", code=code, bank_account_number=f"AMAZON-{currency}", currency=currency
             ),
-            idempotency_key=idempotency_key(ctx.integration_id, "Accounts", name),
+            idempotency_key=idempotency_key(ctx.integration_id, "Accounts", f"{name}@{attempt}"),
         )
     codes: dict[LineAccount, str] = {}
     for line_account in dict.fromkeys(LINE_ACCOUNTS.values()):
@@ -220,7 +267,9 @@ def ensure_accounts(ctx: RunContext, currency: str) -> SettlementAccounts:
         if found is None:
             found = ctx.xero.create_account(
                 NewAccount(line_account.name, line_account.type, code=line_account.code),
-                idempotency_key=idempotency_key(ctx.integration_id, "Accounts", line_account.code),
+                idempotency_key=idempotency_key(
+                    ctx.integration_id, "Accounts", f"{line_account.code}@{attempt}"
+                ),
             )
         codes[line_account] = found.code or line_account.code
     base = ctx.xero.organisation().base_currency
@@ -254,7 +303,7 @@ def line_codes(
 
 
 def _payments(
-    ctx: RunContext,
+    ctx: PostingContext,
     ledger: SettlementLedger,
     settlement: AmazonSettlement,
     accounts: SettlementAccounts,
@@ -379,7 +428,7 @@ def _payments_of(
 
 
 def _documents(
-    ctx: RunContext, items: Sequence[SettlementItem]
+    ctx: PostingContext, items: Sequence[SettlementItem]
 ) -> tuple[dict[int, list[tuple[str, int]] | ServiceError], dict[str, tuple[int, int]]]:
     """Item id -> the documents it pays, each with the cents it pays there, for those whose
     documents are in Xero (else why they cannot be paid); and each of those documents' gross
@@ -430,7 +479,7 @@ def _documents(
 
 
 def _left_due(
-    ctx: RunContext, kind: DocumentKind, documents: Sequence[LedgerItem]
+    ctx: PostingContext, kind: DocumentKind, documents: Sequence[LedgerItem]
 ) -> dict[str, int]:
     """Xero id -> the cents Xero has left due on each document (an invoice's AmountDue, a
     credit note's RemainingCredit): one look-up for a page of them."""
@@ -461,7 +510,7 @@ def _why_waiting(item: SettlementItem) -> str:
 
 
 def _bank_transaction(
-    ctx: RunContext,
+    ctx: PostingContext,
     ledger: SettlementLedger,
     settlement: AmazonSettlement,
     accounts: SettlementAccounts,
@@ -508,7 +557,7 @@ def _bank_transaction(
 
 
 def _transfer(
-    ctx: RunContext,
+    ctx: PostingContext,
     ledger: SettlementLedger,
     settlement: AmazonSettlement,
     accounts: SettlementAccounts,
@@ -557,7 +606,7 @@ def _transfer(
         )
 
 
-def _one_transfer(ctx: RunContext, payout: NewBankTransfer, key: str) -> ItemResult[Any]:
+def _one_transfer(ctx: PostingContext, payout: NewBankTransfer, key: str) -> ItemResult[Any]:
     """A transfer as a batch of one: Xero refuses it with a VALIDATION error, not per item."""
     try:
         made = ctx.xero.create_bank_transfer(payout, idempotency_key=key)
@@ -596,7 +645,7 @@ Sent = TypeVar("Sent")
 
 
 def _send(
-    ctx: RunContext,
+    ctx: PostingContext,
     ledger: SettlementLedger,
     items: Sequence[tuple[SettlementItem, Sequence[Sent]]],
     endpoint: str,
@@ -728,11 +777,8 @@ def settlement_report(ledger: SettlementLedger, row_id: int) -> SettlementReport
                 by_kind[_report_side(kind)] += from_cents(amount)
         elif item.kind != SettlementItemKind.TRANSFER:
             by_kind[item.kind] += from_cents(item.amount_cents)
-    problems = [
-        f"{_item_label(item)}: {item.error_message or 'failed'}"
-        for item in items
-        if item.status == SettlementItemStatus.FAILED
-    ]
+    failed = [item for item in items if item.status == SettlementItemStatus.FAILED]
+    problems = [f"{_item_label(item)}: {item.error_message or 'failed'}" for item in failed]
     waiting = [item for item in items if item.status == SettlementItemStatus.WAITING]
     if waiting:
         problems.append(
@@ -742,6 +788,7 @@ def settlement_report(ledger: SettlementLedger, row_id: int) -> SettlementReport
     zero = Decimal("0.00")
     posted = [item for item in items if item.status == SettlementItemStatus.POSTED]
     return SettlementReport(
+        row_id=row_id,
         settlement_id=settlement.settlement_id,
         currency=settlement.currency,
         deposit_date=settlement.deposit_at.date(),
@@ -754,6 +801,7 @@ def settlement_report(ledger: SettlementLedger, row_id: int) -> SettlementReport
         clearing_balance=from_cents(sum(moved(i) for i in posted)),
         problems=tuple(problems),
         by_allocation=from_cents(sum(i.amount_cents - moved(i) for i in posted)),
+        failed=len(failed),
     )
 
 

@@ -39,17 +39,23 @@ from services.models import (
 )
 from services.money import from_cents
 from services.notifications import Notifier, NullNotifier
+from services.payouts import deposited_in
 from services.periods import describe_period, period_bounds
 from services.posting import post
 from services.report_files import read_report_file
 from services.reports import ReportKind, parse_report, report_kind
-from services.results import CurrencyTotals, Payouts, RunResult
+from services.results import CurrencyTotals, Payouts, RunResult, SettlementReport
 from services.run_claims import Claim, ClaimLost, RunClaims
 from services.run_context import Counters, Progress, RunContext, no_progress
 from services.run_summary import RunSummary
 from services.settlement_ledger import SettlementLedger
 from services.settlement_plan import plan_settlement
-from services.settlement_posting import SettlementAccounts, post_settlement, settlement_report
+from services.settlement_posting import (
+    PayoutRetry,
+    SettlementAccounts,
+    post_settlement,
+    settlement_report,
+)
 from services.settlements import Settlement, read_settlement
 from services.taxes import TaxMap
 from services.transactions import TaxScheme, TransactionType
@@ -122,16 +128,23 @@ class SyncEngine:
                 return self._finished_already(integration, held)
             ctx = self._context(integration, held, progress)
             try:
-                if not held.summary.state.ingested:
-                    if integration.region == Region.EU and not self._vat_report_ready(end):
-                        return self._wait(ctx, end)
-                    amazon = self._spapi(integration)
-                    try:
+                vat_report_due = integration.region == Region.EU and not held.summary.state.ingested
+                if vat_report_due and not self._vat_report_ready(end):
+                    return self._wait(ctx, end)
+                amazon = self._spapi(integration)
+                try:
+                    if not held.summary.state.ingested:
                         ingest_from_amazon(ctx, amazon, start, end)
-                    finally:
-                        ctx.amazon_calls = amazon.api_calls
-                post(ctx)
-                self._pay_waiting(ctx)
+                    post(ctx)
+                    self._pay_waiting(ctx)
+                    # After the month's invoices: the payouts pay them.
+                    accounts: dict[str, SettlementAccounts] = {}
+                    for settlement in deposited_in(
+                        amazon, integration.marketplaces, start, end, self._clock()
+                    ):
+                        self._settle(ctx, settlement, accounts)
+                finally:
+                    ctx.amazon_calls = amazon.api_calls
             except ServiceError as error:
                 return self._fail(ctx, error)
             return self._finish(ctx)
@@ -166,7 +179,9 @@ class SyncEngine:
                 post(ctx)
                 self._pay_waiting(ctx)
                 if kind == ReportKind.SETTLEMENT_V2:
-                    self._settle(ctx, read_settlement(read_report_file(path), file_name=path.name))
+                    self._settle(
+                        ctx, read_settlement(read_report_file(path), file_name=path.name), {}
+                    )
             except ServiceError as error:
                 return self._fail(ctx, error)
             return self._finish(ctx)
@@ -178,12 +193,18 @@ class SyncEngine:
         for row_id in self._settlements.unfinished(ctx.integration_id, uncertain=UNCERTAIN):
             self._post_settlement(ctx, row_id, accounts, announce=False)
 
-    def _settle(self, ctx: RunContext, settlement: Settlement) -> None:
-        """Record the settlement once and post what it makes: payments, fees, the payout."""
+    def _settle(
+        self,
+        ctx: RunContext,
+        settlement: Settlement,
+        accounts: dict[str, SettlementAccounts],
+    ) -> None:
+        """Record the settlement once and post what it makes: payments, fees, the payout.
+        `accounts`: the Xero accounts found so far, per currency, shared by a month's payouts."""
         recorded = self._settlements.record(
             ctx.integration_id, settlement, plan_settlement(settlement)
         )
-        self._post_settlement(ctx, recorded.id, {}, announce=True)
+        self._post_settlement(ctx, recorded.id, accounts, announce=recorded.new)
         ctx.counters.settlements.append(
             {
                 "settlement_id": settlement.settlement_id,
@@ -272,7 +293,35 @@ class SyncEngine:
         assert refreshed is not None
         return refreshed
 
+    def retry_settlement(
+        self, row_id: int, *, workspace_id: str | None, actor: str = "system"
+    ) -> SettlementReport:
+        """Send a payout's failed items again (its transfer once the bank account is in
+        Xero, say); returns the payout as it stands afterwards."""
+        integration_id = self._settlement_owner(row_id, workspace_id, actor)
+        integration = self._integrations.get_by_id(integration_id, workspace_id=None)
+        claim = self._claims.hold(integration.id, f"settlement:{row_id}")
+        if claim is None:
+            raise ServiceError(
+                ErrorKind.VALIDATION,
+                "This payout is being posted right now; try again in a minute.",
+                retryable=True,
+            )
+        with claim:
+            # Under the claim: a posting meanwhile would send what is reopened a second time.
+            self._settlements.reopen_failed(integration.id, row_id)
+            retry = PayoutRetry(integration, self._xero(integration), self._ledger)
+            post_settlement(retry, self._settlements, row_id, {})
+        return settlement_report(self._settlements, row_id)
+
     # -- what Slack and the CLI look at ----------------------------------------------------
+
+    def payout(
+        self, row_id: int, *, workspace_id: str | None, actor: str = "system"
+    ) -> SettlementReport:
+        """One payout as it stands in Xero (a Slack message shows it again after a Retry)."""
+        self._settlement_owner(row_id, workspace_id, actor)
+        return settlement_report(self._settlements, row_id)
 
     def payouts(
         self, integration_id: int, *, workspace_id: str | None, actor: str = "system"
@@ -425,6 +474,16 @@ class SyncEngine:
         ):
             raise ServiceError(ErrorKind.NOT_FOUND, f"There is no run {run_id}.", retryable=False)
         return run
+
+    def _settlement_owner(self, row_id: int, workspace_id: str | None, actor: str) -> int:
+        """The integration of a settlement the request may see; another workspace's is not
+        found, as a missing one is."""
+        settlement = self._settlements.settlement(row_id)
+        if settlement is None or not self._belongs(
+            settlement.integration_id, workspace_id, actor, f"settlement {row_id}"
+        ):
+            raise ServiceError(ErrorKind.NOT_FOUND, "There is no such payout.", retryable=False)
+        return settlement.integration_id
 
     def _belongs(
         self, integration_id: int, workspace_id: str | None, actor: str, looked_up: str

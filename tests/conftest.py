@@ -27,6 +27,8 @@ from sandbox.browser import consent_to_both
 from sandbox.server import LoopbackServer
 from sandbox.slack_driver import SlackDriver
 from sandbox.world import SandboxWorld
+from sandbox.xero_books import bank_account
+from services import xero as xero_module
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
 from services.models import Integration
@@ -119,6 +121,28 @@ EU = ("A1PA6795UKMFR9", "A1F83G8C2ARO7P", "A1C3SOZRARQ6R3")  # DE, UK, PL
 ORDERS = 60
 
 
+@pytest.fixture(autouse=True)
+def xero_minute_unlimited(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Xero's minute limit has a test of its own (tests/test_xero_client.py): a month and its
+    re-run, payouts included, take more than 60 calls, and waiting out a minute only slows."""
+    monkeypatch.setattr(xero_module, "MINUTE_LIMIT", 100_000)
+
+
+# The seller's own bank accounts by currency (a multi-currency bank, Wise say): code, currency.
+PAYOUT_BANKS = (("091", "EUR"), ("092", "USD"), ("093", "PLN"), ("094", "SEK"))
+
+
+def payout_banks(world: SandboxWorld) -> None:
+    """A bank account for Amazon's payouts in each currency the organisation has enabled."""
+    org = world.xero.org()
+    codes = {account["Code"] for account in org.accounts}
+    org.accounts += [
+        bank_account(code, currency)
+        for code, currency in PAYOUT_BANKS
+        if currency in org.currencies and code not in codes
+    ]
+
+
 @pytest.fixture
 def shop(container: Container, world: SandboxWorld) -> Integration:
     """An active EU integration connected through the sandbox consent pages."""
@@ -128,6 +152,7 @@ def shop(container: Container, world: SandboxWorld) -> Integration:
     world.xero.minute_limit = 100_000
     org = world.xero.org()
     org.currencies = (*org.currencies, "PLN", "SEK")
+    payout_banks(world)
     integration = container.integrations.create(
         IntegrationSpec(
             name="Acme EU", region=Region.EU, marketplaces=EU, start_date=date(2026, 1, 1)

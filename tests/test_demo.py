@@ -16,7 +16,10 @@ def test_demo_tells_the_story_through_slack(tmp_path: Path) -> None:
     assert "Organisation is not subscribed to currency PLN" in text
     assert "Retried by <@U0ADMIN>" in text
     assert "== In Xero:" in text and "ACCRECCREDIT" in text
-    # The month's payout: its invoices paid, its fees booked, its deposit transferred.
-    assert "payout transfers: 1; clearing account 0.00" in text
+    # The month's payouts: invoices paid, fees booked, deposits transferred; the złoty one
+    # once PLN and its bank account are in Xero, from its Retry button.
+    assert "It also booked the " in text and " payouts Amazon deposited in the month" in text
     assert "bot: Payout " in text and "; clearing balance 0.00" in text
     assert "Reconciled: every payment, fee and the payout are in Xero." in text
+    assert "Payout transfer: " in text  # the złoty payout, failed, in #errors
+    assert "Retried by <@U0ADMIN>: " in text

@@ -31,7 +31,6 @@ from hypothesis import HealthCheck, example, given, settings
 
 from bot.container import Container
 from sandbox.world import SandboxWorld
-from services import xero as xero_module
 from services.models import Integration
 from services.results import CurrencyTotals, RunResult
 from tests.strategies import (
@@ -52,15 +51,6 @@ from tests.strategies import (
 # test are months imported one after another into one organisation.
 TAGS = itertools.count(1)
 NUMBER_FIELD = {"Invoices": "InvoiceNumber", "CreditNotes": "CreditNoteNumber"}
-
-
-@pytest.fixture(autouse=True)
-def xero_minute_unthrottled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Twenty-five months make a few hundred Xero calls: under the client's own window of 60
-    calls a minute the test would spend minutes waiting, and the window is not what it checks.
-    The window is made per organisation with its first client, hence before the `shop` fixture
-    (an autouse fixture is set up first)."""
-    monkeypatch.setattr(xero_module, "MINUTE_LIMIT", 100_000)
 
 
 @pytest.fixture

@@ -10,7 +10,13 @@ from hypothesis import given, settings
 
 from sandbox.amazon_reports import generate_settlement_report
 from services.report_files import read_report_file
-from services.settlement_plan import LineKind, OrderPayment, plan_settlement
+from services.settlement_plan import (
+    BookedLine,
+    LineKind,
+    OrderPayment,
+    SettlementPlan,
+    plan_settlement,
+)
 from services.settlements import FeeKind, read_settlement
 from tests.test_settlements import SAMPLE, Drawn, drawn_rows, read, written
 
@@ -41,7 +47,7 @@ def test_the_real_samples_plan_pays_each_order_books_each_fee_kind_and_nets_to_z
     storage = next(line for line in plan.lines if line.kind == FeeKind.FBA_STORAGE)
     assert storage.descriptions == ("Storage Fee", "LowInventoryLevelFee")
     assert plan.payout == D("582.89") and plan.deposit_date == datetime(2026, 7, 2, tzinfo=UTC)
-    assert plan.lines_total() == D("220.00")
+    assert [sum(line.amount for line in lines) for lines in plan.transactions()] == [D("220.00")]
     assert plan.clearing_balance() == D("0.00")
 
 
@@ -60,6 +66,11 @@ def test_any_settlement_nets_the_clearing_account_to_zero(rows: list[Drawn]) -> 
     assert all(p.amount and p.refund == (p.amount < 0) for p in plan.payments)
     assert all(line.amount for line in plan.lines)
     assert len({line.kind for line in plan.lines}) == len(plan.lines)
+    transactions = plan.transactions()  # every line once, none in a transaction of 0.00
+    assert sorted(line.kind for lines in transactions for line in lines) == sorted(
+        line.kind for line in plan.lines
+    )
+    assert all(sum(line.amount for line in lines) for lines in transactions)
     unknown = sum((u.amount for u in settlement.unknown), D("0.00"))
     unmapped = sum((line.amount for line in plan.lines if line.kind == LineKind.UNMAPPED), D(0))
     assert unmapped == unknown  # Amazon's new words are booked apart, never as a fee kind
@@ -76,3 +87,14 @@ def test_a_negative_settlement_pays_out_from_the_bank_into_clearing() -> None:
         if plan.payout < 0:  # the transfer goes from the seller's bank into clearing
             return
     raise AssertionError("the sandbox made no negative settlement in 40 tries")
+
+
+def test_fees_a_released_reserve_pays_exactly_are_two_transactions_not_one_of_zero() -> None:
+    storage = BookedLine(FeeKind.FBA_STORAGE, D("-50.24"), ("Storage Fee",))
+    subscription = BookedLine(FeeKind.SUBSCRIPTION, D("-169.00"), ("Subscription Fee",))
+    reserve = BookedLine(LineKind.RESERVE, D("219.24"), ("Previous Reserve Amount Balance",))
+    deposit = datetime(2026, 10, 20, tzinfo=UTC)
+    plan = SettlementPlan("1", "PLN", deposit, (), (storage, reserve, subscription), D("0.00"))
+
+    assert plan.transactions() == ((storage, subscription), (reserve,))
+    assert plan.clearing_balance() == 0

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from bot.container import Container
 from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
+from sandbox.xero_books import bank_account
 from services.dry_run import WouldFail, WouldSend, dry_run
 from services.models import Integration, RunStatus, SettlementItem, SettlementItemStatus
 from services.results import RunResult
@@ -77,21 +78,16 @@ def settlement_file(path: Path, newline: str = "\n") -> Path:
 
 
 def seller_bank(world: SandboxWorld, currency: str = "EUR", code: str = "091") -> None:
-    """The account Amazon pays into: the organisation's one bank account in that currency."""
-    world.xero.org().accounts.append(
-        {
-            "AccountID": f"acc-{currency.lower()}-bank",
-            "Code": code,
-            "Name": f"Business {currency} Account",
-            "Type": "BANK",
-            "Class": "ASSET",
-            "Status": "ACTIVE",
-            "TaxType": "NONE",
-            "CurrencyCode": currency,
-            "BankAccountNumber": f"{currency}-0532013000",
-            "EnablePaymentsToAccount": False,
-        }
-    )
+    """The account Amazon pays into: the organisation's one bank account in that currency
+    (the `shop` fixture's organisation has one in EUR, PLN and SEK already)."""
+    accounts = world.xero.org().accounts
+    if not any(account["Code"] == code for account in accounts):
+        accounts.append(bank_account(code, currency))
+
+
+def without_seller_bank(world: SandboxWorld, code: str = "091") -> None:
+    org = world.xero.org()
+    org.accounts = [account for account in org.accounts if account["Code"] != code]
 
 
 def assert_books_closed(world: SandboxWorld, invoices: int = 2) -> None:
@@ -100,7 +96,7 @@ def assert_books_closed(world: SandboxWorld, invoices: int = 2) -> None:
     assert len(world.xero.documents("Invoices")) == invoices
     [transfer] = world.xero.documents("BankTransfers")
     assert D(str(transfer["Amount"])) == PAYOUT
-    assert transfer["ToBankAccount"]["AccountID"] == "acc-eur-bank"
+    assert transfer["ToBankAccount"]["Code"] == "091"
     assert world.xero.balance("AMZEUR") == 0  # the clearing account nets to zero
     assert world.xero.balance("091") == PAYOUT  # the deposit the bank feed will show
     assert world.xero.balance("AMZRES") == D("5.00")  # held back by Amazon
@@ -328,7 +324,7 @@ def test_a_refund_settled_after_its_sale_was_paid_is_paid_out_on_its_credit_note
     # Amazon took the refund and its fee from the seller's bank: a transfer into clearing.
     transfers = world.xero.documents("BankTransfers")
     assert [D(str(t["Amount"])) for t in transfers] == [D("19.99"), D("21.99")]
-    assert transfers[1]["FromBankAccount"]["AccountID"] == "acc-eur-bank"
+    assert transfers[1]["FromBankAccount"]["Code"] == "091"
     assert world.xero.balance("AMZEUR") == 0
     assert world.xero.balance("091") == D("-2.00")  # 19.99 in, 21.99 out
 
@@ -419,9 +415,57 @@ def test_a_sale_settled_after_its_refund_was_allocated_pays_what_is_left_due(
     assert world.xero.balance("091") == D("9.99")  # 19.99 paid out, 10.00 taken back
 
 
+def test_a_failed_payout_is_in_the_errors_channel_and_its_retry_button_sends_it(
+    container: Container, world: SandboxWorld, shop: Integration, slack: SlackDriver, tmp_path: Path
+) -> None:
+    without_seller_bank(world)
+    with container.sessions.begin() as session:  # the integration is the Slack workspace's
+        session.execute(
+            update(Integration)
+            .where(Integration.id == shop.id)
+            .values(workspace_id=TEAM, errors_channel="C0ERRORS", summary_channel="C0FINANCE")
+        )
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+    first = container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
+    assert first.transfers_created == 0 and first.failed == 1, first.to_json()
+
+    [posted] = wait_for(lambda: payouts(world, "C0ERRORS"))
+    assert "Payout transfer" in texts(posted) and "bank account" in texts(posted)
+    [button] = [
+        element
+        for block in posted["blocks"]
+        for element in block.get("elements", [])
+        if element.get("action_id") == "retry_settlement"
+    ]
+    seller_bank(world)  # finance adds the euro account Amazon pays into
+    # Only admins retry: a viewer's click is refused and sends nothing.
+    slack.click("retry_settlement", button["value"], user="U0VIEWER", key="viewer")
+    [refusal] = wait_for(lambda: slack.slack.responses("viewer"))
+    assert "Only admins can retry failed items." in texts(refusal)
+    assert world.xero.documents("BankTransfers") == []
+
+    slack.click("retry_settlement", button["value"], channel="C0ERRORS", message=posted)
+
+    def retried() -> list[dict[str, Any]]:
+        [now] = [m for m in world.slack.messages("C0ERRORS") if m["ts"] == posted["ts"]]
+        return [now] if "Retried by" in texts(now) else []
+
+    [updated] = wait_for(retried, timeout=30)
+    assert "Reconciled" in texts(updated) and "U0ADMIN" in texts(updated)
+    assert "retry_settlement" not in texts(updated)  # nothing left to retry
+    assert_books_closed(world)
+    # A second click (on a stale copy of the message) sends nothing twice.
+    updates = len([c for c in world.slack.calls if c[0] == "chat.update"])
+    slack.click("retry_settlement", button["value"], channel="C0ERRORS", message=posted)
+    wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.update"][updates + 1 :])
+    assert len(world.xero.documents("BankTransfers")) == 1
+    assert "Reconciled" in texts(world.slack.messages("C0ERRORS")[-1])
+
+
 def test_retrying_the_run_sends_a_payout_that_failed_for_want_of_its_bank_account(
     container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
 ) -> None:
+    without_seller_bank(world)
     import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
     first = container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
     assert first.status == RunStatus.PARTIAL and first.transfers_created == 0, first.to_json()

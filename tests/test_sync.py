@@ -21,14 +21,19 @@ from sandbox.world import SandboxWorld
 from services.errors import ServiceError
 from services.integrations import IntegrationSpec
 from services.marketplaces import Region
-from services.models import Integration, LedgerItem, RunStatus
+from services.models import (
+    AmazonSettlement,
+    Integration,
+    LedgerItem,
+    RunStatus,
+    SettlementItem,
+)
 from services.results import CurrencyTotals
 from services.run_claims import ClaimLost
 from services.sync import RunInProgress, SyncEngine
 from services.xero import Endpoint, XeroClient
-from tests.conftest import EU, ORDERS, SHARED
+from tests.conftest import EU, ORDERS, SHARED, payout_banks
 from tests.test_run_claims import claim_session_pid
-from tests.test_settlement_posting import seller_bank
 
 PERIOD = "2026-10"
 
@@ -133,6 +138,18 @@ def test_a_month_reconciles_to_the_cent_and_a_rerun_posts_nothing(
         + math.ceil(credit_notes / 50)
         + 1
     )
+    # The month's payouts: per settlement the look-ups of its orders' invoices and credit
+    # notes, its payments, fee transaction and transfer; per currency the chart of accounts,
+    # the organisation and the clearing account; once the fee, reserve and other accounts.
+    currencies = {settled["currency"] for settled in result.settlements}
+    bound += 5 * len(result.settlements) + 3 * len(currencies) + 6
+    # The payouts Amazon deposited in October, each once, whenever its settlement began.
+    assert all(settled["deposit_date"].startswith("2026-10") for settled in result.settlements)
+    assert len({settled["settlement_id"] for settled in result.settlements}) == len(
+        result.settlements
+    )
+    payouts = [settled for settled in result.settlements if Decimal(settled["payout"])]
+    assert payouts and result.transfers_created == len(payouts)
     assert result.xero_api_calls <= bound, (result.xero_api_calls, bound, documents)
 
     again = container.sync.sync_period(shop, PERIOD)
@@ -274,7 +291,17 @@ def test_a_disabled_currency_fails_alone_and_retry_posts_it_once_fixed(
     assert failed and {item.currency for item in failed} == {"PLN"}
     assert all("PLN" in (item.error_message or "") for item in failed)
     assert all(item.retryable for item in failed)
-    assert result.failed == len(failed)
+    with container.sessions() as session:
+        failed_payout_items = list(
+            session.scalars(
+                select(AmazonSettlement.currency)
+                .join(SettlementItem, SettlementItem.settlement_id == AmazonSettlement.id)
+                .where(SettlementItem.status == "failed")
+            )
+        )
+    # The złoty payouts cannot be booked either (no PLN clearing account): they fail alone.
+    assert failed_payout_items and set(failed_payout_items) == {"PLN"}
+    assert result.failed == len(failed) + len(failed_payout_items)
 
     org.currencies = (*org.currencies, "PLN")
     # While another process holds the month, a retry is refused and reopens nothing: that
@@ -465,6 +492,7 @@ def _cell(columns: list[str], line: str, column: str) -> str:
 @pytest.fixture
 def us_shop(container: Container, world: SandboxWorld) -> Integration:
     world.xero.minute_limit = 100_000
+    payout_banks(world)
     us = container.integrations.create(
         IntegrationSpec(
             name="Acme US", region=Region.NA, marketplaces=("ATVPDKIKX0DER",),
@@ -483,7 +511,6 @@ def test_the_real_settlement_sample_posts_its_refunds(
     refunds = {
         line.split("\t")[7] for line in sample.read_text().splitlines() if "\tRefund\t" in line
     }
-    seller_bank(world, "USD", "092")
     result = container.sync.import_report(us_shop, sample)
     assert result.status == RunStatus.SUCCEEDED, result.to_json()
     assert result.invoices_created == 0  # sales come from the all-orders report

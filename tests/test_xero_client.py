@@ -14,6 +14,7 @@ import requests
 
 from sandbox.server import LoopbackServer
 from sandbox.xero import ZERO_GUID, XeroSandbox
+from services import xero as xero_module
 from services.errors import ErrorKind, ServiceError
 from services.xero import (
     SCOPES,
@@ -259,6 +260,32 @@ def test_429_waits_for_retry_after_then_succeeds(serve: Serve) -> None:
     assert client.organisation().name
     assert sleeps == [7.0]
     assert client.api_calls == 2
+
+
+def test_the_sixty_first_call_of_a_minute_waits_for_the_window(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xero_module, "MINUTE_LIMIT", 3)  # Xero's 60, made small
+    sandbox, server = serve()
+    now, sleeps = [1000.0], []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    client = XeroClient(
+        auth=make_auth(sandbox, server),
+        api_url=server.url,
+        tenant_id=sandbox.tenant_id,
+        token_store=MemoryTokenStore(sandbox.authorize_offline()),
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
+    for _ in range(3):
+        client.organisation()
+    assert sleeps == []
+    client.organisation()
+    assert sleeps == [60.0] and client.api_calls == 4
 
 
 def test_5xx_is_retried_with_backoff(serve: Serve) -> None:

@@ -55,6 +55,7 @@ from handlers.blocks.runs import (
     summary_message,
     what_to_fix,
 )
+from handlers.blocks.settlements import settlement_message
 
 __all__ = [
     "COMMANDS",
@@ -89,6 +90,7 @@ __all__ = [
     "retry_items_value",
     "run_failed_message",
     "settings_modal",
+    "settlement_message",
     "setup_form_values",
     "setup_modal",
     "status_message",

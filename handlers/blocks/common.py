@@ -256,6 +256,11 @@ def divider() -> DividerBlock:
     return DividerBlock()
 
 
+def retrying(by: str) -> ContextBlock:
+    """Under a message whose Retry was clicked, until the retry is done."""
+    return context(f":hourglass_flowing_sand: Retrying (by {user(by)})…")
+
+
 def actions(*elements: InteractiveElement) -> ActionsBlock:
     return ActionsBlock(elements=list(elements[:MAX_ACTIONS_ELEMENTS]))
 

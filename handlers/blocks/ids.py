@@ -32,6 +32,7 @@ RETRY_ITEM = "retry_item"  # value: the ledger item id
 RETRY_ITEMS = "retry_items"  # value: "<run id>:<failure key>", see runs.retry_items_value
 RETRY_ALL_FAILED = "retry_all_failed"  # value: the run id
 RETRY_RUN = "retry_run"  # value: the run id
+RETRY_SETTLEMENT = "retry_settlement"  # value: the settlement's row id (SettlementReport.row_id)
 
 # A Xero consent for another organisation, held until an admin answers.
 # Value: "<integration id>:<tenant id>", see authorization.xero_change_value.

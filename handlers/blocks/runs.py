@@ -43,6 +43,7 @@ from handlers.blocks.common import (
     number,
     packed_sections,
     plural,
+    retrying,
     section,
     truncate,
     user,
@@ -197,10 +198,6 @@ def _item_lines(item: LedgerItem) -> list[str]:
     return lines
 
 
-def _retrying(by: str) -> Block:
-    return context(f":hourglass_flowing_sand: Retrying (by {user(by)})…")
-
-
 def failed_item_message(
     item: LedgerItem, *, retrying_by: str | None = None, retried_by: str | None = None
 ) -> Json:
@@ -220,7 +217,7 @@ def failed_item_message(
     title = f":x: *{escape(what)}* failed: {_kind_label(item.error_kind)}"
     blocks = [section("\n".join([title, *_item_lines(item)]), accessory=retry)]
     if retrying_by:
-        blocks.append(_retrying(retrying_by))
+        blocks.append(retrying(retrying_by))
     elif retried_by:
         blocks.append(context(f"Retried by {user(retried_by)}: it failed again."))
     order = f" (order {item.amazon_order_id})" if item.amazon_order_id else ""
@@ -276,7 +273,7 @@ def failure_group_message(
     if others:
         blocks.append(context(f"{plural(others, 'more document')} fail with other errors."))
     if retrying_by:
-        blocks.append(_retrying(retrying_by))
+        blocks.append(retrying(retrying_by))
     elif retried_by:
         blocks.append(
             context(
@@ -362,7 +359,7 @@ def error_parent_message(
     blocks.append(context(*notes))
     retryable = not failures or any(can_retry(item) for item in failures)
     if retrying_by:
-        blocks.append(_retrying(retrying_by))
+        blocks.append(retrying(retrying_by))
     elif retryable:
         blocks.append(
             actions(
@@ -413,7 +410,7 @@ def run_failed_message(
         notes.append("Refresh the integration (a new Amazon consent), then retry the run.")
     blocks.append(context(*notes))
     if retrying_by:
-        blocks.append(_retrying(retrying_by))
+        blocks.append(retrying(retrying_by))
     else:
         buttons = [button("Retry run", ids.RETRY_RUN, str(result.run_id), style="primary")]
         if auth:
