@@ -41,6 +41,7 @@ from handlers.blocks import (
     error_parent_message,
     error_thread_replies,
     progress_message,
+    reconciliation_message,
     run_failed_message,
     settlement_message,
     summary_message,
@@ -50,6 +51,7 @@ from services.errors import ErrorKind
 from services.http import Clock
 from services.models import Integration, LedgerItem
 from services.notifications import PostedMessage
+from services.reconcile import Reconciliation
 from services.results import RunResult, SettlementReport
 
 log = logging.getLogger(__name__)
@@ -202,6 +204,15 @@ class SlackNotifier:
                 settlement_message(report, retry=True),
                 what=f"failed items of the {what}",
             )
+
+    def month_checked(self, integration: Integration, check: Reconciliation) -> None:
+        if not check.currencies:
+            return  # nothing recorded for the month: the summary said so
+        self._post(
+            self._summary_channel(integration),
+            reconciliation_message(check),
+            what=f"three-way check of {integration.name}, {describe_period(check.period)}",
+        )
 
     def integration_connected(
         self, integration: Integration, *, first_sync: datetime, period: str

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.models import Integration, LedgerItem
+from services.reconcile import Reconciliation
 from services.results import RunResult, SettlementReport
 
 
@@ -48,6 +49,9 @@ class Notifier(Protocol):
     def settlement_posted(self, integration: Integration, report: SettlementReport) -> None:
         """A payout's payments, fees and transfer went to Xero (or some could not)."""
 
+    def month_checked(self, integration: Integration, check: Reconciliation) -> None:
+        """A month's sync ended: Amazon's report, its payouts and Xero, checked per currency."""
+
     def integration_connected(
         self, integration: Integration, *, first_sync: datetime, period: str
     ) -> None: ...
@@ -76,6 +80,9 @@ class NullNotifier:
         return None
 
     def settlement_posted(self, integration: Integration, report: SettlementReport) -> None:
+        return None
+
+    def month_checked(self, integration: Integration, check: Reconciliation) -> None:
         return None
 
     def integration_connected(

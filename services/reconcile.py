@@ -33,9 +33,8 @@ from services.models import AmazonSettlement, Integration, SettlementItem, Settl
 from services.models import SettlementItemStatus as Status
 from services.money import from_cents
 from services.periods import period_bounds
-from services.settlement_ledger import ReportDocument, SettledOrder, SettlementLedger
+from services.settlement_ledger import ReportDocument, SettledOrder, SettlementLedger, moved
 from services.settlement_plan import FEE_LINES, LineKind
-from services.settlement_posting import moved
 
 ZERO = Decimal("0.00")
 _CENT = Decimal("0.01")

@@ -408,6 +408,11 @@ class SettlementLedger:
                 update_by_id(session, SettlementItem, outcomes)
 
 
+def moved(item: SettlementItem) -> int:
+    """The cents the item moved in the clearing account in Xero."""
+    return item.amount_cents if item.moved_cents is None else item.moved_cents
+
+
 def _signed(gross: Decimal, document_type: str | None) -> Decimal:
     return -gross if document_type == DocumentKind.CREDIT_NOTE else gross
 

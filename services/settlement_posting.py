@@ -39,6 +39,7 @@ from services.settlement_ledger import (
     BANK_TRANSACTION_KEY,
     TRANSFER_KEY,
     SettlementLedger,
+    moved,
 )
 from services.settlement_plan import FEE_LINES, LineKind
 from services.settlements import FeeKind
@@ -803,11 +804,6 @@ def settlement_report(ledger: SettlementLedger, row_id: int) -> SettlementReport
         by_allocation=from_cents(sum(i.amount_cents - moved(i) for i in posted)),
         failed=len(failed),
     )
-
-
-def moved(item: SettlementItem) -> int:
-    """The cents the item moved in the clearing account in Xero."""
-    return item.amount_cents if item.moved_cents is None else item.moved_cents
 
 
 def _report_side(line_kind: str) -> str:

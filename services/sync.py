@@ -42,6 +42,7 @@ from services.notifications import Notifier, NullNotifier
 from services.payouts import deposited_in
 from services.periods import describe_period, period_bounds
 from services.posting import post
+from services.reconcile import reconcile
 from services.report_files import read_report_file
 from services.reports import ReportKind, parse_report, report_kind
 from services.results import CurrencyTotals, Payouts, RunResult, SettlementReport
@@ -98,6 +99,7 @@ class SyncEngine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         notifier: Notifier | None = None,
     ) -> None:
+        self._sessions = sessions
         self._ledger = Ledger(sessions)
         self._settlements = SettlementLedger(sessions)
         bind = sessions.kw["bind"]
@@ -147,7 +149,10 @@ class SyncEngine:
                     ctx.amazon_calls = amazon.api_calls
             except ServiceError as error:
                 return self._fail(ctx, error)
-            return self._finish(ctx)
+            result = self._finish(ctx)
+        # Where finance looks at the month as a whole: report, payouts and Xero side by side.
+        self._notifier.month_checked(integration, reconcile(self._sessions, integration, period))
+        return result
 
     def import_report(
         self, integration: Integration, path: Path, *, progress: Progress = no_progress

@@ -342,9 +342,15 @@ def test_a_partly_failed_month_posts_its_errors_and_summary_and_retry_all_fixes_
     assert any(m["text"].startswith("Payout") and "PLN" in m["text"] for m in errors)
     replies = [m for m in errors if m.get("thread_ts") == parent["ts"] and m is not parent]
     assert replies and "PLN" in texts(replies)
-    # The summary takes the place of the progress message, above the month's payout posts.
-    [summary] = [m for m in world.slack.messages("C0FINANCE") if "October 2026" in texts(m)]
-    assert "documents" in texts(summary)
+    # The summary takes the place of the progress message, above the month's payout posts;
+    # the three-way check of the month comes last, the failed documents flagged in it.
+    finance = world.slack.messages("C0FINANCE")
+    [summary] = [m for m in finance if "October 2026: Acme EU" in texts(m)]
+    assert "Failed" in texts(summary)
+    check = finance[-1]
+    assert check["text"].startswith("Three-way check of October 2026 for Acme EU: ")
+    assert "to look at" in check["text"] and "Xero: invoiced" in texts(check)
+    assert "python -m bot reconcile" in texts(check)
 
     enable_pln(world)
     slack.click(ids.RETRY_ALL_FAILED, str(result.run_id), channel="C0ERRORS", message=parent)

@@ -55,7 +55,7 @@ from handlers.blocks.runs import (
     summary_message,
     what_to_fix,
 )
-from handlers.blocks.settlements import settlement_message
+from handlers.blocks.settlements import reconciliation_message, settlement_message
 
 __all__ = [
     "COMMANDS",
@@ -86,6 +86,7 @@ __all__ = [
     "parse_xero_change_value",
     "progress_message",
     "queued_retry_message",
+    "reconciliation_message",
     "refresh_link_message",
     "retry_items_value",
     "run_failed_message",

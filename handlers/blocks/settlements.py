@@ -16,11 +16,16 @@ from handlers.blocks.common import (
     day,
     escape,
     message,
+    money,
+    number,
     packed_sections,
+    plural,
     retrying,
     section,
     user,
 )
+from services.periods import period_label
+from services.reconcile import Reconciliation
 from services.results import SettlementReport
 
 
@@ -77,3 +82,47 @@ def settlement_message(
         )
         blocks.append(context(f"Retried by {user(retried_by)}: {outcome}."))
     return message(figures, blocks)
+
+
+MAX_DIFFERENCES_SHOWN = 10
+
+
+def reconciliation_message(check: Reconciliation) -> Json:
+    """The month's three-way check: per currency Amazon's report, its settlements and Xero,
+    then the differences someone must look at (the explained ones are counted)."""
+    flagged = [d for d in check.differences if not d.explained]
+    verdict = (
+        f"{plural(len(flagged), 'difference')} to look at" if flagged else "everything reconciles"
+    )
+    title = f"Three-way check of {period_label(check.period)} for {check.integration}: {verdict}"
+    blocks: list[Block] = [section(f"*{escape(title)}*")]
+    for code, f in sorted(check.currencies.items()):
+        blocks.append(
+            section(
+                f"*{code}*\n"
+                f"Amazon's report: sales {money(f.report_sales, code)}, refunds "
+                f"{money(f.report_refunds, code)}\n"
+                f"Settlements: sales {money(f.settled_sales, code)}, refunds "
+                f"{money(f.settled_refunds, code)}, fees {money(f.fees, code)}, reserve "
+                f"{money(f.reserve, code)}, payouts {money(f.payouts, code)}\n"
+                f"Xero: invoiced {money(f.xero_invoiced, code)}, paid "
+                f"{money(f.xero_paid, code)}, clearing balance {money(f.clearing_balance, code)}"
+            )
+        )
+    lines = [
+        f"• {escape(d.explanation)} ({money(d.amount, d.currency)})"
+        for d in flagged[:MAX_DIFFERENCES_SHOWN]
+    ]
+    if len(flagged) > MAX_DIFFERENCES_SHOWN:
+        lines.append(f"… and {number(len(flagged) - MAX_DIFFERENCES_SHOWN)} more")
+    if lines:
+        blocks += packed_sections(["*To look at*", *lines], max_blocks=3)
+    explained = len(check.differences) - len(flagged)
+    blocks.append(
+        context(
+            f"{plural(explained, 'difference')} explained (not settled yet, in another month, "
+            "tax Amazon withheld). Each one: "
+            f'`python -m bot reconcile "{escape(check.integration)}" --period {check.period}`'
+        )
+    )
+    return message(title, blocks)
