@@ -54,6 +54,7 @@ def settings_submitted(
         view["state"]["values"],
         current_overrides=integration.tax_overrides,
         current_vat_rates=integration.vat_rates,
+        current_payout_accounts=integration.payout_accounts,
     )
     integrations.update_settings(
         integration.id,
@@ -70,6 +71,7 @@ def settings_submitted(
         shipping_account_code=values["shipping_account_code"],
         tax_overrides=values["tax_overrides"],
         vat_rates=values["vat_rates"],
+        payout_accounts=values["payout_accounts"],
     )
     ack()
 

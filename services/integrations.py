@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel.numbers import list_currencies
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -76,6 +77,9 @@ class PostingSettings:
     # The seller's own VAT rates, for sales Amazon calculated no VAT for: "DE:domestic" -> "19"
     # (percent). Without one such a sale fails and says which rate it needs; never guessed.
     vat_rates: dict[str, str] = field(default_factory=dict)
+    # The bank account Amazon pays each currency into: "EUR" -> Xero account code. A currency
+    # not named pays into the organisation's one other bank account in it.
+    payout_accounts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,11 +132,17 @@ def _validate(
         code = getattr(posting, field_name).strip()
         if not code:
             errors[field_name] = "An account code is required."
-        elif len(code) > ACCOUNT_CODE_MAX_LENGTH or _has_hidden(code) or " " in code:
-            errors[field_name] = (
-                f"An account code is up to {ACCOUNT_CODE_MAX_LENGTH} letters and digits, "
-                "as in Xero's chart of accounts."
-            )
+        elif not _is_account_code(code):
+            errors[field_name] = _ACCOUNT_CODE_RULE
+    payout_accounts: dict[str, str] = {}
+    for currency_text, code_text in posting.payout_accounts.items():
+        currency, code = currency_text.strip().upper(), code_text.strip()
+        if currency not in _CURRENCIES:
+            errors["payout_accounts"] = f"{currency} is not an ISO currency code such as EUR."
+        elif not _is_account_code(code):
+            errors["payout_accounts"] = f"{currency} {code}: {_ACCOUNT_CODE_RULE}"
+        else:
+            payout_accounts[currency] = code
     for field_name in ("errors_channel", "summary_channel"):
         channel = getattr(spec, field_name)
         if channel is not None and (
@@ -155,8 +165,19 @@ def _validate(
         spec,
         name=name,
         marketplaces=tuple(dict.fromkeys(spec.marketplaces)),
-        posting=replace(posting, vat_rates=vat_rates),
+        posting=replace(posting, vat_rates=vat_rates, payout_accounts=payout_accounts),
     )
+
+
+_ACCOUNT_CODE_RULE = (
+    f"An account code is up to {ACCOUNT_CODE_MAX_LENGTH} letters and digits, as in Xero's "
+    "chart of accounts."
+)
+_CURRENCIES = frozenset(list_currencies())
+
+
+def _is_account_code(code: str) -> bool:
+    return 0 < len(code) <= ACCOUNT_CODE_MAX_LENGTH and not _has_hidden(code) and " " not in code
 
 
 def _has_hidden(text: str) -> bool:
@@ -372,6 +393,7 @@ class IntegrationService:
                 shipping_account_code=spec.posting.shipping_account_code.strip(),
                 tax_overrides=dict(spec.posting.tax_overrides),
                 vat_rates=dict(spec.posting.vat_rates),
+                payout_accounts=dict(spec.posting.payout_accounts),
                 errors_channel=spec.errors_channel,
                 summary_channel=spec.summary_channel,
                 created_by=actor,
@@ -836,6 +858,7 @@ def _spec_of(integration: Integration) -> IntegrationSpec:
             shipping_account_code=integration.shipping_account_code,
             tax_overrides=dict(integration.tax_overrides),
             vat_rates=dict(integration.vat_rates),
+            payout_accounts=dict(integration.payout_accounts),
         ),
     )
 
@@ -852,6 +875,7 @@ def _apply(integration: Integration, spec: IntegrationSpec) -> None:
     integration.shipping_account_code = spec.posting.shipping_account_code.strip()
     integration.tax_overrides = dict(spec.posting.tax_overrides)
     integration.vat_rates = dict(spec.posting.vat_rates)
+    integration.payout_accounts = dict(spec.posting.payout_accounts)
 
 
 def _spec_details(spec: IntegrationSpec) -> dict[str, Any]:
@@ -867,6 +891,7 @@ def _spec_details(spec: IntegrationSpec) -> dict[str, Any]:
         "shipping_account_code": spec.posting.shipping_account_code,
         "tax_overrides": dict(spec.posting.tax_overrides),
         "vat_rates": dict(spec.posting.vat_rates),
+        "payout_accounts": dict(spec.posting.payout_accounts),
     }
 
 

@@ -100,6 +100,8 @@ class Integration(Base):
     tax_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The seller's own VAT rates for sales Amazon calculated no VAT for: "DE:domestic" -> "19".
     vat_rates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The bank account Amazon pays each currency into, as chosen: "EUR" -> Xero account code.
+    payout_accounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The last tax map built from the organisation's tax rates: TaxKey string -> TaxType.
     xero_tax_types: Mapped[dict[str, Any]] = mapped_column(default=dict)
     errors_channel: Mapped[str | None] = mapped_column(String(80))

@@ -96,6 +96,7 @@ def clearing_name(currency: str) -> str:
 class SettlementAccounts:
     clearing: XeroAccount
     payout: XeroAccount | None  # the seller's bank account in the settlement's currency
+    no_payout: str  # why there is none, said in the transfer's failure
     line_codes: dict[str, str]  # a bank transaction line's kind -> the code of its account
 
 
@@ -273,6 +274,17 @@ def ensure_accounts(ctx: PostingContext, currency: str) -> SettlementAccounts:
                 ),
             )
         codes[line_account] = found.code or line_account.code
+    payout, no_payout = _payout_account(ctx, accounts, currency, clearing)
+    return SettlementAccounts(
+        clearing, payout, no_payout, line_codes(ctx.integration.sales_account_code, codes)
+    )
+
+
+def _payout_account(
+    ctx: PostingContext, accounts: Sequence[XeroAccount], currency: str, clearing: XeroAccount
+) -> tuple[XeroAccount | None, str]:
+    """The bank account chosen in the settings for this currency's payouts, else the
+    organisation's one other bank account in it; else None and why."""
     base = ctx.xero.organisation().base_currency
     banks = [
         account
@@ -280,12 +292,23 @@ def ensure_accounts(ctx: PostingContext, currency: str) -> SettlementAccounts:
         if account.type == "BANK"
         and account.account_id != clearing.account_id
         and (account.currency or base) == currency
-        and not account.name.startswith("Amazon ")
     ]
-    return SettlementAccounts(
-        clearing,
-        banks[0] if len(banks) == 1 else None,
-        line_codes(ctx.integration.sales_account_code, codes),
+    chosen = (ctx.integration.payout_accounts or {}).get(currency)
+    if chosen is not None:
+        found = [account for account in banks if account.code == chosen]
+        if found:
+            return found[0], ""
+        return None, (
+            f"the account {chosen} chosen in the settings is not a bank account in {currency} "
+            "in Xero. Choose another in `/amazon settings`, or add it in Xero."
+        )
+    banks = [account for account in banks if not account.name.startswith("Amazon ")]
+    if len(banks) == 1:
+        return banks[0], ""
+    return None, (
+        f"this Xero organisation has {'no' if not banks else len(banks)} bank accounts in "
+        f"{currency} besides {clearing.name}. Name the one Amazon pays into in "
+        "`/amazon settings` (payout bank accounts)."
     )
 
 
@@ -581,9 +604,7 @@ def _transfer(
             error = ServiceError(
                 ErrorKind.VALIDATION,
                 f"The payout of settlement {settlement.settlement_id} needs the bank account "
-                f"Amazon pays {settlement.currency} into: this Xero organisation has none, or "
-                f"more than one, besides {accounts.clearing.name} (this bot cannot be told "
-                "which yet). Keep one such bank account in Xero, then retry the run.",
+                f"Amazon pays {settlement.currency} into: {accounts.no_payout} Then retry.",
                 retryable=True,
             )
             ledger.record_outcomes([_failed(item.id, error)])

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.container import Container
+from handlers.blocks import ids
 from sandbox.slack_driver import TEAM, SlackDriver
 from sandbox.world import SandboxWorld
 from sandbox.xero_books import bank_account
@@ -23,7 +24,7 @@ from tests.test_customer_ledger import REFUND, import_rows
 from tests.test_documents import assert_writable
 from tests.test_reports import SALE
 from tests.test_settlements import HEADER, line, summary
-from tests.test_slack_app import texts, wait_for
+from tests.test_slack_app import setup_values, texts, wait_for
 
 D = Decimal
 SECOND = {
@@ -460,6 +461,50 @@ def test_a_failed_payout_is_in_the_errors_channel_and_its_retry_button_sends_it(
     wait_for(lambda: [c for c in world.slack.calls if c[0] == "chat.update"][updates + 1 :])
     assert len(world.xero.documents("BankTransfers")) == 1
     assert "Reconciled" in texts(world.slack.messages("C0ERRORS")[-1])
+
+
+def test_with_two_euro_bank_accounts_the_one_chosen_in_the_settings_gets_the_payout(
+    container: Container, world: SandboxWorld, shop: Integration, slack: SlackDriver, tmp_path: Path
+) -> None:
+    world.xero.org().accounts.append(bank_account("095", "EUR"))  # a second euro account
+    with container.sessions.begin() as session:  # the integration is the Slack workspace's
+        session.execute(
+            update(Integration).where(Integration.id == shop.id).values(workspace_id=TEAM)
+        )
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+    first = container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
+    assert first.transfers_created == 0, first.to_json()
+    last = container.sync.payouts(shop.id, workspace_id=None).last
+    assert last is not None
+    [problem] = last.problems
+    assert "has 2 bank accounts in EUR" in problem and "/amazon settings" in problem
+
+    slack.command("settings Acme EU")
+    [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
+    view = opened["view"] | {"id": "V", "private_metadata": str(shop.id)}
+    values = setup_values("Acme EU", marketplaces=list(shop.marketplaces))
+
+    def payout_accounts(text: str) -> dict[str, Any]:
+        field = ids.PAYOUT_ACCOUNTS
+        return {field.block: {field.action: {"type": "plain_text_input", "value": text}}}
+
+    for text, message in [
+        ("EUR", "Line 1 (EUR): write the currency and the account code"),
+        ("XYZ 095", "XYZ is not an ISO currency code"),
+        ("EUR 095\neur 091", "Line 2: EUR is set twice."),
+    ]:
+        refused = slack.submit(view, values | payout_accounts(text)).json()
+        assert list(refused["errors"]) == [ids.PAYOUT_ACCOUNTS.block], text
+        assert message in refused["errors"][ids.PAYOUT_ACCOUNTS.block]
+    assert slack.submit(view, values | payout_accounts("eur 095")).status_code == 200
+    chosen = container.integrations.get_by_id(shop.id, workspace_id=None)
+    assert chosen.payout_accounts == {"EUR": "095"}
+
+    report = container.sync.retry_settlement(last.row_id, workspace_id=TEAM, actor="U0ADMIN")
+
+    assert report.reconciled, report
+    [transfer] = world.xero.documents("BankTransfers")
+    assert transfer["ToBankAccount"]["Code"] == "095"
 
 
 def test_retrying_the_run_sends_a_payout_that_failed_for_want_of_its_bank_account(

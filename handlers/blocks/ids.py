@@ -88,3 +88,4 @@ NEW_TAX_KEY = Field("new_tax_key", "new_tax_key_input")
 NEW_TAX_TYPE = Field("new_tax_type", "new_tax_type_select")
 # Settings only: the seller's own VAT rates, one "DE domestic 19" a line.
 VAT_RATES = Field("vat_rates", "vat_rates_input")
+PAYOUT_ACCOUNTS = Field("payout_accounts", "payout_accounts_input")

@@ -86,6 +86,7 @@ class SetupValues(TypedDict):
 class SettingsValues(SetupValues):
     tax_overrides: dict[str, str]  # "DE:19:domestic" -> Xero TaxType
     vat_rates: dict[str, str]  # "DE:domestic" -> "19", as written: the service validates
+    payout_accounts: dict[str, str]  # "EUR" -> Xero bank account code, as written
 
 
 # --- elements ------------------------------------------------------------------------------
@@ -349,6 +350,26 @@ def _vat_rates_input(rates: Mapping[str, str]) -> InputBlock:
     )
 
 
+def _payout_accounts_input(accounts: Mapping[str, str]) -> InputBlock:
+    """The bank account Amazon pays each currency into, "EUR 091" a line (read by
+    _payout_account_lines)."""
+    lines = [f"{currency} {code}" for currency, code in sorted(accounts.items())]
+    return _input(
+        ids.PAYOUT_ACCOUNTS,
+        "Payout bank accounts (where Amazon pays each currency into)",
+        PlainTextInputElement(
+            action_id=ids.PAYOUT_ACCOUNTS.action,
+            multiline=True,
+            initial_value="\n".join(lines) or None,
+            placeholder=plain("EUR 091", MAX_PLACEHOLDER_TEXT),
+            max_length=MAX_TEXT_INPUT,
+        ),
+        hint="One a line: currency and the Xero bank account's code, e.g. EUR 091. A currency "
+        "not named pays into the organisation's one other bank account in it.",
+        optional=True,
+    )
+
+
 def settings_modal(integration: Integration, *, tax_types: Sequence[tuple[str, str]]) -> Json:
     """`/amazon settings NAME`, prefilled. `tax_types` are the Xero organisation's active
     sales tax rates as (TaxType, name); each tax key the integration has met (or has an
@@ -360,6 +381,7 @@ def settings_modal(integration: Integration, *, tax_types: Sequence[tuple[str, s
         section(f"Settings of *{escape(integration.name)}*."),
         *_integration_inputs(integration, integration.start_date),
         _vat_rates_input(integration.vat_rates or {}),
+        _payout_accounts_input(integration.payout_accounts or {}),
         divider(),
         section(
             "*Tax mapping*\nWhich Xero tax type each country and rate posts under. "
@@ -484,6 +506,7 @@ def errors_response(errors: Mapping[str, str]) -> Json:
         ids.NEW_TAX_KEY.block,
         ids.NEW_TAX_TYPE.block,
         ids.VAT_RATES.block,
+        ids.PAYOUT_ACCOUNTS.block,
     }
     shown: dict[str, str] = {}
     for key, text in errors.items():
@@ -610,11 +633,39 @@ def _vat_rate_lines(text: str) -> dict[str, str]:
     return rates
 
 
+_PAYOUT_ACCOUNT_LINE = re.compile(r"([A-Za-z]{3})\s*[:=\s]\s*(\S+)")
+
+
+def _payout_account_lines(text: str) -> dict[str, str]:
+    """The payout bank accounts field as {"EUR": "091"}; whether each is a real currency and
+    code is the service's to judge. A line it cannot read is refused, naming it."""
+    accounts: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _PAYOUT_ACCOUNT_LINE.fullmatch(line.strip())
+        if match is None:
+            raise InvalidInput(
+                {
+                    ids.PAYOUT_ACCOUNTS.block: f"Line {number} ({line.strip()[:40]}): write the "
+                    "currency and the account code, e.g. EUR 091."
+                }
+            )
+        currency, code = match.group(1).upper(), match.group(2)
+        if currency in accounts:
+            raise InvalidInput(
+                {ids.PAYOUT_ACCOUNTS.block: f"Line {number}: {currency} is set twice."}
+            )
+        accounts[currency] = code
+    return accounts
+
+
 def parse_settings_submission(
     values: Mapping[str, Any],
     *,
     current_overrides: Mapping[str, str] | None = None,
     current_vat_rates: Mapping[str, str] | None = None,
+    current_payout_accounts: Mapping[str, str] | None = None,
 ) -> SettingsValues:
     """The settings modal's values. `tax_overrides` is complete: the rows shown as chosen
     (Automatic drops an override), the new row if filled in, and the integration's
@@ -649,4 +700,14 @@ def parse_settings_submission(
         if ids.VAT_RATES.block in values
         else dict(current_vat_rates or {})
     )
-    return {**setup, "tax_overrides": overrides, "vat_rates": vat_rates}
+    payout_accounts = (
+        _payout_account_lines(_text(values, ids.PAYOUT_ACCOUNTS))
+        if ids.PAYOUT_ACCOUNTS.block in values
+        else dict(current_payout_accounts or {})
+    )
+    return {
+        **setup,
+        "tax_overrides": overrides,
+        "vat_rates": vat_rates,
+        "payout_accounts": payout_accounts,
+    }
