@@ -732,6 +732,7 @@ def test_parse_settings_submission_reads_the_tax_mapping() -> None:
             "PL:23:oss": "TAX009",
         },
         "vat_rates": {},
+        "payout_accounts": {},
     }
 
 
