@@ -4,7 +4,7 @@ readers that turn a view_submission's state.values into plain values for the ser
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, TypedDict
 
@@ -612,18 +612,10 @@ def _vat_rate_lines(text: str) -> dict[str, str]:
     """The own VAT rates field as {"DE:domestic": "19"}; whether each is a real country,
     scheme and rate is the service's to judge. A line it cannot read is refused, naming it."""
     rates: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        match = _VAT_RATE_LINE.fullmatch(line.strip())
-        if match is None:
-            raise InvalidInput(
-                {
-                    ids.VAT_RATES.block: f"Line {number} ({line.strip()[:40]}): write country, "
-                    "scheme and percent, e.g. DE domestic 19."
-                }
-            )
-        country, scheme, percent = match.groups()
+    lines = _field_lines(
+        text, ids.VAT_RATES, _VAT_RATE_LINE, "country, scheme and percent, e.g. DE domestic 19"
+    )
+    for number, (country, scheme, percent) in lines:
         key = own_rate_key(country, scheme)
         if key in rates:
             raise InvalidInput(
@@ -640,24 +632,34 @@ def _payout_account_lines(text: str) -> dict[str, str]:
     """The payout bank accounts field as {"EUR": "091"}; whether each is a real currency and
     code is the service's to judge. A line it cannot read is refused, naming it."""
     accounts: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        match = _PAYOUT_ACCOUNT_LINE.fullmatch(line.strip())
-        if match is None:
-            raise InvalidInput(
-                {
-                    ids.PAYOUT_ACCOUNTS.block: f"Line {number} ({line.strip()[:40]}): write the "
-                    "currency and the account code, e.g. EUR 091."
-                }
-            )
-        currency, code = match.group(1).upper(), match.group(2)
+    lines = _field_lines(
+        text,
+        ids.PAYOUT_ACCOUNTS,
+        _PAYOUT_ACCOUNT_LINE,
+        "the currency and the account code, e.g. EUR 091",
+    )
+    for number, (written, code) in lines:
+        currency = written.upper()
         if currency in accounts:
             raise InvalidInput(
                 {ids.PAYOUT_ACCOUNTS.block: f"Line {number}: {currency} is set twice."}
             )
         accounts[currency] = code
     return accounts
+
+
+def _field_lines(
+    text: str, field: ids.Field, pattern: re.Pattern[str], what: str
+) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """A multiline field's non-blank lines, numbered, as `pattern`'s groups; the first line it
+    cannot read is refused on the field, saying `what` to write."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = pattern.fullmatch(line.strip())
+        if match is None:
+            raise InvalidInput({field.block: f"Line {number} ({line.strip()[:40]}): write {what}."})
+        yield number, match.groups()
 
 
 def parse_settings_submission(
