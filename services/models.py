@@ -365,6 +365,8 @@ class SettlementItem(Base):
     kind: Mapped[str] = mapped_column(String(24))
     amazon_order_id: Mapped[str | None] = mapped_column(String(64))
     amount_cents: Mapped[int] = mapped_column(BigInteger)  # as it moves the clearing account
+    # When Amazon posted the order a payment is for (its first row in the settlement).
+    posted_at: Mapped[datetime | None]
     # What it moved in Xero when not its whole amount: a payment Xero had less left due for
     # (a credit note allocated to the invoice settled the rest), 0 for a refund so settled.
     moved_cents: Mapped[int | None] = mapped_column(BigInteger)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -33,7 +33,13 @@ from services.models import AmazonSettlement, Integration, SettlementItem, Settl
 from services.models import SettlementItemStatus as Status
 from services.money import from_cents
 from services.periods import period_bounds
-from services.settlement_ledger import ReportDocument, SettledOrder, SettlementLedger, moved
+from services.settlement_ledger import (
+    ReportDocument,
+    SettledOrder,
+    SettlementLedger,
+    moved,
+    sold_before,
+)
 from services.settlement_plan import FEE_LINES, LineKind
 
 ZERO = Decimal("0.00")
@@ -66,6 +72,8 @@ class DifferenceKind(StrEnum):
     ITEM_NOT_POSTED = "item_not_posted"
     AMOUNT_MISMATCH = "amount_mismatch"  # Amazon settled another amount than the documents'
     SUSPENSE = "suspense"  # booked to "Amazon suspense" for someone to move
+    # A payment for an order sold before the integration's start date: no invoice of the bot's.
+    SOLD_BEFORE_START = "sold_before_start"
 
     @property
     def explained(self) -> bool:
@@ -157,7 +165,7 @@ def reconcile(
     """The three-way check of one month (YYYY-MM) of one integration, from the database only."""
     start, end = period_bounds(period)
     ledger = SettlementLedger(sessions)
-    check = _Check(Reconciliation(integration.name, period), start, end)
+    check = _Check(Reconciliation(integration.name, period), start, end, integration.start_date)
     for document in ledger.documents_dated(integration.id, start, end):
         check.document(document)
     for settlement in ledger.deposited(integration.id, start, end):
@@ -170,9 +178,12 @@ def reconcile(
 class _Check:
     """The figures and differences, added as the month's documents and settlements are read."""
 
-    def __init__(self, result: Reconciliation, start: datetime, end: datetime) -> None:
+    def __init__(
+        self, result: Reconciliation, start: datetime, end: datetime, start_date: date
+    ) -> None:
         self.result = result
         self.start, self.end = start, end
+        self.start_date = start_date  # the integration's
         # (order, refund) -> the month's documents' amount, and their currency
         self.invoiced: dict[tuple[str, bool], Decimal] = defaultdict(lambda: ZERO)
         self.currency_of: dict[tuple[str, bool], str] = {}
@@ -304,7 +315,8 @@ class _Check:
             return
         payment = item.kind in _PAYMENTS
         if item.status == Status.WAITING:
-            kind = DifferenceKind.NOT_INVOICED
+            before = sold_before(item, self.start_date)
+            kind = DifferenceKind.SOLD_BEFORE_START if before else DifferenceKind.NOT_INVOICED
             why = item.error_message or "It waits for its document to be posted."
         elif item.status == Status.FAILED:
             kind = DifferenceKind.PAYMENT_FAILED if payment else DifferenceKind.ITEM_FAILED

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -121,6 +121,7 @@ class SettlementLedger:
                     cents(payment.amount),
                     now,
                     amazon_order_id=payment.order_id,
+                    posted_at=payment.posted,
                 )
                 for payment in plan.payments
             ]
@@ -408,6 +409,12 @@ class SettlementLedger:
                 update_by_id(session, SettlementItem, outcomes)
 
 
+def sold_before(item: SettlementItem, start_date: date) -> bool:
+    """A payment for an order Amazon posted before the integration's start date: its invoice
+    is not the bot's to make (the seller's earlier bookkeeping made it)."""
+    return item.posted_at is not None and item.posted_at.date() < start_date
+
+
 def moved(item: SettlementItem) -> int:
     """The cents the item moved in the clearing account in Xero."""
     return item.amount_cents if item.moved_cents is None else item.moved_cents
@@ -426,6 +433,7 @@ def _item(
     now: datetime,
     *,
     amazon_order_id: str | None = None,
+    posted_at: datetime | None = None,
     lines: list[Any] | None = None,
 ) -> dict[str, Any]:
     return {
@@ -435,6 +443,7 @@ def _item(
         "kind": kind,
         "amazon_order_id": amazon_order_id,
         "amount_cents": amount_cents,
+        "posted_at": posted_at,
         "lines": lines,
         "moved_cents": None,
         "status": SettlementItemStatus.PENDING,

@@ -52,6 +52,7 @@ class OrderPayment:
     refund: bool
     amount: Decimal  # as it moves the clearing account: negative for a refund
     transaction_type: str  # Amazon's word: "Order", "Refund", "Chargeback Refund", ...
+    posted: datetime | None = None  # when Amazon posted it (its first row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ def plan_settlement(settlement: Settlement) -> SettlementPlan:
                     refund=received < 0,
                     amount=received,
                     transaction_type=order.transaction_type,
+                    posted=order.posted,
                 )
             )
         for amount in order.amounts:

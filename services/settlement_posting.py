@@ -40,6 +40,7 @@ from services.settlement_ledger import (
     TRANSFER_KEY,
     SettlementLedger,
     moved,
+    sold_before,
 )
 from services.settlement_plan import FEE_LINES, LineKind
 from services.settlements import FeeKind
@@ -348,7 +349,7 @@ def _payments(
         for item in page:
             target = documents.get(item.id)
             if target is None:
-                outcomes.append(_waiting(item.id, _why_waiting(item)))
+                outcomes.append(_waiting(item.id, _why_waiting(item, ctx.integration.start_date)))
             elif isinstance(target, ServiceError):
                 outcomes.append(_failed(item.id, target))
                 counters.failed += 1
@@ -522,8 +523,14 @@ def _left_due(
     }
 
 
-def _why_waiting(item: SettlementItem) -> str:
+def _why_waiting(item: SettlementItem, start_date: date) -> str:
     word = "credit note" if item.kind == SettlementItemKind.REFUND else "invoice"
+    if sold_before(item, start_date):
+        return (
+            f"Order {item.amazon_order_id} was sold before the integration's start date "
+            f"({start_date.isoformat()}): the bot makes no {word} for it. Pay it by hand from "
+            "the clearing account, or move the start date back and sync that month."
+        )
     return (
         f"Order {item.amazon_order_id}: its {word} is not in Xero yet (Amazon's VAT report "
         "comes after the payout): the payment waits and is made when it is posted."
@@ -786,8 +793,9 @@ def _failed(item_id: int, error: ServiceError) -> dict[str, Any]:
     }
 
 
-def settlement_report(ledger: SettlementLedger, row_id: int) -> SettlementReport:
-    """The settlement's figures from its items, and what is not in Xero yet."""
+def settlement_report(ledger: SettlementLedger, row_id: int, start_date: date) -> SettlementReport:
+    """The settlement's figures from its items, and what is not in Xero yet (`start_date`:
+    the integration's; orders sold before it have no invoice of the bot's)."""
     settlement = ledger.settlement(row_id)
     if settlement is None:
         raise ValueError(f"no settlement {row_id}")
@@ -802,6 +810,14 @@ def settlement_report(ledger: SettlementLedger, row_id: int) -> SettlementReport
     failed = [item for item in items if item.status == SettlementItemStatus.FAILED]
     problems = [f"{_item_label(item)}: {item.error_message or 'failed'}" for item in failed]
     waiting = [item for item in items if item.status == SettlementItemStatus.WAITING]
+    before = [item for item in waiting if sold_before(item, start_date)]
+    if before:
+        problems.append(
+            f"{len(before)} payments are for orders sold before the integration's start date "
+            f"({start_date.isoformat()}): the bot makes no invoices for them. Pay them by hand "
+            "from the clearing account, or move the start date back and sync those months."
+        )
+    waiting = [item for item in waiting if item not in before]
     if waiting:
         problems.append(
             f"{len(waiting)} payments wait for their invoices or credit notes in Xero "

@@ -244,7 +244,8 @@ class SyncEngine:
         sent = posted.payments + posted.bank_transactions + posted.transfers + posted.failed
         if announce or sent:
             self._notifier.settlement_posted(
-                ctx.integration, settlement_report(self._settlements, row_id)
+                ctx.integration,
+                settlement_report(self._settlements, row_id, ctx.integration.start_date),
             )
 
     def retry_run(
@@ -317,7 +318,7 @@ class SyncEngine:
             self._settlements.reopen_failed(integration.id, row_id)
             retry = PayoutRetry(integration, self._xero(integration), self._ledger)
             post_settlement(retry, self._settlements, row_id, {})
-        return settlement_report(self._settlements, row_id)
+        return settlement_report(self._settlements, row_id, integration.start_date)
 
     # -- what Slack and the CLI look at ----------------------------------------------------
 
@@ -325,17 +326,22 @@ class SyncEngine:
         self, row_id: int, *, workspace_id: str | None, actor: str = "system"
     ) -> SettlementReport:
         """One payout as it stands in Xero (a Slack message shows it again after a Retry)."""
-        self._settlement_owner(row_id, workspace_id, actor)
-        return settlement_report(self._settlements, row_id)
+        integration_id = self._settlement_owner(row_id, workspace_id, actor)
+        integration = self._integrations.get_by_id(integration_id, workspace_id=None)
+        return settlement_report(self._settlements, row_id, integration.start_date)
 
     def payouts(
         self, integration_id: int, *, workspace_id: str | None, actor: str = "system"
     ) -> Payouts:
         """The last settlement as it stands in Xero, and the clearing balances."""
-        self._integrations.get_by_id(integration_id, workspace_id=workspace_id, actor=actor)
+        integration = self._integrations.get_by_id(
+            integration_id, workspace_id=workspace_id, actor=actor
+        )
         latest = self._settlements.latest(integration_id)
         return Payouts(
-            settlement_report(self._settlements, latest) if latest is not None else None,
+            settlement_report(self._settlements, latest, integration.start_date)
+            if latest is not None
+            else None,
             self._settlements.clearing_balances(integration_id),
         )
 

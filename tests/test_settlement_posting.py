@@ -18,6 +18,7 @@ from sandbox.world import SandboxWorld
 from sandbox.xero_books import bank_account
 from services.dry_run import WouldFail, WouldSend, dry_run
 from services.models import Integration, RunStatus, SettlementItem, SettlementItemStatus
+from services.reconcile import DifferenceKind, reconcile
 from services.results import RunResult
 from services.xero import ATTEMPTS
 from tests.test_customer_ledger import REFUND, import_rows
@@ -505,6 +506,42 @@ def test_with_two_euro_bank_accounts_the_one_chosen_in_the_settings_gets_the_pay
     assert report.reconciled, report
     [transfer] = world.xero.documents("BankTransfers")
     assert transfer["ToBankAccount"]["Code"] == "095"
+
+
+def test_an_order_sold_before_the_start_date_is_left_to_finance_and_said_so(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    # Amazon pays out a December order in the first settlement after the start date (1 Jan).
+    old_order = line(
+        transaction_type="Order",
+        order_id="305-0000000-0000001",
+        amount_type="ItemPrice",
+        amount_description="Principal",
+        amount="10,00",
+        marketplace_name="Amazon.de",
+        posted_date="20.12.2025 10:00:00 UTC",
+    )
+    path = tmp_path / "settlement.txt"
+    path.write_text("\n".join([HEADER, summary("32,78"), *SETTLEMENT_ROWS, old_order]) + "\n")
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+
+    result = container.sync.import_report(shop, path)
+
+    assert (result.payments_created, result.transfers_created) == (2, 1), result.to_json()
+    last = container.sync.payouts(shop.id, workspace_id=None).last
+    assert last is not None and not last.reconciled
+    [problem] = last.problems
+    assert "1 payments are for orders sold before the integration's start date (2026-01-01)" in (
+        problem
+    )
+    check = reconcile(container.sessions, shop, "2026-06")
+    [before] = [d for d in check.differences if d.kind == DifferenceKind.SOLD_BEFORE_START]
+    assert (before.amazon_order_id, before.amount, before.explained) == (
+        "305-0000000-0000001",
+        Decimal("10.00"),
+        False,
+    )
+    assert "Pay it by hand from the clearing account" in before.explanation
 
 
 def test_retrying_the_run_sends_a_payout_that_failed_for_want_of_its_bank_account(
