@@ -246,8 +246,8 @@ def transfer(
 
 def ensure_accounts(ctx: PostingContext, currency: str) -> SettlementAccounts:
     """The clearing account of this currency and the lines' accounts, found by code, else by
-    name (an account someone renamed or recoded keeps being used), else made; the seller's
-    bank account is the organisation's one other bank account in this currency."""
+    name (an account someone renamed or recoded keeps being used), else made; and the bank
+    account Amazon pays into (_payout_account)."""
     accounts = ctx.xero.accounts()
     # Keys of this look-up's own: Xero replays a key's first answer, so a refusal (a currency
     # not enabled yet) would come back for ever under a fixed key. A made account is found
