@@ -138,9 +138,9 @@ class SyncEngine:
                     if not held.summary.state.ingested:
                         ingest_from_amazon(ctx, amazon, start, end)
                     post(ctx)
-                    self._pay_waiting(ctx)
+                    accounts: dict[str, SettlementAccounts] = {}  # looked up once a currency
+                    self._pay_waiting(ctx, accounts)
                     # After the month's invoices: the payouts pay them.
-                    accounts: dict[str, SettlementAccounts] = {}
                     for settlement in deposited_in(
                         amazon, integration.marketplaces, start, end, self._clock()
                     ):
@@ -191,10 +191,13 @@ class SyncEngine:
                 return self._fail(ctx, error)
             return self._finish(ctx)
 
-    def _pay_waiting(self, ctx: RunContext) -> None:
+    def _pay_waiting(
+        self, ctx: RunContext, accounts: dict[str, SettlementAccounts] | None = None
+    ) -> None:
         """Settlements with items still to send: payments that waited for the invoices just
-        posted, items a stopped posting left, requests whose answer was lost."""
-        accounts: dict[str, SettlementAccounts] = {}
+        posted, items a stopped posting left, requests whose answer was lost. `accounts`: the
+        Xero accounts found so far, per currency, when the caller posts more payouts after."""
+        accounts = {} if accounts is None else accounts
         for row_id in self._settlements.unfinished(ctx.integration_id, uncertain=UNCERTAIN):
             self._post_settlement(ctx, row_id, accounts, announce=False)
 
