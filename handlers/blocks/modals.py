@@ -332,40 +332,45 @@ def _tax_row(
 
 def _vat_rates_input(rates: Mapping[str, str]) -> InputBlock:
     """The seller's own rates as text, one "DE domestic 19" a line (read by _vat_rate_lines)."""
-    lines = [f"{key.replace(':', ' ')} {percent}" for key, percent in sorted(rates.items())]
     schemes = ", ".join(scheme.value for scheme in OWN_VAT_SCHEMES)
-    return _input(
+    return _lines_input(
         ids.VAT_RATES,
         "Your own VAT rates (for sales Amazon calculated no VAT for)",
-        PlainTextInputElement(
-            action_id=ids.VAT_RATES.action,
-            multiline=True,
-            initial_value="\n".join(lines) or None,
-            placeholder=plain("DE domestic 19", MAX_PLACEHOLDER_TEXT),
-            max_length=MAX_TEXT_INPUT,
-        ),
-        hint=f"One a line: country, scheme ({schemes}) and percent, e.g. DE domestic 19. "
+        [f"{key.replace(':', ' ')} {percent}" for key, percent in sorted(rates.items())],
+        "DE domestic 19",
+        f"One a line: country, scheme ({schemes}) and percent, e.g. DE domestic 19. "
         "Such sales fail until their rate is set; none is guessed.",
-        optional=True,
     )
 
 
 def _payout_accounts_input(accounts: Mapping[str, str]) -> InputBlock:
     """The bank account Amazon pays each currency into, "EUR 091" a line (read by
     _payout_account_lines)."""
-    lines = [f"{currency} {code}" for currency, code in sorted(accounts.items())]
-    return _input(
+    return _lines_input(
         ids.PAYOUT_ACCOUNTS,
         "Payout bank accounts (where Amazon pays each currency into)",
+        [f"{currency} {code}" for currency, code in sorted(accounts.items())],
+        "EUR 091",
+        "One a line: currency and the Xero bank account's code, e.g. EUR 091. A currency not "
+        "named pays into the organisation's one other bank account in it.",
+    )
+
+
+def _lines_input(
+    field: ids.Field, label: str, lines: Sequence[str], example: str, hint: str
+) -> InputBlock:
+    """An optional multiline text field, one entry a line (read by _field_lines)."""
+    return _input(
+        field,
+        label,
         PlainTextInputElement(
-            action_id=ids.PAYOUT_ACCOUNTS.action,
+            action_id=field.action,
             multiline=True,
             initial_value="\n".join(lines) or None,
-            placeholder=plain("EUR 091", MAX_PLACEHOLDER_TEXT),
+            placeholder=plain(example, MAX_PLACEHOLDER_TEXT),
             max_length=MAX_TEXT_INPUT,
         ),
-        hint="One a line: currency and the Xero bank account's code, e.g. EUR 091. A currency "
-        "not named pays into the organisation's one other bank account in it.",
+        hint=hint,
         optional=True,
     )
 
