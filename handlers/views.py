@@ -12,7 +12,7 @@ from handlers.authz import admin_only
 from handlers.blocks import ids
 from handlers.context import payload_id, services_of, workspace_of
 from handlers.lifecycle import connect_links
-from services.integrations import IntegrationSpec, PostingSettings
+from services.integrations import IntegrationSpec, PostingSettings, line_account_choices
 
 
 def setup_submitted(
@@ -55,6 +55,8 @@ def settings_submitted(
         current_overrides=integration.tax_overrides,
         current_vat_rates=integration.vat_rates,
         current_payout_accounts=integration.payout_accounts,
+        current_clearing_accounts=integration.clearing_accounts,
+        current_line_accounts=line_account_choices(integration),
     )
     integrations.update_settings(
         integration.id,
@@ -72,6 +74,8 @@ def settings_submitted(
         tax_overrides=values["tax_overrides"],
         vat_rates=values["vat_rates"],
         payout_accounts=values["payout_accounts"],
+        clearing_accounts=values["clearing_accounts"],
+        line_accounts=values["line_accounts"],
     )
     ack()
 

@@ -49,7 +49,7 @@ from services.settlement_plan import plan_settlement
 from services.settlement_posting import (
     bank_transaction,
     clearing_name,
-    line_codes,
+    line_coding,
     payment,
     reference,
     transfer,
@@ -147,15 +147,16 @@ def dry_run(integration: Integration, path: Path) -> Iterator[WouldSend | WouldF
         except ServiceError as error:
             yield WouldFail(error.message)
         else:
-            yield from _settlement(settlement, integration.sales_account_code)
+            yield from _settlement(settlement, integration)
 
 
-def _settlement(settlement: Settlement, sales_account_code: str) -> Iterator[WouldSend]:
+def _settlement(settlement: Settlement, integration: Integration) -> Iterator[WouldSend]:
     """A settlement's payments, bank transaction and payout, with what only Xero can say
     (the documents' and accounts' ids) shown in angle brackets."""
     plan, day = plan_settlement(settlement), settlement.deposit_date.date()
     sid, currency = settlement.settlement_id, settlement.currency
-    clearing = f"<{clearing_name(currency)}>"
+    chosen = (integration.clearing_accounts or {}).get(currency)
+    clearing = f"<{clearing_name(currency) if chosen is None else f'account {chosen}'}>"
     for paid in plan.payments:
         document = f"<{'credit note' if paid.refund else 'invoice'} of order {paid.order_id}>"
         ref = reference(sid, payment_key(paid.transaction_type, paid.order_id))
@@ -166,7 +167,7 @@ def _settlement(settlement: Settlement, sales_account_code: str) -> Iterator[Wou
         yield WouldSend(
             "BankTransactions",
             bank_transaction(
-                lines, clearing, day, reference(sid, key), line_codes(sales_account_code)
+                lines, clearing, day, reference(sid, key), line_coding(integration)
             ).payload(),
         )
     if plan.payout:

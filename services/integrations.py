@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins  # in IntegrationService, `list` is the method: its annotations say builtins.list
 import logging
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ from services.models import (
     InvoiceStatus,
     XeroContact,
 )
+from services.settlement_plan import MAPPABLE_LINES, LineAccountChoice
 from services.transactions import TaxScheme
 from services.vat_rates import (
     country_name,
@@ -80,6 +82,12 @@ class PostingSettings:
     # The bank account Amazon pays each currency into: "EUR" -> Xero account code. A currency
     # not named pays into the organisation's one other bank account in it.
     payout_accounts: dict[str, str] = field(default_factory=dict)
+    # The Amazon clearing account of each currency: "EUR" -> Xero bank account code. A currency
+    # not named gets "Amazon EUR clearing", found by name or made.
+    clearing_accounts: dict[str, str] = field(default_factory=dict)
+    # The account and tax rate of a settlement's fee and charge lines, per kind ("referral");
+    # a kind not named goes to the bot's default account, without tax.
+    line_accounts: dict[str, LineAccountChoice] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,15 +142,15 @@ def _validate(
             errors[field_name] = "An account code is required."
         elif not _is_account_code(code):
             errors[field_name] = _ACCOUNT_CODE_RULE
-    payout_accounts: dict[str, str] = {}
-    for currency_text, code_text in posting.payout_accounts.items():
-        currency, code = currency_text.strip().upper(), code_text.strip()
-        if currency not in _CURRENCIES:
-            errors["payout_accounts"] = f"{currency} is not an ISO currency code such as EUR."
-        elif not _is_account_code(code):
-            errors["payout_accounts"] = f"{currency} {code}: {_ACCOUNT_CODE_RULE}"
-        else:
-            payout_accounts[currency] = code
+    payout_accounts = _valid_bank_choices(posting.payout_accounts, "payout_accounts", errors)
+    clearing_accounts = _valid_bank_choices(posting.clearing_accounts, "clearing_accounts", errors)
+    for currency, code in clearing_accounts.items():
+        if payout_accounts.get(currency) == code:
+            errors["clearing_accounts"] = (
+                f"{currency} {code} is the payout account too: the clearing account holds what "
+                "Amazon settles until the payout moves it to the bank, so they must differ."
+            )
+    line_accounts = _valid_line_accounts(posting.line_accounts, errors)
     for field_name in ("errors_channel", "summary_channel"):
         channel = getattr(spec, field_name)
         if channel is not None and (
@@ -165,8 +173,54 @@ def _validate(
         spec,
         name=name,
         marketplaces=tuple(dict.fromkeys(spec.marketplaces)),
-        posting=replace(posting, vat_rates=vat_rates, payout_accounts=payout_accounts),
+        posting=replace(
+            posting,
+            vat_rates=vat_rates,
+            payout_accounts=payout_accounts,
+            clearing_accounts=clearing_accounts,
+            line_accounts=line_accounts,
+        ),
     )
+
+
+def _valid_bank_choices(
+    choices: Mapping[str, str], field_name: str, errors: dict[str, str]
+) -> dict[str, str]:
+    """A currency -> bank account code choice, normalised; what is wrong goes to `errors`."""
+    valid: dict[str, str] = {}
+    for currency_text, code_text in choices.items():
+        currency, code = currency_text.strip().upper(), code_text.strip()
+        if currency not in _CURRENCIES:
+            errors[field_name] = f"{currency} is not an ISO currency code such as EUR."
+        elif not _is_account_code(code):
+            errors[field_name] = f"{currency} {code}: {_ACCOUNT_CODE_RULE}"
+        else:
+            valid[currency] = code
+    return valid
+
+
+def _valid_line_accounts(
+    choices: Mapping[str, LineAccountChoice], errors: dict[str, str]
+) -> dict[str, LineAccountChoice]:
+    valid: dict[str, LineAccountChoice] = {}
+    for kind_text, choice in choices.items():
+        kind = kind_text.strip().lower()
+        code, tax_type = choice.code.strip(), (choice.tax_type or "").strip().upper() or None
+        if kind not in MAPPABLE_LINES:
+            errors["line_accounts"] = (
+                f"{kind} is not a kind of Amazon fee or charge: choose from "
+                f"{', '.join(MAPPABLE_LINES)}."
+            )
+        elif not _is_account_code(code):
+            errors["line_accounts"] = f"{kind} {code}: {_ACCOUNT_CODE_RULE}"
+        elif tax_type is not None and not _TAX_TYPE.fullmatch(tax_type):
+            errors["line_accounts"] = (
+                f"{kind} {code} {tax_type}: a tax type is Xero's code for a tax rate, letters "
+                "and digits such as INPUT2."
+            )
+        else:
+            valid[kind] = LineAccountChoice(code, tax_type)
+    return valid
 
 
 _ACCOUNT_CODE_RULE = (
@@ -174,6 +228,7 @@ _ACCOUNT_CODE_RULE = (
     "chart of accounts."
 )
 _CURRENCIES = frozenset(list_currencies())
+_TAX_TYPE = re.compile(r"[A-Z0-9_]{1,50}")
 
 
 def _is_account_code(code: str) -> bool:
@@ -394,6 +449,8 @@ class IntegrationService:
                 tax_overrides=dict(spec.posting.tax_overrides),
                 vat_rates=dict(spec.posting.vat_rates),
                 payout_accounts=dict(spec.posting.payout_accounts),
+                clearing_accounts=dict(spec.posting.clearing_accounts),
+                line_accounts=_line_accounts_json(spec.posting.line_accounts),
                 errors_channel=spec.errors_channel,
                 summary_channel=spec.summary_channel,
                 created_by=actor,
@@ -859,8 +916,22 @@ def _spec_of(integration: Integration) -> IntegrationSpec:
             tax_overrides=dict(integration.tax_overrides),
             vat_rates=dict(integration.vat_rates),
             payout_accounts=dict(integration.payout_accounts),
+            clearing_accounts=dict(integration.clearing_accounts),
+            line_accounts=line_account_choices(integration),
         ),
     )
+
+
+def line_account_choices(integration: Integration) -> dict[str, LineAccountChoice]:
+    """The account and tax rate chosen for each settlement line kind."""
+    return {
+        kind: LineAccountChoice.from_json(value)
+        for kind, value in (integration.line_accounts or {}).items()
+    }
+
+
+def _line_accounts_json(choices: Mapping[str, LineAccountChoice]) -> dict[str, Any]:
+    return {kind: choice.to_json() for kind, choice in choices.items()}
 
 
 def _apply(integration: Integration, spec: IntegrationSpec) -> None:
@@ -876,6 +947,8 @@ def _apply(integration: Integration, spec: IntegrationSpec) -> None:
     integration.tax_overrides = dict(spec.posting.tax_overrides)
     integration.vat_rates = dict(spec.posting.vat_rates)
     integration.payout_accounts = dict(spec.posting.payout_accounts)
+    integration.clearing_accounts = dict(spec.posting.clearing_accounts)
+    integration.line_accounts = _line_accounts_json(spec.posting.line_accounts)
 
 
 def _spec_details(spec: IntegrationSpec) -> dict[str, Any]:
@@ -892,6 +965,8 @@ def _spec_details(spec: IntegrationSpec) -> dict[str, Any]:
         "tax_overrides": dict(spec.posting.tax_overrides),
         "vat_rates": dict(spec.posting.vat_rates),
         "payout_accounts": dict(spec.posting.payout_accounts),
+        "clearing_accounts": dict(spec.posting.clearing_accounts),
+        "line_accounts": {kind: str(choice) for kind, choice in spec.posting.line_accounts.items()},
     }
 
 

@@ -102,6 +102,12 @@ class Integration(Base):
     vat_rates: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The bank account Amazon pays each currency into, as chosen: "EUR" -> Xero account code.
     payout_accounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The Amazon clearing account of each currency, as chosen: "EUR" -> Xero bank account code.
+    # A currency not named gets "Amazon EUR clearing", found or made.
+    clearing_accounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The account and tax rate of each settlement line kind, as chosen (LineAccountChoice):
+    # "referral" -> {"code": "6100", "tax_type": "INPUT2"}. A kind not named gets the default.
+    line_accounts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The last tax map built from the organisation's tax rates: TaxKey string -> TaxType.
     xero_tax_types: Mapped[dict[str, Any]] = mapped_column(default=dict)
     errors_channel: Mapped[str | None] = mapped_column(String(80))

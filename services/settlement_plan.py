@@ -43,6 +43,34 @@ class LineKind(StrEnum):
 # transaction's stored lines name them.
 FEE_LINES = frozenset(kind.value for kind in FeeKind)
 
+# The line kinds a seller may code to an account of their own (the settings' fee accounts):
+# the fees and charges, the reserve and lending. Withheld tax goes to the sales account, where
+# the invoices booked it; what no mapping knows to the suspense account, to be looked at.
+MAPPABLE_LINES: tuple[str, ...] = (
+    *(kind.value for kind in FeeKind),
+    LineKind.RESERVE.value,
+    LineKind.LOAN.value,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LineAccountChoice:
+    """The account (by code) and tax rate a seller chose for a line kind. No tax type: the
+    line carries no tax, as Amazon's fee lines do for a seller who reclaims none on them."""
+
+    code: str
+    tax_type: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code} | ({"tax_type": self.tax_type} if self.tax_type else {})
+
+    @classmethod
+    def from_json(cls, value: dict[str, str]) -> LineAccountChoice:
+        return cls(value["code"], value.get("tax_type"))
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.tax_type}" if self.tax_type else self.code
+
 
 @dataclass(frozen=True, slots=True)
 class OrderPayment:

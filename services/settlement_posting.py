@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from services.errors import UNCERTAIN, ErrorKind, ServiceError
+from services.integrations import line_account_choices
 from services.ledger import Ledger
 from services.ledger_rows import chunks
 from services.models import (
@@ -58,6 +59,7 @@ from services.xero import (
 
 PAGE = 50  # Xero's batch
 CONTACT = "Amazon"
+NO_TAX = "NONE"  # Xero's tax type of a line that carries no tax
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,16 @@ class SettlementAccounts:
     clearing: XeroAccount
     payout: XeroAccount | None  # the seller's bank account in the settlement's currency
     no_payout: str  # why there is none, said in the transfer's failure
-    line_codes: dict[str, str]  # a bank transaction line's kind -> the code of its account
+    lines: LineCoding
+
+
+@dataclass(frozen=True)
+class LineCoding:
+    """Where each kind of a bank transaction's lines goes: its account code, and its tax type
+    when the seller chose one."""
+
+    codes: Mapping[str, str]
+    tax_types: Mapping[str, str]
 
 
 @dataclass
@@ -209,27 +220,30 @@ def bank_transaction(
     clearing_id: str,
     day: date,
     ref: str,
-    codes: Mapping[str, str],
+    coding: LineCoding,
 ) -> NewBankTransaction:
     """Spend money when the lines take money out of clearing, receive money otherwise; each
-    line keeps its sign relative to that (a released reserve lowers a spend). `codes`: each
-    line kind's account (see line_codes)."""
+    line keeps its sign relative to that (a released reserve lowers a spend). Amazon's amounts
+    include the tax it charged: with a tax type chosen for any line, the amounts are read as
+    tax inclusive and the other lines say they carry none ("NONE")."""
     sign = -1 if sum((amount for _, amount, _ in lines), Decimal(0)) < 0 else 1
+    taxed = any(kind in coding.tax_types for kind, _, _ in lines)
     return NewBankTransaction(
         "SPEND" if sign < 0 else "RECEIVE",
         clearing_id,
         CONTACT,
         tuple(
             NewLine(
-                codes[kind],
+                coding.codes[kind],
                 sign * amount,
                 f"Amazon {kind.replace('_', ' ')}: {', '.join(words)}"[:4000],
+                tax_type=coding.tax_types.get(kind, NO_TAX) if taxed else None,
             )
             for kind, amount, words in lines
         ),
         day,
         ref,
-        line_amount_types="NoTax",
+        line_amount_types="Inclusive" if taxed else "NoTax",
     )
 
 
@@ -245,9 +259,10 @@ def transfer(
 
 
 def ensure_accounts(ctx: PostingContext, currency: str) -> SettlementAccounts:
-    """The clearing account of this currency and the lines' accounts, found by code, else by
-    name (an account someone renamed or recoded keeps being used), else made; and the bank
-    account Amazon pays into (_payout_account)."""
+    """The clearing account of this currency and the lines' accounts: those chosen in the
+    settings, which must be in Xero; else the defaults, found by code, else by name (an
+    account someone renamed or recoded keeps being used), else made. And the bank account
+    Amazon pays into (_payout_account)."""
     accounts = ctx.xero.accounts()
     # Keys of this look-up's own: Xero replays a key's first answer, so a refusal (a currency
     # not enabled yet) would come back for ever under a fixed key. A made account is found
@@ -255,38 +270,69 @@ def ensure_accounts(ctx: PostingContext, currency: str) -> SettlementAccounts:
     attempt = uuid.uuid4().hex
     by_name = {account.name: account for account in accounts}
     by_code = {account.code: account for account in accounts if account.code}
-    name, code = clearing_name(currency), f"AMZ{currency}"
-    clearing = by_code.get(code) or by_name.get(name)
-    if clearing is None:
-        clearing = ctx.xero.create_account(
-            NewAccount(
-                name, "BANK", code=code, bank_account_number=f"AMAZON-{currency}", currency=currency
-            ),
-            idempotency_key=idempotency_key(ctx.integration_id, "Accounts", f"{name}@{attempt}"),
+    base = ctx.xero.organisation().base_currency
+
+    def made(account: NewAccount) -> XeroAccount:
+        key = idempotency_key(ctx.integration_id, "Accounts", f"{account.code}@{attempt}")
+        return ctx.xero.create_account(account, idempotency_key=key)
+
+    chosen_clearing = (ctx.integration.clearing_accounts or {}).get(currency)
+    if chosen_clearing is not None:
+        clearing = by_code.get(chosen_clearing)
+        if clearing is None or clearing.type != "BANK" or (clearing.currency or base) != currency:
+            raise ServiceError(
+                ErrorKind.VALIDATION,
+                f"The account {chosen_clearing} chosen in the settings as the {currency} "
+                f"clearing account is not a bank account in {currency} in Xero. Choose another "
+                "in `/amazon settings`, or add it in Xero.",
+            )
+    else:
+        name, code = clearing_name(currency), f"AMZ{currency}"
+        clearing = (
+            by_code.get(code)
+            or by_name.get(name)
+            or made(
+                NewAccount(
+                    name,
+                    "BANK",
+                    code=code,
+                    bank_account_number=f"AMAZON-{currency}",
+                    currency=currency,
+                )
+            )
+        )
+    chosen = line_account_choices(ctx.integration)
+    missing = sorted({choice.code for choice in chosen.values()} - set(by_code))
+    if missing:
+        raise ServiceError(
+            ErrorKind.VALIDATION,
+            f"The fee accounts {', '.join(missing)} chosen in the settings are not in Xero's "
+            "chart of accounts. Add them in Xero, or choose others in `/amazon settings`.",
         )
     codes: dict[LineAccount, str] = {}
-    for line_account in dict.fromkeys(LINE_ACCOUNTS.values()):
-        found = by_code.get(line_account.code) or by_name.get(line_account.name)
-        if found is None:
-            found = ctx.xero.create_account(
-                NewAccount(line_account.name, line_account.type, code=line_account.code),
-                idempotency_key=idempotency_key(
-                    ctx.integration_id, "Accounts", f"{line_account.code}@{attempt}"
-                ),
-            )
+    for line_account in dict.fromkeys(
+        account for kind, account in LINE_ACCOUNTS.items() if kind not in chosen
+    ):
+        found = (
+            by_code.get(line_account.code)
+            or by_name.get(line_account.name)
+            or made(NewAccount(line_account.name, line_account.type, code=line_account.code))
+        )
         codes[line_account] = found.code or line_account.code
-    payout, no_payout = _payout_account(ctx, accounts, currency, clearing)
-    return SettlementAccounts(
-        clearing, payout, no_payout, line_codes(ctx.integration.sales_account_code, codes)
-    )
+    payout, no_payout = _payout_account(ctx, accounts, base, currency, clearing)
+    return SettlementAccounts(clearing, payout, no_payout, line_coding(ctx.integration, codes))
 
 
 def _payout_account(
-    ctx: PostingContext, accounts: Sequence[XeroAccount], currency: str, clearing: XeroAccount
+    ctx: PostingContext,
+    accounts: Sequence[XeroAccount],
+    base: str | None,
+    currency: str,
+    clearing: XeroAccount,
 ) -> tuple[XeroAccount | None, str]:
     """The bank account chosen in the settings for this currency's payouts, else the
-    organisation's one other bank account in it; else None and why."""
-    base = ctx.xero.organisation().base_currency
+    organisation's one other bank account in it (`base` being the organisation's currency);
+    else None and why."""
     banks = [
         account
         for account in accounts
@@ -313,15 +359,21 @@ def _payout_account(
     )
 
 
-def line_codes(
-    sales_account_code: str, codes: Mapping[LineAccount, str] | None = None
-) -> dict[str, str]:
-    """Each line kind's account code: the accounts' own (`codes`, as found in Xero) or the
-    defaults; withheld tax to the sales account, where the invoices booked it."""
+def line_coding(
+    integration: Integration, codes: Mapping[LineAccount, str] | None = None
+) -> LineCoding:
+    """Each line kind's account code and tax type: the seller's choice, else the default
+    account's code (`codes`, as found in Xero); withheld tax to the sales account, where the
+    invoices booked it."""
     found = codes or {}
-    return {kind: found.get(account, account.code) for kind, account in LINE_ACCOUNTS.items()} | {
-        LineKind.WITHHELD_TAX.value: sales_account_code
-    }
+    chosen = line_account_choices(integration)
+    defaults = {kind: found.get(account, account.code) for kind, account in LINE_ACCOUNTS.items()}
+    return LineCoding(
+        defaults
+        | {kind: choice.code for kind, choice in chosen.items()}
+        | {LineKind.WITHHELD_TAX.value: integration.sales_account_code},
+        {kind: choice.tax_type for kind, choice in chosen.items() if choice.tax_type},
+    )
 
 
 # --- payments and refunds ------------------------------------------------------------------
@@ -571,7 +623,7 @@ def _bank_transaction(
                 accounts.clearing.account_id,
                 settlement.deposit_at.date(),
                 item_reference(settlement, item),
-                accounts.line_codes,
+                accounts.lines,
             ),
         )
         for item in sendable

@@ -733,6 +733,8 @@ def test_parse_settings_submission_reads_the_tax_mapping() -> None:
         },
         "vat_rates": {},
         "payout_accounts": {},
+        "clearing_accounts": {},
+        "line_accounts": {},
     }
 
 

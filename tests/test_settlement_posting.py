@@ -559,3 +559,70 @@ def test_retrying_the_run_sends_a_payout_that_failed_for_want_of_its_bank_accoun
     assert again.status == RunStatus.SUCCEEDED and again.transfers_created == 1, again.to_json()
     assert again.payments_created == 0  # the payments were made the first time
     assert_books_closed(world)
+
+
+def test_the_clearing_and_fee_accounts_chosen_in_the_settings_are_used_with_their_tax(
+    container: Container, world: SandboxWorld, shop: Integration, slack: SlackDriver, tmp_path: Path
+) -> None:
+    seller_bank(world)
+    with container.sessions.begin() as session:  # the integration is the Slack workspace's
+        session.execute(
+            update(Integration).where(Integration.id == shop.id).values(workspace_id=TEAM)
+        )
+    slack.command("settings Acme EU")
+    [(_, opened)] = wait_for(lambda: [c for c in world.slack.calls if c[0] == "views.open"])
+    view = opened["view"] | {"id": "V", "private_metadata": str(shop.id)}
+    values = setup_values("Acme EU", marketplaces=list(shop.marketplaces))
+
+    def lines(field: ids.Field, text: str) -> dict[str, Any]:
+        return {field.block: {field.action: {"type": "plain_text_input", "value": text}}}
+
+    def accounts(clearing: str, fees: str, payout: str = "") -> dict[str, Any]:
+        return (
+            lines(ids.CLEARING_ACCOUNTS, clearing)
+            | lines(ids.LINE_ACCOUNTS, fees)
+            | lines(ids.PAYOUT_ACCOUNTS, payout)
+        )
+
+    for chosen, field, message in [
+        (accounts("EUR 091", "", "EUR 091"), ids.CLEARING_ACCOUNTS, "is the payout account too"),
+        (accounts("EUR", ""), ids.CLEARING_ACCOUNTS, "Line 1 (EUR): write the currency"),
+        (accounts("", "postage 429"), ids.LINE_ACCOUNTS, "postage is not a kind of Amazon fee"),
+        (accounts("", "referral 429 INPUT-2"), ids.LINE_ACCOUNTS, "a tax type is Xero's code"),
+        (accounts("", "referral 429\nReferral 404"), ids.LINE_ACCOUNTS, "referral is set twice"),
+    ]:
+        refused = slack.submit(view, values | chosen).json()
+        assert list(refused["errors"]) == [field.block], chosen
+        assert message in refused["errors"][field.block]
+    chosen = accounts("eur 610", "referral 429 input2\nfba_storage 404")
+    assert slack.submit(view, values | chosen).status_code == 200
+    saved = container.integrations.get_by_id(shop.id, workspace_id=None)
+    assert saved.clearing_accounts == {"EUR": "610"}
+    assert saved.line_accounts == {
+        "referral": {"code": "429", "tax_type": "INPUT2"},
+        "fba_storage": {"code": "404"},
+    }
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+
+    # 610 is not in Xero yet: the settlement fails, saying so, and nothing is sent.
+    first = container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
+    assert first.payments_created == first.transfers_created == 0, first.to_json()
+    last = container.sync.payouts(shop.id, workspace_id=None).last
+    assert last is not None and not last.reconciled
+    assert any("610 chosen in the settings as the EUR clearing account" in p for p in last.problems)
+    world.xero.org().accounts.append(bank_account("610", "EUR"))
+
+    report = container.sync.retry_settlement(last.row_id, workspace_id=TEAM, actor="U0ADMIN")
+
+    assert report.reconciled, report
+    assert world.xero.balance("610") == 0  # the chosen clearing account nets to zero
+    assert world.xero.balance("091") == PAYOUT
+    assert not any(a.get("Code") == "AMZEUR" for a in world.xero.org().accounts)
+    [fees] = [t for t in world.xero.documents("BankTransactions") if "TRANSFER" not in t["Type"]]
+    assert fees["LineAmountTypes"] == "Inclusive" and D(str(fees["Total"])) == D("17.20")
+    coded = {line["AccountCode"]: line for line in fees["LineItems"]}
+    # Amazon's 6.00 of commission includes the 20% it charged: 1.00 of it is reclaimable.
+    assert (coded["429"]["TaxType"], D(str(coded["429"]["TaxAmount"]))) == ("INPUT2", D("1.00"))
+    assert (coded["404"]["TaxType"], D(str(coded["404"]["TaxAmount"]))) == ("NONE", 0)
+    assert coded["AMZFEES"]["TaxType"] == "NONE"  # FBA fulfilment: not chosen, the default
+    assert D(str(fees["TotalTax"])) == D("1.00")

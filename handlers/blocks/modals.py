@@ -51,9 +51,11 @@ from services.integrations import (
     OWN_VAT_SCHEMES,
     InvalidInput,
     PostingSettings,
+    line_account_choices,
 )
 from services.marketplaces import MARKETPLACES, Region
 from services.models import Integration, InvoiceStatus
+from services.settlement_plan import MAPPABLE_LINES, LineAccountChoice
 from services.vat_rates import country_name, own_rate_key
 
 ACCOUNT_CODE_MAX_LENGTH = 10  # the integrations table's column
@@ -87,6 +89,8 @@ class SettingsValues(SetupValues):
     tax_overrides: dict[str, str]  # "DE:19:domestic" -> Xero TaxType
     vat_rates: dict[str, str]  # "DE:domestic" -> "19", as written: the service validates
     payout_accounts: dict[str, str]  # "EUR" -> Xero bank account code, as written
+    clearing_accounts: dict[str, str]  # "EUR" -> Xero bank account code, as written
+    line_accounts: dict[str, LineAccountChoice]  # "referral" -> code and tax type, as written
 
 
 # --- elements ------------------------------------------------------------------------------
@@ -345,7 +349,7 @@ def _vat_rates_input(rates: Mapping[str, str]) -> InputBlock:
 
 def _payout_accounts_input(accounts: Mapping[str, str]) -> InputBlock:
     """The bank account Amazon pays each currency into, "EUR 091" a line (read by
-    _payout_account_lines)."""
+    _currency_account_lines)."""
     return _lines_input(
         ids.PAYOUT_ACCOUNTS,
         "Payout bank accounts (where Amazon pays each currency into)",
@@ -353,6 +357,31 @@ def _payout_accounts_input(accounts: Mapping[str, str]) -> InputBlock:
         "EUR 091",
         "One a line: currency and the Xero bank account's code, e.g. EUR 091. A currency not "
         "named pays into the organisation's one other bank account in it.",
+    )
+
+
+def _clearing_accounts_input(accounts: Mapping[str, str]) -> InputBlock:
+    return _lines_input(
+        ids.CLEARING_ACCOUNTS,
+        "Amazon clearing accounts (what Amazon settles passes through them)",
+        [f"{currency} {code}" for currency, code in sorted(accounts.items())],
+        "EUR 610",
+        "One a line: currency and the code of a Xero bank account in it, e.g. EUR 610. A "
+        'currency not named uses "Amazon EUR clearing", made if missing.',
+    )
+
+
+def _line_accounts_input(choices: Mapping[str, LineAccountChoice]) -> InputBlock:
+    """The account and tax type of each kind of fee line, "referral 6100 INPUT2" a line (read
+    by _line_account_lines)."""
+    return _lines_input(
+        ids.LINE_ACCOUNTS,
+        "Fee and charge accounts (and tax rates)",
+        [f"{kind} {choice}" for kind, choice in sorted(choices.items())],
+        "referral 6100 INPUT2",
+        "One a line: kind, Xero account code and, if Amazon charges you tax on it, the Xero tax "
+        f"type, e.g. referral 6100 INPUT2. Kinds: {', '.join(MAPPABLE_LINES)}. A kind not named "
+        "goes to the bot's Amazon fees account, without tax.",
     )
 
 
@@ -387,6 +416,8 @@ def settings_modal(integration: Integration, *, tax_types: Sequence[tuple[str, s
         *_integration_inputs(integration, integration.start_date),
         _vat_rates_input(integration.vat_rates or {}),
         _payout_accounts_input(integration.payout_accounts or {}),
+        _clearing_accounts_input(integration.clearing_accounts or {}),
+        _line_accounts_input(line_account_choices(integration)),
         divider(),
         section(
             "*Tax mapping*\nWhich Xero tax type each country and rate posts under. "
@@ -512,6 +543,8 @@ def errors_response(errors: Mapping[str, str]) -> Json:
         ids.NEW_TAX_TYPE.block,
         ids.VAT_RATES.block,
         ids.PAYOUT_ACCOUNTS.block,
+        ids.CLEARING_ACCOUNTS.block,
+        ids.LINE_ACCOUNTS.block,
     }
     shown: dict[str, str] = {}
     for key, text in errors.items():
@@ -630,27 +663,41 @@ def _vat_rate_lines(text: str) -> dict[str, str]:
     return rates
 
 
-_PAYOUT_ACCOUNT_LINE = re.compile(r"([A-Za-z]{3})\s*[:=\s]\s*(\S+)")
+_CURRENCY_ACCOUNT_LINE = re.compile(r"([A-Za-z]{3})\s*[:=\s]\s*(\S+)")
+_LINE_ACCOUNT_LINE = re.compile(r"([A-Za-z_]+)\s*[:=\s]\s*(\S+)(?:\s+(\S+))?")
 
 
-def _payout_account_lines(text: str) -> dict[str, str]:
-    """The payout bank accounts field as {"EUR": "091"}; whether each is a real currency and
+def _currency_account_lines(text: str, field: ids.Field) -> dict[str, str]:
+    """An accounts-per-currency field as {"EUR": "091"}; whether each is a real currency and
     code is the service's to judge. A line it cannot read is refused, naming it."""
     accounts: dict[str, str] = {}
     lines = _field_lines(
-        text,
-        ids.PAYOUT_ACCOUNTS,
-        _PAYOUT_ACCOUNT_LINE,
-        "the currency and the account code, e.g. EUR 091",
+        text, field, _CURRENCY_ACCOUNT_LINE, "the currency and the account code, e.g. EUR 091"
     )
     for number, (written, code) in lines:
         currency = written.upper()
         if currency in accounts:
-            raise InvalidInput(
-                {ids.PAYOUT_ACCOUNTS.block: f"Line {number}: {currency} is set twice."}
-            )
+            raise InvalidInput({field.block: f"Line {number}: {currency} is set twice."})
         accounts[currency] = code
     return accounts
+
+
+def _line_account_lines(text: str) -> dict[str, LineAccountChoice]:
+    """The fee accounts field as {"referral": LineAccountChoice("6100", "INPUT2")}; whether
+    each kind, code and tax type is real is the service's to judge."""
+    choices: dict[str, LineAccountChoice] = {}
+    lines = _field_lines(
+        text,
+        ids.LINE_ACCOUNTS,
+        _LINE_ACCOUNT_LINE,
+        "the kind, the account code and maybe a tax type, e.g. referral 6100 INPUT2",
+    )
+    for number, (written, code, tax_type) in lines:
+        kind = written.lower()
+        if kind in choices:
+            raise InvalidInput({ids.LINE_ACCOUNTS.block: f"Line {number}: {kind} is set twice."})
+        choices[kind] = LineAccountChoice(code, tax_type)
+    return choices
 
 
 def _field_lines(
@@ -673,6 +720,8 @@ def parse_settings_submission(
     current_overrides: Mapping[str, str] | None = None,
     current_vat_rates: Mapping[str, str] | None = None,
     current_payout_accounts: Mapping[str, str] | None = None,
+    current_clearing_accounts: Mapping[str, str] | None = None,
+    current_line_accounts: Mapping[str, LineAccountChoice] | None = None,
 ) -> SettingsValues:
     """The settings modal's values. `tax_overrides` is complete: the rows shown as chosen
     (Automatic drops an override), the new row if filled in, and the integration's
@@ -707,14 +756,27 @@ def parse_settings_submission(
         if ids.VAT_RATES.block in values
         else dict(current_vat_rates or {})
     )
+    # A field a modal opened before it existed lacks keeps what is set.
     payout_accounts = (
-        _payout_account_lines(_text(values, ids.PAYOUT_ACCOUNTS))
+        _currency_account_lines(_text(values, ids.PAYOUT_ACCOUNTS), ids.PAYOUT_ACCOUNTS)
         if ids.PAYOUT_ACCOUNTS.block in values
         else dict(current_payout_accounts or {})
+    )
+    clearing_accounts = (
+        _currency_account_lines(_text(values, ids.CLEARING_ACCOUNTS), ids.CLEARING_ACCOUNTS)
+        if ids.CLEARING_ACCOUNTS.block in values
+        else dict(current_clearing_accounts or {})
+    )
+    line_accounts = (
+        _line_account_lines(_text(values, ids.LINE_ACCOUNTS))
+        if ids.LINE_ACCOUNTS.block in values
+        else dict(current_line_accounts or {})
     )
     return {
         **setup,
         "tax_overrides": overrides,
         "vat_rates": vat_rates,
         "payout_accounts": payout_accounts,
+        "clearing_accounts": clearing_accounts,
+        "line_accounts": line_accounts,
     }
