@@ -17,6 +17,20 @@ from services.settlements import Settlement, read_settlement
 
 # Amazon deposits within days of a settlement closing; a week covers a slow bank holiday.
 DEPOSIT_DELAY = timedelta(days=7)
+# Amazon keeps reports for 90 days: getReports lists no settlement created before.
+REPORT_RETENTION = timedelta(days=90)
+
+
+def unlisted_note(start: datetime, now: datetime) -> str | None:
+    """What to tell finance when some of the settlements of a month starting at `start` may be
+    too old for getReports to list: how to book them all the same."""
+    if start - DEPOSIT_DELAY >= now - REPORT_RETENTION:
+        return None
+    return (
+        "Amazon lists settlement reports for 90 days only, so this month's older payouts were "
+        "not found. Download them from Seller Central (Payments, All statements) and book each "
+        "with `python -m bot import-report FILE --integration NAME`."
+    )
 
 
 def deposited_in(

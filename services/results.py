@@ -45,6 +45,7 @@ class RunResult:
     transfers_created: int = 0
     # Each settlement posted: its id, currency and payout (a string amount).
     settlements: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what finance should know of this run
     already_posted: int = 0
     failed: int = 0
     documents: int = 0
@@ -82,6 +83,7 @@ class RunResult:
             "bank_transactions_created": self.bank_transactions_created,
             "transfers_created": self.transfers_created,
             "settlements": list(self.settlements),
+            "notes": list(self.notes),
             "skipped": dict(self.skipped),
             "failed": self.failed,
             "already_posted": self.already_posted,

@@ -40,6 +40,7 @@ class Counters:
     transfers: int = 0
     settlement_items_failed: int = 0
     settlements: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what finance should know of this run
 
 
 @dataclass

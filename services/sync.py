@@ -39,7 +39,7 @@ from services.models import (
 )
 from services.money import from_cents
 from services.notifications import Notifier, NullNotifier
-from services.payouts import deposited_in
+from services.payouts import deposited_in, unlisted_note
 from services.periods import describe_period, period_bounds
 from services.posting import post
 from services.reconcile import reconcile
@@ -139,6 +139,9 @@ class SyncEngine:
                         ingest_from_amazon(ctx, amazon, start, end)
                     post(ctx)
                     accounts: dict[str, SettlementAccounts] = {}  # looked up once a currency
+                    unlisted = unlisted_note(start, self._clock())
+                    if unlisted:
+                        ctx.counters.notes.append(unlisted)
                     self._pay_waiting(ctx, accounts)
                     # After the month's invoices: the payouts pay them.
                     for settlement in deposited_in(
@@ -682,6 +685,7 @@ class SyncEngine:
             bank_transactions_created=counters.bank_transactions,
             transfers_created=counters.transfers,
             settlements=list(counters.settlements),
+            notes=list(counters.notes),
             already_posted=counters.already_posted,
             documents=figures.documents,
             failed=figures.failed + counters.settlement_items_failed,

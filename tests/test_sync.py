@@ -174,6 +174,27 @@ STEPS = {
 }
 
 
+def test_a_month_older_than_amazons_report_listing_says_how_to_book_its_payouts(
+    container: Container, world: SandboxWorld, shop: Integration
+) -> None:
+    with container.sessions.begin() as session:
+        session.execute(
+            update(Integration).where(Integration.id == shop.id).values(summary_channel="C0FINANCE")
+        )
+    recent = container.sync.sync_period(shop, PERIOD)
+    assert recent.settlements and recent.notes == []
+
+    # June's settlements were made over 90 days ago: getReports lists none of them.
+    old = container.sync.sync_period(shop, "2026-06")
+
+    assert old.status == RunStatus.SUCCEEDED and old.invoices_created, old.to_json()
+    assert old.settlements == []
+    [note] = old.notes
+    assert "90 days only" in note and "import-report" in note
+    [summary] = [m for m in world.slack.messages("C0FINANCE") if "June 2026 summary" in m["text"]]
+    assert "import-report" in str(summary["blocks"])
+
+
 def test_a_run_whose_claim_session_is_cut_stops_before_sending_more(
     container: Container,
     world: SandboxWorld,

@@ -535,6 +535,7 @@ def summary_message(result: RunResult, *, errors_link: str | None = None) -> Jso
         left = len(countries) - TOP_COUNTRIES
         if left > 0:
             blocks.append(context(f"and {plural(left, 'more country', 'more countries')}"))
+    blocks += [context(truncate(note, 2000)) for note in result.notes]
     blocks.append(
         context(
             f"Xero API calls: {number(result.xero_api_calls)} · "
