@@ -536,7 +536,11 @@ def _documents(
                 if d.xero_id
             ]
             amount = abs(item.amount_cents)
-            fitting = [d for d in documents if d[1] == amount]
+            # Of equal documents (shipments of one order settled apart), the one Xero has
+            # most left due on: an earlier settlement paid the other.
+            fitting = sorted(
+                (d for d in documents if d[1] == amount), key=lambda d: -left.get(d[0], -1)
+            )
             if fitting or len(documents) == 1:
                 chosen = [((fitting or documents)[0][0], amount)]
             elif documents and sum(cents for _, cents in documents) == amount:

@@ -264,6 +264,34 @@ def test_an_order_shipped_twice_and_settled_at_once_pays_each_invoice_once(
     assert len(world.xero.documents("Payments")) == 2
 
 
+def test_an_order_shipped_twice_and_settled_apart_pays_the_invoice_still_due(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    seller_bank(world)
+    order = SALE["TRANSACTION_EVENT_ID"]
+    later_shipment = {
+        **SALE, "ACTIVITY_TRANSACTION_ID": "Ship2X", "VAT_INV_NUMBER": "DE-AEU-2026-9"
+    }  # fmt: skip
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, later_shipment)
+    # Each shipment settled in a settlement of its own, for the same 19.99.
+    for settlement_id, shipment in (("1111111111", "S1"), ("2222222222", "S2")):
+        path = tmp_path / f"{settlement_id}.txt"
+        rows = [
+            summary("19,99", settlement_id=settlement_id),
+            line(settlement_id=settlement_id, transaction_type="Order", order_id=order,
+                 shipment_id=shipment, amount_type="ItemPrice", amount_description="Principal",
+                 amount="19,99"),
+        ]  # fmt: skip
+        path.write_text("\n".join([HEADER, *rows]) + "\n")
+        result = container.sync.import_report(shop, path)
+        assert result.status == RunStatus.SUCCEEDED, result.to_json()
+        assert result.payments_created == 1, result.to_json()
+
+    invoices = world.xero.documents("Invoices")
+    assert [(i["Status"], D(str(i["AmountDue"]))) for i in invoices] == [("PAID", 0)] * 2
+    assert world.xero.balance("AMZEUR") == 0
+
+
 def test_amazon_status_shows_the_last_payout_and_the_clearing_balance(
     container: Container, world: SandboxWorld, shop: Integration, slack: SlackDriver, tmp_path: Path
 ) -> None:
