@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from babel.numbers import list_currencies
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.crypto import TokenCipher
@@ -689,11 +689,29 @@ class IntegrationService:
             self._audit(session, actor, "xero.change_cancelled", integration, details)
             return integration
 
-    def save_xero_refresh_token(self, integration_id: int, refresh_token: str) -> None:
-        """Xero rotates refresh tokens: the new one is committed before it is ever used."""
+    def rotate_xero_refresh_token(
+        self, integration_id: int, exchange: Callable[[str], str]
+    ) -> None:
+        """Xero rotates refresh tokens: the stored one is spent on `exchange` (Xero's refresh)
+        and the one it returns committed before it is ever used. The integration's row stays
+        written-to meanwhile, which holds every other process's rotation (a row lock on
+        PostgreSQL, the database's write lock on SQLite) until this one is stored: they then
+        spend the new token, never the one just spent."""
         with self._sessions.begin() as session:
+            session.execute(
+                update(Integration)
+                .where(Integration.id == integration_id)
+                .values(xero_refresh_token_encrypted=Integration.xero_refresh_token_encrypted)
+            )
             integration = self._lock(session, integration_id)
-            integration.xero_refresh_token_encrypted = self._cipher.encrypt(refresh_token)
+            if integration.xero_refresh_token_encrypted is None:
+                raise ServiceError(
+                    ErrorKind.AUTH,
+                    f"{integration.name} is not connected to Xero yet.",
+                    retryable=False,
+                )
+            spent = self._cipher.decrypt(integration.xero_refresh_token_encrypted)
+            integration.xero_refresh_token_encrypted = self._cipher.encrypt(exchange(spent))
 
     def expire_lapsed_authorizations(self) -> builtins.list[Integration]:
         """Mark integrations whose Amazon authorization is over 365 days old."""
@@ -992,8 +1010,5 @@ class XeroTokenStore:
         self._integrations = integrations
         self._integration_id = integration_id
 
-    def load_refresh_token(self) -> str:
-        return self._integrations.xero_refresh_token(self._integration_id)
-
-    def save_refresh_token(self, token: str) -> None:
-        self._integrations.save_xero_refresh_token(self._integration_id, token)
+    def rotate(self, exchange: Callable[[str], str]) -> None:
+        self._integrations.rotate_xero_refresh_token(self._integration_id, exchange)

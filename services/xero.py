@@ -4,7 +4,8 @@ the bot makes, kept within Xero's per-organisation limits.
 Rules kept here because breaking them loses data or the connection:
 - Refresh tokens rotate: each refresh returns a new one and the used one dies (after a 30-minute
   grace). The new one is saved through the TokenStore before the new access token is used, so a
-  crash can never leave an integration holding only a dead token.
+  crash can never leave an integration holding only a dead token; the store holds other
+  processes' refreshes meanwhile, so two never spend the same token.
 - Xero allows 5 calls in flight, 60 a minute and 5,000 a day per organisation. The first two are
   enforced here for every client of the organisation in this process; the day allowance is read
   from Xero's X-DayLimit-Remaining header and, once spent, stops calls instead of hammering.
@@ -440,9 +441,10 @@ class ItemResult(Generic[Made]):
 
 
 class TokenStore(Protocol):
-    def load_refresh_token(self) -> str: ...
-
-    def save_refresh_token(self, token: str) -> None: ...
+    def rotate(self, exchange: Callable[[str], str]) -> None:
+        """Spend the stored refresh token on `exchange` and store the one it returns, before
+        anything uses it; no other process spends the stored token meanwhile."""
+        ...
 
 
 # --- wire formats -----------------------------------------------------------------------------
@@ -811,11 +813,16 @@ class XeroClient:
                 and current.expires_at - EXPIRY_MARGIN > datetime.now(UTC)
             ):
                 return current
-            fresh = self._auth.refresh(self._token_store.load_refresh_token())
+            refreshed: list[TokenSet] = []
+
+            def exchange(refresh_token: str) -> str:
+                refreshed.append(self._auth.refresh(refresh_token))
+                return refreshed[0].refresh_token
+
             # Saved before the new access token is used: if saving fails we stop here, and the
             # token still stored stays usable for Xero's 30-minute grace.
-            self._token_store.save_refresh_token(fresh.refresh_token)
-            self._current = fresh
+            self._token_store.rotate(exchange)
+            fresh = self._current = refreshed[0]
             log.info("refreshed Xero access for tenant %s", self.tenant_id)
             return fresh
 

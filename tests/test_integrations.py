@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -83,6 +85,35 @@ def test_setup_then_both_consents_make_it_active(service: IntegrationService) ->
     assert b"xero-1" not in (active.xero_refresh_token_encrypted or b"")
     actions = [entry.action for entry in service.audit_log(integration.id)]
     assert actions == ["integration.created", "amazon.authorized", "xero.connected"]
+
+
+def test_two_processes_refreshing_xero_at_once_never_spend_the_same_token(
+    service: IntegrationService,
+) -> None:
+    integration = connect(service, service.create(spec(), actor="U1"))
+    spent: list[str] = []
+    first_inside = threading.Event()
+
+    def exchange(token: str) -> str:
+        # Xero's refresh: the token given dies, a new one comes back (slowly, for the other
+        # rotation to arrive meanwhile).
+        spent.append(token)
+        first_inside.set()
+        time.sleep(0.3)
+        return f"{token}+"
+
+    def rotate() -> None:
+        service.rotate_xero_refresh_token(integration.id, exchange)
+
+    # Each thread has its own database connection, as each process does.
+    first = threading.Thread(target=rotate)
+    first.start()
+    assert first_inside.wait(5)
+    rotate()
+    first.join()
+
+    assert spent == ["xero-1", "xero-1+"]  # the second waited, then spent the new token
+    assert service.xero_refresh_token(integration.id) == "xero-1++"
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
@@ -20,8 +21,8 @@ class MemoryTokenStore:
         self.saved: list[str] = []
         self.events = events if events is not None else []
 
-    def load_refresh_token(self) -> str:
-        return self.token
+    def rotate(self, exchange: Callable[[str], str]) -> None:
+        self.save_refresh_token(exchange(self.token))
 
     def save_refresh_token(self, token: str) -> None:
         self.events.append("save")
