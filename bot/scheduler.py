@@ -8,13 +8,15 @@ ready, and the backfill of a new integration from its start date.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.container import Container
 from services.errors import ServiceError
@@ -35,6 +37,7 @@ class SyncScheduler:
         self._container = container
         self._clock = clock
         self._scheduler: BackgroundScheduler | None = None
+        self._running = threading.Lock()
 
     def due_periods(self, integration: Integration) -> list[str]:
         """Periods whose scheduled sync time has passed and that are not done, oldest first."""
@@ -70,6 +73,15 @@ class SyncScheduler:
         return due
 
     def run_due(self) -> list[RunResult]:
+        if not self._running.acquire(blocking=False):
+            return []  # the catch-up and a resume came at once: one of them does it
+        try:
+            return self._run_due()
+        finally:
+            self._running.release()
+            self._resume_on_time()
+
+    def _run_due(self) -> list[RunResult]:
         results: list[RunResult] = []
         integrations = self._container.integrations
         for lapsed in integrations.expire_lapsed_authorizations():
@@ -91,6 +103,25 @@ class SyncScheduler:
                 if result.status in (RunStatus.WAITING, RunStatus.FAILED):
                     break  # keep the months in order: the later ones wait for this one
         return results
+
+    def next_resume(self) -> datetime | None:
+        """The earliest time a waiting or failed run said it would go on, if still ahead."""
+        with self._container.sessions() as session:
+            return session.scalar(
+                select(func.min(SyncRun.next_attempt_at)).where(
+                    SyncRun.status.in_([RunStatus.WAITING, RunStatus.FAILED]),
+                    SyncRun.next_attempt_at > self._clock(),
+                )
+            )
+
+    def _resume_on_time(self) -> None:
+        """A run that waits (for Xero's daily allowance, for Amazon's report) resumes at the
+        time it said, not at the next catch-up."""
+        earliest = self.next_resume() if self._scheduler is not None else None
+        if self._scheduler is not None and earliest is not None:
+            self._scheduler.add_job(
+                self.run_due, DateTrigger(run_date=earliest), id="resume", replace_existing=True
+            )
 
     def start(self) -> None:
         settings = self._container.settings
@@ -114,9 +145,10 @@ class SyncScheduler:
             next_run_time=self._clock(),
             **options,
         )
+        self._scheduler = scheduler  # before the catch-up's first run, which schedules resumes
         scheduler.start()
-        self._scheduler = scheduler
 
     def stop(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+            self._scheduler = None

@@ -43,6 +43,7 @@ from handlers.blocks import (
     progress_message,
     reconciliation_message,
     run_failed_message,
+    run_paused_message,
     settlement_message,
     summary_message,
 )
@@ -194,6 +195,16 @@ class SlackNotifier:
             run_failed_message(result, integration_id=integration.id),
             what=f"failed run of {integration.name}, {describe_period(result.period)}",
         )
+
+    def run_paused(self, integration: Integration, result: RunResult) -> None:
+        """In place of the run's progress message, which a resumed run posts anew."""
+        with self._lock:
+            state = self._progress.pop((integration.id, result.period), None)
+        built = run_paused_message(result)
+        what = f"pause of {integration.name}, {describe_period(result.period)}"
+        shown = state.message if state is not None else None
+        if shown is None or not self._update(shown, built, what=what):
+            self._post(self._summary_channel(integration), built, what=what)
 
     def settlement_posted(self, integration: Integration, report: SettlementReport) -> None:
         what = f"payout of {integration.name}, settlement {report.settlement_id}"

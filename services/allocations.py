@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from services.errors import UNCERTAIN, ErrorKind, ServiceError
+from services.errors import UNCERTAIN, ServiceError
 from services.models import AllocationStatus, DocumentKind, LedgerItem, LedgerStatus
 from services.money import from_cents
 from services.run_context import RunContext
@@ -105,7 +105,7 @@ def _make(ctx: RunContext, credit_note: LedgerItem, invoice: LedgerItem) -> dict
             ),
         )
     except ServiceError as error:
-        if error.kind == ErrorKind.AUTH or error.kind in UNCERTAIN:
+        if error.stops_the_run or error.kind in UNCERTAIN:
             raise  # the run resumes later; an allocation in flight is looked for first
         # A failed item with Retry like any other; the credit note stays in Xero.
         return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.documents import ContactSpec, contact_for, contact_name, contact_payload
-from services.errors import ErrorKind, ServiceError
+from services.errors import ServiceError
 from services.ledger import PAGE
 from services.ledger_rows import chunks
 from services.models import LedgerStatus, XeroContact
@@ -98,7 +98,7 @@ def _post_batch(ctx: RunContext, contacts: list[XeroContact]) -> None:
             idempotency_key=idempotency_key(ctx.integration_id, "Contacts", material),
         )
     except ServiceError as error:
-        if error.kind == ErrorKind.AUTH:
+        if error.stops_the_run:
             raise
         return  # left in flight: looked up by name before the next attempt
     outcomes: list[dict[str, Any]] = []

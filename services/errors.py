@@ -5,6 +5,7 @@ The same object feeds the ledger, the CLI and the Slack error posts.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 
 
@@ -25,11 +26,26 @@ UNCERTAIN = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.UPSTREAM_UNAVAILABLE})
 class ServiceError(Exception):
     """A failure the product explains to its user rather than a programming error."""
 
-    def __init__(self, kind: ErrorKind, message: str, *, retryable: bool | None = None) -> None:
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        retry_after: timedelta | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retryable = kind in UNCERTAIN if retryable is None else retryable
+        # Set when the service takes nothing more before then (Xero's daily allowance spent).
+        self.retry_after = retry_after
+
+    @property
+    def stops_the_run(self) -> bool:
+        """Nothing more can be sent: the authorization is gone, or the service asked to wait.
+        No item is failed for it; the run stops and resumes where it was."""
+        return self.kind == ErrorKind.AUTH or self.retry_after is not None
 
     def __repr__(self) -> str:
         return f"ServiceError({self.kind.value!r}, {self.message!r}, retryable={self.retryable})"

@@ -46,6 +46,10 @@ class Notifier(Protocol):
     def run_blocked(self, integration: Integration, result: RunResult) -> None:
         """A run could not proceed (authorization, Amazon report failed...)."""
 
+    def run_paused(self, integration: Integration, result: RunResult) -> None:
+        """A run waits for Xero's daily allowance; `result.message` says how far it got and
+        when it continues."""
+
     def settlement_posted(self, integration: Integration, report: SettlementReport) -> None:
         """A payout's payments, fees and transfer went to Xero (or some could not)."""
 
@@ -77,6 +81,9 @@ class NullNotifier:
         return None
 
     def run_blocked(self, integration: Integration, result: RunResult) -> None:
+        return None
+
+    def run_paused(self, integration: Integration, result: RunResult) -> None:
         return None
 
     def settlement_posted(self, integration: Integration, report: SettlementReport) -> None:

@@ -181,7 +181,7 @@ def _send(
             idempotency_key=idempotency_key(ctx.integration_id, endpoint, key_material),
         )
     except ServiceError as error:
-        if error.kind == ErrorKind.AUTH:
+        if error.stops_the_run:
             raise
         # Xero may or may not have acted: the items stay uncertain (looked up before resend).
         return [_failed(item.id, error) | figures(doc) for item, doc, _ in batch]

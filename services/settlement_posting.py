@@ -169,7 +169,7 @@ def post_settlement(
         try:
             accounts = ensure_accounts(ctx, settlement.currency)
         except ServiceError as error:
-            if error.kind == ErrorKind.AUTH:
+            if error.stops_the_run:
                 raise
             # A currency the organisation does not have, say: this settlement fails alone.
             pending = ledger.items(row_id, SettlementItemStatus.PENDING)
@@ -758,7 +758,7 @@ def _send(
                 )
             )
         except ServiceError as error:
-            if error.kind == ErrorKind.AUTH:
+            if error.stops_the_run:
                 raise
             outcomes = [_failed(item.id, error) for item, _ in batch]
             counters.failed += len(batch)

@@ -577,6 +577,8 @@ class SyncEngine:
         """The run could not proceed; what was posted stays posted and the run resumes later."""
         if isinstance(error, ClaimLost):
             raise error  # the run's record is its new holder's now
+        if error.retry_after is not None:
+            return self._pause(ctx, error.retry_after, announce=announce)
         retry_at = self._clock() + FAILED_RUN_RETRY if error.retryable else None
         self._note_left_out(ctx)
         result = self._ended(ctx, RunStatus.FAILED)
@@ -595,6 +597,34 @@ class SyncEngine:
         )
         if announce:
             self._notifier.run_blocked(ctx.integration, result)
+        return result
+
+    def _pause(self, ctx: RunContext, wait: timedelta, *, announce: bool) -> RunResult:
+        """Xero takes no more calls from this organisation for `wait` (its daily allowance is
+        spent): what was sent stays sent, nothing is failed for it, and the run waits; the
+        scheduler resumes it at the time said."""
+        resume_at = _on_the_next_five_minutes(self._clock() + wait)
+        self._note_left_out(ctx)
+        result = self._ended(ctx, RunStatus.WAITING)
+        total = result.documents + result.failed
+        result.failed = len(self._ledger.failed_items(ctx.run_id))
+        result.failed += ctx.counters.settlement_items_failed
+        result.message = (
+            f"Xero's daily allowance of API calls for this organisation is spent: "
+            f"{result.documents:,} of {total:,} documents of {describe_period(ctx.run.period)} "
+            f"posted; the rest continues at {resume_at:%H:%M} UTC on {resume_at:%-d %B}."
+        )
+        ctx.summary.result = result.to_json()
+        self._ledger.save_summary(
+            ctx.run_id,
+            ctx.summary,
+            status=RunStatus.WAITING,
+            next_attempt_at=resume_at,
+            error_kind=ErrorKind.RATE_LIMIT.value,
+            error_message=result.message,
+        )
+        if announce:
+            self._notifier.run_paused(ctx.integration, result)
         return result
 
     def _finish(self, ctx: RunContext, announce: bool = True) -> RunResult:
@@ -694,3 +724,10 @@ class SyncEngine:
             left_out=dict(summary.state.left_out),
             countries=dict(sorted(countries.items(), key=lambda item: -item[1]["documents"])),
         )
+
+
+def _on_the_next_five_minutes(moment: datetime) -> datetime:
+    """A time to say and to resume at: `moment` rounded up to five minutes (00:05, not
+    00:01:17), a little after Xero frees the allowance."""
+    rounded = moment.replace(second=0, microsecond=0)
+    return rounded + timedelta(minutes=5 - rounded.minute % 5)

@@ -546,12 +546,12 @@ def _validation_messages(body: Mapping[str, Any]) -> list[str]:
     return messages
 
 
-def _day_spent() -> ServiceError:
+def _day_spent(wait_seconds: float) -> ServiceError:
     return ServiceError(
         ErrorKind.RATE_LIMIT,
-        "Xero's daily allowance of API calls for this organisation is used up; posting will "
-        "carry on once Xero frees some (within 24 hours).",
+        "Xero's daily allowance of API calls for this organisation is spent.",
         retryable=True,
+        retry_after=timedelta(seconds=max(1.0, wait_seconds)),
     )
 
 
@@ -865,25 +865,24 @@ class XeroClient:
     def _check_day_allowance(self) -> None:
         paused_until = self._state.day_paused_until
         if paused_until is not None and self._clock() < paused_until:
-            raise _day_spent()
+            raise _day_spent(paused_until - self._clock())
 
     def _note_limits(self, response: requests.Response) -> None:
         state = self._state
         remaining = response.headers.get("X-DayLimit-Remaining")
         if remaining is not None and remaining.isdigit():
+            # At 0 the next call goes all the same: Xero's 429 says when the allowance frees
+            # (Retry-After), which is what the run's pause and its Slack post say.
             state.day_limit_remaining = int(remaining)
-            if state.day_limit_remaining == 0:
-                state.day_paused_until = self._clock() + DAY_LIMIT_PAUSE
         if (
             response.status_code == 429
             and response.headers.get("X-Rate-Limit-Problem", "").lower() == "day"
         ):
             # Waiting hours inside a retry loop would hold a worker; stop and say so instead.
             state.day_limit_remaining = 0
-            state.day_paused_until = self._clock() + (
-                retry_after_seconds(response) or DAY_LIMIT_PAUSE
-            )
-            raise _day_spent()
+            wait = retry_after_seconds(response) or DAY_LIMIT_PAUSE
+            state.day_paused_until = self._clock() + wait
+            raise _day_spent(wait)
 
     def _answer(self, response: requests.Response, method: str, path: str) -> dict[str, Any]:
         status = response.status_code

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from sandbox.amazon_reports import generate_vat_report
 from sandbox.browser import consent_to_both
 from sandbox.world import SandboxWorld
 from services.errors import ServiceError
-from services.integrations import IntegrationSpec
+from services.integrations import IntegrationSpec, XeroTokenStore
 from services.marketplaces import Region
 from services.models import (
     AmazonSettlement,
@@ -27,6 +28,7 @@ from services.models import (
     LedgerItem,
     RunStatus,
     SettlementItem,
+    SyncRun,
 )
 from services.results import CurrencyTotals
 from services.run_claims import ClaimLost
@@ -193,6 +195,56 @@ def test_a_month_older_than_amazons_report_listing_says_how_to_book_its_payouts(
     assert "90 days only" in note and "import-report" in note
     [summary] = [m for m in world.slack.messages("C0FINANCE") if "June 2026 summary" in m["text"]]
     assert "import-report" in str(summary["blocks"])
+
+
+def test_a_spent_daily_allowance_pauses_the_month_and_it_resumes_by_itself(
+    container: Container, world: SandboxWorld, shop: Integration
+) -> None:
+    with container.sessions.begin() as session:
+        session.execute(
+            update(Integration).where(Integration.id == shop.id).values(summary_channel="C0FINANCE")
+        )
+    world.xero.day_limit = 14  # the month needs more calls than Xero allows today
+    now = datetime.now(UTC)
+
+    paused = container.sync.sync_period(shop, PERIOD)
+
+    assert paused.status == RunStatus.WAITING, paused.to_json()
+    assert paused.failed == 0 and paused.documents > 0, paused.to_json()
+    total = sum(expected_documents(world))
+    assert f"{paused.documents:,} of {total:,} documents of October 2026 posted" in paused.message
+    assert "the rest continues at" in paused.message
+    [shown] = [m for m in world.slack.messages("C0FINANCE") if "paused" in m["text"]]
+    assert "continues at" in shown["text"]
+    assert world.slack.messages("C0ERRORS") == []  # nothing failed: nothing to retry
+    # The scheduler resumes it once Xero's day has turned (the sandbox said when), not before.
+    with container.sessions() as session:
+        resume_at = session.scalar(select(SyncRun.next_attempt_at))
+    assert resume_at is not None and now + timedelta(hours=23) < resume_at
+    before = SyncScheduler(container, clock=lambda: resume_at - timedelta(minutes=1))
+    assert PERIOD not in before.due_periods(shop)
+    assert before.next_resume() == resume_at  # when the running scheduler wakes up for it
+    assert PERIOD in SyncScheduler(container, clock=lambda: resume_at).due_periods(shop)
+
+    world.xero.day_limit = 1_000_000  # a day later
+    day_later = time.monotonic() + 86_400
+    resumed = SyncEngine(
+        container.sessions,
+        container.integrations,
+        spapi=container.spapi,
+        xero=lambda integration: XeroClient(
+            auth=container.xero_auth,
+            api_url=container.settings.xero_api_url,
+            tenant_id=integration.xero_tenant_id or "",
+            token_store=XeroTokenStore(container.integrations, integration.id),
+            clock=lambda: day_later,
+        ),
+        clock=lambda: resume_at,
+    ).sync_period(shop, PERIOD)
+
+    assert resumed.status == RunStatus.SUCCEEDED, resumed.to_json()
+    assert resumed.documents == total
+    assert_exactly_once(world)
 
 
 def test_a_run_whose_claim_session_is_cut_stops_before_sending_more(

@@ -340,11 +340,17 @@ def test_day_limit_is_tracked_and_stops_calls_once_spent(serve: Serve) -> None:
     currencies(client)
     assert client.day_limit_remaining == 0
 
+    # The next call learns from Xero's 429 when the allowance frees, and says so.
     with pytest.raises(ServiceError) as raised:
         currencies(client)
     assert raised.value.kind is ErrorKind.RATE_LIMIT
-    assert raised.value.retryable
-    assert len(sandbox.api_calls()) == 3  # stopped without calling
+    assert raised.value.retryable and raised.value.stops_the_run
+    assert raised.value.retry_after is not None
+    assert timedelta(hours=23) < raised.value.retry_after <= timedelta(hours=24)
+    assert len(sandbox.api_calls()) == 4
+    with pytest.raises(ServiceError):
+        currencies(client)
+    assert len(sandbox.api_calls()) == 4  # then stopped without calling
 
 
 def test_a_day_limit_429_stops_without_waiting_hours(serve: Serve) -> None:

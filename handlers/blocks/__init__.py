@@ -52,6 +52,7 @@ from handlers.blocks.runs import (
     progress_message,
     retry_items_value,
     run_failed_message,
+    run_paused_message,
     summary_message,
     what_to_fix,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "refresh_link_message",
     "retry_items_value",
     "run_failed_message",
+    "run_paused_message",
     "settings_modal",
     "settlement_message",
     "setup_form_values",

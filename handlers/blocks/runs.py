@@ -375,6 +375,23 @@ def error_parent_message(
     return message(text, blocks)
 
 
+def run_paused_message(result: RunResult) -> Json:
+    """A run waiting for Xero's daily allowance: how far it got, when it goes on by itself."""
+    period = describe_period(result.period)
+    text = f"{period} sync for {result.integration} paused: {result.message}"
+    blocks: list[Block] = [
+        section(
+            f":double_vertical_bar: *{escape(period)} sync for {escape(result.integration)} "
+            f"paused*\n{escape(truncate(result.message, 2000))}"
+        ),
+        context(
+            "Nothing is lost or sent twice: what was posted stays posted, and the sync picks "
+            "up where it stopped."
+        ),
+    ]
+    return message(text, blocks)
+
+
 def run_failed_message(
     result: RunResult,
     *,
