@@ -65,6 +65,7 @@ class Settings:
     xero_login_url: str
     sync_day_of_month: int
     sync_hour_utc: int
+    xero_daily_call_limit: int
 
     def spapi_endpoint(self, region: Region) -> str:
         return self.amazon_spapi_url or SPAPI_ENDPOINTS[region]
@@ -231,4 +232,6 @@ def load_settings(
         # Amazon's month is complete around the 4th; later than the 28th would skip February.
         sync_day_of_month=_int(env, "SYNC_DAY_OF_MONTH", 4, 1, 28),
         sync_hour_utc=_int(env, "SYNC_HOUR_UTC", 6, 0, 23),
+        # Xero's daily calls per organisation: 5,000, or 1,000 on the free developer tier.
+        xero_daily_call_limit=_int(env, "XERO_DAILY_CALL_LIMIT", 5000, 1, 1_000_000),
     )

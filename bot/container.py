@@ -166,6 +166,7 @@ class Container:
             spapi=self.spapi,
             xero=self.xero,
             notifier=self.notifier,
+            xero_daily_calls=self.settings.xero_daily_call_limit,
         )
 
     def spapi(self, integration: Integration) -> SpApiClient:

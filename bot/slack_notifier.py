@@ -37,6 +37,7 @@ from slack_sdk.web import SlackResponse
 
 from handlers.blocks import (
     authorization_warning_message,
+    budget_message,
     connected_message,
     error_parent_message,
     error_thread_replies,
@@ -48,6 +49,7 @@ from handlers.blocks import (
     summary_message,
 )
 from handlers.blocks.common import Json, describe_period
+from services.budget import BudgetShortfall
 from services.errors import ErrorKind
 from services.http import Clock
 from services.models import Integration, LedgerItem
@@ -194,6 +196,13 @@ class SlackNotifier:
             self._errors_channel(integration),
             run_failed_message(result, integration_id=integration.id),
             what=f"failed run of {integration.name}, {describe_period(result.period)}",
+        )
+
+    def budget_short(self, integration: Integration, shortfall: BudgetShortfall) -> None:
+        self._post(
+            self._summary_channel(integration),
+            budget_message(integration.name, shortfall),
+            what=f"Xero budget of {integration.name}, {describe_period(shortfall.period)}",
         )
 
     def run_paused(self, integration: Integration, result: RunResult) -> None:

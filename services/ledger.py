@@ -323,6 +323,22 @@ class Ledger:
                 or 0
             )
 
+    def unsent(self, run_id: int) -> dict[DocumentKind, int]:
+        """The run's documents not in Xero yet (pending or in flight), per kind."""
+        with self._sessions() as session:
+            return {
+                DocumentKind(kind): count
+                for kind, count in session.execute(
+                    select(LedgerItem.document_type, func.count())
+                    .where(
+                        LedgerItem.run_id == run_id,
+                        LedgerItem.status.in_([LedgerStatus.PENDING, LedgerStatus.IN_FLIGHT]),
+                    )
+                    .group_by(LedgerItem.document_type)
+                )
+                if kind is not None
+            }
+
     def _next_pending(
         self, session: Session, run_id: int, kind: DocumentKind, limit: int, after: int
     ) -> list[PendingDocument]:

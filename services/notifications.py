@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from services.budget import BudgetShortfall
 from services.models import Integration, LedgerItem
 from services.reconcile import Reconciliation
 from services.results import RunResult, SettlementReport
@@ -45,6 +46,9 @@ class Notifier(Protocol):
 
     def run_blocked(self, integration: Integration, result: RunResult) -> None:
         """A run could not proceed (authorization, Amazon report failed...)."""
+
+    def budget_short(self, integration: Integration, shortfall: BudgetShortfall) -> None:
+        """A month about to be posted needs more Xero calls than are left today."""
 
     def run_paused(self, integration: Integration, result: RunResult) -> None:
         """A run waits for Xero's daily allowance; `result.message` says how far it got and
@@ -81,6 +85,9 @@ class NullNotifier:
         return None
 
     def run_blocked(self, integration: Integration, result: RunResult) -> None:
+        return None
+
+    def budget_short(self, integration: Integration, shortfall: BudgetShortfall) -> None:
         return None
 
     def run_paused(self, integration: Integration, result: RunResult) -> None:

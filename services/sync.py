@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.amazon import SpApiClient
+from services.budget import shortfall
 from services.errors import UNCERTAIN, ErrorKind, ServiceError
 from services.ingest import ingest, ingest_from_amazon, mark_ingested
 from services.integrations import IntegrationService
@@ -98,7 +99,10 @@ class SyncEngine:
         xero: Callable[[Integration], XeroClient],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         notifier: Notifier | None = None,
+        xero_daily_calls: int = 5_000,
     ) -> None:
+        """`xero_daily_calls`: Xero's daily allowance per organisation for the bot's Xero app
+        (5,000; 1,000 on Xero's free developer tier)."""
         self._sessions = sessions
         self._ledger = Ledger(sessions)
         self._settlements = SettlementLedger(sessions)
@@ -109,6 +113,7 @@ class SyncEngine:
         self._xero = xero
         self._clock = clock
         self._notifier: Notifier = notifier or NullNotifier()
+        self._xero_daily_calls = xero_daily_calls
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -137,6 +142,7 @@ class SyncEngine:
                 try:
                     if not held.summary.state.ingested:
                         ingest_from_amazon(ctx, amazon, start, end)
+                    self._plan_calls(ctx)
                     post(ctx)
                     accounts: dict[str, SettlementAccounts] = {}  # looked up once a currency
                     unlisted = unlisted_note(start, self._clock())
@@ -193,6 +199,20 @@ class SyncEngine:
             except ServiceError as error:
                 return self._fail(ctx, error)
             return self._finish(ctx)
+
+    def _plan_calls(self, ctx: RunContext) -> None:
+        """Say at the start when the month takes more Xero calls than are left today: it is
+        posted as far as they go, and the run pauses for the rest (see _pause)."""
+        unsent = ctx.ledger.unsent(ctx.run_id)
+        short = shortfall(
+            ctx.run.period,
+            unsent.get(DocumentKind.INVOICE, 0),
+            unsent.get(DocumentKind.CREDIT_NOTE, 0),
+            left=ctx.xero.day_limit_remaining,
+            daily=self._xero_daily_calls,
+        )
+        if short is not None:
+            self._notifier.budget_short(ctx.integration, short)
 
     def _pay_waiting(
         self, ctx: RunContext, accounts: dict[str, SettlementAccounts] | None = None
@@ -609,10 +629,16 @@ class SyncEngine:
         total = result.documents + result.failed
         result.failed = len(self._ledger.failed_items(ctx.run_id))
         result.failed += ctx.counters.settlement_items_failed
+        period = describe_period(ctx.run.period)
+        done = (
+            f"all {total:,} documents of {period} are in Xero, its payouts continue"
+            if result.documents == total
+            else f"{result.documents:,} of {total:,} documents of {period} posted; the rest "
+            "continues"
+        )
         result.message = (
-            f"Xero's daily allowance of API calls for this organisation is spent: "
-            f"{result.documents:,} of {total:,} documents of {describe_period(ctx.run.period)} "
-            f"posted; the rest continues at {resume_at:%H:%M} UTC on {resume_at:%-d %B}."
+            f"Xero's daily allowance of API calls for this organisation is spent: {done} at "
+            f"{resume_at:%H:%M} UTC on {resume_at:%-d %B}."
         )
         ctx.summary.result = result.to_json()
         self._ledger.save_summary(

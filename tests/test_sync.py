@@ -19,6 +19,7 @@ from bot.scheduler import SyncScheduler
 from sandbox.amazon_reports import generate_vat_report
 from sandbox.browser import consent_to_both
 from sandbox.world import SandboxWorld
+from services.budget import posting_calls
 from services.errors import ServiceError
 from services.integrations import IntegrationSpec, XeroTokenStore
 from services.marketplaces import Region
@@ -204,17 +205,33 @@ def test_a_spent_daily_allowance_pauses_the_month_and_it_resumes_by_itself(
         session.execute(
             update(Integration).where(Integration.id == shop.id).values(summary_channel="C0FINANCE")
         )
-    world.xero.day_limit = 14  # the month needs more calls than Xero allows today
+    world.xero.day_limit = 8  # the month needs more calls than Xero allows today
     now = datetime.now(UTC)
+    engine = SyncEngine(
+        container.sessions,
+        container.integrations,
+        claims=container.claims,
+        spapi=container.spapi,
+        xero=container.xero,
+        notifier=container.notifier,
+        xero_daily_calls=8,  # XERO_DAILY_CALL_LIMIT, as the bot's Xero app is allowed
+    )
 
-    paused = container.sync.sync_period(shop, PERIOD)
+    paused = engine.sync_period(shop, PERIOD)
+    total = sum(expected_documents(world))
 
     assert paused.status == RunStatus.WAITING, paused.to_json()
-    assert paused.failed == 0 and paused.documents > 0, paused.to_json()
-    total = sum(expected_documents(world))
+    assert paused.failed == 0 and 0 < paused.documents < total, paused.to_json()
     assert f"{paused.documents:,} of {total:,} documents of October 2026 posted" in paused.message
     assert "the rest continues at" in paused.message
+    # Said before posting began, then where it stopped.
+    [budget] = [m for m in world.slack.messages("C0FINANCE") if "needs about" in m["text"]]
     [shown] = [m for m in world.slack.messages("C0FINANCE") if "paused" in m["text"]]
+    needed = posting_calls(*expected_documents(world))
+    assert budget["text"] == (
+        f"October 2026 for Acme EU needs about {needed:,} Xero API calls for {total:,} "
+        "documents; Xero allows this organisation 8 more today (8 a day)."
+    )
     assert "continues at" in shown["text"]
     assert world.slack.messages("C0ERRORS") == []  # nothing failed: nothing to retry
     # The scheduler resumes it once Xero's day has turned (the sandbox said when), not before.

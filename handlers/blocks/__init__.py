@@ -42,6 +42,7 @@ from handlers.blocks.modals import (
     stop_confirm_modal,
 )
 from handlers.blocks.runs import (
+    budget_message,
     error_parent_message,
     error_thread_replies,
     failed_item_message,
@@ -64,6 +65,7 @@ __all__ = [
     "SettingsValues",
     "SetupValues",
     "authorization_warning_message",
+    "budget_message",
     "connect_links_modal",
     "connected_message",
     "error_parent_message",

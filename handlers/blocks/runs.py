@@ -49,6 +49,7 @@ from handlers.blocks.common import (
     user,
     when,
 )
+from services.budget import BudgetShortfall
 from services.errors import ErrorKind
 from services.models import DocumentKind, LedgerItem, LedgerStatus, RunStatus
 from services.results import RunResult
@@ -372,6 +373,24 @@ def error_parent_message(
         blocks.append(
             context(f"Retried by {user(retried_by)}: {number(result.failed)} still failing.")
         )
+    return message(text, blocks)
+
+
+def budget_message(integration: str, short: BudgetShortfall) -> Json:
+    """A month that takes more Xero calls than are left today, said before it is posted."""
+    period = describe_period(short.period)
+    text = (
+        f"{period} for {integration} needs about {number(short.needed)} Xero API calls for "
+        f"{plural(short.documents, 'document')}; Xero allows this organisation "
+        f"{number(short.left)} more today ({number(short.daily)} a day)."
+    )
+    blocks: list[Block] = [
+        section(f":hourglass_flowing_sand: {escape(text)}"),
+        context(
+            "The bot posts what fits today and continues by itself when Xero allows more; "
+            "nothing is sent twice. Sellers with this volume may prefer summary posting."
+        ),
+    ]
     return message(text, blocks)
 
 
