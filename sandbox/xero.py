@@ -31,7 +31,7 @@ import json
 import math
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -228,7 +228,8 @@ class XeroSandbox:
         )
         self.books = Books(clock)
         self.banking = Banking(self.books, clock)
-        self._usage: dict[str, _Usage] = {org.tenant_id: _Usage() for org in self.tenants}
+        # Per organisation, those added to `tenants` later too (a firm's next client).
+        self._usage: defaultdict[str, _Usage] = defaultdict(_Usage)
         self._app_minute: deque[float] = deque()
         self.calls: list[Call] = []
 

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import select, text, update
 
 from bot.container import Container
 from bot.scheduler import SyncScheduler
 from sandbox.amazon_reports import generate_vat_report
-from sandbox.browser import consent_to_both
+from sandbox.browser import consent_to_both, submit_consent
 from sandbox.world import SandboxWorld
+from sandbox.xero import SandboxOrg
 from services.budget import posting_calls
 from services.errors import ServiceError
 from services.integrations import IntegrationSpec, XeroTokenStore
@@ -522,6 +524,50 @@ def test_the_scheduler_backfills_from_the_start_date_and_skips_stopped(
     container.integrations.stop(shop.id, actor="U0ADMIN", workspace_id=None)
     later = SyncScheduler(container, clock=lambda: datetime(2026, 12, 5, tzinfo=UTC))
     assert later.run_due() == []
+
+
+def test_organisations_sync_side_by_side_and_one_organisations_integrations_in_turn(
+    container: Container, world: SandboxWorld, shop: Integration
+) -> None:
+    october = date(2026, 10, 1)
+    container.integrations.update_settings(
+        shop.id, actor="U0ADMIN", workspace_id=None, start_date=october
+    )
+    books, other_books = world.xero.org(), SandboxOrg(name="Other Client Ltd")
+    other_books.currencies = books.currencies
+    world.xero.tenants.append(other_books)
+    world.xero.latency = 0.02  # each call takes a while: runs that overlap do so visibly
+    browser = requests.Session()
+    for name, marketplace, org in (
+        ("Acme FR", "A13V1IB3VIYZZH", books),  # the same organisation as shop's
+        ("Other IT", "APJ6JRA9NG5V4", other_books),
+    ):
+        integration = container.integrations.create(
+            IntegrationSpec(name, Region.EU, (marketplace,), october), actor="U0ADMIN"
+        )
+        submit_consent(browser, container.connect.amazon_consent_url(integration, actor="U0ADMIN"))
+        url = container.connect.xero_consent_url(integration, actor="U0ADMIN")
+        submit_consent(browser, url, choose={"tenant": org.tenant_id})
+
+    results = SyncScheduler(container, clock=lambda: datetime(2026, 11, 5, tzinfo=UTC)).run_due()
+
+    assert sorted((r.integration, r.period) for r in results) == [
+        ("Acme EU", PERIOD), ("Acme FR", PERIOD), ("Other IT", PERIOD)
+    ]  # fmt: skip
+    assert all(r.invoices_created for r in results), [r.to_json() for r in results]
+    with container.sessions() as session:
+        spans = {
+            name: (run.started_at, run.finished_at)
+            for name, run in session.execute(
+                select(Integration.name, SyncRun).join(
+                    SyncRun, SyncRun.integration_id == Integration.id
+                )
+            )
+        }
+    first, second = sorted([spans["Acme EU"], spans["Acme FR"]])
+    assert first[1] is not None and first[1] <= second[0]  # one organisation: in turn
+    other = spans["Other IT"]
+    assert other[1] is not None and other[0] < second[0] and first[0] < other[1]  # side by side
 
 
 def test_north_america_posts_orders_and_settlement_refunds(
