@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import db
 from bot.config import DATA_DIR, Settings
 from bot.slack_client import PacedWebClient, paced_web_client
+from services import xero as xero_module
 from services.amazon import LwaClient, SpApiClient
 from services.connect import AmazonApp, ConnectService
 from services.crypto import TokenCipher
@@ -26,6 +27,7 @@ from services.models import Integration
 from services.notifications import Notifier, NullNotifier
 from services.periods import next_sync
 from services.run_claims import RunClaims
+from services.shared_limits import OrganisationLimits
 from services.sync import SyncEngine
 from services.xero import XeroAuth, XeroClient
 
@@ -184,4 +186,13 @@ class Container:
             api_url=self.settings.xero_api_url,
             tenant_id=integration.xero_tenant_id,
             token_store=XeroTokenStore(self.integrations, integration.id),
+            shared_limits=self.xero_limits,
         )
+
+    @cached_property
+    def xero_limits(self) -> OrganisationLimits | None:
+        """On PostgreSQL, where several processes may call one organisation, its minute limit
+        is counted in the database; SQLite's single process counts it in memory."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        return OrganisationLimits(self.engine, xero_module.MINUTE_LIMIT)

@@ -7,7 +7,8 @@ Rules kept here because breaking them loses data or the connection:
   crash can never leave an integration holding only a dead token; the store holds other
   processes' refreshes meanwhile, so two never spend the same token.
 - Xero allows 5 calls in flight, 60 a minute and 5,000 a day per organisation. The first two are
-  enforced here for every client of the organisation in this process; the day allowance is read
+  enforced here for every client of the organisation in this process (the minute across
+  processes too, with SharedLimits); the day allowance is read
   from Xero's X-DayLimit-Remaining header and, once spent, stops calls instead of hammering.
 - Documents go in batches of at most 50 with summarizeErrors=false (one bad document does not
   sink the other 49) and an Idempotency-Key (a retried batch is not posted twice).
@@ -440,6 +441,12 @@ class ItemResult(Generic[Made]):
     element: dict[str, Any]
 
 
+class SharedLimits(Protocol):
+    def acquire(self, organisation: str) -> None:
+        """Wait until the organisation may take one more call from any process; count it."""
+        ...
+
+
 class TokenStore(Protocol):
     def rotate(self, exchange: Callable[[str], str]) -> None:
         """Spend the stored refresh token on `exchange` and store the one it returns, before
@@ -762,8 +769,12 @@ class XeroClient:
         session: requests.Session | None = None,
         sleep: Sleep = time.sleep,
         clock: Clock = time.monotonic,
+        shared_limits: SharedLimits | None = None,
     ) -> None:
+        """`shared_limits`: the minute limit counted across processes (PostgreSQL), on top of
+        this process's own window."""
         self._auth = auth
+        self._shared_limits = shared_limits
         self._base = api_url.rstrip("/") + ACCOUNTING_PATH
         self.tenant_id = tenant_id
         self._token_store = token_store
@@ -849,6 +860,8 @@ class XeroClient:
             self._check_day_allowance()
             with self._state.in_flight:
                 self._state.per_minute.acquire()
+                if self._shared_limits is not None:
+                    self._shared_limits.acquire(self.tenant_id)
                 with self._count_lock:
                     self.api_calls += 1
                 response = self._session.request(
