@@ -13,6 +13,7 @@ from handlers.blocks import ids
 from handlers.context import payload_id, services_of, workspace_of
 from handlers.lifecycle import connect_links
 from services.integrations import IntegrationSpec, PostingSettings, line_account_choices
+from services.models import ContactPolicy
 
 
 def setup_submitted(
@@ -57,6 +58,7 @@ def settings_submitted(
         current_payout_accounts=integration.payout_accounts,
         current_clearing_accounts=integration.clearing_accounts,
         current_line_accounts=line_account_choices(integration),
+        current_contact_policy=ContactPolicy(integration.contact_policy),
     )
     integrations.update_settings(
         integration.id,
@@ -76,6 +78,7 @@ def settings_submitted(
         payout_accounts=values["payout_accounts"],
         clearing_accounts=values["clearing_accounts"],
         line_accounts=values["line_accounts"],
+        contact_policy=values["contact_policy"],
     )
     ack()
 

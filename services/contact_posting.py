@@ -58,7 +58,7 @@ def resolve_refund_contacts(ctx: RunContext) -> None:
                 keys[item.id] = f"xero:{contact_id}"
                 known[keys[item.id]] = contact_id
             elif rows:
-                spec = contact_for(rows[0])
+                spec = contact_for(rows[0], ctx.posting.contact_policy)
                 own[spec.key] = spec
                 keys[item.id] = spec.key
         ledger.set_refund_contacts(ctx.integration_id, keys, known, own)

@@ -7,7 +7,8 @@ its LineAmount and Amazon's VAT as its TaxAmount, so Xero's totals are Amazon's 
 whatever Xero's own rounding would have given. Pure functions, no I/O.
 
 Contacts: a buyer with a valid VAT number is a business contact keyed by that number; a named
-consumer gets a contact keyed by a hash of name, postcode and country; everyone else goes to one
+consumer gets a contact keyed by a hash of name, postcode and country (unless the integration's
+ContactPolicy folds consumers into the marketplace's); everyone else goes to one
 "Amazon <country> customers" contact per marketplace. The engine stores key -> ContactID and asks
 `contact_name` for a name, attempt by attempt, until Xero accepts one that is not taken.
 """
@@ -30,7 +31,7 @@ from stdnum.gb import vat as gb_vat
 from services.errors import ErrorKind, ServiceError
 from services.integrations import PostingSettings
 from services.marketplaces import BY_DOMAIN
-from services.models import DocumentKind
+from services.models import ContactPolicy, DocumentKind
 from services.transactions import (
     CENT,
     POSTED_TYPES,
@@ -214,15 +215,16 @@ def _marketplace_country(marketplace: str | None) -> str | None:
     return known.country if known else None
 
 
-def contact_for(t: Transaction) -> ContactSpec:
-    """Business buyer (valid VAT number), named consumer, or the marketplace's anonymous buyers.
+def contact_for(t: Transaction, policy: ContactPolicy = ContactPolicy.BUYERS) -> ContactSpec:
+    """Business buyer (valid VAT number), named consumer, or the marketplace's anonymous buyers;
+    with ContactPolicy.MARKETPLACE a named consumer is one of the marketplace's buyers too.
 
     An invalid VAT number is ignored: the buyer is then a consumer, named or anonymous."""
-    return _contact(t.buyer, t.marketplace)
+    return _contact(t.buyer, t.marketplace, policy)
 
 
 @functools.lru_cache(maxsize=4096)  # a buyer's shipments and refunds share one contact
-def _contact(buyer: Buyer, marketplace: str | None) -> ContactSpec:
+def _contact(buyer: Buyer, marketplace: str | None, policy: ContactPolicy) -> ContactSpec:
     name = _clean(buyer.name)
     country = _clean(buyer.country.upper() if buyer.country else None)
 
@@ -242,7 +244,7 @@ def _contact(buyer: Buyer, marketplace: str | None) -> ContactSpec:
     vat = _valid_vat_number(buyer.vat_number, buyer.vat_country)
     if vat is not None:
         return located(f"vat:{vat}", name or vat, vat)
-    if name is not None:
+    if name is not None and policy == ContactPolicy.BUYERS:
         postcode = _NOT_POSTCODE.sub("", (buyer.postcode or "").upper())
         identity = "|".join((_fold(name), postcode, country or ""))
         return located(f"buyer:{_digest(identity)[:16]}", name)
@@ -494,7 +496,7 @@ def build_document(transactions: Sequence[Transaction], posting: PostingSettings
         order_id=first.order_id,
         date=day,
         currency=first.currency,
-        contact=contact_for(first),
+        contact=contact_for(first, posting.contact_policy),
         lines=tuple(lines),
         gross=gross,
         tax=tax,

@@ -39,9 +39,9 @@ from services.documents import (
     tax_keys,
 )
 from services.errors import ServiceError
-from services.integrations import PostingSettings
+from services.integrations import PostingSettings, posting_settings
 from services.models import DocumentKind, Integration
-from services.posting_rules import document_label, posting_settings, posting_verdict
+from services.posting_rules import document_label, posting_verdict
 from services.report_files import read_report_file
 from services.reports import ReportKind, parse_report, report_kind
 from services.settlement_ledger import BANK_TRANSACTION_KEYS, TRANSFER_KEY, payment_key

@@ -131,7 +131,7 @@ def ingest(
                     # (refund rows carry less of the buyer than the sale's rows).
                     contact_key = None
                     if key.startswith("INV:"):
-                        contact = contact_for(item)
+                        contact = contact_for(item, ctx.posting.contact_policy)
                         contact_key = order_contacts.setdefault(item.order_id, contact.key)
                         if contact_key == contact.key:
                             chunk.contacts[contact.key] = contact

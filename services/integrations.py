@@ -26,6 +26,7 @@ from services.errors import ErrorKind, ServiceError
 from services.marketplaces import MARKETPLACES, Region
 from services.models import (
     AuditEntry,
+    ContactPolicy,
     Integration,
     IntegrationStatus,
     InvoiceStatus,
@@ -72,6 +73,7 @@ class InvalidInput(ServiceError):
 @dataclass(frozen=True)
 class PostingSettings:
     invoice_status: InvoiceStatus = InvoiceStatus.AUTHORISED
+    contact_policy: ContactPolicy = ContactPolicy.BUYERS
     sales_account_code: str = "200"
     shipping_account_code: str = "200"
     # "DE:19" -> Xero TaxType; overrides the map built from the organisation's tax rates.
@@ -135,6 +137,11 @@ def _validate(
         errors["invoice_status"] = (
             f"{posting.invoice_status} is not an invoice status: choose "
             f"{' or '.join(status.value for status in InvoiceStatus)}."
+        )
+    if not isinstance(posting.contact_policy, ContactPolicy):
+        errors["contact_policy"] = (
+            f"{posting.contact_policy} is not a contacts choice: choose "
+            f"{' or '.join(policy.value for policy in ContactPolicy)}."
         )
     for field_name in ("sales_account_code", "shipping_account_code"):
         code = getattr(posting, field_name).strip()
@@ -444,6 +451,7 @@ class IntegrationService:
                 start_date=spec.start_date,
                 status=IntegrationStatus.PENDING_AUTHORIZATION,
                 invoice_status=spec.posting.invoice_status,
+                contact_policy=spec.posting.contact_policy,
                 sales_account_code=spec.posting.sales_account_code.strip(),
                 shipping_account_code=spec.posting.shipping_account_code.strip(),
                 tax_overrides=dict(spec.posting.tax_overrides),
@@ -927,16 +935,21 @@ def _spec_of(integration: Integration) -> IntegrationSpec:
         start_date=integration.start_date,
         errors_channel=integration.errors_channel,
         summary_channel=integration.summary_channel,
-        posting=PostingSettings(
-            invoice_status=InvoiceStatus(integration.invoice_status),
-            sales_account_code=integration.sales_account_code,
-            shipping_account_code=integration.shipping_account_code,
-            tax_overrides=dict(integration.tax_overrides),
-            vat_rates=dict(integration.vat_rates),
-            payout_accounts=dict(integration.payout_accounts),
-            clearing_accounts=dict(integration.clearing_accounts),
-            line_accounts=line_account_choices(integration),
-        ),
+        posting=posting_settings(integration),
+    )
+
+
+def posting_settings(integration: Integration) -> PostingSettings:
+    return PostingSettings(
+        invoice_status=InvoiceStatus(integration.invoice_status),
+        contact_policy=ContactPolicy(integration.contact_policy),
+        sales_account_code=integration.sales_account_code,
+        shipping_account_code=integration.shipping_account_code,
+        tax_overrides=dict(integration.tax_overrides),
+        vat_rates=dict(integration.vat_rates),
+        payout_accounts=dict(integration.payout_accounts),
+        clearing_accounts=dict(integration.clearing_accounts),
+        line_accounts=line_account_choices(integration),
     )
 
 
@@ -960,6 +973,7 @@ def _apply(integration: Integration, spec: IntegrationSpec) -> None:
     integration.errors_channel = spec.errors_channel
     integration.summary_channel = spec.summary_channel
     integration.invoice_status = spec.posting.invoice_status
+    integration.contact_policy = spec.posting.contact_policy
     integration.sales_account_code = spec.posting.sales_account_code.strip()
     integration.shipping_account_code = spec.posting.shipping_account_code.strip()
     integration.tax_overrides = dict(spec.posting.tax_overrides)
@@ -978,6 +992,7 @@ def _spec_details(spec: IntegrationSpec) -> dict[str, Any]:
         "errors_channel": spec.errors_channel,
         "summary_channel": spec.summary_channel,
         "invoice_status": spec.posting.invoice_status.value,
+        "contact_policy": spec.posting.contact_policy.value,
         "sales_account_code": spec.posting.sales_account_code,
         "shipping_account_code": spec.posting.shipping_account_code,
         "tax_overrides": dict(spec.posting.tax_overrides),

@@ -83,6 +83,14 @@ class InvoiceStatus(StrEnum):
     DRAFT = "DRAFT"
 
 
+class ContactPolicy(StrEnum):
+    """Whose contact a consumer's documents go to. A buyer with a VAT number is always their
+    own contact: their invoices must name them."""
+
+    BUYERS = "buyers"  # each named consumer their own contact
+    MARKETPLACE = "marketplace"  # consumers in "Amazon DE customers" (Xero advises < 10,000)
+
+
 class Integration(Base):
     __tablename__ = "integrations"
     __table_args__ = (UniqueConstraint("workspace_id", "name"),)
@@ -95,6 +103,7 @@ class Integration(Base):
     start_date: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(32))
     invoice_status: Mapped[str] = mapped_column(String(16), default=InvoiceStatus.AUTHORISED)
+    contact_policy: Mapped[str] = mapped_column(String(16), default=ContactPolicy.BUYERS)
     sales_account_code: Mapped[str] = mapped_column(String(10))
     shipping_account_code: Mapped[str] = mapped_column(String(10))
     tax_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -3,18 +3,7 @@
 from __future__ import annotations
 
 from services.errors import ErrorKind, ServiceError
-from services.integrations import PostingSettings
-from services.models import DocumentKind, Integration, InvoiceStatus
-
-
-def posting_settings(integration: Integration) -> PostingSettings:
-    return PostingSettings(
-        invoice_status=InvoiceStatus(integration.invoice_status),
-        sales_account_code=integration.sales_account_code,
-        shipping_account_code=integration.shipping_account_code,
-        tax_overrides=dict(integration.tax_overrides),
-        vat_rates=dict(integration.vat_rates),
-    )
+from services.models import DocumentKind
 
 
 def document_label(kind: DocumentKind) -> str:

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from services.integrations import PostingSettings
+from services.integrations import PostingSettings, posting_settings
 from services.ledger import Ledger
 from services.models import Integration, SyncRun
-from services.posting_rules import posting_settings
 from services.run_claims import Claim
 from services.run_summary import RunSummary
 from services.xero import XeroClient

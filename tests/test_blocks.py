@@ -59,6 +59,7 @@ from services.integrations import InvalidInput
 from services.marketplaces import Region
 from services.models import (
     AuditEntry,
+    ContactPolicy,
     Integration,
     IntegrationStatus,
     InvoiceStatus,
@@ -226,6 +227,7 @@ def integration(
         "start_date": date(2026, 1, 1),
         "status": status,
         "invoice_status": InvoiceStatus.AUTHORISED,
+        "contact_policy": ContactPolicy.BUYERS,
         "sales_account_code": "200",
         "shipping_account_code": "210",
         "tax_overrides": {},
@@ -614,7 +616,7 @@ def test_settings_modal_with_more_tax_keys_than_a_view_holds() -> None:
     view = check_view(
         settings_modal(integration(xero_tax_types=keys), tax_types=tax_types(5)), "modal"
     )
-    assert "70 more mappings not shown here stay as they are." in json.dumps(view)
+    assert "72 more mappings not shown here stay as they are." in json.dumps(view)
     without_xero = check_view(settings_modal(integration(), tax_types=[]), "modal")
     assert not [b for b in without_xero["blocks"] if b.get("block_id", "").startswith("tax")]
 
@@ -735,6 +737,7 @@ def test_parse_settings_submission_reads_the_tax_mapping() -> None:
         "payout_accounts": {},
         "clearing_accounts": {},
         "line_accounts": {},
+        "contact_policy": ContactPolicy.BUYERS,
     }
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from bot.container import Container
 from sandbox.world import SandboxWorld
 from services.dry_run import WouldFail, WouldSend, dry_run
-from services.models import Integration, LedgerItem, RunStatus
+from services.models import ContactPolicy, Integration, LedgerItem, RunStatus
 from services.results import CurrencyTotals, RunResult
 from tests.conftest import SHARED
 from tests.test_reports import SALE, vat_line
@@ -42,8 +42,9 @@ REFUND = {
 def import_rows(
     container: Container, integration: Integration, path: Path, *rows: dict[str, str]
 ) -> RunResult:
-    header = vat_line({column: column for column in SALE | REFUND})
-    path.write_text("\n".join([header, *(vat_line(row) for row in rows)]) + "\n")
+    columns = tuple(dict.fromkeys([*SALE, *REFUND, *(column for row in rows for column in row)]))
+    header = vat_line({column: column for column in columns}, columns)
+    path.write_text("\n".join([header, *(vat_line(row, columns) for row in rows)]) + "\n")
     return container.sync.import_report(integration, path)
 
 
@@ -74,6 +75,46 @@ def test_a_refund_next_month_lands_on_the_contact_of_last_months_sale(
     [credit_note] = world.xero.documents("CreditNotes")
     assert contact_of(credit_note) == contact_of(invoice)
     assert result.contacts_created == 0 and result.allocations_made == 1
+
+
+def test_consumers_folded_per_marketplace_keep_a_refund_on_its_invoices_contact(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    import_rows(container, shop, tmp_path / "march.txt", SALE)  # Anna: her own contact
+    container.integrations.update_settings(
+        shop.id, actor="U0ADMIN", workspace_id=None, contact_policy=ContactPolicy.MARKETPLACE
+    )
+    consumers = [
+        {**SALE, "TRANSACTION_EVENT_ID": f"302-000000{n}-0000000", "ACTIVITY_TRANSACTION_ID":
+         f"Fold{n}", "VAT_INV_NUMBER": f"DE-AEU-2026-F{n}", "BUYER_NAME": name,
+         "TAX_CALCULATION_DATE": "02-04-2026", "TRANSACTION_COMPLETE_DATE": "02-04-2026"}
+        for n, name in enumerate(("Jonas Weber", "Lena Fischer"))
+    ]  # fmt: skip
+    business = {
+        **consumers[0], "TRANSACTION_EVENT_ID": "302-0000009-0000000",
+        "ACTIVITY_TRANSACTION_ID": "Biz9", "VAT_INV_NUMBER": "DE-AEU-2026-B9",
+        "BUYER_NAME": "Wiegetechnik GmbH", "BUYER_VAT_NUMBER": "DE136695976",
+        "BUYER_VAT_NUMBER_COUNTRY": "DE",
+    }  # fmt: skip
+
+    result = import_rows(container, shop, tmp_path / "april.txt", *consumers, business, REFUND)
+
+    assert result.status == RunStatus.SUCCEEDED, result.to_json()
+    contacts = {c["ContactID"]: c for c in world.xero.org().contacts.values()}
+    invoices = {i["InvoiceNumber"]: i for i in world.xero.documents("Invoices")}
+
+    def contact_name(number: str) -> str:
+        return str(contacts[contact_of(invoices[number])]["Name"])
+
+    assert (
+        contact_name("DE-AEU-2026-F0") == contact_name("DE-AEU-2026-F1") == ("Amazon DE customers")
+    )
+    assert contact_name("DE-AEU-2026-B9") == "Wiegetechnik GmbH"  # a business keeps its own
+    # Anna's refund stays with her March invoice, on her own contact, and is allocated to it.
+    [credit_note] = world.xero.documents("CreditNotes")
+    assert contact_of(credit_note) == contact_of(invoices[SALE["VAT_INV_NUMBER"]])
+    assert contact_name(SALE["VAT_INV_NUMBER"]) == "Anna Schmidt"
+    assert result.allocations_made == 1 and result.contacts_created == 2
 
 
 def test_a_refund_of_an_order_invoiced_outside_the_bot_lands_on_that_invoices_contact(

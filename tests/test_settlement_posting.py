@@ -623,8 +623,16 @@ def test_the_clearing_and_fee_accounts_chosen_in_the_settings_are_used_with_thei
         assert list(refused["errors"]) == [field.block], chosen
         assert message in refused["errors"][field.block]
     chosen = accounts("eur 610", "referral 429 input2\nfba_storage 404")
-    assert slack.submit(view, values | chosen).status_code == 200
+    folded = {
+        ids.CONTACT_POLICY.block: {
+            ids.CONTACT_POLICY.action: {
+                "type": "radio_buttons", "selected_option": {"value": "marketplace"}
+            }
+        }
+    }  # fmt: skip
+    assert slack.submit(view, values | chosen | folded).status_code == 200
     saved = container.integrations.get_by_id(shop.id, workspace_id=None)
+    assert saved.contact_policy == "marketplace"  # the same form: customers per marketplace
     assert saved.clearing_accounts == {"EUR": "610"}
     assert saved.line_accounts == {
         "referral": {"code": "429", "tax_type": "INPUT2"},

@@ -90,5 +90,6 @@ NEW_TAX_TYPE = Field("new_tax_type", "new_tax_type_select")
 VAT_RATES = Field("vat_rates", "vat_rates_input")
 # Settings only: accounts per currency ("EUR 091") and per fee kind ("referral 6100 INPUT2").
 PAYOUT_ACCOUNTS = Field("payout_accounts", "payout_accounts_input")
+CONTACT_POLICY = Field("contact_policy", "contact_policy_choice")
 CLEARING_ACCOUNTS = Field("clearing_accounts", "clearing_accounts_input")
 LINE_ACCOUNTS = Field("line_accounts", "line_accounts_input")

@@ -54,15 +54,15 @@ from services.integrations import (
     line_account_choices,
 )
 from services.marketplaces import MARKETPLACES, Region
-from services.models import Integration, InvoiceStatus
+from services.models import ContactPolicy, Integration, InvoiceStatus
 from services.settlement_plan import MAPPABLE_LINES, LineAccountChoice
 from services.vat_rates import country_name, own_rate_key
 
 ACCOUNT_CODE_MAX_LENGTH = 10  # the integrations table's column
 _NEW = PostingSettings()  # what a new integration's setup form starts from
 MAX_TEXT_INPUT = 3000  # a plain_text_input's max_length
-# A view takes 100 blocks; the settings modal's other blocks take under 20.
-MAX_TAX_ROWS = 80
+# A view takes 100 blocks; the settings modal's other blocks take 20.
+MAX_TAX_ROWS = 78
 REGION_NAMES = {Region.NA: "North America", Region.EU: "Europe", Region.FE: "Far East"}
 _SCHEMES = {
     "domestic": "",
@@ -90,6 +90,7 @@ class SettingsValues(SetupValues):
     vat_rates: dict[str, str]  # "DE:domestic" -> "19", as written: the service validates
     payout_accounts: dict[str, str]  # "EUR" -> Xero bank account code, as written
     clearing_accounts: dict[str, str]  # "EUR" -> Xero bank account code, as written
+    contact_policy: ContactPolicy
     line_accounts: dict[str, LineAccountChoice]  # "referral" -> code and tax type, as written
 
 
@@ -360,6 +361,33 @@ def _payout_accounts_input(accounts: Mapping[str, str]) -> InputBlock:
     )
 
 
+_CONTACT_POLICIES = {
+    ContactPolicy.BUYERS: ("Each buyer their own contact", None),
+    ContactPolicy.MARKETPLACE: (
+        "One contact per marketplace",
+        "Amazon DE customers, and so on; buyers with a VAT number keep their own",
+    ),
+}
+
+
+def _contact_policy_input(policy: ContactPolicy) -> InputBlock:
+    options = {
+        chosen: _option(chosen.value, label, description)
+        for chosen, (label, description) in _CONTACT_POLICIES.items()
+    }
+    return _input(
+        ids.CONTACT_POLICY,
+        "Customers in Xero",
+        RadioButtonsElement(
+            action_id=ids.CONTACT_POLICY.action,
+            options=list(options.values()),
+            initial_option=options[policy],
+        ),
+        hint="Xero advises under about 10,000 contacts: with many buyers a month, keep them "
+        "per marketplace. A refund always goes to the contact of its order's invoice.",
+    )
+
+
 def _clearing_accounts_input(accounts: Mapping[str, str]) -> InputBlock:
     return _lines_input(
         ids.CLEARING_ACCOUNTS,
@@ -417,6 +445,7 @@ def settings_modal(integration: Integration, *, tax_types: Sequence[tuple[str, s
         _vat_rates_input(integration.vat_rates or {}),
         _payout_accounts_input(integration.payout_accounts or {}),
         _clearing_accounts_input(integration.clearing_accounts or {}),
+        _contact_policy_input(ContactPolicy(integration.contact_policy)),
         _line_accounts_input(line_account_choices(integration)),
         divider(),
         section(
@@ -545,6 +574,7 @@ def errors_response(errors: Mapping[str, str]) -> Json:
         ids.PAYOUT_ACCOUNTS.block,
         ids.CLEARING_ACCOUNTS.block,
         ids.LINE_ACCOUNTS.block,
+        ids.CONTACT_POLICY.block,
     }
     shown: dict[str, str] = {}
     for key, text in errors.items():
@@ -722,6 +752,7 @@ def parse_settings_submission(
     current_payout_accounts: Mapping[str, str] | None = None,
     current_clearing_accounts: Mapping[str, str] | None = None,
     current_line_accounts: Mapping[str, LineAccountChoice] | None = None,
+    current_contact_policy: ContactPolicy = ContactPolicy.BUYERS,
 ) -> SettingsValues:
     """The settings modal's values. `tax_overrides` is complete: the rows shown as chosen
     (Automatic drops an override), the new row if filled in, and the integration's
@@ -772,8 +803,10 @@ def parse_settings_submission(
         if ids.LINE_ACCOUNTS.block in values
         else dict(current_line_accounts or {})
     )
+    policy = _selected(values, ids.CONTACT_POLICY)
     return {
         **setup,
+        "contact_policy": ContactPolicy(policy) if policy else current_contact_policy,
         "tax_overrides": overrides,
         "vat_rates": vat_rates,
         "payout_accounts": payout_accounts,
