@@ -6,6 +6,7 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -568,6 +569,27 @@ def test_organisations_sync_side_by_side_and_one_organisations_integrations_in_t
     assert first[1] is not None and first[1] <= second[0]  # one organisation: in turn
     other = spans["Other IT"]
     assert other[1] is not None and other[0] < second[0] and first[0] < other[1]  # side by side
+
+
+def test_two_schedulers_at_once_post_each_document_once(
+    container: Container, world: SandboxWorld, shop: Integration
+) -> None:
+    container.integrations.update_settings(
+        shop.id, actor="U0ADMIN", workspace_id=None, start_date=date(2026, 10, 1)
+    )
+    world.xero.latency = 0.01  # long enough for the two to meet
+    # Two processes' schedulers (the bot's and a second worker's), due October at once.
+    schedulers = [
+        SyncScheduler(container, clock=lambda: datetime(2026, 11, 5, tzinfo=UTC)) for _ in "ab"
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        ran = [
+            result for results in pool.map(SyncScheduler.run_due, schedulers) for result in results
+        ]
+
+    posted = sum(r.invoices_created + r.credit_notes_created for r in ran)
+    assert posted == sum(expected_documents(world)), [r.to_json() for r in ran]
+    assert_exactly_once(world)
 
 
 def test_north_america_posts_orders_and_settlement_refunds(
