@@ -48,12 +48,22 @@ def _private_sqlite_file(database: Path) -> None:
             path.chmod(0o600)  # also a database an earlier version created with the umask's mode
 
 
+# Runs side by side in one process (the scheduler's organisations). Each holds up to three
+# connections at once (its claim, a payout's claim, a session); the pool's first five serve the
+# web server and Slack's listeners. Overflow connections close when returned.
+CONCURRENT_RUNS = 24
+POOL_SIZE = 5
+POOL_OVERFLOW = 3 * CONCURRENT_RUNS
+
+
 def make_engine(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            _private_sqlite_file(Path(url.database))
-        engine = create_engine(url, connect_args={"timeout": 30})
+        in_memory = not url.database or url.database == ":memory:"
+        if not in_memory:
+            _private_sqlite_file(Path(url.database or ""))
+        pool = {} if in_memory else {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        engine = create_engine(url, connect_args={"timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: object) -> None:
@@ -71,7 +81,7 @@ def make_engine(database_url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url)
+    engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
     _ping_when_idle(engine)
     return engine
 

@@ -22,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 
 from bot.container import Container
+from bot.db import CONCURRENT_RUNS
 from services.errors import ServiceError
 from services.models import Integration, RunStatus, SyncRun
 from services.periods import period_bounds, period_of, periods_between
@@ -32,9 +33,10 @@ log = logging.getLogger(__name__)
 RETRY_EVERY = timedelta(hours=3)
 # Organisations synced at once. Their runs mostly wait on Xero's per-organisation minute
 # limit and on Amazon, so many more than cores proceed side by side (bench_organisations.py:
-# 20 firms' clients of 1,000 orders).
-SYNC_WORKERS = 32
+# 20 firms' clients of 1,000 orders); the database pool is sized for them.
+SYNC_WORKERS = CONCURRENT_RUNS
 MISFIRE_GRACE = timedelta(hours=12)
+RESUME_BUSY_AFTER = timedelta(minutes=1)
 
 
 class SyncScheduler:
@@ -44,7 +46,9 @@ class SyncScheduler:
         self._container = container
         self._clock = clock
         self._scheduler: BackgroundScheduler | None = None
-        self._running = threading.Lock()
+        self._busy: set[str] = set()  # organisations a pass is syncing
+        self._busy_lock = threading.Lock()
+        self._warning = threading.Lock()
 
     def due_periods(self, integration: Integration) -> list[str]:
         """Periods whose scheduled sync time has passed and that are not done, oldest first."""
@@ -80,16 +84,40 @@ class SyncScheduler:
         return due
 
     def run_due(self) -> list[RunResult]:
-        if not self._running.acquire(blocking=False):
-            return []  # the catch-up and a resume came at once: one of them does it
-        try:
-            return self._run_due()
-        finally:
-            self._running.release()
-            self._resume_on_time()
-
-    def _run_due(self) -> list[RunResult]:
+        """Passes may overlap (the catch-up, a resume, the monthly job): an organisation a pass
+        is syncing is left to it by the others, whose other organisations go on."""
+        if self._warning.acquire(blocking=False):
+            try:
+                self._warn_of_lapsing_authorizations()
+            finally:
+                self._warning.release()
+        organisations: dict[str, list[Integration]] = defaultdict(list)
+        for integration in self._container.integrations.list_active():
+            organisation = integration.xero_tenant_id or f"integration {integration.id}"
+            organisations[organisation].append(integration)
+        with self._busy_lock:
+            busy = organisations.keys() & self._busy
+            mine = {org: group for org, group in organisations.items() if org not in busy}
+            self._busy |= mine.keys()
         results: list[RunResult] = []
+        try:
+            if mine:
+                # Each organisation's integrations one after another (Xero's limits are the
+                # organisation's), the organisations side by side: one's backfill, or its
+                # wait for Xero's minute, never holds another's month.
+                with ThreadPoolExecutor(
+                    min(SYNC_WORKERS, len(mine)), thread_name_prefix="sync"
+                ) as pool:
+                    synced = [pool.submit(self._sync_in_turn, group) for group in mine.values()]
+                    for future in synced:
+                        results += future.result()
+        finally:
+            with self._busy_lock:
+                self._busy -= mine.keys()
+            self._resume_on_time(soon=bool(busy))
+        return results
+
+    def _warn_of_lapsing_authorizations(self) -> None:
         integrations = self._container.integrations
         for lapsed in integrations.expire_lapsed_authorizations():
             log.warning("Amazon authorization of %s lapsed; refresh it", lapsed.name)
@@ -98,22 +126,6 @@ class SyncScheduler:
             assert expires_at is not None
             self._container.notifier.authorization_expiring(expiring, expires_at=expires_at)
             integrations.record_expiry_warning(expiring.id)
-        organisations: dict[str, list[Integration]] = defaultdict(list)
-        for integration in integrations.list_active():
-            organisation = integration.xero_tenant_id or f"integration {integration.id}"
-            organisations[organisation].append(integration)
-        if not organisations:
-            return results
-        # Each organisation's integrations one after another (Xero's limits are the
-        # organisation's), the organisations side by side: one's backfill, or its wait for
-        # Xero's minute, never holds another's month.
-        with ThreadPoolExecutor(
-            min(SYNC_WORKERS, len(organisations)), thread_name_prefix="sync"
-        ) as pool:
-            synced = [pool.submit(self._sync_in_turn, group) for group in organisations.values()]
-            for future in synced:
-                results += future.result()
-        return results
 
     def _sync_in_turn(self, integrations: list[Integration]) -> list[RunResult]:
         results: list[RunResult] = []
@@ -123,6 +135,11 @@ class SyncScheduler:
                     result = self._container.sync.sync_period(integration, period)
                 except ServiceError as error:
                     log.warning("sync of %s %s not started: %s", integration.name, period, error)
+                    break
+                except Exception:
+                    # A defect, or the database gone: the organisation's next integrations,
+                    # and the other organisations, go on; the run resumes at the next pass.
+                    log.exception("sync of %s %s broke off", integration.name, period)
                     break
                 log.info("sync %s %s: %s", integration.name, period, result.message)
                 results.append(result)
@@ -140,13 +157,23 @@ class SyncScheduler:
                 )
             )
 
-    def _resume_on_time(self) -> None:
+    def _resume_on_time(self, *, soon: bool) -> None:
         """A run that waits (for Xero's daily allowance, for Amazon's report) resumes at the
-        time it said, not at the next catch-up."""
-        earliest = self.next_resume() if self._scheduler is not None else None
-        if self._scheduler is not None and earliest is not None:
+        time it said, not at the next catch-up; `soon`: this pass left organisations to
+        another, whose due runs are looked at again in a minute."""
+        if self._scheduler is None:
+            return
+        earliest = self.next_resume()
+        if soon:
+            again = self._clock() + RESUME_BUSY_AFTER
+            earliest = again if earliest is None else min(earliest, again)
+        if earliest is not None:
             self._scheduler.add_job(
-                self.run_due, DateTrigger(run_date=earliest), id="resume", replace_existing=True
+                self.run_due,
+                DateTrigger(run_date=earliest),
+                id="resume",
+                replace_existing=True,
+                misfire_grace_time=int(MISFIRE_GRACE.total_seconds()),
             )
 
     def start(self) -> None:

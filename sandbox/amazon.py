@@ -262,12 +262,10 @@ class AmazonSandbox:
         self._report_ids = itertools.count(50_000_000_000 + seed % 10_000 * 100_000)
         self._next_outcomes: deque[str] = deque()
         self._signing_key = secrets.token_bytes(32)
-        plans = {**USAGE_PLANS, **(usage_plans or {})}
-        self._buckets = {
-            operation: TokenBucket(rate, burst, sleep=_refuse)
-            for operation, (rate, burst) in plans.items()
-        }
-        self._rates = {operation: rate for operation, (rate, _) in plans.items()}
+        self._plans = {**USAGE_PLANS, **(usage_plans or {})}
+        # SP-API's usage plans are per selling partner and application: one bucket each.
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._rates = {operation: rate for operation, (rate, _) in self._plans.items()}
 
         self.issued_refresh_tokens: list[str] = []
         self.issued_access_tokens: list[str] = []
@@ -395,7 +393,7 @@ class AmazonSandbox:
         token = request.headers.get("x-amz-access-token", "")
         with self._lock:
             rdt = self._rdts.get(token)
-            expires, _ = self._access_tokens.get(token, (None, None))
+            expires, seller = self._access_tokens.get(token, (None, None))
             now = self._clock()
             # The error's details, or None when the token opens this operation.
             details: str | None
@@ -419,7 +417,13 @@ class AmazonSandbox:
             )
         if self.enforce_rate_limits:
             try:
-                self._buckets[operation].acquire()
+                # A restricted data token's calls count against the default seller's plan.
+                key = (seller or self.selling_partner_id, operation)
+                bucket = self._buckets.get(key)
+                if bucket is None:
+                    rate, burst = self._plans[operation]
+                    bucket = self._buckets[key] = TokenBucket(rate, burst, sleep=_refuse)
+                bucket.acquire()
             except _Refused:
                 message = "You exceeded your quota for the requested resource."
                 return self._error(operation, 429, "QuotaExceeded", message)

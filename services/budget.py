@@ -5,7 +5,8 @@ Xero allows each organisation 5,000 calls a day, 1,000 on its free developer tie
 posting costs, per 50 documents, a look-up of their numbers and the post; per 50 credit notes
 also a look-up of their orders' invoices; one call per credit note's allocation; the buyers'
 contacts a batch per 50 documents at most; and a few calls for the organisation and its tax
-rates. The estimate errs high: a month said to fit does.
+rates. Payouts add a few calls per settlement, not counted here: the estimate is of the
+documents, the bulk of a month.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins  # in IntegrationService, `list` is the method: its annotations say builtins.list
 import logging
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from babel.numbers import list_currencies
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.crypto import TokenCipher
@@ -419,9 +420,7 @@ class IntegrationService:
     def xero_refresh_token(self, integration_id: int) -> str:
         integration = self.get_by_id(integration_id, workspace_id=None)
         if integration.xero_refresh_token_encrypted is None:
-            raise ServiceError(
-                ErrorKind.AUTH, f"{integration.name} is not connected to Xero yet.", retryable=False
-            )
+            raise _not_connected_to_xero(integration)
         return self._cipher.decrypt(integration.xero_refresh_token_encrypted)
 
     def authorization_expires_at(self, integration: Integration) -> datetime | None:
@@ -701,25 +700,27 @@ class IntegrationService:
         self, integration_id: int, exchange: Callable[[str], str]
     ) -> None:
         """Xero rotates refresh tokens: the stored one is spent on `exchange` (Xero's refresh)
-        and the one it returns committed before it is ever used. The integration's row stays
-        written-to meanwhile, which holds every other process's rotation (a row lock on
-        PostgreSQL, the database's write lock on SQLite) until this one is stored: they then
-        spend the new token, never the one just spent."""
+        and the one it returns committed before it is ever used. Every other rotation of the
+        integration waits meanwhile, then spends the new token, never the one just spent: on
+        PostgreSQL the integration's row lock holds other processes; SQLite serves one process,
+        where a lock of the process's does (its database lock would hold every other write for
+        as long as Xero takes to answer)."""
+        if self._sessions.kw["bind"].dialect.name == "sqlite":
+            with _sqlite_rotation(integration_id):
+                spent = self.xero_refresh_token(integration_id)
+                self.save_xero_refresh_token(integration_id, exchange(spent))
+            return
         with self._sessions.begin() as session:
-            session.execute(
-                update(Integration)
-                .where(Integration.id == integration_id)
-                .values(xero_refresh_token_encrypted=Integration.xero_refresh_token_encrypted)
-            )
             integration = self._lock(session, integration_id)
             if integration.xero_refresh_token_encrypted is None:
-                raise ServiceError(
-                    ErrorKind.AUTH,
-                    f"{integration.name} is not connected to Xero yet.",
-                    retryable=False,
-                )
+                raise _not_connected_to_xero(integration)
             spent = self._cipher.decrypt(integration.xero_refresh_token_encrypted)
             integration.xero_refresh_token_encrypted = self._cipher.encrypt(exchange(spent))
+
+    def save_xero_refresh_token(self, integration_id: int, refresh_token: str) -> None:
+        with self._sessions.begin() as session:
+            integration = self._lock(session, integration_id)
+            integration.xero_refresh_token_encrypted = self._cipher.encrypt(refresh_token)
 
     def expire_lapsed_authorizations(self) -> builtins.list[Integration]:
         """Mark integrations whose Amazon authorization is over 365 days old."""
@@ -1011,6 +1012,22 @@ def _same_seller(known: Mapping[str, str] | None, proved: Mapping[str, str]) -> 
         return False
     shared = set(known) & set(proved)
     return bool(shared) and all(known[m] == proved[m] for m in shared)
+
+
+def _not_connected_to_xero(integration: Integration) -> ServiceError:
+    return ServiceError(
+        ErrorKind.AUTH, f"{integration.name} is not connected to Xero yet.", retryable=False
+    )
+
+
+# SQLite's rotations, one at a time per integration: the process is the only one.
+_SQLITE_ROTATIONS: dict[int, threading.Lock] = {}
+_SQLITE_ROTATIONS_LOCK = threading.Lock()
+
+
+def _sqlite_rotation(integration_id: int) -> threading.Lock:
+    with _SQLITE_ROTATIONS_LOCK:
+        return _SQLITE_ROTATIONS.setdefault(integration_id, threading.Lock())
 
 
 def _stores_text(stores: Mapping[str, str]) -> str:

@@ -323,6 +323,18 @@ class Ledger:
                 or 0
             )
 
+    def documents_in(self, run_id: int) -> int:
+        """How many invoices and credit notes the run's report makes."""
+        with self._sessions() as session:
+            return (
+                session.scalar(
+                    select(func.count())
+                    .select_from(LedgerItem)
+                    .where(LedgerItem.run_id == run_id, LedgerItem.document_type.is_not(None))
+                )
+                or 0
+            )
+
     def unsent(self, run_id: int) -> dict[DocumentKind, int]:
         """The run's documents not in Xero yet (pending or in flight), per kind."""
         with self._sessions() as session:

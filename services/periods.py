@@ -45,9 +45,14 @@ def period_label(period: str) -> str:
     return f"{start:%B %Y}"
 
 
+def is_month(period: str) -> bool:
+    """A month's run ("2026-10"), not an import's own."""
+    return _PERIOD.match(period) is not None
+
+
 def describe_period(period: str) -> str:
     """ "October 2026", or what an import's own period is."""
-    return period_label(period) if _PERIOD.match(period) else "imported report"
+    return period_label(period) if is_month(period) else "imported report"
 
 
 def next_sync(day_of_month: int, hour_utc: int, now: datetime) -> tuple[datetime, str]:

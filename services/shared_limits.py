@@ -80,6 +80,7 @@ class OrganisationLimits:
 
     def acquire(self, organisation: str) -> None:
         """Wait until the organisation may take one more call, and count it."""
-        self._limiter.try_acquire(organisation, blocking=True)
+        if not self._limiter.try_acquire(organisation, blocking=True):
+            raise RuntimeError(f"no call could be counted for {organisation}")
         bucket = self._factory.get(RateItem(organisation, 0))
         bucket.leak(self._factory.wrap_item(organisation).timestamp)

@@ -41,7 +41,7 @@ from services.models import (
 from services.money import from_cents
 from services.notifications import Notifier, NullNotifier
 from services.payouts import deposited_in, unlisted_note
-from services.periods import describe_period, period_bounds
+from services.periods import describe_period, is_month, period_bounds
 from services.posting import post
 from services.reconcile import reconcile
 from services.report_files import read_report_file
@@ -622,23 +622,25 @@ class SyncEngine:
     def _pause(self, ctx: RunContext, wait: timedelta, *, announce: bool) -> RunResult:
         """Xero takes no more calls from this organisation for `wait` (its daily allowance is
         spent): what was sent stays sent, nothing is failed for it, and the run waits; the
-        scheduler resumes it at the time said."""
+        scheduler resumes a month's run at the time said, an import is run again by whoever
+        imported it."""
         resume_at = _on_the_next_five_minutes(self._clock() + wait)
         self._note_left_out(ctx)
         result = self._ended(ctx, RunStatus.WAITING)
-        total = result.documents + result.failed
+        total = self._ledger.documents_in(ctx.run_id)
         result.failed = len(self._ledger.failed_items(ctx.run_id))
         result.failed += ctx.counters.settlement_items_failed
-        period = describe_period(ctx.run.period)
-        done = (
-            f"all {total:,} documents of {period} are in Xero, its payouts continue"
-            if result.documents == total
-            else f"{result.documents:,} of {total:,} documents of {period} posted; the rest "
-            "continues"
-        )
+        month = is_month(ctx.run.period)
+        what = describe_period(ctx.run.period) if month else "the imported report"
+        if result.documents == total:
+            done, rest = f"all {total:,} documents of {what} are in Xero", "its payouts continue"
+        else:
+            done = f"{result.documents:,} of {total:,} documents of {what} posted"
+            rest = "the rest continues"
+        at = f"{resume_at:%H:%M} UTC on {resume_at:%-d %B}"
+        then = f"{rest} at {at}" if month else f"import the file again after {at} for the rest"
         result.message = (
-            f"Xero's daily allowance of API calls for this organisation is spent: {done} at "
-            f"{resume_at:%H:%M} UTC on {resume_at:%-d %B}."
+            f"Xero's daily allowance of API calls for this organisation is spent: {done}; {then}."
         )
         ctx.summary.result = result.to_json()
         self._ledger.save_summary(

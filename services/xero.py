@@ -72,6 +72,7 @@ MINUTE_LIMIT = 60
 # Once Xero reports the day's calls spent, how long to stop before letting one call probe again
 # (Xero's day window is rolling, so allowance comes back gradually).
 DAY_LIMIT_PAUSE = 15 * 60.0
+DAY_LIMIT_FRESH = 10 * 60.0  # how long what Xero said is left of the day still holds
 ATTEMPTS = 5
 TIMEOUT = 30.0
 # Refresh a little before Xero's expiry so a token does not die between check and use.
@@ -732,6 +733,7 @@ class _TenantState:
     # load the newest one rather than racing to use the same one twice.
     refresh_lock: threading.Lock = field(default_factory=threading.Lock)
     day_limit_remaining: int | None = None
+    day_limit_seen: float | None = None  # when Xero said it (the client's clock)
     day_paused_until: float | None = None
 
 
@@ -790,7 +792,11 @@ class XeroClient:
 
     @property
     def day_limit_remaining(self) -> int | None:
-        """What Xero last said is left of the organisation's daily allowance (None: not yet)."""
+        """What Xero said, in the last few minutes, is left of the organisation's daily
+        allowance (None: nothing lately; Xero's day is rolling, what it said earlier is old)."""
+        seen = self._state.day_limit_seen
+        if seen is None or self._clock() - seen > DAY_LIMIT_FRESH:
+            return None
         return self._state.day_limit_remaining
 
     # --- plumbing -------------------------------------------------------------------------------
@@ -887,12 +893,13 @@ class XeroClient:
             # At 0 the next call goes all the same: Xero's 429 says when the allowance frees
             # (Retry-After), which is what the run's pause and its Slack post say.
             state.day_limit_remaining = int(remaining)
+            state.day_limit_seen = self._clock()
         if (
             response.status_code == 429
             and response.headers.get("X-Rate-Limit-Problem", "").lower() == "day"
         ):
             # Waiting hours inside a retry loop would hold a worker; stop and say so instead.
-            state.day_limit_remaining = 0
+            state.day_limit_remaining, state.day_limit_seen = 0, self._clock()
             wait = retry_after_seconds(response) or DAY_LIMIT_PAUSE
             state.day_paused_until = self._clock() + wait
             raise _day_spent(wait)

@@ -260,11 +260,16 @@ def test_a_spent_daily_allowance_pauses_the_month_and_it_resumes_by_itself(
             clock=lambda: day_later,
         ),
         clock=lambda: resume_at,
+        notifier=container.notifier,
+        xero_daily_calls=8,
     ).sync_period(shop, PERIOD)
 
     assert resumed.status == RunStatus.SUCCEEDED, resumed.to_json()
     assert resumed.documents == total
     assert_exactly_once(world)
+    # What Xero said yesterday (0 left) is not today's allowance: today's is the day's.
+    budgets = [m["text"] for m in world.slack.messages("C0FINANCE") if "needs about" in m["text"]]
+    assert len(budgets) == 2 and "allows this organisation 8 more today" in budgets[1]
 
 
 def test_a_run_whose_claim_session_is_cut_stops_before_sending_more(
