@@ -358,6 +358,9 @@ class AmazonSettlement(Base):
     deposit_at: Mapped[datetime]
     total_cents: Mapped[int] = mapped_column(BigInteger)  # the payout, negative when owed
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The Xero clearing account its items went through, from its first one sent: the rest go
+    # the same way whatever the settings say since, or the account would not net to zero.
+    clearing_account_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class SettlementItem(Base):

@@ -158,6 +158,16 @@ class SettlementLedger:
         with self._sessions() as session:
             return session.get(AmazonSettlement, row_id)
 
+    def record_clearing(self, row_id: int, account_id: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(AmazonSettlement)
+                .where(
+                    AmazonSettlement.id == row_id, AmazonSettlement.clearing_account_id.is_(None)
+                )
+                .values(clearing_account_id=account_id)
+            )
+
     def items(
         self, row_id: int, *statuses: SettlementItemStatus, kinds: Sequence[str] = ()
     ) -> list[SettlementItem]:

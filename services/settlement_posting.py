@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
@@ -164,23 +164,50 @@ def post_settlement(
         raise ValueError(f"no settlement {row_id}")
     counters = SettlementCounters()
     ledger.reopen_in_flight(row_id)
-    accounts = accounts_by_currency.get(settlement.currency)
-    if accounts is None:
-        try:
-            accounts = ensure_accounts(ctx, settlement.currency)
-        except ServiceError as error:
-            if error.stops_the_run:
-                raise
-            # A currency the organisation does not have, say: this settlement fails alone.
-            pending = ledger.items(row_id, SettlementItemStatus.PENDING)
-            ledger.record_outcomes([_failed(item.id, error) for item in pending])
-            counters.failed += len(pending)
-            return counters
-        accounts_by_currency[settlement.currency] = accounts
+    try:
+        accounts = _accounts_of(ctx, settlement, accounts_by_currency)
+    except ServiceError as error:
+        if error.stops_the_run:
+            raise
+        # A currency the organisation does not have, say: this settlement fails alone.
+        pending = ledger.items(row_id, SettlementItemStatus.PENDING)
+        ledger.record_outcomes([_failed(item.id, error) for item in pending])
+        counters.failed += len(pending)
+        return counters
     _payments(ctx, ledger, settlement, accounts, counters)
     _bank_transaction(ctx, ledger, settlement, accounts, counters)
     _transfer(ctx, ledger, settlement, accounts, counters)
+    if settlement.clearing_account_id is None and (
+        counters.payments or counters.bank_transactions or counters.transfers
+    ):
+        ledger.record_clearing(row_id, accounts.clearing.account_id)
     return counters
+
+
+def _accounts_of(
+    ctx: PostingContext,
+    settlement: AmazonSettlement,
+    accounts_by_currency: dict[str, SettlementAccounts],
+) -> SettlementAccounts:
+    """The currency's accounts (looked up once an invocation), with the clearing account the
+    settlement's first items went through when the settings name another since."""
+    accounts = accounts_by_currency.get(settlement.currency)
+    if accounts is None:
+        accounts = accounts_by_currency[settlement.currency] = ensure_accounts(
+            ctx, settlement.currency
+        )
+    recorded = settlement.clearing_account_id
+    if recorded is None or recorded == accounts.clearing.account_id:
+        return accounts
+    earlier = next((a for a in ctx.xero.accounts() if a.account_id == recorded), None)
+    if earlier is None:
+        raise ServiceError(
+            ErrorKind.VALIDATION,
+            f"This payout's first items went through a clearing account Xero no longer has "
+            f"({recorded}); the rest would not net it to zero. Book them by hand.",
+            retryable=False,
+        )
+    return replace(accounts, clearing=earlier)
 
 
 def reference(settlement_id: str, item_key: str) -> str:

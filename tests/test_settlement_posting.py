@@ -662,3 +662,25 @@ def test_the_clearing_and_fee_accounts_chosen_in_the_settings_are_used_with_thei
     assert (coded["404"]["TaxType"], D(str(coded["404"]["TaxAmount"]))) == ("NONE", 0)
     assert coded["AMZFEES"]["TaxType"] == "NONE"  # FBA fulfilment: not chosen, the default
     assert D(str(fees["TotalTax"])) == D("1.00")
+
+
+def test_a_payout_keeps_the_clearing_account_its_first_items_went_through(
+    container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
+) -> None:
+    without_seller_bank(world)
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, SECOND)
+    first = container.sync.import_report(shop, settlement_file(tmp_path / "settlement.txt"))
+    assert first.payments_created == 2 and first.transfers_created == 0, first.to_json()
+    # Finance adds the bank account, and names another clearing account meanwhile.
+    seller_bank(world)
+    world.xero.org().accounts.append(bank_account("610", "EUR"))
+    container.integrations.update_settings(
+        shop.id, actor="U0ADMIN", workspace_id=None, clearing_accounts={"EUR": "610"}
+    )
+
+    again = container.sync.retry_run(first.run_id, workspace_id=None)
+
+    assert again.transfers_created == 1, again.to_json()
+    # The payout left the account its payments went into: both accounts end where they began.
+    assert_books_closed(world)
+    assert world.xero.balance("610") == 0
