@@ -76,6 +76,9 @@ def month_of(organisations: int, orders: int, database_url: str) -> tuple[float,
             late.app = create_web_app(container)
             browser = requests.Session()
             for number, org in enumerate(orgs):
+                # Each client is a seller of its own, with its own SP-API usage plans.
+                if number:
+                    world.amazon.signed_in = world.amazon.add_seller(f"Client {number}", EU)
                 integration = container.integrations.create(
                     IntegrationSpec(f"Client {number}", Region.EU, EU, OCTOBER), actor="bench"
                 )

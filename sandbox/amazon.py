@@ -146,6 +146,7 @@ class Seller:
 class _Rdt:
     resources: tuple[tuple[str, str], ...]
     expires: float
+    seller: str  # whose access token asked for it: its calls count against that seller's plan
 
 
 @dataclass
@@ -417,8 +418,7 @@ class AmazonSandbox:
             )
         if self.enforce_rate_limits:
             try:
-                # A restricted data token's calls count against the default seller's plan.
-                key = (seller or self.selling_partner_id, operation)
+                key = (rdt.seller if rdt is not None else seller or "", operation)
                 bucket = self._buckets.get(key)
                 if bucket is None:
                     rate, burst = self._plans[operation]
@@ -992,7 +992,8 @@ class AmazonSandbox:
             granted.append((method, path))
         token = "Atz.sprdt|" + secrets.token_urlsafe(96)
         with self._lock:
-            self._rdts[token] = _Rdt(tuple(granted), self._clock() + RDT_LIFETIME)
+            _, seller = self._access_tokens[request.headers["x-amz-access-token"]]
+            self._rdts[token] = _Rdt(tuple(granted), self._clock() + RDT_LIFETIME, seller)
         body = {"restrictedDataToken": token, "expiresIn": RDT_LIFETIME}
         return self._sp_response(operation, 200, body)
 

@@ -177,6 +177,14 @@ STEPS = {
     "invoices, after Xero answered": ("Invoices", "after"),
     "credit notes, after Xero answered": ("CreditNotes", "after"),
     "allocation, after Xero answered": ("Allocations", "after"),
+    "payments, after Xero answered": ("Payments", "after"),
+    "fee transaction, after Xero answered": ("BankTransactions", "after"),
+    "payout transfer, after Xero answered": ("BankTransfers", "after"),
+}
+BANKING = {
+    "Payments": "create_payments",
+    "BankTransactions": "create_bank_transactions",
+    "BankTransfers": "create_bank_transfer",
 }
 
 
@@ -342,6 +350,13 @@ def test_a_crash_at_any_step_then_a_rerun_posts_each_document_once(
 
     monkeypatch.setattr(XeroClient, "create_documents", create)
     monkeypatch.setattr(XeroClient, "allocate_credit_note", allocate)
+    if endpoint in BANKING:
+        real_banking = getattr(XeroClient, BANKING[endpoint])
+
+        def banking(self: XeroClient, *args: Any, **kwargs: Any) -> Any:
+            return crash_once(lambda: real_banking(self, *args, **kwargs))
+
+        monkeypatch.setattr(XeroClient, BANKING[endpoint], banking)
     with pytest.raises(Crash):
         container.sync.sync_period(shop, PERIOD)
 
@@ -351,6 +366,14 @@ def test_a_crash_at_any_step_then_a_rerun_posts_each_document_once(
     assert result.status == RunStatus.SUCCEEDED, result.to_json()
     assert result_totals(result) == expected_totals(world)
     assert_exactly_once(world)
+    # The payouts too: each payment, fee transaction and transfer once, by its Reference.
+    for kind in BANKING:
+        references = Counter(
+            made["Reference"]
+            for made in world.xero.documents(kind)
+            if made.get("Status") != "DELETED" and "TRANSFER" not in made.get("Type", "")
+        )
+        assert references and set(references.values()) == {1}, (kind, references)
 
 
 def test_rate_limits_server_errors_and_expired_tokens_change_nothing(
@@ -667,8 +690,8 @@ def us_shop(container: Container, world: SandboxWorld) -> Integration:
     return container.integrations.get("Acme US")
 
 
-def test_the_real_settlement_sample_posts_its_refunds(
-    container: Container, world: SandboxWorld, us_shop: Integration
+def test_the_real_settlement_sample_posts_its_refunds_then_closes_with_its_invoices(
+    container: Container, world: SandboxWorld, us_shop: Integration, tmp_path: Path
 ) -> None:
     sample = SHARED / "samples" / "amazon" / "settlement-v2" / "settlement-sample.txt"
     refunds = {
@@ -685,6 +708,40 @@ def test_the_real_settlement_sample_posts_its_refunds(
     assert (result.payments_created, result.bank_transactions_created) == (1, 1)
     assert result.transfers_created == 1
     assert world.xero.balance("092") == Decimal("582.89")
+
+    # Its sales' invoices come with the all-orders report (the real one's columns): the
+    # payments that waited for them are made, and the books close to the cent.
+    header = (
+        next((SHARED / "samples" / "amazon" / "airbyte-sp-api-records").glob("*.tsv"))
+        .read_text()
+        .splitlines()[0]
+        .split("\t")
+    )
+
+    def order(order_id: str, day: str, sku: str, **amounts: str) -> str:
+        values = {
+            "amazon-order-id": order_id, "purchase-date": f"2026-06-{day}T08:00:00+00:00",
+            "last-updated-date": f"2026-06-{day}T09:00:00+00:00", "order-status": "Shipped",
+            "fulfillment-channel": "Amazon", "sales-channel": "Amazon.com", "sku": sku,
+            "item-status": "Shipped", "quantity": "1", "currency": "USD", "ship-country": "US",
+            "ship-city": "SEATTLE", "ship-state": "WA", "ship-postal-code": "98101",
+        } | {name.replace("_", "-"): amount for name, amount in amounts.items()}  # fmt: skip
+        return "\t".join(values.get(column, "") for column in header)
+
+    orders = tmp_path / "all-orders.tsv"
+    orders.write_text("\n".join([
+        "\t".join(header),
+        order("114-8829371-4410258", "17", "NX-HD-1200", item_price="129.99", item_tax="10.40"),
+        order("113-2047718-9930613", "19", "NX-A", item_price="89.00", shipping_price="7.99"),
+        order("113-2047718-9930613", "19", "NX-B", item_price="45.50"),
+        order("114-9930211-5567819", "21", "NX-C", item_price="210.00"),
+    ]) + "\n")  # fmt: skip
+    invoiced = container.sync.import_report(us_shop, orders)
+
+    assert invoiced.invoices_created == 3 and invoiced.payments_created == 3, invoiced.to_json()
+    invoices = world.xero.documents("Invoices")
+    assert [(i["Status"], Decimal(str(i["AmountDue"]))) for i in invoices] == [("PAID", 0)] * 3
+    assert world.xero.balance("AMZUSD") == 0  # the clearing account nets to zero
 
 
 def test_the_real_all_orders_sample_skips_its_cancelled_orders(
