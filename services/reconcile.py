@@ -171,7 +171,9 @@ def reconcile(
     for settlement in ledger.deposited(integration.id, start, end):
         check.settlement(settlement, ledger.items(settlement.id))
     orders = {order for order, _ in check.invoiced}
-    check.against_settlements(ledger.settled_orders(integration.id, orders))
+    check.against_settlements(
+        ledger.settled_orders(integration.id, orders), ledger.posted_totals(integration.id, orders)
+    )
     return check.result
 
 
@@ -335,7 +337,12 @@ class _Check:
 
     # -- the month's documents against every settlement -----------------------------------------
 
-    def against_settlements(self, settled: dict[tuple[str, bool], list[SettledOrder]]) -> None:
+    def against_settlements(
+        self,
+        settled: dict[tuple[str, bool], list[SettledOrder]],
+        everywhere: dict[tuple[str, bool], Decimal],
+    ) -> None:
+        """`everywhere`: what each order's documents add up to over every month's report."""
         for key, amount in self.invoiced.items():
             order, refund = key
             currency = self.currency_of[key]
@@ -351,7 +358,17 @@ class _Check:
                 )
                 continue
             settled_amount = from_cents(sum(item.amount_cents for item in items))
-            if settled_amount != amount:
+            if settled_amount != amount and settled_amount == everywhere.get(key):
+                # Shipments of one order in two months' reports, settled together.
+                self.differ(
+                    DifferenceKind.INVOICED_IN_OTHER_MONTH,
+                    currency,
+                    settled_amount - amount,
+                    f"Amazon settled the {what} whole, with its documents of other months' "
+                    "reports.",
+                    amazon_order_id=order,
+                )
+            elif settled_amount != amount:
                 self.differ(
                     DifferenceKind.AMOUNT_MISMATCH,
                     currency,

@@ -304,6 +304,27 @@ class SettlementLedger:
                     )
         return dict(found)
 
+    def posted_totals(
+        self, integration_id: int, orders: Collection[str]
+    ) -> dict[tuple[str, bool], Decimal]:
+        """(order, refund) -> what the order's documents in Xero add up to, whichever
+        month's report made them (signed as Amazon writes them)."""
+        totals: dict[tuple[str, bool], Decimal] = defaultdict(lambda: Decimal(0))
+        with self._sessions() as session:
+            for chunk in chunks(sorted(orders), 500):
+                for order, kind, gross in session.execute(
+                    select(
+                        LedgerItem.amazon_order_id, LedgerItem.document_type, LedgerItem.gross_cents
+                    ).where(
+                        LedgerItem.integration_id == integration_id,
+                        LedgerItem.amazon_order_id.in_(chunk),
+                        LedgerItem.xero_id.is_not(None),
+                    )
+                ):
+                    refund = kind == DocumentKind.CREDIT_NOTE
+                    totals[(order or "", refund)] += _signed(from_cents(gross), kind)
+        return dict(totals)
+
     def documents_dated(
         self, integration_id: int, start: datetime, end: datetime
     ) -> list[ReportDocument]:

@@ -252,3 +252,32 @@ def test_tax_amazon_withheld_is_explained_not_suspense(
     assert code == 0, result
     assert differences(result) == {("withheld_tax", "1234567890", "-3.19", True)}
     assert result["currencies"]["EUR"]["clearing_balance"] == "0.00"
+
+
+def test_an_order_shipped_across_two_months_and_settled_whole_is_explained(
+    container: Container,
+    world: SandboxWorld,
+    shop: Integration,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seller_bank(world)
+    # One shipment in May's report, the other in June's; Amazon settles the order at once.
+    later = {**SALE, "ACTIVITY_TRANSACTION_ID": "Ship2X", "VAT_INV_NUMBER": "DE-AEU-2026-9"}
+    import_rows(
+        container, shop, tmp_path / "vat.txt", dated(SALE, "30-05-2026"), dated(later, "02-06-2026")
+    )
+    rows = [
+        line(transaction_type="Order", order_id=ORDER_1, shipment_id=shipment,
+             amount_type="ItemPrice", amount_description="Principal", amount="19,99")
+        for shipment in ("S1", "S2")
+    ]  # fmt: skip
+    path = tmp_path / "settlement.txt"
+    path.write_text("\n".join([HEADER, summary("39,98"), *rows]) + "\n")
+    container.sync.import_report(shop, path)
+
+    code, june = checked(container, capsys, JUNE)
+
+    assert code == 0 and june["reconciled"] is True, june["differences"]
+    assert june["currencies"]["EUR"]["clearing_balance"] == "0.00"
+    assert differences(june) == {("invoiced_in_other_month", ORDER_1, "19.99", True)}
