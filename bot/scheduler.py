@@ -37,6 +37,7 @@ RETRY_EVERY = timedelta(hours=3)
 SYNC_WORKERS = CONCURRENT_RUNS
 MISFIRE_GRACE = timedelta(hours=12)
 RESUME_BUSY_AFTER = timedelta(minutes=1)
+RESUMES_LOOKED_UP_EVERY = timedelta(minutes=5)
 
 
 class SyncScheduler:
@@ -157,6 +158,12 @@ class SyncScheduler:
                 )
             )
 
+    @property
+    def resume_planned_at(self) -> datetime | None:
+        """When the running scheduler looks at waiting runs next (None: no look planned)."""
+        job = self._scheduler.get_job("resume") if self._scheduler is not None else None
+        return getattr(job, "next_run_time", None)  # a job not yet planned has none
+
     def _resume_on_time(self, *, soon: bool) -> None:
         """A run that waits (for Xero's daily allowance, for Amazon's report) resumes at the
         time it said, not at the next catch-up; `soon`: this pass left organisations to
@@ -167,6 +174,9 @@ class SyncScheduler:
         if soon:
             again = self._clock() + RESUME_BUSY_AFTER
             earliest = again if earliest is None else min(earliest, again)
+        planned = self.resume_planned_at
+        if planned is not None and earliest is not None and planned <= earliest:
+            return  # an earlier look is planned already
         if earliest is not None:
             self._scheduler.add_job(
                 self.run_due,
@@ -196,6 +206,15 @@ class SyncScheduler:
             IntervalTrigger(seconds=int(RETRY_EVERY.total_seconds())),
             id="catch-up",
             next_run_time=self._clock(),
+            **options,
+        )
+        # A run paused by another process (the CLI) is resumed at its time too: its time is
+        # looked up every few minutes, a query, not a pass.
+        scheduler.add_job(
+            self._resume_on_time,
+            IntervalTrigger(seconds=int(RESUMES_LOOKED_UP_EVERY.total_seconds())),
+            kwargs={"soon": False},
+            id="plan-resumes",
             **options,
         )
         self._scheduler = scheduler  # before the catch-up's first run, which schedules resumes

@@ -40,6 +40,7 @@ from services.sync import RunInProgress, SyncEngine
 from services.xero import Endpoint, XeroClient
 from tests.conftest import EU, ORDERS, SHARED, payout_banks
 from tests.test_run_claims import claim_session_pid
+from tests.test_slack_app import wait_for
 
 PERIOD = "2026-10"
 
@@ -553,6 +554,30 @@ def test_the_scheduler_backfills_from_the_start_date_and_skips_stopped(
     container.integrations.stop(shop.id, actor="U0ADMIN", workspace_id=None)
     later = SyncScheduler(container, clock=lambda: datetime(2026, 12, 5, tzinfo=UTC))
     assert later.run_due() == []
+
+
+def test_a_run_paused_by_another_process_is_resumed_at_its_time(container: Container) -> None:
+    # Paused by the CLI, say: the running scheduler did not see it happen.
+    pending = container.integrations.create(
+        IntegrationSpec("Paused", Region.EU, EU[:1], date(2026, 1, 1)), actor="U0ADMIN"
+    )
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    with container.sessions.begin() as session:
+        session.add(
+            SyncRun(
+                integration_id=pending.id,
+                period=PERIOD,
+                status=RunStatus.WAITING,
+                next_attempt_at=tomorrow,
+            )
+        )
+    scheduler = SyncScheduler(container)
+    scheduler.start()
+    try:
+        planned = wait_for(lambda: [at] if (at := scheduler.resume_planned_at) else [])
+    finally:
+        scheduler.stop()
+    assert planned == [tomorrow]
 
 
 def test_organisations_sync_side_by_side_and_one_organisations_integrations_in_turn(
