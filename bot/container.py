@@ -195,4 +195,6 @@ class Container:
         is counted in the database; SQLite's single process counts it in memory."""
         if self.engine.dialect.name != "postgresql":
             return None
-        return OrganisationLimits(self.engine, xero_module.MINUTE_LIMIT)
+        return OrganisationLimits(
+            self.engine, xero_module.MINUTE_LIMIT, period=xero_module.MINUTE_WINDOW
+        )

@@ -72,7 +72,7 @@ class _PerOrganisation(BucketFactory):
 class OrganisationLimits:
     """At most `limit` calls in any `period` seconds per organisation, across processes."""
 
-    def __init__(self, engine: Engine, limit: int, period: float = 60.0) -> None:
+    def __init__(self, engine: Engine, limit: int, *, period: float) -> None:
         self._factory = _PerOrganisation(
             _EngineConnections(engine), [Rate(limit, int(period * 1000))]
         )

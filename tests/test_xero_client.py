@@ -285,7 +285,7 @@ def test_the_sixty_first_call_of_a_minute_waits_for_the_window(
         client.organisation()
     assert sleeps == []
     client.organisation()
-    assert sleeps == [60.0] and client.api_calls == 4
+    assert sleeps == [xero_module.MINUTE_WINDOW] and client.api_calls == 4
 
 
 def test_5xx_is_retried_with_backoff(serve: Serve) -> None:
