@@ -16,7 +16,14 @@ from sandbox.world import SandboxWorld
 from services.models import Integration
 from tests.test_customer_ledger import import_rows
 from tests.test_reports import SALE
-from tests.test_settlement_posting import SECOND, SETTLEMENT_ROWS, seller_bank, settlement_file
+from tests.test_settlement_posting import (
+    LATER_SHIPMENT,
+    SECOND,
+    SETTLEMENT_ROWS,
+    seller_bank,
+    settlement_file,
+    shipment_row,
+)
 from tests.test_settlements import HEADER, line, summary
 
 # The settlement file's deposit date is 17 June 2026.
@@ -263,15 +270,9 @@ def test_an_order_shipped_across_two_months_and_settled_whole_is_explained(
 ) -> None:
     seller_bank(world)
     # One shipment in May's report, the other in June's; Amazon settles the order at once.
-    later = {**SALE, "ACTIVITY_TRANSACTION_ID": "Ship2X", "VAT_INV_NUMBER": "DE-AEU-2026-9"}
-    import_rows(
-        container, shop, tmp_path / "vat.txt", dated(SALE, "30-05-2026"), dated(later, "02-06-2026")
-    )
-    rows = [
-        line(transaction_type="Order", order_id=ORDER_1, shipment_id=shipment,
-             amount_type="ItemPrice", amount_description="Principal", amount="19,99")
-        for shipment in ("S1", "S2")
-    ]  # fmt: skip
+    may, june = dated(SALE, "30-05-2026"), dated(LATER_SHIPMENT, "02-06-2026")
+    import_rows(container, shop, tmp_path / "vat.txt", may, june)
+    rows = [shipment_row(shipment) for shipment in ("S1", "S2")]
     path = tmp_path / "settlement.txt"
     path.write_text("\n".join([HEADER, summary("39,98"), *rows]) + "\n")
     container.sync.import_report(shop, path)

@@ -60,6 +60,16 @@ PARTIAL_REFUND = {
     "TOTAL_ACTIVITY_VALUE_AMT_VAT_INCL": "-10.00",
 }
 PAYOUT = D("19.99") * 2 - D("5.50") * 2 - D("1.20") - D("5.00")  # 22.78
+# The order of SALE shipped a second time: another invoice of the same 19.99.
+LATER_SHIPMENT = {**SALE, "ACTIVITY_TRANSACTION_ID": "Ship2X", "VAT_INV_NUMBER": "DE-AEU-2026-9"}
+
+
+def shipment_row(shipment: str, **values: str) -> str:
+    """A settlement row paying 19.99 for one shipment of SALE's order."""
+    return line(
+        transaction_type="Order", order_id=SALE["TRANSACTION_EVENT_ID"], shipment_id=shipment,
+        amount_type="ItemPrice", amount_description="Principal", amount="19,99", **values,
+    )  # fmt: skip
 
 
 def dated_sale(day: str) -> dict[str, str]:
@@ -229,15 +239,8 @@ def test_an_order_shipped_twice_and_settled_at_once_pays_each_invoice_once(
 ) -> None:
     seller_bank(world)
     order = SALE["TRANSACTION_EVENT_ID"]
-    later_shipment = {
-        **SALE, "ACTIVITY_TRANSACTION_ID": "Ship2X", "VAT_INV_NUMBER": "DE-AEU-2026-9"
-    }  # fmt: skip
-    import_rows(container, shop, tmp_path / "vat.txt", SALE, later_shipment)
-    rows = [
-        line(transaction_type="Order", order_id=order, shipment_id=shipment,
-             amount_type="ItemPrice", amount_description="Principal", amount="19,99")
-        for shipment in ("S1", "S2")
-    ]  # fmt: skip
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, LATER_SHIPMENT)
+    rows = [shipment_row(shipment) for shipment in ("S1", "S2")]
     path = tmp_path / "settlement.txt"
     path.write_text("\n".join([HEADER, summary("39,98"), *rows]) + "\n")
 
@@ -268,20 +271,14 @@ def test_an_order_shipped_twice_and_settled_apart_pays_the_invoice_still_due(
     container: Container, world: SandboxWorld, shop: Integration, tmp_path: Path
 ) -> None:
     seller_bank(world)
-    order = SALE["TRANSACTION_EVENT_ID"]
-    later_shipment = {
-        **SALE, "ACTIVITY_TRANSACTION_ID": "Ship2X", "VAT_INV_NUMBER": "DE-AEU-2026-9"
-    }  # fmt: skip
-    import_rows(container, shop, tmp_path / "vat.txt", SALE, later_shipment)
+    import_rows(container, shop, tmp_path / "vat.txt", SALE, LATER_SHIPMENT)
     # Each shipment settled in a settlement of its own, for the same 19.99.
     for settlement_id, shipment in (("1111111111", "S1"), ("2222222222", "S2")):
         path = tmp_path / f"{settlement_id}.txt"
         rows = [
             summary("19,99", settlement_id=settlement_id),
-            line(settlement_id=settlement_id, transaction_type="Order", order_id=order,
-                 shipment_id=shipment, amount_type="ItemPrice", amount_description="Principal",
-                 amount="19,99"),
-        ]  # fmt: skip
+            shipment_row(shipment, settlement_id=settlement_id),
+        ]
         path.write_text("\n".join([HEADER, *rows]) + "\n")
         result = container.sync.import_report(shop, path)
         assert result.status == RunStatus.SUCCEEDED, result.to_json()
